@@ -1,0 +1,1 @@
+"""LLM Gateway shared package: one layer used by every function."""

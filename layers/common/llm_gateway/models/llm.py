@@ -1,0 +1,296 @@
+"""The LLM config: what a customer registers (per spec), what we store, what we return."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from llm_gateway.models.common import ApiModel, PageMeta
+
+MAX_SECRET_CHARS = 4096
+MAX_HEADER_VALUE_CHARS = 1024
+MAX_URL_CHARS = 2048
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+#: Headers a customer may not set: credentials travel only in ``secret``; hop-by-hop headers are ours.
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "authorization", "proxy-authorization", "api-key", "x-api-key", "x-goog-api-key", "cookie",
+        "set-cookie", "host", "content-length", "content-type", "transfer-encoding", "connection",
+        "keep-alive", "te", "trailer", "upgrade", "expect", "accept-encoding",
+    }
+)  # fmt: skip
+
+
+class LlmFormat(StrEnum):
+    OPENAI = "openai"
+    AZURE_OPENAI = "azure_openai"
+    GEMINI = "gemini"
+
+
+class LlmStatus(StrEnum):
+    PENDING = "pending"
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+def _no_control_chars(value: str, what: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} must not contain control characters (CR, LF, NUL, ...)")
+    return value
+
+
+class EndpointUrl(ApiModel):
+    """One upstream URL. Syntax is checked here; addresses are checked by the SSRF guard."""
+
+    url: Annotated[str, StringConstraints(min_length=8, max_length=MAX_URL_CHARS)]
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        _no_control_chars(value, "url")
+        if any(ch.isspace() or ch == "\\" for ch in value):
+            raise ValueError("url must not contain spaces or backslashes")
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http"):
+            raise ValueError("url must start with https://")
+        if not parts.hostname:
+            raise ValueError("url must name a host")
+        if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+            raise ValueError("url must not carry credentials (user:password@); put the key in `secret`")
+        if parts.fragment:
+            raise ValueError("url must not have a #fragment")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError("url has an invalid port") from exc
+        return value
+
+
+class Timeouts(ApiModel):
+    """Per-LLM time limits in milliseconds. ``totalMs`` stays below the stream function's timeout."""
+
+    connect_ms: int = Field(3_000, ge=100, le=30_000)
+    first_token_ms: int = Field(20_000, ge=500, le=120_000)
+    idle_ms: int = Field(20_000, ge=500, le=120_000)
+    total_ms: int = Field(300_000, ge=1_000, le=840_000)
+
+
+SecretStr = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SECRET_CHARS)]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
+DeploymentName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+ApiVersion = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")]
+Headers = Annotated[dict[str, str], Field(max_length=20)]
+Metadata = Annotated[dict[str, str], Field(max_length=20)]
+
+
+def check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
+    if headers is None:
+        return None
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError("header names must be 1-64 token characters (letters, digits, -)")
+        if name.lower() in FORBIDDEN_HEADERS or name.lower().startswith(("proxy-", "x-amz-")):
+            raise ValueError(
+                f"header {name!r} cannot be set: credentials go in `secret`, transport headers are ours"
+            )
+        if len(value) > MAX_HEADER_VALUE_CHARS:
+            raise ValueError(f"header {name!r} is longer than {MAX_HEADER_VALUE_CHARS} characters")
+        _no_control_chars(value, f"header {name!r}")
+    return headers
+
+
+def check_metadata(metadata: dict[str, str] | None) -> dict[str, str] | None:
+    if metadata is None:
+        return None
+    for key, value in metadata.items():
+        if not 1 <= len(key) <= 64 or len(value) > 512:
+            raise ValueError("metadata keys are 1-64 characters, values at most 512")
+        _no_control_chars(key, "metadata key")
+    return metadata
+
+
+class _LlmFields(ApiModel):
+    """Fields shared by every spec; each spec's subclass adds its own rules."""
+
+    display_name: DisplayName
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    urls: Annotated[list[EndpointUrl], Field(min_length=1, max_length=5)]
+    model_name: ModelName
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    headers: Headers | None = None
+    timeouts: Timeouts | None = None
+    metadata: Metadata | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _header_rules(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_headers(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_rules(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(value)
+
+    @field_validator("urls")
+    @classmethod
+    def _distinct_urls(cls, urls: list[EndpointUrl]) -> list[EndpointUrl]:
+        if len({u.url for u in urls}) != len(urls):
+            raise ValueError("urls must be distinct")
+        return urls
+
+
+class _SecretField(ApiModel):
+    secret: SecretStr
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_chars(cls, value: str) -> str:
+        if value != value.strip() or any(ch.isspace() for ch in value):
+            raise ValueError("secret must not contain whitespace")
+        return _no_control_chars(value, "secret")
+
+
+class OpenAiSpec(_LlmFields):
+    """An OpenAI Chat Completions endpoint: the full chat URL, or a base ending in ``/v1``."""
+
+    llm_format: Literal[LlmFormat.OPENAI]
+    deployment_name: None = None
+    api_version: None = None
+
+
+class AzureOpenAiSpec(_LlmFields):
+    """Azure OpenAI: the resource endpoint plus deployment and api-version, or an ``/openai/v1`` base."""
+
+    llm_format: Literal[LlmFormat.AZURE_OPENAI]
+    deployment_name: DeploymentName | None = None
+    api_version: ApiVersion | None = None
+
+    @model_validator(mode="after")
+    def _classic_needs_deployment(self) -> AzureOpenAiSpec:
+        classic = [u.url for u in self.urls if "/openai/v1" not in urlsplit(u.url).path]
+        if classic and not (self.deployment_name and self.api_version):
+            raise ValueError(
+                "azure_openai with a resource endpoint needs deploymentName and apiVersion "
+                "(or use the v1 base URL https://<resource>.openai.azure.com/openai/v1)"
+            )
+        return self
+
+
+class GeminiSpec(_LlmFields):
+    """Gemini Developer API: the API base or the full ``streamGenerateContent`` URL."""
+
+    llm_format: Literal[LlmFormat.GEMINI]
+    deployment_name: None = None
+    api_version: None = None
+
+
+class OpenAiCreate(OpenAiSpec, _SecretField):
+    """Register an OpenAI-compatible endpoint."""
+
+
+class AzureOpenAiCreate(AzureOpenAiSpec, _SecretField):
+    """Register an Azure OpenAI endpoint."""
+
+
+class GeminiCreate(GeminiSpec, _SecretField):
+    """Register a Gemini endpoint."""
+
+
+LlmCreate = Annotated[OpenAiCreate | AzureOpenAiCreate | GeminiCreate, Field(discriminator="llm_format")]
+LlmSpec = OpenAiSpec | AzureOpenAiSpec | GeminiSpec
+SPEC_BY_FORMAT: dict[LlmFormat, type[OpenAiSpec | AzureOpenAiSpec | GeminiSpec]] = {
+    LlmFormat.OPENAI: OpenAiSpec,
+    LlmFormat.AZURE_OPENAI: AzureOpenAiSpec,
+    LlmFormat.GEMINI: GeminiSpec,
+}
+
+
+class LlmUpdate(ApiModel):
+    """A partial update: only the fields present change. A new ``secret`` is staged, not swapped."""
+
+    display_name: DisplayName | None = None
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    llm_format: LlmFormat | None = None
+    urls: Annotated[list[EndpointUrl], Field(min_length=1, max_length=5)] | None = None
+    model_name: ModelName | None = None
+    deployment_name: DeploymentName | None = None
+    api_version: ApiVersion | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    headers: Headers | None = None
+    timeouts: Timeouts | None = None
+    metadata: Metadata | None = None
+    secret: SecretStr | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _header_rules(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_headers(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_rules(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_chars(cls, value: str | None) -> str | None:
+        return None if value is None else _SecretField._secret_chars(value)
+
+
+class ValidationSummary(ApiModel):
+    compatible: bool | None = None
+    checked_at: datetime | None = None
+    summary: str | None = None
+    error_code: str | None = None
+
+
+class Llm(ApiModel):
+    """The LLM object every route returns. It never holds the secret, only ``secretHint``."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    id: str
+    display_name: str
+    description: str | None = None
+    llm_format: LlmFormat
+    urls: list[EndpointUrl]
+    model_name: str
+    deployment_name: str | None = None
+    api_version: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    secret_hint: str | None = None
+    status: LlmStatus
+    validation: ValidationSummary = Field(default_factory=ValidationSummary)
+    is_default: bool = False
+    version: int
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class LlmList(ApiModel):
+    data: list[Llm]
+    meta: PageMeta
+
+
+def secret_hint(secret: str) -> str:
+    """At most the last four characters, fewer for short keys, so a hint never reveals a key."""
+    shown = min(4, len(secret) // 4)
+    return "…" + secret[-shown:] if shown else "…"
+
+
+def spec_fields(model: Any) -> dict[str, Any]:
+    """The stored (non-secret) fields of a create/spec model, in snake_case."""
+    return dict(model.model_dump(mode="json", exclude={"secret"}))
