@@ -53,6 +53,10 @@ class PayloadTooLarge(GatewayError):
     status, code = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(GatewayError):
+    status, code = 415, "unsupported_media_type"
+
+
 class TooManyRequests(GatewayError):
     status, code = 429, "rate_limited"
 

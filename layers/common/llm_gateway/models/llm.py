@@ -279,6 +279,13 @@ class Llm(ApiModel):
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
+    @field_validator("headers", "metadata", "timeouts", mode="before")
+    @classmethod
+    def _absent_is_default(cls, value: Any, info: Any) -> Any:
+        if value is None:
+            return Timeouts() if info.field_name == "timeouts" else {}
+        return value
+
 
 class LlmList(ApiModel):
     data: list[Llm]
@@ -293,4 +300,17 @@ def secret_hint(secret: str) -> str:
 
 def spec_fields(model: Any) -> dict[str, Any]:
     """The stored (non-secret) fields of a create/spec model, in snake_case."""
-    return dict(model.model_dump(mode="json", exclude={"secret"}))
+    return dict(model.model_dump(mode="json", exclude={"secret"}, exclude_none=True))
+
+
+class StoredLlm(Llm):
+    """What the table holds for a customer LLM: the public object plus ownership and secret bookkeeping."""
+
+    account_id: str
+    secret_ref: str
+    pending_secret_hint: str | None = None
+
+    def public(self) -> Llm:
+        return Llm.model_validate(
+            self.model_dump(exclude={"account_id", "secret_ref", "pending_secret_hint"})
+        )

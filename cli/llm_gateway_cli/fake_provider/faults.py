@@ -1,0 +1,86 @@
+"""Fault selection: a request misbehaves when a header or its model/deployment name asks for it.
+
+Header: ``x-fake-fault: <name>[:arg]``. Model or deployment: ``fake-fault-<name>[-<arg>]`` (e.g.
+``fake-fault-stall-3``), so a registered LLM config can misbehave without custom headers.
+``x-fake-fault-times: N`` applies the fault to the first N requests of the ``x-fake-scenario`` id
+(default: the fault spec itself) and serves the rest normally, for "fail twice then succeed".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FAULT_HEADER = "x-fake-fault"
+FAULT_TIMES_HEADER = "x-fake-fault-times"
+SCENARIO_HEADER = "x-fake-scenario"
+MODEL_FAULT_PREFIX = "fake-fault-"
+
+FAULT_NAMES: tuple[str, ...] = (
+    "wrong-content-type",
+    "no-content-type",
+    "ndjson",
+    "no-done",
+    "invalid-json",
+    "mid-stream-error",
+    "stall",
+    "reset",
+    "drip",
+    "delay-first-byte",
+    "accept-any-key",
+    "redirect",
+    "echo-key-in-error",
+)
+_STATUS_RE = re.compile(r"status-([1-5]\d\d)")
+# Longest first so a name that prefixes another can never shadow it.
+_BY_LENGTH = sorted(FAULT_NAMES, key=len, reverse=True)
+
+
+class UnknownFaultError(ValueError):
+    """A typo in a fault header should fail loudly rather than silently serve a happy stream."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    arg: str | None = None
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status of a ``status-NNN`` fault, else None."""
+        match = _STATUS_RE.fullmatch(self.name)
+        return int(match.group(1)) if match else None
+
+    def int_arg(self, default: int) -> int:
+        try:
+            return max(0, int(self.arg)) if self.arg else default
+        except ValueError:
+            return default
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.arg}" if self.arg else self.name
+
+
+def parse_fault_header(value: str) -> Fault:
+    """Parse ``name[:arg]``; raises UnknownFaultError for names this fake does not implement."""
+    name, _, arg = value.strip().partition(":")
+    name = name.strip().lower()
+    if name in FAULT_NAMES or _STATUS_RE.fullmatch(name):
+        return Fault(name, arg.strip() or None)
+    raise UnknownFaultError(f"unknown fault {name!r}; known: {', '.join(FAULT_NAMES)}, status-NNN")
+
+
+def fault_from_model(model: str) -> Fault | None:
+    """``fake-fault-stall-3`` → Fault("stall", "3"); names that are not faults select nothing."""
+    if not model.startswith(MODEL_FAULT_PREFIX):
+        return None
+    rest = model[len(MODEL_FAULT_PREFIX) :].lower()
+    if _STATUS_RE.fullmatch(rest):
+        return Fault(rest)
+    for name in _BY_LENGTH:
+        if rest == name:
+            return Fault(name)
+        if rest.startswith((name + "-", name + ":")):
+            return Fault(name, rest[len(name) + 1 :] or None)
+    return None

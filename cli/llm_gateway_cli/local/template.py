@@ -1,0 +1,189 @@
+"""Reads template.yaml, the single source of truth for resources, routes and environment.
+
+The local stack provisions from these same definitions; it keeps no second copy of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+
+
+def repo_root() -> Path:
+    """The checkout this CLI runs from (the CLI is installed editable from it)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "template.yaml").is_file():
+            return parent
+    raise FileNotFoundError("template.yaml not found above " + str(here))
+
+
+def load_template(path: Path | None = None) -> dict[str, Any]:
+    from cfnlint.decode import decode_str
+
+    text = (path or repo_root() / "template.yaml").read_text("utf-8")
+    template, problems = decode_str(text)
+    if problems or template is None:
+        raise ValueError(f"template.yaml could not be read: {problems}")
+    plain: dict[str, Any] = _plain(template)
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+@dataclass
+class Resolver:
+    """Resolves the intrinsic functions the template uses against local physical values."""
+
+    parameters: dict[str, str]
+    refs: dict[str, str] = field(default_factory=dict)
+    attrs: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def pseudo(self) -> dict[str, str]:
+        return {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::StackName": "llm-gateway-local",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+
+    def lookup(self, name: str) -> str:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
+        if name in self.pseudo():
+            return self.pseudo()[name]
+        if "." in name:
+            logical, attr = name.split(".", 1)
+            if (logical, attr) in self.attrs:
+                return self.attrs[(logical, attr)]
+        raise KeyError(name)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((fn, arg),) = value.items()
+            if fn == "Ref":
+                return self.lookup(arg)
+            if fn == "Fn::GetAtt":
+                logical, attr = arg.split(".", 1) if isinstance(arg, str) else arg
+                return self.lookup(f"{logical}.{attr}")
+            if fn == "Fn::Sub":
+                text, local = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+                return re.sub(
+                    r"\$\{([^}!]+)\}", lambda m: str(local.get(m.group(1)) or self.lookup(m.group(1))), text
+                )
+            if fn == "Fn::Join":
+                sep, items = arg
+                return sep.join(str(self.resolve(i)) for i in items)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+
+def parameter_defaults(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, str]:
+    params = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    params.update(overrides)
+    return params
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API event of a function: what API Gateway would route to which handler."""
+
+    function: str
+    module: str
+    attribute: str
+    method: str
+    path: str
+    authorized: bool
+    streaming: bool
+
+
+def api_routes(template: dict[str, Any]) -> list[Route]:
+    routes: list[Route] = []
+    for logical, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        code_uri = str(props.get("CodeUri", "")).strip("/")
+        handler = str(props.get("Handler", "handler.lambda_handler"))
+        module_file, _, attribute = handler.rpartition(".")
+        module = ".".join([*code_uri.split("/"), module_file])
+        for event in props.get("Events", {}).values():
+            if event.get("Type") != "Api":
+                continue
+            ev = event["Properties"]
+            auth = ev.get("Auth", {}).get("Authorizer")
+            routes.append(
+                Route(
+                    function=logical,
+                    module=module,
+                    attribute=attribute,
+                    method=str(ev["Method"]).upper(),
+                    path=str(ev["Path"]),
+                    authorized=auth != "NONE",
+                    streaming=ev.get("ResponseTransferMode") == "RESPONSE_STREAM",
+                )
+            )
+    return routes
+
+
+def authorizer_function(template: dict[str, Any]) -> tuple[str, str] | None:
+    """(module, attribute) of the API's default Lambda authorizer."""
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Api":
+            continue
+        auth = resource["Properties"].get("Auth", {})
+        default = auth.get("DefaultAuthorizer")
+        spec = auth.get("Authorizers", {}).get(default)
+        if not spec:
+            return None
+        logical = (
+            spec["FunctionArn"]["Fn::GetAtt"][0]
+            if isinstance(spec["FunctionArn"]["Fn::GetAtt"], list)
+            else spec["FunctionArn"]["Fn::GetAtt"].split(".")[0]
+        )
+        fn = template["Resources"][logical]["Properties"]
+        module_file, _, attribute = str(fn.get("Handler")).rpartition(".")
+        return ".".join([*str(fn["CodeUri"]).strip("/").split("/"), module_file]), attribute
+    return None
+
+
+def gateway_responses(template: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Api":
+            out = {}
+            for name, spec in resource["Properties"].get("GatewayResponses", {}).items():
+                body = spec.get("ResponseTemplates", {}).get("application/json", "")
+                out[name] = (int(spec.get("StatusCode", 500)), body)
+            return out
+    return {}
+
+
+def function_environment(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:
+    """Globals plus every function's own variables, resolved (one process runs them all)."""
+    env: dict[str, str] = {}
+    glob = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    env.update({k: str(resolver.resolve(v)) for k, v in glob.items()})
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            own = resource["Properties"].get("Environment", {}).get("Variables", {})
+            env.update({k: str(resolver.resolve(v)) for k, v in own.items()})
+    return env

@@ -1,0 +1,167 @@
+"""The REST edge shared by every management function: resolver, body limits and error mapping.
+
+Errors are mapped to responses here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+from llm_gateway.errors import (
+    BadRequest,
+    GatewayError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from llm_gateway.observability import get_logger
+from llm_gateway.settings import get_settings
+
+BEARER_SCHEME = "accountApiKey"
+SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
+MAX_JSON_DEPTH = 32
+#: Location parts that say where pydantic looked, not which field a customer got wrong.
+_LOC_NOISE = frozenset({"body", "openai", "azure_openai", "gemini"})
+
+
+def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        status_code=error.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(error.to_body()),
+        headers=headers,
+    )
+
+
+def _json_depth_ok(text: str) -> bool:
+    """Reject absurd nesting before the JSON parser recurses into it."""
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def body_problem(event: dict[str, Any]) -> GatewayError | None:
+    """Size, encoding and shape limits on the raw body, checked before anything parses it."""
+    raw = event.get("body")
+    if not raw:
+        return None
+    limit = get_settings().max_body_bytes
+    try:
+        data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
+    except ValueError:
+        return BadRequest("The body is not valid base64.", code="invalid_encoding")
+    if len(data) > limit:
+        return PayloadTooLarge(f"The body is larger than {limit} bytes.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return BadRequest("The body is not valid UTF-8.", code="invalid_encoding")
+    if "\x00" in text:
+        return BadRequest("The body must not contain NUL characters.", code="invalid_body")
+    if not _json_depth_ok(text):
+        return BadRequest(f"JSON nesting deeper than {MAX_JSON_DEPTH} levels.", code="invalid_body")
+    try:
+        json.loads(text)
+    except ValueError:
+        return BadRequest("The body is not valid JSON.", code="invalid_json")
+    event["body"], event["isBase64Encoded"] = text, False
+    return None
+
+
+def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Check the raw body, then route. Every management handler enters here."""
+    problem = body_problem(event)
+    if problem is not None:
+        return {
+            "statusCode": problem.status,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": json.dumps(problem.to_body()),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)
+
+
+def account_id(app: APIGatewayRestResolver) -> str:
+    """The account the authorizer resolved; a route without one is a wiring bug, so refuse."""
+    context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    value = context.get("accountId")
+    if not value:
+        raise Unauthorized("Missing or invalid API key. Send Authorization: Bearer <account API key>.")
+    return str(value)
+
+
+def header(app: APIGatewayRestResolver, name: str) -> str | None:
+    headers = app.current_event.raw_event.get("headers") or {}
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+def create_resolver(title: str) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.configure_openapi(
+        title=title,
+        version="1.0.0",
+        security_schemes={BEARER_SCHEME: HTTPBearer(description="Account API key: `Bearer llmgw_...`")},
+        security=SECURITY,
+    )
+
+    @app.exception_handler(GatewayError)
+    def _gateway_error(exc: GatewayError) -> Response[Any]:
+        if exc.status >= 500:
+            get_logger().exception("request failed", extra={"error_code": exc.code})
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+        details = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ()) if p not in _LOC_NOISE),
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ]
+        return error_response(BadRequest("The request is not valid.", details=details))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(exc: RequestUnsupportedContentType) -> Response[Any]:
+        return error_response(UnsupportedMediaType("Send JSON (Content-Type: application/json)."))
+
+    @app.not_found
+    def _route_not_found(exc: NotFoundError) -> Response[Any]:
+        return error_response(NotFound("No such route.", code="route_not_found"))
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response[Any]:
+        # Our bug: log the type only (the message could quote a secret), answer a plain 500.
+        get_logger().error("unhandled error", extra={"error_type": type(exc).__name__})
+        return error_response(GatewayError("Something went wrong on our side."))
+
+    return app

@@ -1,0 +1,242 @@
+"""The LLM registry: create, read, list, update, delete customer LLM configs.
+
+Pure domain logic; storage, secrets, events and the SSRF guard arrive as ports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from llm_gateway.catalog import builtin_llms, get_builtin
+from llm_gateway.domain.ports import (
+    AlreadyExists,
+    CredentialStore,
+    EventPublisher,
+    LlmRepository,
+    UrlGuard,
+    VersionConflict,
+)
+from llm_gateway.errors import (
+    BadRequest,
+    EndpointBlocked,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    PreconditionFailed,
+)
+from llm_gateway.models.common import PageMeta
+from llm_gateway.models.llm import (
+    SPEC_BY_FORMAT,
+    AzureOpenAiCreate,
+    EndpointUrl,
+    GeminiCreate,
+    Llm,
+    LlmFormat,
+    LlmList,
+    LlmStatus,
+    LlmUpdate,
+    OpenAiCreate,
+    StoredLlm,
+    ValidationSummary,
+    secret_hint,
+    spec_fields,
+)
+
+LLM_REGISTERED = "LLM Registered"
+LLM_UPDATED = "LLM Updated"
+LLM_DELETED = "LLM Deleted"
+MAX_LLMS_PER_ACCOUNT = 500
+_UPDATE_RETRIES = 3
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors without the offending input, which may be a secret."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+@dataclass
+class Registry:
+    llms: LlmRepository
+    credentials: CredentialStore
+    events: EventPublisher
+    url_guard: UrlGuard
+
+    # ------------------------------------------------------------------ create
+    def create(self, account_id: str, request: OpenAiCreate | AzureOpenAiCreate | GeminiCreate) -> Llm:
+        self._check_urls(request.urls)
+        if len(self.llms.list(account_id)) >= MAX_LLMS_PER_ACCOUNT:
+            raise GatewayError(
+                f"An account can register at most {MAX_LLMS_PER_ACCOUNT} LLMs.", code="llm_limit_reached"
+            )
+        llm_id = str(uuid.uuid4())
+        now = _now()
+        secret_ref = self.credentials.create(account_id, llm_id, request.secret)
+        stored = StoredLlm.model_validate(
+            {
+                **spec_fields(request),
+                "id": llm_id,
+                "account_id": account_id,
+                "secret_ref": secret_ref,
+                "secret_hint": secret_hint(request.secret),
+                "status": LlmStatus.PENDING,
+                "validation": ValidationSummary(summary="Validation is queued."),
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        try:
+            self.llms.create(stored)
+        except AlreadyExists:  # a uuid4 collision: vanishingly rare, but never overwrite
+            self.credentials.delete(account_id, llm_id)
+            raise
+        except Exception:
+            self.credentials.delete(account_id, llm_id)
+            raise
+        self.events.publish(LLM_REGISTERED, _event_detail(stored))
+        return stored.public()
+
+    # ------------------------------------------------------------------ read
+    def get(self, account_id: str, llm_id: str) -> Llm:
+        builtin = get_builtin(llm_id)
+        if builtin is not None:
+            return builtin.to_llm()
+        return self._own(account_id, llm_id).public()
+
+    def list(
+        self, account_id: str, *, page: int, per_page: int, search: str | None, include_defaults: bool
+    ) -> LlmList:
+        items: list[Llm] = [b.to_llm() for b in builtin_llms().values()] if include_defaults else []
+        own = sorted(self.llms.list(account_id), key=lambda r: r.created_at or _now(), reverse=True)
+        items.extend(r.public() for r in own)
+        if search:
+            needle = search.casefold()
+            items = [
+                i
+                for i in items
+                if needle in i.display_name.casefold()
+                or needle in i.model_name.casefold()
+                or needle in (i.description or "").casefold()
+                or needle == i.id.casefold()
+            ]
+        start = (page - 1) * per_page
+        return LlmList(
+            data=items[start : start + per_page],
+            meta=PageMeta(page=page, per_page=per_page, total=len(items)),
+        )
+
+    # ------------------------------------------------------------------ update
+    def update(self, account_id: str, llm_id: str, patch: LlmUpdate, if_match: int | None) -> Llm:
+        self._refuse_builtin(llm_id, "changed")
+        changes = patch.model_dump(exclude_unset=True, exclude={"secret"})
+        self._check_urls(patch.urls or [])
+        for attempt in range(_UPDATE_RETRIES):
+            current = self._own(account_id, llm_id)
+            if if_match is not None and current.version != if_match:
+                raise PreconditionFailed(
+                    f"The LLM is at version {current.version}, not {if_match}. Fetch it again and retry.",
+                    details={"currentVersion": current.version},
+                )
+            updated = self._apply(current, changes, patch.secret)
+            if patch.secret is not None:
+                self.credentials.stage_pending(account_id, llm_id, patch.secret)
+            try:
+                self.llms.replace(updated, expected_version=current.version)
+            except VersionConflict:
+                if if_match is not None or attempt == _UPDATE_RETRIES - 1:
+                    raise PreconditionFailed(
+                        "The LLM was changed by another request. Fetch it again and retry."
+                    ) from None
+                continue
+            detail = _event_detail(updated) | {"secretStaged": patch.secret is not None}
+            self.events.publish(LLM_UPDATED, detail)
+            return updated.public()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply(self, current: StoredLlm, changes: dict[str, Any], new_secret: str | None) -> StoredLlm:
+        """Merge a partial update and re-check the whole config against its spec's rules."""
+        merged = {
+            **current.model_dump(
+                mode="json",
+                include={
+                    "display_name", "description", "llm_format", "urls", "model_name", "deployment_name",
+                    "api_version", "temperature", "max_tokens", "headers", "timeouts", "metadata",
+                },
+            ),
+            **{k: v for k, v in changes.items()},
+        }  # fmt: skip
+        spec_model = SPEC_BY_FORMAT[LlmFormat(merged["llm_format"])]
+        try:
+            spec = spec_model.model_validate(merged)
+        except ValidationError as exc:
+            raise BadRequest("The updated LLM config is not valid.", details=validation_errors(exc)) from None
+        endpoint_changed = bool(changes)
+        return StoredLlm.model_validate(
+            current.model_dump()
+            | {
+                **{k: getattr(spec, k) for k in spec_model.model_fields},
+                "status": LlmStatus.PENDING if endpoint_changed else current.status,
+                "validation": (
+                    ValidationSummary(summary="Revalidation is queued.")
+                    if endpoint_changed
+                    else current.validation
+                ),
+                "pending_secret_hint": secret_hint(new_secret) if new_secret else current.pending_secret_hint,
+                "version": current.version + 1,
+                "updated_at": _now(),
+            }
+        )
+
+    # ------------------------------------------------------------------ delete
+    def delete(self, account_id: str, llm_id: str) -> None:
+        self._refuse_builtin(llm_id, "deleted")
+        current = self._own(account_id, llm_id)
+        if not self.llms.delete(account_id, llm_id):
+            raise _not_found(llm_id)
+        self.credentials.delete(account_id, llm_id)
+        self.events.publish(LLM_DELETED, _event_detail(current))
+
+    # ------------------------------------------------------------------ helpers
+    def _check_urls(self, urls: list[EndpointUrl]) -> None:
+        """Refuse blocked addresses now; a name that does not resolve yet is validation's to report."""
+        for endpoint in urls:
+            try:
+                self.url_guard.check(endpoint.url)
+            except EndpointBlocked as exc:
+                if not (isinstance(exc.details, dict) and exc.details.get("reason") == "unresolvable"):
+                    raise
+
+    def _own(self, account_id: str, llm_id: str) -> StoredLlm:
+        stored = self.llms.get(account_id, llm_id)
+        if stored is None or stored.account_id != account_id:
+            raise _not_found(llm_id)
+        return stored
+
+    @staticmethod
+    def _refuse_builtin(llm_id: str, verb: str) -> None:
+        if get_builtin(llm_id) is not None:
+            raise Forbidden(
+                f"Built-in LLM {llm_id} is read-only and cannot be {verb}.", code="builtin_read_only"
+            )
+
+
+def _not_found(llm_id: str) -> NotFound:
+    # Same answer for "missing" and "another account's": ids must not leak across accounts.
+    return NotFound(f"No LLM with id {llm_id!r}.", code="llm_not_found")
+
+
+def _event_detail(llm: StoredLlm) -> dict[str, Any]:
+    """What other functions need to act on a change; never the secret."""
+    return {"accountId": llm.account_id, "llmId": llm.id, "version": llm.version, "llmFormat": llm.llm_format}

@@ -1,0 +1,479 @@
+"""The checkers are not vacuous: break one property in a copy of template.yaml, re-translate, and
+the matching checker must report it, naming the offending resource or statement.
+
+A few positive controls show that what the rules allow (a decrypting validator, the public JWKS
+route, the correct gateway-response form) does pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.infra import template_checks as tc
+from tests.infra.template_checks import Template
+
+Mutation = Callable[[Template], None]
+Checker = Callable[[Template, Template], list[str]]
+
+
+def _fn(sam: Template, name: str) -> dict[str, Any]:
+    return dict(sam["Resources"][name]["Properties"])
+
+
+def _set(sam: Template, resource: str, key: str, value: Any) -> None:
+    sam["Resources"][resource]["Properties"][key] = value
+
+
+def _statements(sam: Template, fn: str) -> list[dict[str, Any]]:
+    return list(sam["Resources"][fn]["Properties"]["Policies"][0]["Statement"])
+
+
+def _add_statement(sam: Template, fn: str, statement: dict[str, Any]) -> None:
+    sam["Resources"][fn]["Properties"]["Policies"][0]["Statement"].append(statement)
+
+
+def _add_function(sam: Template, name: str, statements: list[dict[str, Any]]) -> None:
+    """A new function shaped like the authorizer (own log group, inline policy)."""
+    fn = copy.deepcopy(sam["Resources"]["AuthorizerFunction"])
+    lg = copy.deepcopy(sam["Resources"]["AuthorizerLogGroup"])
+    fn["Properties"]["FunctionName"] = {"Fn::Sub": f"llm-gateway-${{Stage}}-{name.lower()}"}
+    fn["Properties"]["LoggingConfig"] = {"LogGroup": {"Ref": f"{name}LogGroup"}}
+    fn["Properties"]["Policies"] = [{"Version": "2012-10-17", "Statement": statements}]
+    lg["Properties"]["LogGroupName"] = {"Fn::Sub": f"/aws/lambda/llm-gateway-${{Stage}}-{name.lower()}"}
+    sam["Resources"][name] = fn
+    sam["Resources"][f"{name}LogGroup"] = lg
+
+
+def _event(sam: Template, fn: str, event: str) -> dict[str, Any]:
+    return dict(sam["Resources"][fn]["Properties"]["Events"][event]["Properties"])
+
+
+def _set_event_auth(sam: Template, fn: str, event: str, authorizer: str) -> None:
+    sam["Resources"][fn]["Properties"]["Events"][event]["Properties"]["Auth"] = {"Authorizer": authorizer}
+
+
+def _add_api_event(
+    sam: Template, fn: str, event: str, method: str, path: str, authorizer: str | None
+) -> None:
+    props: dict[str, Any] = {"RestApiId": {"Ref": "Api"}, "Path": path, "Method": method}
+    if authorizer:
+        props["Auth"] = {"Authorizer": authorizer}
+    sam["Resources"][fn]["Properties"]["Events"][event] = {"Type": "Api", "Properties": props}
+
+
+def _gateway(sam: Template, rtype: str, template: str) -> None:
+    responses = sam["Resources"]["Api"]["Properties"]["GatewayResponses"]
+    responses.setdefault(rtype, {})["ResponseTemplates"] = {"application/json": template}
+
+
+_SECRET = {"Fn::Sub": tc.SECRET_ARN_PREFIX + tc.SECRET_NAME_PREFIX + "*"}
+_KEY = {"Fn::GetAtt": ["CredentialsKey", "Arn"]}
+_CONTEXT = {"StringEquals": {"kms:EncryptionContext:tenant_id": "t"}}
+_DECRYPT_OK = {
+    "Sid": "Decrypt",
+    "Effect": "Allow",
+    "Action": "kms:Decrypt",
+    "Resource": _KEY,
+    "Condition": _CONTEXT,
+}
+_READ_SECRET = {
+    "Sid": "ReadSecret",
+    "Effect": "Allow",
+    "Action": "secretsmanager:GetSecretValue",
+    "Resource": _SECRET,
+}
+_FIXED_5XX = '{"error": {"code": "gateway_error", "message": $context.error.messageString}}'
+
+
+def _cfn_only(check: Callable[[Template], list[str]]) -> Checker:
+    return lambda _sam, cfn: check(cfn)
+
+
+def _sam_only(check: Callable[[Template], list[str]]) -> Checker:
+    return lambda sam, _cfn: check(sam)
+
+
+BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
+    (
+        "runtime",
+        lambda s: _set(s, "RegistryFunction", "Runtime", "python3.12"),
+        _cfn_only(tc.check_function_runtime),
+        "RegistryFunction: Runtime",
+    ),
+    (
+        "architecture",
+        lambda s: _set(s, "AuthorizerFunction", "Architectures", ["x86_64"]),
+        _cfn_only(tc.check_function_runtime),
+        "AuthorizerFunction: Architectures",
+    ),
+    (
+        "tracing",
+        lambda s: _set(s, "RegistryFunction", "Tracing", "PassThrough"),
+        _cfn_only(tc.check_function_runtime),
+        "RegistryFunction: TracingConfig",
+    ),
+    (
+        "no-log-group",
+        lambda s: (
+            _fn(s, "RegistryFunction")
+            and s["Resources"]["RegistryFunction"]["Properties"].pop("LoggingConfig"),
+            s["Resources"].pop("RegistryLogGroup"),
+        ),
+        _cfn_only(tc.check_function_log_groups),
+        "RegistryFunction: no AWS::Logs::LogGroup",
+    ),
+    (
+        "shared-log-group",
+        lambda s: _set(s, "AuthorizerFunction", "LoggingConfig", {"LogGroup": {"Ref": "RegistryLogGroup"}}),
+        _cfn_only(tc.check_function_log_groups),
+        "log group RegistryLogGroup is shared",
+    ),
+    (
+        "no-retention",
+        lambda s: s["Resources"]["RegistryLogGroup"]["Properties"].pop("RetentionInDays"),
+        _cfn_only(tc.check_function_log_groups),
+        "RegistryFunction: log group RegistryLogGroup has no RetentionInDays",
+    ),
+    (
+        "no-common-layer",
+        lambda s: s["Globals"]["Function"].pop("Layers"),
+        _cfn_only(tc.check_function_layers),
+        "AuthorizerFunction: Layers",
+    ),
+    (
+        "log-event-on-function",
+        lambda s: _set(
+            s, "RegistryFunction", "Environment", {"Variables": {"POWERTOOLS_LOGGER_LOG_EVENT": "true"}}
+        ),
+        tc.check_powertools_env,
+        "RegistryFunction: environment POWERTOOLS_LOGGER_LOG_EVENT",
+    ),
+    (
+        "log-event-global-missing",
+        lambda s: s["Globals"]["Function"]["Environment"]["Variables"].pop("POWERTOOLS_LOGGER_LOG_EVENT"),
+        tc.check_powertools_env,
+        "Globals.Function.Environment: POWERTOOLS_LOGGER_LOG_EVENT",
+    ),
+    (
+        "capture-response-global",
+        lambda s: s["Globals"]["Function"]["Environment"]["Variables"].update(
+            POWERTOOLS_TRACER_CAPTURE_RESPONSE="true"
+        ),
+        tc.check_powertools_env,
+        "Globals.Function.Environment: POWERTOOLS_TRACER_CAPTURE_RESPONSE",
+    ),
+    (
+        "managed-policy",
+        lambda s: s["Resources"]["RegistryFunction"]["Properties"]["Policies"].append(
+            "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"
+        ),
+        _cfn_only(tc.check_managed_policies),
+        "RegistryFunctionRole: managed policy",
+    ),
+    (
+        "resource-star",
+        lambda s: _add_statement(
+            s,
+            "AuthorizerFunction",
+            {"Sid": "Star", "Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "*"},
+        ),
+        _cfn_only(tc.check_no_wildcard_resources),
+        "AuthorizerFunctionRole policy AuthorizerFunctionRolePolicy0 statement #1 (Sid Star): Resource is '*'",
+    ),
+    (
+        "action-star",
+        lambda s: _add_statement(
+            s, "AuthorizerFunction", {"Sid": "All", "Effect": "Allow", "Action": "*", "Resource": _KEY}
+        ),
+        _cfn_only(tc.check_no_wildcard_actions),
+        "(Sid All): wildcard action '*'",
+    ),
+    (
+        "service-star",
+        lambda s: _statements(s, "RegistryFunction")[0].update(Action=["dynamodb:*"]),
+        _cfn_only(tc.check_no_wildcard_actions),
+        "(Sid ReadWriteTable): wildcard action 'dynamodb:*'",
+    ),
+    (
+        "two-resources",
+        lambda s: _statements(s, "AuthorizerFunction")[0].update(
+            Resource=[{"Fn::GetAtt": ["Table", "Arn"]}, {"Fn::Sub": "${Table.Arn}/index/*"}]
+        ),
+        _cfn_only(tc.check_one_resource_per_statement),
+        "(Sid ReadApiKeyHashes): names 2 resources",
+    ),
+    (
+        "secrets-outside-prefix",
+        lambda s: _statements(s, "RegistryFunction")[1].update(
+            Resource={
+                "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"
+            }
+        ),
+        _cfn_only(tc.check_secrets_scoped_to_stage_prefix),
+        "(Sid ManageCustomerSecrets): Secrets Manager resource",
+    ),
+    (
+        "secrets-other-stage",
+        lambda s: _statements(s, "RegistryFunction")[1].update(
+            Resource={"Fn::Sub": tc.SECRET_ARN_PREFIX + "llm-gateway/*"}
+        ),
+        _cfn_only(tc.check_secrets_scoped_to_stage_prefix),
+        "(Sid ManageCustomerSecrets): Secrets Manager resource",
+    ),
+    (
+        "decrypt-on-registry",
+        lambda s: _add_statement(s, "RegistryFunction", dict(_DECRYPT_OK)),
+        _cfn_only(tc.check_decrypt_only_on_allowed_functions),
+        "(Sid Decrypt): grants ['kms:decrypt'] to RegistryFunction",
+    ),
+    (
+        "get-secret-on-authorizer",
+        lambda s: _add_statement(s, "AuthorizerFunction", dict(_READ_SECRET)),
+        _cfn_only(tc.check_decrypt_only_on_allowed_functions),
+        "(Sid ReadSecret): grants ['secretsmanager:getsecretvalue'] to AuthorizerFunction",
+    ),
+    (
+        "decrypt-without-context",
+        lambda s: _add_function(
+            s, "ValidatorFunction", [{k: v for k, v in _DECRYPT_OK.items() if k != "Condition"}]
+        ),
+        _cfn_only(tc.check_decrypt_has_encryption_context),
+        "ValidatorFunctionRole policy ValidatorFunctionRolePolicy0 statement #0 (Sid Decrypt): grants kms:Decrypt "
+        "without a kms:EncryptionContext condition",
+    ),
+    (
+        "decrypt-with-unrelated-condition",
+        lambda s: _add_function(
+            s,
+            "StreamProxyFunction",
+            [
+                {
+                    **_DECRYPT_OK,
+                    "Condition": {
+                        "StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}
+                    },
+                }
+            ],
+        ),
+        _cfn_only(tc.check_decrypt_has_encryption_context),
+        "StreamProxyFunctionRole policy StreamProxyFunctionRolePolicy0 statement #0 (Sid Decrypt)",
+    ),
+    (
+        "no-default-authorizer",
+        lambda s: s["Resources"]["Api"]["Properties"]["Auth"].pop("DefaultAuthorizer"),
+        _sam_only(tc.check_default_authorizer),
+        "Api: Auth.DefaultAuthorizer is not set",
+    ),
+    (
+        "token-authorizer",
+        lambda s: s["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["AccountKeyAuthorizer"].update(
+            FunctionPayloadType="TOKEN", Identity={"Header": "Authorization"}
+        ),
+        _sam_only(tc.check_default_authorizer),
+        "Api: DefaultAuthorizer 'AccountKeyAuthorizer' FunctionPayloadType is 'TOKEN'",
+    ),
+    (
+        "token-authorizer-translated",
+        lambda s: s["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["AccountKeyAuthorizer"].update(
+            FunctionPayloadType="TOKEN", Identity={"Header": "Authorization"}
+        ),
+        tc.check_translated_routes_use_authorizer,
+        "Api: securityDefinitions.AccountKeyAuthorizer authorizer type is 'token'",
+    ),
+    (
+        "event-without-auth",
+        lambda s: _set_event_auth(s, "RegistryFunction", "GetLlm", "NONE"),
+        _sam_only(tc.check_api_events_use_authorizer),
+        "RegistryFunction event GetLlm GET /v1/llms/{id}: Authorizer is 'NONE'",
+    ),
+    (
+        "route-without-auth-translated",
+        lambda s: _set_event_auth(s, "RegistryFunction", "DeleteLlm", "NONE"),
+        tc.check_translated_routes_use_authorizer,
+        "Api DELETE /v1/llms/{id}: security",
+    ),
+    (
+        "public-path-wrong-method",
+        lambda s: _add_api_event(s, "RegistryFunction", "PostJwks", "POST", "/.well-known/jwks.json", "NONE"),
+        tc.check_translated_routes_use_authorizer,
+        "Api POST /.well-known/jwks.json",
+    ),
+    (
+        "implicit-api",
+        lambda s: (
+            _event(s, "RegistryFunction", "ListLlms")
+            and s["Resources"]["RegistryFunction"]["Properties"]["Events"]["ListLlms"]["Properties"].pop(
+                "RestApiId"
+            )
+        ),
+        _sam_only(tc.check_api_events_use_authorizer),
+        "RegistryFunction event ListLlms ('GET', '/v1/llms'): no RestApiId",
+    ),
+    (
+        "implicit-api-translated",
+        lambda s: (
+            _event(s, "RegistryFunction", "ListLlms")
+            and s["Resources"]["RegistryFunction"]["Properties"]["Events"]["ListLlms"]["Properties"].pop(
+                "RestApiId"
+            )
+        ),
+        tc.check_translated_routes_use_authorizer,
+        "ServerlessRestApi: REST API has no DefaultAuthorizer",
+    ),
+    (
+        "gateway-not-json",
+        lambda s: _gateway(s, "THROTTLED", "Too many requests"),
+        _cfn_only(tc.check_gateway_response_templates),
+        "Api gateway response THROTTLED [application/json]: not valid JSON",
+    ),
+    (
+        "gateway-wrong-shape",
+        lambda s: _gateway(s, "UNAUTHORIZED", '{"message": $context.error.messageString}'),
+        _cfn_only(tc.check_gateway_response_templates),
+        "Api gateway response UNAUTHORIZED [application/json]: not of the shape",
+    ),
+    (
+        "gateway-missing-code",
+        lambda s: _gateway(s, "ACCESS_DENIED", '{"error": {"message": "no"}}'),
+        _cfn_only(tc.check_gateway_response_templates),
+        "Api gateway response ACCESS_DENIED [application/json]: error.code is missing",
+    ),
+    (
+        "gateway-raw-message-unquoted",
+        lambda s: _gateway(
+            s, "REQUEST_TOO_LARGE", '{"error": {"code": "x", "message": $context.error.message}}'
+        ),
+        _cfn_only(tc.check_gateway_response_templates),
+        "Api gateway response REQUEST_TOO_LARGE [application/json]: not valid JSON",
+    ),
+    (
+        "gateway-no-template",
+        lambda s: s["Resources"]["Api"]["Properties"]["GatewayResponses"].update(
+            BAD_REQUEST_BODY={"StatusCode": 400}
+        ),
+        _cfn_only(tc.check_gateway_response_templates),
+        "Api gateway response BAD_REQUEST_BODY: has no response template",
+    ),
+    (
+        "table-provisioned",
+        lambda s: (
+            _set(s, "Table", "BillingMode", "PROVISIONED"),
+            _set(s, "Table", "ProvisionedThroughput", {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}),
+        ),
+        _cfn_only(tc.check_tables),
+        "Table: BillingMode is 'PROVISIONED'",
+    ),
+    (
+        "table-ttl-attribute",
+        lambda s: _set(s, "Table", "TimeToLiveSpecification", {"AttributeName": "expires", "Enabled": True}),
+        _cfn_only(tc.check_tables),
+        "Table: TimeToLiveSpecification",
+    ),
+    (
+        "table-no-pitr",
+        lambda s: s["Resources"]["Table"]["Properties"].pop("PointInTimeRecoverySpecification"),
+        _cfn_only(tc.check_tables),
+        "Table: point-in-time recovery is not enabled",
+    ),
+    (
+        "key-no-rotation",
+        lambda s: _set(s, "CredentialsKey", "EnableKeyRotation", False),
+        _cfn_only(tc.check_credentials_key_rotation),
+        "CredentialsKey: EnableKeyRotation is False",
+    ),
+]
+
+
+def _translated(sam: Template, mutate: Mutation) -> tuple[Template, Template]:
+    broken = copy.deepcopy(sam)
+    mutate(broken)
+    return broken, tc.translate(broken)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "check", "expected"), [b[1:] for b in BREAKAGES], ids=[b[0] for b in BREAKAGES]
+)
+def test_checker_reports_the_breakage(sam: Template, mutate: Mutation, check: Checker, expected: str) -> None:
+    broken, cfn = _translated(sam, mutate)
+    problems = check(broken, cfn)
+    assert any(expected in p for p in problems), f"expected a problem containing {expected!r}, got {problems}"
+
+
+def test_key_policy_star_is_exempt_but_the_same_statement_in_a_role_is_not(cfn: Template) -> None:
+    key_policy = cfn["Resources"]["CredentialsKey"]["Properties"]["KeyPolicy"]
+    assert any(st.get("Resource") == "*" for st in key_policy["Statement"]), "fixture assumption changed"
+    assert not tc.check_no_wildcard_resources(cfn)
+    role = cfn["Resources"]["RegistryFunctionRole"]["Properties"]
+    role["Policies"][0]["PolicyDocument"]["Statement"].append(
+        {"Sid": "Copied", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}
+    )
+    problems = tc.check_no_wildcard_resources(cfn)
+    assert any("RegistryFunctionRole" in p and "(Sid Copied)" in p for p in problems), problems
+
+
+def test_standalone_iam_policy_resources_are_checked_too(cfn: Template) -> None:
+    cfn["Resources"]["ExtraPolicy"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "extra",
+            "Roles": [{"Ref": "AuthorizerFunctionRole"}],
+            "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]},
+        },
+    }
+    assert any("ExtraPolicy" in p for p in tc.check_no_wildcard_resources(cfn))
+    assert any("AuthorizerFunction" in p for p in tc.check_decrypt_only_on_allowed_functions(cfn))
+    assert any("ExtraPolicy" in p for p in tc.check_decrypt_has_encryption_context(cfn))
+
+
+# ---------------------------------------------------------------- positive controls
+
+
+def test_decrypting_function_on_the_allow_list_passes(sam: Template) -> None:
+    """A validator that decrypts with an encryption-context condition and reads its own secrets is fine."""
+    _, cfn = _translated(
+        sam, lambda s: _add_function(s, "ValidatorFunction", [dict(_DECRYPT_OK), dict(_READ_SECRET)])
+    )
+    assert "ValidatorFunction" in dict(tc.functions(cfn))
+    for check in (
+        tc.check_decrypt_only_on_allowed_functions,
+        tc.check_decrypt_has_encryption_context,
+        tc.check_secrets_scoped_to_stage_prefix,
+        tc.check_no_wildcard_resources,
+        tc.check_one_resource_per_statement,
+        tc.check_function_runtime,
+        tc.check_function_log_groups,
+        tc.check_function_layers,
+    ):
+        assert check(cfn) == [], check.__name__
+
+
+def test_new_functions_are_covered_without_listing_them(sam: Template) -> None:
+    _, cfn = _translated(
+        sam,
+        lambda s: (
+            _add_function(s, "SessionTokensFunction", _statements(s, "AuthorizerFunction")),
+            _set(s, "SessionTokensFunction", "Runtime", "python3.12"),
+        ),
+    )
+    assert any(p.startswith("SessionTokensFunction: Runtime") for p in tc.check_function_runtime(cfn))
+
+
+def test_public_routes_may_skip_the_authorizer(sam: Template) -> None:
+    def mutate(s: Template) -> None:
+        _add_api_event(s, "RegistryFunction", "Jwks", "GET", "/.well-known/jwks.json", "NONE")
+        _add_api_event(s, "RegistryFunction", "Stream", "POST", "/v1/chat/completions", "NONE")
+        _add_api_event(s, "RegistryFunction", "SessionToken", "POST", "/v1/auth/session-token", None)
+
+    broken, cfn = _translated(sam, mutate)
+    assert tc.check_api_events_use_authorizer(broken) == []
+    assert tc.check_translated_routes_use_authorizer(broken, cfn) == []
+
+
+def test_the_correct_messagestring_form_passes(sam: Template) -> None:
+    """`$context.error.messageString` is already quoted, so it must appear unquoted in the template."""
+    _, cfn = _translated(sam, lambda s: _gateway(s, "DEFAULT_5XX", _FIXED_5XX))
+    assert not [p for p in tc.check_gateway_response_templates(cfn) if "DEFAULT_5XX" in p]
