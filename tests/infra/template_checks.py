@@ -499,7 +499,9 @@ def check_translated_routes_use_authorizer(
     return problems
 
 
-_CONTEXT_VAR = re.compile(r"\$!?\{?(?:context|stageVariables|input|util)(?:\.[A-Za-z_][\w]*)+\}?")
+_VAR = r"(?:context|stageVariables|input|util)(?:\.[A-Za-z_]\w*)+"
+_CONTEXT_VAR = re.compile(rf"\$!?(?:\{{{_VAR}\}}|{_VAR})")
+_MESSAGE_STRING = re.compile(r"\$!?(?:\{context\.error\.messageString\}|context\.error\.messageString)")
 
 
 def render_gateway_template(text: str) -> str:
@@ -508,7 +510,7 @@ def render_gateway_template(text: str) -> str:
     `$context.error.messageString` is already a quoted JSON string ("..."), every other variable
     is raw text, so a template is only valid if it quotes the latter and not the former.
     """
-    text = re.sub(r"\$!?\{?context\.error\.messageString\}?", '"Sample error message"', text)
+    text = _MESSAGE_STRING.sub('"Sample error message"', text)
     return _CONTEXT_VAR.sub("sample-value", text)
 
 

@@ -20,8 +20,11 @@ Mutation = Callable[[Template], None]
 Checker = Callable[[Template, Template], list[str]]
 
 
-def _fn(sam: Template, name: str) -> dict[str, Any]:
-    return dict(sam["Resources"][name]["Properties"])
+def _pop(doc: Template, *path: str) -> None:
+    """Delete doc[path[0]]...[path[-1]]."""
+    for key in path[:-1]:
+        doc = doc[key]
+    del doc[path[-1]]
 
 
 def _set(sam: Template, resource: str, key: str, value: Any) -> None:
@@ -46,10 +49,6 @@ def _add_function(sam: Template, name: str, statements: list[dict[str, Any]]) ->
     lg["Properties"]["LogGroupName"] = {"Fn::Sub": f"/aws/lambda/llm-gateway-${{Stage}}-{name.lower()}"}
     sam["Resources"][name] = fn
     sam["Resources"][f"{name}LogGroup"] = lg
-
-
-def _event(sam: Template, fn: str, event: str) -> dict[str, Any]:
-    return dict(sam["Resources"][fn]["Properties"]["Events"][event]["Properties"])
 
 
 def _set_event_auth(sam: Template, fn: str, event: str, authorizer: str) -> None:
@@ -119,9 +118,8 @@ BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
     (
         "no-log-group",
         lambda s: (
-            _fn(s, "RegistryFunction")
-            and s["Resources"]["RegistryFunction"]["Properties"].pop("LoggingConfig"),
-            s["Resources"].pop("RegistryLogGroup"),
+            _pop(s, "Resources", "RegistryFunction", "Properties", "LoggingConfig"),
+            _pop(s, "Resources", "RegistryLogGroup"),
         ),
         _cfn_only(tc.check_function_log_groups),
         "RegistryFunction: no AWS::Logs::LogGroup",
@@ -264,7 +262,20 @@ BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
     ),
     (
         "no-default-authorizer",
-        lambda s: s["Resources"]["Api"]["Properties"]["Auth"].pop("DefaultAuthorizer"),
+        lambda s: (
+            _pop(s, "Resources", "Api", "Properties", "Auth", "DefaultAuthorizer"),
+            # SAM rejects `Authorizer: NONE` once there is no default to opt out of.
+            _pop(
+                s,
+                "Resources",
+                "RegistryFunction",
+                "Properties",
+                "Events",
+                "OpenApiDocument",
+                "Properties",
+                "Auth",
+            ),
+        ),
         _sam_only(tc.check_default_authorizer),
         "Api: Auth.DefaultAuthorizer is not set",
     ),
@@ -304,22 +315,16 @@ BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
     ),
     (
         "implicit-api",
-        lambda s: (
-            _event(s, "RegistryFunction", "ListLlms")
-            and s["Resources"]["RegistryFunction"]["Properties"]["Events"]["ListLlms"]["Properties"].pop(
-                "RestApiId"
-            )
+        lambda s: _pop(
+            s, "Resources", "RegistryFunction", "Properties", "Events", "ListLlms", "Properties", "RestApiId"
         ),
         _sam_only(tc.check_api_events_use_authorizer),
         "RegistryFunction event ListLlms ('GET', '/v1/llms'): no RestApiId",
     ),
     (
         "implicit-api-translated",
-        lambda s: (
-            _event(s, "RegistryFunction", "ListLlms")
-            and s["Resources"]["RegistryFunction"]["Properties"]["Events"]["ListLlms"]["Properties"].pop(
-                "RestApiId"
-            )
+        lambda s: _pop(
+            s, "Resources", "RegistryFunction", "Properties", "Events", "ListLlms", "Properties", "RestApiId"
         ),
         tc.check_translated_routes_use_authorizer,
         "ServerlessRestApi: REST API has no DefaultAuthorizer",

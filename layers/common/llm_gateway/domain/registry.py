@@ -6,6 +6,7 @@ Pure domain logic; storage, secrets, events and the SSRF guard arrive as ports.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -209,7 +210,7 @@ class Registry:
         self.events.publish(LLM_DELETED, _event_detail(current))
 
     # ------------------------------------------------------------------ helpers
-    def _check_urls(self, urls: list[EndpointUrl]) -> None:
+    def _check_urls(self, urls: Sequence[EndpointUrl]) -> None:
         """Refuse blocked addresses now; a name that does not resolve yet is validation's to report."""
         for endpoint in urls:
             try:
