@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-import boto3
+from boto3.session import Session
 from cfnlint.decode import decode_str
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
@@ -75,7 +76,10 @@ def translate(sam: Template) -> Template:
         for key in ("CodeUri", "ContentUri"):
             if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
                 props[key] = "s3://placeholder-bucket/placeholder-key"
-    translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+    # The translator only reads `region_name` from its session; a stub keeps it off AWS config
+    # files and profiles entirely.
+    session = cast(Session, SimpleNamespace(region_name=REGION))
+    translator = Translator({}, Parser(), boto_session=session)
     return dict(translator.translate(doc, parameter_values={}))
 
 

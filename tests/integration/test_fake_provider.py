@@ -515,7 +515,8 @@ def test_client_disconnect_is_observed_within_a_second(
         http.stream("POST", "/v1/chat/completions", json=CHAT, headers=headers) as response,
     ):
         read_until(response, 2, response.iter_raw())
-        assert connections(client)["active"] == 1
+        snapshot = connections(client)
+        assert snapshot["active"] == 1, snapshot
     assert wait_for(lambda: connections(client)["aborted"] == 1, 1.0) < 1.0
     assert connections(client)["closed"] == 0
 

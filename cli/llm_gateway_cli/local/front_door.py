@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import json
 import re
 import threading
 import time
@@ -83,8 +84,17 @@ def _path_regex(path: str) -> re.Pattern[str]:
 
 
 def _gateway_response(responses: dict[str, tuple[int, str]], name: str, default_status: int) -> Response:
-    status, body = responses.get(name, (default_status, '{"message": "error"}'))
+    status, body = responses.get(name, (default_status, '{"message": $context.error.messageString}'))
+    # API Gateway fills $context.error.messageString with a quoted JSON string.
+    body = body.replace("$context.error.messageString", json.dumps(_GATEWAY_MESSAGES.get(name, "Error")))
     return Response(body, status_code=status, media_type="application/json")
+
+
+_GATEWAY_MESSAGES = {
+    "DEFAULT_5XX": "Internal server error",
+    "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
+    "UNAUTHORIZED": "Unauthorized",
+}
 
 
 class FrontDoor:

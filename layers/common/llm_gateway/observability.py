@@ -45,7 +45,7 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stdout`` is now (Lambda's, or a test's capture), not the one at import."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 
