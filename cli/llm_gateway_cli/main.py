@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import Any
 
-from llm_gateway_cli.commands import accounts, dev
+from llm_gateway_cli.commands import accounts, check, dev, tokens
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS: list[Any] = [dev, accounts]
+COMMANDS: list[Any] = [dev, accounts, check, tokens]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,8 +72,8 @@ def openai_stream(client: httpx.Client, path: str = "/v1/chat/completions", **kw
     return client.post(path, **kwargs)
 
 
-def read_until(response: httpx.Response, events: int, stream: Iterator[bytes]) -> bytes:
-    """Read from a streaming response until ``events`` complete SSE events arrived."""
+def read_until(events: int, stream: Iterator[bytes]) -> bytes:
+    """Read from a streaming response's raw iterator until ``events`` complete SSE events arrived."""
     buffer = b""
     while len(re.findall(rb"\r\n\r\n|\n\n", buffer)) < events:
         buffer += next(stream)
@@ -489,7 +489,7 @@ def test_stall_sends_n_events_then_goes_silent_and_disconnect_is_seen(
         with http.stream("POST", "/v1/chat/completions", json=CHAT, headers=headers) as response:
             assert response.status_code == 200
             stream = response.iter_raw()
-            received = read_until(response, 2, stream)
+            received = read_until(2, stream)
             with pytest.raises(httpx.ReadTimeout):
                 received += next(stream)
             assert len(sse_data(received.decode())) == 2
@@ -514,7 +514,9 @@ def test_client_disconnect_is_observed_within_a_second(
         httpx.Client(base_url=fake.url, timeout=10) as http,
         http.stream("POST", "/v1/chat/completions", json=CHAT, headers=headers) as response,
     ):
-        read_until(response, 2, response.iter_raw())
+        # Keep the iterator referenced: dropping it would make httpx close the connection early.
+        stream = response.iter_raw()
+        read_until(2, stream)
         snapshot = connections(client)
         assert snapshot["active"] == 1, snapshot
     assert wait_for(lambda: connections(client)["aborted"] == 1, 1.0) < 1.0

@@ -56,7 +56,6 @@ class AbortResponse(Response):
 async def _wait_for_disconnect(receive: Receive) -> None:
     while True:
         message = await receive()
-        import sys; print("WATCHER GOT", message, file=sys.stderr)
         if message["type"] == "http.disconnect":
             return
 
@@ -99,8 +98,6 @@ class PacedBody(Response):
             done, _ = await asyncio.wait({producer, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if producer in done:
                 outcome = producer.result()
-            elif watcher.exception() is not None:
-                import sys; print("WATCHER EXC", repr(watcher.exception()), file=sys.stderr)
             elif self.resetting or self.stalled_out:
                 # Our own abort makes the server report a disconnect; it is not the client leaving.
                 outcome = "reset" if self.resetting else "stalled_out"

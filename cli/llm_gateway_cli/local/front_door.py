@@ -118,6 +118,10 @@ class FrontDoor:
         self._streaming = streaming_apps or {}
         self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
+    def function(self, name: str, module: str, attribute: str) -> LocalFunction:
+        """The one in-process instance of a function (shared by its API routes and queues)."""
+        return self._functions.setdefault(name, LocalFunction(name, module, attribute))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:

@@ -14,6 +14,7 @@ from typing import Any
 
 from llm_gateway_cli.local.front_door import FrontDoor, LocalFunction
 from llm_gateway_cli.local.provision import provision
+from llm_gateway_cli.local.sqs_poller import SqsPoller
 from llm_gateway_cli.local.template import (
     REGION,
     Resolver,
@@ -23,6 +24,7 @@ from llm_gateway_cli.local.template import (
     gateway_responses,
     load_template,
     parameter_defaults,
+    queue_mappings,
     repo_root,
 )
 
@@ -64,7 +66,7 @@ class ServerThread:
         self.sock = _bind(self.port)
         config = uvicorn.Config(
             self.app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=75,
-            http="h11",
+            http="httptools", loop="uvloop",
         )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
@@ -102,6 +104,9 @@ class LocalStack:
         provision(template, resolver, _client_factory())
         os.environ.update(function_environment(template, resolver))
         os.environ["ALLOW_PRIVATE_ENDPOINTS"] = "true"  # the fake provider lives on loopback
+        fake_url = self._start_fake_provider()
+        os.environ["BUILTIN_BASE_URL"] = fake_url
+        self._create_platform_secrets()
 
         from llm_gateway import composition
 
@@ -111,30 +116,38 @@ class LocalStack:
         api_port = http.start()
         self._stoppers.append(http.stop)
         api_url = f"http://127.0.0.1:{api_port}"
+        self._start_pollers(template, resolver, front_door)
 
         from llm_gateway.domain.accounts import create_account
 
         demo = create_account(composition.account_repository(), "demo") if self.demo else None
+        llms = register_demo_llms(demo.account_id, fake_url) if demo else {}
         self.state = {
             "apiUrl": api_url,
             "apiKey": demo.api_key if demo else None,
             "accountId": demo.account_id if demo else None,
             "awsEndpointUrl": aws_url,
-            "fakeProviderUrl": None,
-            "llms": {},
+            "fakeProviderUrl": fake_url,
+            "llms": llms,
             "stage": LOCAL_STAGE,
             "tableName": os.environ["TABLE_NAME"],
             "region": REGION,
             "startupSeconds": round(time.monotonic() - started, 2),
         }
+        if llms:
+            wait_until_valid(demo.account_id if demo else "", llms, timeout_s=15)
+        self.state["startupSeconds"] = round(time.monotonic() - started, 2)
         if self.state_file is not None:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             self.state_file.write_text(json.dumps(self.state, indent=2) + "\n", "utf-8")
         return self.state
 
     def _start_moto(self) -> str:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
@@ -155,10 +168,45 @@ class LocalStack:
         os.environ.pop("AWS_PROFILE", None)
         return url
 
+    def _start_fake_provider(self) -> str:
+        from llm_gateway_cli.fake_provider.server import start_in_thread
+
+        handle = start_in_thread(port=0)
+        self._stoppers.append(handle.stop)
+        return handle.url
+
+    def _create_platform_secrets(self) -> None:
+        """Built-ins use platform keys; locally they are the fake provider's key."""
+        from llm_gateway.catalog import builtin_llms
+        from llm_gateway.settings import get_settings
+        from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
+
+        sm = _client_factory()("secretsmanager")
+        for builtin_id in builtin_llms():
+            sm.create_secret(Name=f"{get_settings().platform_secret_prefix}{builtin_id}", SecretString=DEFAULT_KEY)
+
+    def _start_pollers(self, template: dict[str, Any], resolver: Resolver, front_door: FrontDoor) -> None:
+        sqs = _client_factory()("sqs")
+        for mapping in queue_mappings(template):
+            function = front_door.function(mapping.function, mapping.module, mapping.attribute)
+            poller = SqsPoller(
+                sqs,
+                resolver.lookup(mapping.queue),
+                resolver.lookup(f"{mapping.queue}.Arn"),
+                function.invoke,
+                mapping.batch_size,
+                on_error=self.log,
+            )
+            poller.start()
+            self._stoppers.append(poller.stop)
+
     def _front_door(self, template: dict[str, Any]) -> FrontDoor:
         auth = authorizer_function(template)
         authorizer = LocalFunction("authorizer", *auth) if auth else None
-        return FrontDoor(api_routes(template), authorizer, gateway_responses(template), LOCAL_STAGE)
+        routes = api_routes(template)
+        # The stream app is served in this process, on this port: no extra HTTP hop.
+        streaming = {r.path: _streaming_app(r.module) for r in routes if r.streaming}
+        return FrontDoor(routes, authorizer, gateway_responses(template), LOCAL_STAGE, streaming)
 
     def stop(self) -> None:
         while self._stoppers:
@@ -169,6 +217,45 @@ class LocalStack:
                 self.log(f"while stopping: {type(exc).__name__}")
         if self.state_file is not None and self.state_file.exists():
             self.state_file.unlink()
+
+
+def _streaming_app(module: str) -> Any:
+    """The ASGI ``app`` of a Web Adapter function (``functions.stream_proxy.app``)."""
+    import importlib
+
+    return importlib.import_module(module).app
+
+
+def register_demo_llms(account_id: str, fake_url: str) -> dict[str, str]:
+    """One demo LLM per spec, on the fake provider; the validator makes them valid on its own."""
+    from pydantic import TypeAdapter
+
+    from llm_gateway import composition
+    from llm_gateway.models.llm import LlmCreate
+    from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
+
+    bodies = {
+        "openai": {"llmFormat": "openai", "modelName": "fake-model", "urls": [{"url": f"{fake_url}/v1/chat/completions"}]},
+        "azure_openai": {"llmFormat": "azure_openai", "modelName": "fake-deployment", "urls": [{"url": f"{fake_url}/openai/v1"}]},
+        "gemini": {"llmFormat": "gemini", "modelName": "gemini-2.5-flash", "urls": [{"url": fake_url}]},
+    }  # fmt: skip
+    adapter: TypeAdapter[Any] = TypeAdapter(LlmCreate)
+    created = {}
+    for name, body in bodies.items():
+        request = adapter.validate_python({"displayName": f"Demo {name}", "secret": DEFAULT_KEY, **body})
+        created[name] = composition.registry().create(account_id, request).id
+    return created
+
+
+def wait_until_valid(account_id: str, llms: dict[str, str], timeout_s: float) -> None:
+    from llm_gateway import composition
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        statuses = [composition.llm_repository().get(account_id, llm_id) for llm_id in llms.values()]
+        if all(s is not None and s.status.value != "pending" for s in statuses):
+            return
+        time.sleep(0.1)
 
 
 def _client_factory() -> Callable[[str], Any]:

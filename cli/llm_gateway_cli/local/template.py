@@ -125,6 +125,8 @@ def api_routes(template: dict[str, Any]) -> list[Route]:
         code_uri = str(props.get("CodeUri", "")).strip("/")
         handler = str(props.get("Handler", "handler.lambda_handler"))
         module_file, _, attribute = handler.rpartition(".")
+        if handler.endswith(".sh"):  # a Web Adapter entry point: the ASGI app is `app`
+            module_file, attribute = "app", "app"
         module = ".".join([*code_uri.split("/"), module_file])
         for event in props.get("Events", {}).values():
             if event.get("Type") != "Api":
@@ -187,3 +189,31 @@ def function_environment(template: dict[str, Any], resolver: Resolver) -> dict[s
             own = resource["Properties"].get("Environment", {}).get("Variables", {})
             env.update({k: str(resolver.resolve(v)) for k, v in own.items()})
     return env
+
+
+@dataclass(frozen=True)
+class QueueMapping:
+    """An SQS event source mapping: which queue feeds which function, in what batch size."""
+
+    queue: str
+    function: str
+    module: str
+    attribute: str
+    batch_size: int
+
+
+def queue_mappings(template: dict[str, Any]) -> list[QueueMapping]:
+    mappings: list[QueueMapping] = []
+    resources = template["Resources"]
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = resource["Properties"]
+        source = props["EventSourceArn"].get("Fn::GetAtt")
+        queue = source[0] if isinstance(source, list) else str(source).split(".")[0]
+        function = props["FunctionName"]["Ref"]
+        fn = resources[function]["Properties"]
+        module_file, _, attribute = str(fn.get("Handler")).rpartition(".")
+        module = ".".join([*str(fn["CodeUri"]).strip("/").split("/"), module_file])
+        mappings.append(QueueMapping(queue, function, module, attribute, int(props.get("BatchSize", 10))))
+    return mappings

@@ -6,7 +6,8 @@ Handlers call these factories; nothing here runs at import time.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.adapters import aws
 from llm_gateway.adapters.dynamodb import DynamoAccountRepository, DynamoLlmRepository
@@ -14,10 +15,27 @@ from llm_gateway.adapters.events import EventBridgePublisher
 from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
 from llm_gateway.domain.ports import UrlGuard
 from llm_gateway.domain.registry import Registry
+from llm_gateway.domain.tokens import TokenPolicy
 from llm_gateway.settings import get_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from llm_gateway.adapters.cache import TtlCache
+    from llm_gateway.adapters.metrics import StreamMetrics
+    from llm_gateway.adapters.upstream_http import AiohttpUpstream
+    from llm_gateway.catalog import BuiltinLlm
+    from llm_gateway.domain.proxy import StreamProxy
+    from llm_gateway.adapters.dynamodb import DynamoReportRepository
+    from llm_gateway.domain.conformance import HttpPort
+    from llm_gateway.domain.validation import Validator
+    from llm_gateway.models.llm import StoredLlm
+    from llm_gateway.models.report import Report
+
+    from llm_gateway.adapters.dynamodb import DynamoSessionRepository
+    from llm_gateway.adapters.kms_signer import KmsSigner
+    from llm_gateway.domain.sessions import SessionService, StreamTokenVerifier
+    from llm_gateway.domain.tokens import PublicKeySet
 
 
 @lru_cache(maxsize=1)
@@ -57,14 +75,12 @@ def registry() -> Registry:
 
 
 def reset() -> None:
-    """Forget every cached adapter (tests change settings between cases)."""
-    for factory in (
-        credential_store, llm_repository, account_repository, event_publisher, url_guard, registry,
-        idempotency_store,
-    ):  # fmt: skip
-        getattr(factory, "cache_clear", lambda: None)()  # tests may have swapped a factory out
+    """Forget every cached adapter and the settings (tests change the environment between cases)."""
+    for value in list(globals().values()):
+        clear = getattr(value, "cache_clear", None)
+        if callable(clear):
+            clear()
     aws.client.cache_clear()
-    get_settings.cache_clear()
 
 
 @lru_cache(maxsize=1)
@@ -78,4 +94,172 @@ def idempotency_store() -> DynamoDBPersistenceLayer:
         static_pk_value="IDEMPOTENCY#create-llm",
         expiry_attr="ttl",
         boto3_client=aws.dynamodb(),
+    )
+
+
+# --- session tokens -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def token_policy() -> TokenPolicy:
+    s = get_settings()
+    return TokenPolicy(issuer=s.token_issuer, audience=s.token_audience)
+
+
+@lru_cache(maxsize=1)
+def token_signer() -> KmsSigner:
+    """KMS ``Sign`` on the token signing key; its public key is read on first use only."""
+    from llm_gateway.adapters.kms_signer import KmsSigner
+
+    return KmsSigner(aws.kms(), get_settings().token_signing_key_id)
+
+
+@lru_cache(maxsize=1)
+def public_key_set() -> PublicKeySet:
+    """The verification keys, loaded once per container (one ``GetPublicKey``), then offline."""
+    from llm_gateway.domain.tokens import PublicKeySet
+
+    signer = token_signer()
+    return PublicKeySet({signer.key_id: signer.public_key})
+
+
+@lru_cache(maxsize=1)
+def session_repository() -> DynamoSessionRepository:
+    from llm_gateway.adapters.dynamodb import DynamoSessionRepository
+
+    return DynamoSessionRepository(aws.dynamodb(), get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def session_service() -> SessionService:
+    from llm_gateway.domain.sessions import SessionService
+
+    return SessionService(
+        sessions=session_repository(), llms=llm_repository(), signer=token_signer(), policy=token_policy()
+    )
+
+
+@lru_cache(maxsize=1)
+def stream_token_verifier() -> StreamTokenVerifier:
+    """For the stream proxy: ``verify(token) -> ActiveSession`` (401 / 403 / 409 otherwise).
+
+    Offline ES256 verification against ``public_key_set()``, then the session gate, which caches
+    session records (and their LLM) for 5 s per container: a revoke or an LLM delete takes effect
+    within 5 s. The stream function's role needs ``kms:GetPublicKey`` on the signing key and
+    ``dynamodb:GetItem`` on the table; it never signs.
+    """
+    from llm_gateway.domain.sessions import SessionGate, StreamTokenVerifier
+    from llm_gateway.domain.tokens import TokenVerifier
+
+    policy = token_policy()
+    gate = SessionGate(
+        sessions=session_repository(), llms=llm_repository(), leeway_seconds=policy.leeway_seconds
+    )
+    return StreamTokenVerifier(tokens=TokenVerifier(public_key_set(), policy), gate=gate)
+
+
+# --- stream proxy ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def upstream_transport() -> AiohttpUpstream:
+    from llm_gateway.adapters.address_policy import AddressPolicy
+    from llm_gateway.adapters.guarded_http import AddressGuard
+    from llm_gateway.adapters.upstream_http import AiohttpUpstream
+
+    return AiohttpUpstream(AddressGuard(AddressPolicy(allow_private=get_settings().allow_private_endpoints)))
+
+
+@lru_cache(maxsize=1)
+def secret_cache() -> TtlCache[tuple[str, str, int], str]:
+    from llm_gateway.adapters.cache import TtlCache
+
+    return TtlCache(ttl_seconds=60.0, max_entries=2048)
+
+
+def stored_secret(llm: StoredLlm) -> str:
+    """The LLM's current key, cached per container for a minute (never fetched per chunk)."""
+    key = (llm.account_id, llm.id, llm.version)
+    return secret_cache().get_or_load(
+        key, lambda: credential_store().read(llm.account_id, llm.id, llm.secret_ref)
+    )
+
+
+def builtin_endpoint(builtin: BuiltinLlm) -> tuple[list[str], str]:
+    """A built-in's URLs and the platform key (a platform secret named after the built-in)."""
+    settings = get_settings()
+    urls = [u.url for u in builtin.urls]
+    if settings.builtin_base_url:
+        urls = [_rebase(url, settings.builtin_base_url) for url in urls]
+    name = f"{settings.platform_secret_prefix}{builtin.id}"
+    key = secret_cache().get_or_load(
+        ("platform", builtin.id, 0),
+        lambda: aws.secretsmanager().get_secret_value(SecretId=name)["SecretString"],
+    )
+    return urls, key
+
+
+def _rebase(url: str, base: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    target, original = urlsplit(base), urlsplit(url)
+    return urlunsplit((target.scheme, target.netloc, original.path, original.query, ""))
+
+
+@lru_cache(maxsize=1)
+def stream_proxy() -> StreamProxy:
+    from llm_gateway.domain.proxy import StreamProxy
+
+    return StreamProxy(
+        verify=stream_token_verifier().verify,
+        secret_of=stored_secret,
+        builtin_endpoint=builtin_endpoint,
+        transport=upstream_transport(),
+    )
+
+
+@lru_cache(maxsize=1)
+def stream_metrics() -> StreamMetrics:
+    from llm_gateway.adapters.metrics import StreamMetrics
+
+    return StreamMetrics()
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def probe_http() -> HttpPort:
+    """One guarded client per container for the conformance probes (pooled, never redirected)."""
+    from llm_gateway.adapters.guarded_http import registration_url_guard
+    from llm_gateway.domain.conformance import HttpPort
+
+    guarded = registration_url_guard(allow_private=get_settings().allow_private_endpoints)
+    return HttpPort(client=guarded.sync_client(), guard=guarded)
+
+
+def config_probe() -> Callable[[Any, str], Report]:
+    """Runs the conformance suite on any LLM-shaped config (stored, or an unsaved create body)."""
+    from llm_gateway.domain.conformance import EndpointConfig, run_conformance
+
+    return lambda llm, api_key: run_conformance(EndpointConfig.from_llm(llm), api_key, probe_http())
+
+
+@lru_cache(maxsize=1)
+def report_repository() -> DynamoReportRepository:
+    from llm_gateway.adapters.dynamodb import DynamoReportRepository
+
+    return DynamoReportRepository(aws.dynamodb(), get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def validator() -> Validator:
+    from llm_gateway.domain.validation import Validator
+
+    return Validator(
+        llms=llm_repository(),
+        reports=report_repository(),
+        credentials=credential_store(),
+        events=event_publisher(),
+        probe=config_probe(),
     )

@@ -6,11 +6,14 @@ Each LLM item keeps the document as JSON plus the attributes conditions need (``
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from llm_gateway.domain.ports import AlreadyExists, VersionConflict
 from llm_gateway.models.llm import StoredLlm
+from llm_gateway.models.report import Report
+from llm_gateway.models.session import SessionRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -144,3 +147,109 @@ class DynamoAccountRepository:
             TableName=self._table, Key={"PK": {"S": f"APIKEY#{key_hash}"}, "SK": {"S": "APIKEY"}}
         ).get("Item")
         return item["accountId"]["S"] if item else None
+
+
+class DynamoReportRepository:
+    """Validation reports, newest first: ``REPORT#<llmId>#<checkedAt>`` under the account."""
+
+    RETENTION_SECONDS = 90 * 24 * 3600
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def add(self, account_id: str, llm_id: str, report: Report) -> None:
+        checked = report.checked_at.astimezone(UTC)
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "PK": {"S": account_pk(account_id)},
+                "SK": {"S": f"REPORT#{llm_id}#{checked.isoformat()}#{uuid.uuid4().hex[:8]}"},
+                "kind": {"S": "report"},
+                "doc": {"S": report.model_dump_json(by_alias=True)},
+                "ttl": {"N": str(int(checked.timestamp()) + self.RETENTION_SECONDS)},
+            },
+        )
+
+    def latest(self, account_id: str, llm_id: str) -> Report | None:
+        items = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": account_pk(account_id)}, ":prefix": {"S": f"REPORT#{llm_id}#"}},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        ).get("Items", [])
+        return Report.model_validate_json(items[0]["doc"]["S"]) if items else None
+
+
+def session_pk(session_id: str) -> str:
+    return f"SESSION#{session_id}"
+
+
+SESSION_SK = "SESSION"
+
+
+class DynamoSessionRepository:
+    """Session records: ``SESSION#<id>`` / ``SESSION``, the record as ``doc`` JSON, ``ttl`` at expiry.
+
+    ``accountId`` and ``revoked`` sit beside the document so revocation is one conditional
+    ``UpdateItem`` (no read-modify-write race with a concurrent revoke). DynamoDB deletes expired
+    items lazily (up to days later), so readers also compare ``expiresAt`` themselves.
+    """
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def put(self, record: SessionRecord) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "PK": {"S": session_pk(record.session_id)},
+                    "SK": {"S": SESSION_SK},
+                    "kind": {"S": "session"},
+                    "accountId": {"S": record.account_id},
+                    "revoked": {"BOOL": record.revoked},
+                    "ttl": {"N": str(int(record.expires_at.timestamp()))},
+                    "doc": {"S": record.model_dump_json()},
+                },
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except Exception as exc:
+            if _is_conditional_failure(exc):
+                raise AlreadyExists(record.session_id) from None
+            raise
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"PK": {"S": session_pk(session_id)}, "SK": {"S": SESSION_SK}},
+            ConsistentRead=True,
+        ).get("Item")
+        if not item or "doc" not in item:
+            return None
+        record = SessionRecord.model_validate_json(item["doc"]["S"])
+        if item.get("revoked", {}).get("BOOL"):
+            record = record.model_copy(update={"revoked": True})
+        return record
+
+    def revoke(self, account_id: str, session_id: str, revoked_at: datetime) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"PK": {"S": session_pk(session_id)}, "SK": {"S": SESSION_SK}},
+                UpdateExpression="SET revoked = :true, revokedAt = if_not_exists(revokedAt, :at)",
+                ConditionExpression="attribute_exists(PK) AND accountId = :account",
+                ExpressionAttributeValues={
+                    ":true": {"BOOL": True},
+                    ":at": {"S": revoked_at.isoformat()},
+                    ":account": {"S": account_id},
+                },
+            )
+        except Exception as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True

@@ -211,13 +211,7 @@ class Registry:
 
     # ------------------------------------------------------------------ helpers
     def _check_urls(self, urls: Sequence[EndpointUrl]) -> None:
-        """Refuse blocked addresses now; a name that does not resolve yet is validation's to report."""
-        for endpoint in urls:
-            try:
-                self.url_guard.check(endpoint.url)
-            except EndpointBlocked as exc:
-                if not (isinstance(exc.details, dict) and exc.details.get("reason") == "unresolvable"):
-                    raise
+        check_endpoint_urls(self.url_guard, urls)
 
     def _own(self, account_id: str, llm_id: str) -> StoredLlm:
         stored = self.llms.get(account_id, llm_id)
@@ -231,6 +225,16 @@ class Registry:
             raise Forbidden(
                 f"Built-in LLM {llm_id} is read-only and cannot be {verb}.", code="builtin_read_only"
             )
+
+
+def check_endpoint_urls(url_guard: UrlGuard, urls: Sequence[EndpointUrl]) -> None:
+    """Refuse blocked addresses now; a name that does not resolve yet is validation's to report."""
+    for endpoint in urls:
+        try:
+            url_guard.check(endpoint.url)
+        except EndpointBlocked as exc:
+            if not (isinstance(exc.details, dict) and exc.details.get("reason") == "unresolvable"):
+                raise
 
 
 def _not_found(llm_id: str) -> NotFound:

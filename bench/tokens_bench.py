@@ -1,0 +1,122 @@
+"""Session-token figures for BENCHMARKS.md: mint latency (in-process, moto) and verify cost.
+
+Run: ``.venv/bin/python -m bench.tokens_bench [--mints 200] [--verifies 5000]``. Prints JSON.
+
+- ``mint_handler_ms``: the session_tokens handler on events/session_tokens/mint_builtin.json, end
+  to end in-process (body checks, pydantic, one DynamoDB PutItem, one KMS Sign) against moto
+  in-process. moto's KMS signs locally, so this is our own overhead plus moto's; on AWS add one
+  KMS Sign round trip (typically 5-15 ms in-region) and one PutItem (~5 ms).
+- ``verify_offline_us``: ``TokenVerifier.verify`` (header allow-list, ES256 signature, claims).
+- ``verify_stream_warm_us``: the stream verifier with the session record cached (the common case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
+        "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 3),
+        "mean": round(statistics.fmean(ordered), 3),
+        "n": len(ordered),
+    }
+
+
+def run(mints: int, verifies: int) -> dict[str, Any]:
+    import boto3
+    from moto import mock_aws
+
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        os.environ.pop(key, None)
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106
+        POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    with mock_aws():
+        from functions.session_tokens import handler
+        from llm_gateway import composition
+        from llm_gateway.domain.accounts import create_account
+        from llm_gateway_cli.local.front_door import LambdaContext
+        from llm_gateway_cli.local.provision import provision
+        from llm_gateway_cli.local.template import (
+            Resolver,
+            function_environment,
+            load_template,
+            parameter_defaults,
+        )
+        from tests.conftest import load_event
+
+        template = load_template()
+        resolver = Resolver(parameter_defaults(template, {"Stage": "bench"}))
+        provision(template, resolver, lambda service: boto3.client(service))
+        os.environ.update(function_environment(template, resolver))
+        composition.reset()
+        account = create_account(composition.account_repository(), "bench").account_id
+        context = LambdaContext("session-tokens")
+
+        def one_mint() -> dict[str, Any]:
+            event = load_event("session_tokens/mint_builtin")
+            event["requestContext"]["authorizer"] = {"accountId": account, "principalId": account}
+            return handler.lambda_handler(event, context)
+
+        cold_start = time.perf_counter()
+        first = one_mint()  # loads the public key (GetPublicKey) once
+        cold_ms = (time.perf_counter() - cold_start) * 1000
+        assert first["statusCode"] == 200, first
+        mint_ms: list[float] = []
+        tokens: list[str] = []
+        for _ in range(mints):
+            start = time.perf_counter()
+            result = one_mint()
+            mint_ms.append((time.perf_counter() - start) * 1000)
+            tokens.append(json.loads(result["body"])["sessionToken"])
+
+        stream = composition.stream_token_verifier()
+        offline = stream.tokens
+        token = tokens[-1]
+        stream.verify(token)  # warm the session cache
+        offline_us: list[float] = []
+        warm_us: list[float] = []
+        for _ in range(verifies):
+            start = time.perf_counter()
+            offline.verify(token)
+            offline_us.append((time.perf_counter() - start) * 1e6)
+            start = time.perf_counter()
+            stream.verify(token)
+            warm_us.append((time.perf_counter() - start) * 1e6)
+        stream.gate.forget()
+        cold_session_us: list[float] = []
+        for t in tokens[:100]:
+            start = time.perf_counter()
+            stream.verify(t)
+            cold_session_us.append((time.perf_counter() - start) * 1e6)
+
+    return {
+        "mint_handler_first_ms": round(cold_ms, 2),
+        "mint_handler_ms": _percentiles(mint_ms),
+        "verify_offline_us": _percentiles(offline_us),
+        "verify_stream_warm_us": _percentiles(warm_us),
+        "verify_stream_uncached_us": _percentiles(cold_session_us),
+        "token_bytes": len(token),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mints", type=int, default=200)
+    parser.add_argument("--verifies", type=int, default=5000)
+    args = parser.parse_args()
+    print(json.dumps(run(args.mints, args.verifies), indent=2))
+
+
+if __name__ == "__main__":
+    main()

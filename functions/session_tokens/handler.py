@@ -1,0 +1,108 @@
+"""Session tokens function: mint, revoke, and publish the verification keys. Thin: one domain call each."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from llm_gateway import composition
+from llm_gateway.api import account_id, create_resolver, resolve
+from llm_gateway.domain.tokens import jwks_document
+from llm_gateway.errors import TooManyRequests
+from llm_gateway.models.common import ErrorResponse
+from llm_gateway.models.session import SessionTokenRequest, SessionTokenResponse
+from llm_gateway.observability import get_logger, get_tracer
+
+app = create_resolver("LLM Gateway session tokens API")
+SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+JWKS_CACHE_CONTROL = "public, max-age=300"
+_MINT_RESPONSES: dict[int, Any] = {
+    200: {"description": "OK", "content": {"application/json": {"model": SessionTokenResponse}}},
+    **{
+        s: {"description": "Error", "content": {"application/json": {"model": ErrorResponse}}}
+        for s in (400, 401, 404, 409, 413, 429)
+    },
+}
+
+_REVOKE_RESPONSES: dict[int, Any] = {
+    204: {"description": "Revoked"},
+    **{
+        s: {"description": "Error", "content": {"application/json": {"model": ErrorResponse}}}
+        for s in (401, 404)
+    },
+}
+
+
+#: KMS answers these when the account's asymmetric Sign quota (ECC: 300 req/s, shared) is spent.
+_KMS_THROTTLED = frozenset({"ThrottlingException", "LimitExceededException"})
+
+
+def _mint(request: SessionTokenRequest) -> Response[Any]:
+    try:
+        result = composition.session_service().mint(account_id(app), request)
+    except Exception as exc:
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") in _KMS_THROTTLED:
+            raise TooManyRequests(
+                "Too many session tokens are being minted right now; retry in a second.",
+                code="token_mint_throttled",
+            ) from None
+        raise
+    # A token is a credential: never cache the response anywhere.
+    headers = {"Cache-Control": "no-store"}
+    if result.deprecated_alias_used:
+        headers["Deprecation"] = "true"
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(result.response.to_json_dict()),
+        headers=headers,
+    )
+
+
+@app.post(
+    "/v1/auth/session-token",
+    summary="Mint a session token for a persona and its LLM",
+    responses=_MINT_RESPONSES,
+)
+def mint_session_token(request: Annotated[SessionTokenRequest, Body()]) -> Response[Any]:
+    return _mint(request)
+
+
+@app.post(
+    "/v1/session-token",
+    summary="Mint a session token (alias of /v1/auth/session-token)",
+    responses=_MINT_RESPONSES,
+)
+def mint_session_token_alias(request: Annotated[SessionTokenRequest, Body()]) -> Response[Any]:
+    return _mint(request)
+
+
+@app.delete(
+    "/v1/sessions/<session_id>",
+    summary="Revoke a session: its token stops working within seconds",
+    responses=_REVOKE_RESPONSES,
+)
+def revoke_session(session_id: SessionId) -> Response[Any]:
+    composition.session_service().revoke(account_id(app), session_id)
+    return Response(status_code=204, body="")
+
+
+@app.get("/.well-known/jwks.json", summary="The public keys that verify session tokens", security=[])
+def jwks() -> Response[Any]:
+    document = jwks_document([composition.token_signer().public_jwk()])
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(document),
+        headers={"Cache-Control": JWKS_CACHE_CONTROL},
+    )
+
+
+@get_logger().inject_lambda_context(clear_state=True)
+@get_tracer().capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolve(app, event, context)

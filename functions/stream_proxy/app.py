@@ -1,0 +1,153 @@
+"""Stream proxy: a Starlette ASGI app behind the Lambda Web Adapter (response streaming).
+
+``POST /v1/chat/completions`` with ``Authorization: Bearer <session token>`` answers an OpenAI
+``chat.completion.chunk`` stream from the session's LLM, whatever its spec. The relay itself lives
+in ``llm_gateway.domain.streaming`` (no framework); this module only speaks ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from llm_gateway import composition
+from llm_gateway.errors import GatewayError, PayloadTooLarge, Unauthorized
+
+MAX_BODY_BYTES = 1_048_576
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _bearer(scope: Scope) -> str:
+    value = _header(scope, b"authorization") or ""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "Send the session token as Authorization: Bearer <sessionToken>.", code="token_missing"
+        )
+    return token.strip()
+
+
+def _lambda_deadline(scope: Scope) -> float | None:
+    """The invocation's deadline (monotonic seconds) from the Web Adapter's context header."""
+    raw = _header(scope, b"x-amzn-lambda-context")
+    if not raw:
+        return None
+    try:
+        deadline_ms = float(json.loads(raw)["deadline"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return time.monotonic() + (deadline_ms / 1000 - time.time())
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
+    body = json.dumps(error.to_body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
+    retry_after = getattr(error, "retry_after_s", None)
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ChatCompletions:
+    """Pure ASGI endpoint: the response status is decided only once the first output exists."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.monotonic()
+        request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
+        proxy = composition.stream_proxy()
+        try:
+            token = _bearer(scope)
+            body = await _read_body(receive)
+            session = await proxy.authorize(token)
+            opened = await proxy.open(session, body, lambda_deadline=_lambda_deadline(scope))
+        except GatewayError as error:
+            composition.stream_metrics().failed(error.code)
+            await _send_error(send, error, request_id)
+            return
+        prepared = opened.timings.upstream_sent or started
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    *_SSE_HEADERS,
+                    (b"x-request-id", request_id.encode()),
+                    (b"server-timing", opened.timings.server_timing(prepared).encode()),
+                ],
+            }
+        )
+        relay = asyncio.current_task()
+        disconnected = asyncio.Event()
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+            if relay is not None:
+                relay.cancel()
+
+        watcher = asyncio.create_task(watch_disconnect())
+        try:
+            async for piece in opened.body():
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not disconnected.is_set():
+                raise
+            opened.outcome = "client_disconnected"
+        finally:
+            watcher.cancel()
+            composition.stream_metrics().finished(opened, started)
+
+
+async def healthz(_: Request) -> PlainTextResponse:
+    """Readiness for the Lambda Web Adapter."""
+    return PlainTextResponse("ok")
+
+
+def create_app() -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", ChatCompletions(), methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+app = create_app()

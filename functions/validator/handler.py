@@ -1,0 +1,125 @@
+"""Validator function: validates LLMs from the SQS queue (fed by the bus), and on demand over REST.
+
+It is the only management function allowed to decrypt customer keys.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Json
+
+from llm_gateway import composition
+from llm_gateway.api import account_id, create_resolver, resolve
+from llm_gateway.domain.registry import check_endpoint_urls
+from llm_gateway.errors import Forbidden, NotFound
+from llm_gateway.models.common import ErrorResponse
+from llm_gateway.models.llm import LlmCreate
+from llm_gateway.models.report import Report
+from llm_gateway.observability import get_logger, get_tracer
+
+app = create_resolver("LLM Gateway validation API")
+LlmId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class LlmChanged(BaseModel):
+    accountId: str  # noqa: N815 - the event's own field names
+    llmId: str  # noqa: N815
+    version: int
+
+
+class LlmChangedEvent(EventBridgeModel):
+    detail: LlmChanged
+
+
+class LlmChangedRecord(SqsRecordModel):
+    body: Json[LlmChangedEvent]
+
+
+def _report_response(report: Report) -> Response[Any]:
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=report.to_json_dict())
+
+
+def _errors(*statuses: int) -> dict[int, Any]:
+    return {
+        s: {"description": "Error", "content": {"application/json": {"model": ErrorResponse}}}
+        for s in statuses
+    }
+
+
+_REPORT = {200: {"description": "The conformance report", "content": {"application/json": {"model": Report}}}}
+
+
+def _own_llm(account: str, llm_id: str) -> None:
+    """404 for anything not this account's (same as missing); built-ins are not ours to validate."""
+    llm = composition.registry().get(account, llm_id)
+    if llm.is_default or llm.id in _builtin_ids():
+        raise Forbidden("Built-in LLMs are validated by the platform.", code="builtin_read_only")
+
+
+def _builtin_ids() -> set[str]:
+    from llm_gateway.catalog import builtin_llms
+
+    return set(builtin_llms())
+
+
+@app.post(
+    "/v1/llms/<llm_id>/validate",
+    summary="Run the conformance suite now",
+    responses=_REPORT | _errors(401, 403, 404),
+)
+def validate_now(llm_id: LlmId) -> Response[Any]:
+    account = account_id(app)
+    _own_llm(account, llm_id)
+    report = composition.validator().validate(account, llm_id)
+    if report is None:
+        raise NotFound(f"No LLM with id {llm_id!r}.", code="llm_not_found")
+    return _report_response(report)
+
+
+@app.get(
+    "/v1/llms/<llm_id>/validation",
+    summary="The latest conformance report",
+    responses=_REPORT | _errors(401, 404),
+)
+def latest_report(llm_id: LlmId) -> Response[Any]:
+    account = account_id(app)
+    _own_llm(account, llm_id)
+    report = composition.report_repository().latest(account, llm_id)
+    if report is None:
+        raise NotFound("This LLM has not been validated yet.", code="validation_not_found")
+    return _report_response(report)
+
+
+@app.post(
+    "/v1/llms/test",
+    summary="Run the conformance suite on an unsaved config (nothing is stored)",
+    responses=_REPORT | _errors(400, 401, 413),
+)
+def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
+    account_id(app)
+    check_endpoint_urls(composition.url_guard(), request.urls)
+    return _report_response(composition.config_probe()(request, request.secret))
+
+
+def record_handler(record: LlmChangedRecord) -> None:
+    detail = record.body.detail
+    composition.validator().validate(detail.accountId, detail.llmId)
+
+
+@get_logger().inject_lambda_context(clear_state=True)
+@get_tracer().capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        processor = BatchProcessor(event_type=EventType.SQS, model=LlmChangedRecord)
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        )
+    return resolve(app, event, context)

@@ -1,0 +1,39 @@
+"""A small TTL cache for per-container lookups (session, config, key), safe across threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    def __init__(
+        self, ttl_seconds: float, max_entries: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl, self._max, self._clock = ttl_seconds, max_entries, clock
+        self._items: dict[K, tuple[float, V]] = {}
+        self._lock = threading.Lock()
+
+    def get_or_load(self, key: K, load: Callable[[], V]) -> V:
+        now = self._clock()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = load()
+        with self._lock:
+            if len(self._items) >= self._max:
+                self._items = {k: v for k, v in self._items.items() if v[0] > now}
+                if len(self._items) >= self._max:
+                    self._items.clear()
+            self._items[key] = (now + self._ttl, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()

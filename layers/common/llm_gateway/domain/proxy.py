@@ -1,0 +1,142 @@
+"""The stream endpoint's request path: token → session → LLM and key → upstream calls → relay.
+
+Nothing in the request body can choose the upstream URL, key, headers or model (SECURITY 18):
+those come from the stored config alone. The persona's system prompt goes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from llm_gateway.catalog import BuiltinLlm
+from llm_gateway.domain.sessions import ActiveSession
+from llm_gateway.domain.streaming import Limits, OpenStream, UpstreamTransport, open_stream
+from llm_gateway.errors import BadRequest
+from llm_gateway.models.chat import ChatMessage, ChatRequest
+from llm_gateway.models.llm import Llm, StoredLlm, Timeouts
+from llm_gateway.providers.dispatch import EndpointSpec, build_call, classify_status, make_relay
+
+#: Stop this long before the function's own deadline, so the client gets a terminal event.
+LAMBDA_SAFETY_MARGIN_S = 3.0
+
+
+@dataclass
+class UrlStats:
+    """Recent time to first byte per URL (EWMA): the fastest known URL is tried first."""
+
+    alpha: float = 0.3
+    _ewma: dict[str, float] = field(default_factory=dict)
+    _penalty_s: float = 30.0
+
+    def record(self, url: str, ttfb_s: float | None) -> None:
+        sample = self._penalty_s if ttfb_s is None else ttfb_s
+        previous = self._ewma.get(url)
+        self._ewma[url] = sample if previous is None else previous + self.alpha * (sample - previous)
+
+    def order(self, urls: list[str]) -> list[str]:
+        # Unmeasured URLs keep their registered order and go before measured slow ones.
+        return sorted(urls, key=lambda u: (self._ewma.get(u, 0.0), urls.index(u)))
+
+
+def parse_chat(body: bytes) -> ChatRequest:
+    try:
+        return ChatRequest.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        details = (
+            [
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors(include_input=False)
+            ]
+            if isinstance(exc, ValidationError)
+            else None
+        )
+        raise BadRequest("The body is not a valid Chat Completions request.", details=details) from None
+
+
+def with_system_prompt(chat: ChatRequest, system_prompt: str | None) -> ChatRequest:
+    if not system_prompt:
+        return chat
+    return chat.model_copy(
+        update={"messages": [ChatMessage(role="system", content=system_prompt), *chat.messages]}
+    )
+
+
+def endpoint_specs(llm: Llm, urls: list[str]) -> list[EndpointSpec]:
+    return [
+        EndpointSpec(
+            llm_format=llm.llm_format,
+            url=url,
+            model_name=llm.model_name,
+            deployment_name=llm.deployment_name,
+            api_version=llm.api_version,
+            temperature=llm.temperature,
+            max_tokens=llm.max_tokens,
+            headers=llm.headers or None,
+        )
+        for url in urls
+    ]
+
+
+@dataclass
+class StreamProxy:
+    """Composes the session check, the key, the provider modules and the relay."""
+
+    verify: Callable[[str], ActiveSession]
+    secret_of: Callable[[StoredLlm], str]
+    builtin_endpoint: Callable[[BuiltinLlm], tuple[list[str], str]]
+    transport: UpstreamTransport
+    stats: UrlStats = field(default_factory=UrlStats)
+    clock: Callable[[], float] = time.monotonic
+
+    async def authorize(self, token: str) -> ActiveSession:
+        """Offline token check plus the (cached) session gate; store reads run off the event loop."""
+        session = await asyncio.to_thread(self.verify, token)
+        session.require_server_side()
+        return session
+
+    async def open(
+        self, session: ActiveSession, body: bytes, *, lambda_deadline: float | None = None
+    ) -> OpenStream:
+        chat = with_system_prompt(parse_chat(body), session.record.persona.system_prompt)
+        llm = session.llm
+        if session.builtin is not None:
+            urls, api_key = await asyncio.to_thread(self.builtin_endpoint, session.builtin)
+        else:
+            assert isinstance(llm, StoredLlm)
+            urls, api_key = [u.url for u in llm.urls], await asyncio.to_thread(self.secret_of, llm)
+        ordered = self.stats.order(urls)
+        specs = endpoint_specs(llm, ordered)
+        calls = [build_call(spec, chat, api_key) for spec in specs]
+        limits = self._limits(llm.timeouts, lambda_deadline)
+        secrets = (api_key,)
+
+        def on_attempt(index: int, ttfb: float | None, failure: str | None) -> None:
+            self.stats.record(ordered[index], ttfb)
+
+        return await open_stream(
+            calls,
+            self.transport,
+            lambda: make_relay(specs[0], chat),
+            limits,
+            lambda status, err_body, headers: classify_status(specs[0], status, err_body, headers, secrets),
+            clock=self.clock,
+            on_attempt=on_attempt,
+        )
+
+    def _limits(self, timeouts: Timeouts, lambda_deadline: float | None) -> Limits:
+        now = self.clock()
+        deadline = now + timeouts.total_ms / 1000
+        if lambda_deadline is not None:
+            deadline = min(deadline, lambda_deadline - LAMBDA_SAFETY_MARGIN_S)
+        return Limits(
+            connect_s=timeouts.connect_ms / 1000,
+            first_token_s=timeouts.first_token_ms / 1000,
+            idle_s=timeouts.idle_ms / 1000,
+            deadline=deadline,
+        )

@@ -1,0 +1,332 @@
+"""The relay: one upstream call (with retries and failover before the first byte) streamed out as
+OpenAI SSE. Framework-free async code: the ASGI app (or a future native Lambda stream) drives it.
+
+Rules (DESIGN.md §3): before the first byte every failure is a JSON error with a real status;
+after it, a final ``data: {"error": …}`` event and close, never a clean end. Retries happen only
+before the first byte. Silence gets a ``: ping`` every 15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from llm_gateway.errors import GatewayError
+from llm_gateway.providers.dispatch import StreamRelay, UpstreamCall
+
+PING = b": ping\n\n"
+PING_INTERVAL_S = 15.0
+MAX_ERROR_BODY = 64 * 1024
+RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+#: Gateway status for each upstream failure code, before the first byte.
+STATUS_FOR_CODE = {
+    "upstream_unauthorized": 502,
+    "upstream_model_not_found": 502,
+    "upstream_rate_limited": 429,
+    "upstream_bad_request": 400,
+    "upstream_server_error": 502,
+    "upstream_timeout": 504,
+    "upstream_unreachable": 502,
+    "upstream_protocol_error": 502,
+    "endpoint_blocked": 502,
+}
+MESSAGES = {
+    "upstream_unauthorized": "The LLM endpoint rejected the stored credentials.",
+    "upstream_model_not_found": "The LLM endpoint does not know the configured model or deployment.",
+    "upstream_rate_limited": "The LLM endpoint is rate limiting requests; retry later.",
+    "upstream_bad_request": "The LLM endpoint rejected the request as invalid.",
+    "upstream_server_error": "The LLM endpoint failed while answering.",
+    "upstream_timeout": "The LLM endpoint did not answer in time.",
+    "upstream_unreachable": "The LLM endpoint could not be reached.",
+    "upstream_protocol_error": "The LLM endpoint sent a stream the gateway could not read.",
+    "endpoint_blocked": "The LLM endpoint resolves to an address the gateway does not call.",
+    "gateway_deadline": "The answer was cut off at the gateway's time limit.",
+}
+
+
+class UpstreamFailure(GatewayError):
+    """A failure attributed to the customer's LLM endpoint; never carries upstream text."""
+
+    def __init__(self, code: str, *, retry_after_s: float | None = None, retriable: bool = False) -> None:
+        super().__init__(MESSAGES.get(code, "The LLM endpoint failed."), code=code)
+        self.status = STATUS_FOR_CODE.get(code, 502)
+        self.retry_after_s = retry_after_s
+        #: Safe to try again before the first byte: nothing was generated (connect error, 429, 502-504).
+        self.retriable = retriable
+
+
+def error_event(code: str) -> bytes:
+    body = {
+        "error": {"code": code, "message": MESSAGES.get(code, "The stream failed."), "type": "upstream_error"}
+    }
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes:
+        """The next bytes available (b"" at the end of the body)."""
+        ...
+
+    def close(self) -> None:
+        """Abort the connection at once (the upstream sees it go)."""
+        ...
+
+
+class UpstreamTransport(Protocol):
+    async def open(self, call: UpstreamCall, connect_timeout_s: float) -> UpstreamResponse:
+        """Send the request; return once the status line and headers are in.
+
+        Raises ``UpstreamFailure`` (``upstream_unreachable``, ``endpoint_blocked``,
+        ``upstream_timeout``) when that does not happen.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    connect_s: float
+    first_token_s: float
+    idle_s: float
+    deadline: float  # monotonic time by which the whole answer must be done
+    max_attempts: int = 3
+    max_retry_wait_s: float = 5.0
+    ping_interval_s: float = PING_INTERVAL_S
+
+
+@dataclass
+class Timings:
+    started: float
+    upstream_sent: float | None = None
+    upstream_headers: float | None = None
+    first_output: float | None = None
+    attempts: int = 0
+    url_index: int = 0
+
+    def server_timing(self, prepared: float) -> str:
+        parts = [f"gateway;dur={max(0.0, (prepared - self.started) * 1000):.2f}"]
+        if self.upstream_sent is not None and self.upstream_headers is not None:
+            parts.append(f"upstream-ttfb;dur={(self.upstream_headers - self.upstream_sent) * 1000:.2f}")
+        return ", ".join(parts)
+
+
+@dataclass
+class OpenStream:
+    """An upstream stream that produced its first output: commit 200 and drain ``body()``."""
+
+    response: UpstreamResponse
+    relay: StreamRelay
+    limits: Limits
+    first: bytes
+    timings: Timings
+    clock: Callable[[], float] = time.monotonic
+    outcome: str | None = field(default=None, init=False)  # None while running; "ok" or an error code
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The rest of the stream: relayed chunks, pings in silences, then ``[DONE]`` or an error."""
+        try:
+            if self.first:
+                yield self.first
+            if self.relay.complete:
+                self.outcome = "ok"
+                return
+            async for piece in self._relay_rest():
+                yield piece
+        finally:
+            self.response.close()
+
+    async def _relay_rest(self) -> AsyncIterator[bytes]:
+        limits, relay, clock = self.limits, self.relay, self.clock
+        last_data = last_emit = clock()
+        while True:
+            now = clock()
+            idle_at, ping_at = last_data + limits.idle_s, last_emit + limits.ping_interval_s
+            wake = min(idle_at, ping_at, limits.deadline)
+            try:
+                async with asyncio.timeout(max(0.0, wake - now)):
+                    chunk = await self.response.read()
+            except TimeoutError:
+                now = clock()
+                if now >= limits.deadline:
+                    yield self._fail("gateway_deadline")
+                    return
+                if now >= idle_at:
+                    yield self._fail("upstream_timeout")
+                    return
+                last_emit = now
+                yield PING
+                continue
+            except UpstreamFailure as failure:
+                yield self._fail(failure.code)
+                return
+            if not chunk:
+                tail = relay.finish()
+                if relay.failure is not None or not relay.complete:
+                    if tail:
+                        yield tail
+                    yield self._fail(relay.failure or "upstream_protocol_error")
+                    return
+                self.outcome = "ok"
+                if tail:
+                    yield tail
+                return
+            out = relay.feed(chunk)
+            last_data = clock()
+            if relay.failure is not None:
+                if out:
+                    yield out
+                yield self._fail(relay.failure)
+                return
+            if out:
+                last_emit = last_data
+                yield out
+                if relay.complete:
+                    self.outcome = "ok"
+                    return
+
+    def _fail(self, code: str) -> bytes:
+        self.outcome = code
+        return error_event(code)
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def open_stream(
+    calls: Sequence[UpstreamCall],
+    transport: UpstreamTransport,
+    make_relay: Callable[[], StreamRelay],
+    limits: Limits,
+    classify: Callable[[int, bytes, Mapping[str, str]], tuple[str, float | None]],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    on_attempt: Callable[[int, float | None, str | None], None] | None = None,
+) -> OpenStream:
+    """Try the URLs in order (retrying only retriable failures) until one yields its first output.
+
+    ``on_attempt(url_index, ttfb_seconds_or_None, failure_code_or_None)`` feeds URL ranking.
+    Raises ``UpstreamFailure`` with the last failure when every attempt failed.
+    """
+    timings = Timings(started=clock())
+    last: UpstreamFailure | None = None
+    attempt = 0
+    while attempt < limits.max_attempts:
+        index = attempt % len(calls)
+        attempt += 1
+        timings.attempts, timings.url_index = attempt, index
+        try:
+            opened = await _try_once(calls[index], transport, make_relay, limits, classify, timings, clock)
+        except UpstreamFailure as failure:
+            if on_attempt:
+                on_attempt(index, None, failure.code)
+            last = failure
+            if not failure.retriable or attempt >= limits.max_attempts:
+                raise
+            wait = _backoff(failure, attempt, moving_on=len(calls) > 1)
+            if wait > limits.max_retry_wait_s or clock() + wait >= limits.deadline:
+                raise
+            if wait:
+                await sleep(wait)
+            continue
+        if on_attempt and timings.upstream_headers is not None and timings.upstream_sent is not None:
+            on_attempt(index, timings.upstream_headers - timings.upstream_sent, None)
+        return opened
+    assert last is not None
+    raise last
+
+
+def _backoff(failure: UpstreamFailure, attempt: int, *, moving_on: bool) -> float:
+    """Honour Retry-After; otherwise full jitter, and no wait at all when another URL is next."""
+    if failure.retry_after_s is not None:
+        return failure.retry_after_s
+    if moving_on:
+        return 0.0
+    return random.uniform(0, min(1.0, 0.1 * 2**attempt))
+
+
+async def _try_once(
+    call: UpstreamCall,
+    transport: UpstreamTransport,
+    make_relay: Callable[[], StreamRelay],
+    limits: Limits,
+    classify: Callable[[int, bytes, Mapping[str, str]], tuple[str, float | None]],
+    timings: Timings,
+    clock: Callable[[], float],
+) -> OpenStream:
+    first_token_at = min(clock() + limits.first_token_s, limits.deadline)
+    timings.upstream_sent = clock()
+    try:
+        async with asyncio.timeout(max(0.0, first_token_at - clock())):
+            response = await transport.open(call, min(limits.connect_s, max(0.0, first_token_at - clock())))
+    except TimeoutError:
+        raise UpstreamFailure("upstream_timeout") from None
+    timings.upstream_headers = clock()
+    if response.status != 200:
+        body = await _read_error_body(response, first_token_at, clock)
+        code, retry_after = classify(response.status, body, response.headers)
+        raise UpstreamFailure(
+            code, retry_after_s=retry_after, retriable=response.status in RETRIABLE_STATUSES
+        )
+    relay = make_relay()
+    try:
+        first = await _first_output(response, relay, first_token_at, limits, clock)
+    except BaseException:
+        response.close()
+        raise
+    timings.first_output = clock()
+    return OpenStream(
+        response=response, relay=relay, limits=limits, first=first, timings=timings, clock=clock
+    )
+
+
+async def _first_output(
+    response: UpstreamResponse,
+    relay: StreamRelay,
+    first_token_at: float,
+    limits: Limits,
+    clock: Callable[[], float],
+) -> bytes:
+    """Read until the relay has something to send. Failures here still get a JSON status."""
+    while True:
+        try:
+            async with asyncio.timeout(max(0.0, first_token_at - clock())):
+                chunk = await response.read()
+        except TimeoutError:
+            raise UpstreamFailure("upstream_timeout") from None
+        if not chunk:
+            tail = relay.finish()
+            if relay.failure is not None or not relay.complete:
+                raise UpstreamFailure(relay.failure or "upstream_protocol_error")
+            return tail
+        out = relay.feed(chunk)
+        if relay.failure is not None:
+            raise UpstreamFailure(relay.failure)
+        if out:
+            return out
+
+
+async def _read_error_body(response: UpstreamResponse, until: float, clock: Callable[[], float]) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(max(0.1, min(until - clock(), 5.0))):
+            while size < MAX_ERROR_BODY:
+                chunk = await response.read()
+                if not chunk:
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+    except (TimeoutError, UpstreamFailure):
+        pass
+    finally:
+        response.close()
+    return b"".join(parts)[:MAX_ERROR_BODY]
