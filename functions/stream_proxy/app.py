@@ -100,7 +100,6 @@ class ChatCompletions:
             composition.stream_metrics().failed(error.code)
             await _send_error(send, error, request_id)
             return
-        prepared = opened.timings.upstream_sent or started
         await send(
             {
                 "type": "http.response.start",
@@ -108,7 +107,7 @@ class ChatCompletions:
                 "headers": [
                     *_SSE_HEADERS,
                     (b"x-request-id", request_id.encode()),
-                    (b"server-timing", opened.timings.server_timing(prepared).encode()),
+                    (b"server-timing", opened.timings.server_timing(started).encode()),
                 ],
             }
         )

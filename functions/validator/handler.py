@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Json
+from pydantic import BaseModel, Field, Json
 
 from llm_gateway import composition
 from llm_gateway.api import account_id, create_resolver, resolve
@@ -33,7 +33,11 @@ class LlmChanged(BaseModel):
     version: int
 
 
-class LlmChangedEvent(EventBridgeModel):
+class LlmChangedEvent(BaseModel):
+    """The EventBridge envelope, reduced to what validation reads (moto omits ``account``)."""
+
+    source: str
+    detail_type: str = Field(alias="detail-type")
     detail: LlmChanged
 
 

@@ -111,8 +111,10 @@ class Timings:
     attempts: int = 0
     url_index: int = 0
 
-    def server_timing(self, prepared: float) -> str:
-        parts = [f"gateway;dur={max(0.0, (prepared - self.started) * 1000):.2f}"]
+    def server_timing(self, request_started: float) -> str:
+        """Gateway work before the upstream call, and the upstream's time to its response headers."""
+        sent = self.upstream_sent if self.upstream_sent is not None else request_started
+        parts = [f"gateway;dur={max(0.0, (sent - request_started) * 1000):.2f}"]
         if self.upstream_sent is not None and self.upstream_headers is not None:
             parts.append(f"upstream-ttfb;dur={(self.upstream_headers - self.upstream_sent) * 1000:.2f}")
         return ", ".join(parts)
