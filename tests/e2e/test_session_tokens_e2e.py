@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -36,8 +37,17 @@ def verify_with_jwks(anonymous: httpx.Client, token: str) -> dict[str, Any]:
     return dict(claims)
 
 
+def registered(api: httpx.Client, stack: RunningStack) -> str:
+    """A new LLM, once the local validator has finished with it (so it cannot overwrite our status)."""
+    llm_id = str(api.post("/v1/llms", json=llm_body(stack)).json()["id"])
+    deadline = time.monotonic() + 20
+    while api.get(f"/v1/llms/{llm_id}").json()["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return llm_id
+
+
 def set_llm_status(stack: RunningStack, account_id: str, llm_id: str, status: str, summary: str) -> None:
-    """What the validator would store; set directly so the test does not race it."""
+    """What the validator would store; set directly so each case gets the status it needs."""
     ddb = stack.aws("dynamodb")
     key = {"PK": {"S": f"ACCOUNT#{account_id}"}, "SK": {"S": f"LLM#{llm_id}"}}
     doc = json.loads(ddb.get_item(TableName=stack.table_name, Key=key)["Item"]["doc"]["S"])
@@ -92,10 +102,10 @@ def test_brain_type_alias_works_with_a_warning_on_both_paths(
 def test_cross_account_llm_and_session_are_404(
     api: httpx.Client, other_api: httpx.Client, stack: RunningStack
 ) -> None:
-    mine = api.post("/v1/llms", json=llm_body(stack)).json()
-    set_llm_status(stack, stack.account_id, mine["id"], "valid", "All checks passed.")
-    assert mint(api, mine["id"]).status_code == 200
-    theirs, nothing = mint(other_api, mine["id"]), mint(other_api, str(uuid.uuid4()))
+    mine = registered(api, stack)
+    set_llm_status(stack, stack.account_id, mine, "valid", "All checks passed.")
+    assert mint(api, mine).status_code == 200
+    theirs, nothing = mint(other_api, mine), mint(other_api, str(uuid.uuid4()))
     assert theirs.status_code == nothing.status_code == 404
     assert theirs.json()["error"]["code"] == nothing.json()["error"]["code"] == "llm_not_found"
 
@@ -111,9 +121,9 @@ def test_cross_account_llm_and_session_are_404(
 def test_pending_and_invalid_llms_are_409(
     api: httpx.Client, stack: RunningStack, status: str, code: str
 ) -> None:
-    llm = api.post("/v1/llms", json=llm_body(stack)).json()
-    set_llm_status(stack, stack.account_id, llm["id"], status, "The endpoint refused the connection.")
-    response = mint(api, llm["id"])
+    llm_id = registered(api, stack)
+    set_llm_status(stack, stack.account_id, llm_id, status, "The endpoint refused the connection.")
+    response = mint(api, llm_id)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == code
     if status == "invalid":

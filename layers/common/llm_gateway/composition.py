@@ -5,8 +5,8 @@ Handlers call these factories; nothing here runs at import time.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from llm_gateway.adapters import aws
@@ -22,20 +22,18 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     from llm_gateway.adapters.cache import TtlCache
+    from llm_gateway.adapters.dynamodb import DynamoReportRepository, DynamoSessionRepository
+    from llm_gateway.adapters.kms_signer import KmsSigner
     from llm_gateway.adapters.metrics import StreamMetrics
     from llm_gateway.adapters.upstream_http import AiohttpUpstream
     from llm_gateway.catalog import BuiltinLlm
-    from llm_gateway.domain.proxy import StreamProxy
-    from llm_gateway.adapters.dynamodb import DynamoReportRepository
     from llm_gateway.domain.conformance import HttpPort
+    from llm_gateway.domain.proxy import StreamProxy
+    from llm_gateway.domain.sessions import SessionService, StreamTokenVerifier
+    from llm_gateway.domain.tokens import PublicKeySet
     from llm_gateway.domain.validation import Validator
     from llm_gateway.models.llm import StoredLlm
     from llm_gateway.models.report import Report
-
-    from llm_gateway.adapters.dynamodb import DynamoSessionRepository
-    from llm_gateway.adapters.kms_signer import KmsSigner
-    from llm_gateway.domain.sessions import SessionService, StreamTokenVerifier
-    from llm_gateway.domain.tokens import PublicKeySet
 
 
 @lru_cache(maxsize=1)

@@ -63,15 +63,23 @@ class Validator:
             staged = self.probe(llm, self.credentials.read(account_id, llm_id, llm.secret_ref, PENDING))
             if staged.compatible:
                 self.credentials.promote_pending(account_id, llm_id)
-                staged.details = {"rotation": "accepted", "secretHint": llm.pending_secret_hint}
+                staged.details = (staged.details or {}) | {"rotation": "accepted", "secretHint": llm.pending_secret_hint}
                 return self._record(llm, staged, new_hint=llm.pending_secret_hint)
             self.credentials.discard_pending(account_id, llm_id)
             rotation_note = _refusal(staged)
-            staged.details = {"rotation": "refused", "reason": rotation_note, "secretHint": llm.pending_secret_hint}
+            staged.details = (staged.details or {}) | {
+                "rotation": "refused",
+                "reason": rotation_note,
+                "secretHint": llm.pending_secret_hint,
+            }
             self.reports.add(account_id, llm_id, staged)
         report = self.probe(llm, self.credentials.read(account_id, llm_id, llm.secret_ref, CURRENT))
         if rotation_note is not None:
-            report.details = {"rotation": "refused", "reason": rotation_note, "secretHint": llm.secret_hint}
+            report.details = (report.details or {}) | {
+                "rotation": "refused",
+                "reason": rotation_note,
+                "secretHint": llm.secret_hint,
+            }
         return self._record(llm, report, new_hint=None)
 
     def _record(self, llm: StoredLlm, report: Report, *, new_hint: str | None) -> Report:

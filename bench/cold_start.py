@@ -1,0 +1,69 @@
+"""Cold init per function: a fresh python3.13 importing the built handler with the layer.
+
+`sam build` targets arm64, so its compiled wheels cannot load on this x86_64 machine: the same
+pinned requirements are installed for the host into .aws-sam/bench-deps and put in front of the
+built layer on the path. Bytecode is precompiled (unchecked-hash), as `make build` ships it.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / ".aws-sam" / "build"
+HOST_DEPS = REPO / ".aws-sam" / "bench-deps"
+RUNS = 7
+PYTHON = ["python3.13"]
+ENV = {"PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.11.7:3.13.0").split(":")[-1]}
+
+
+def _host_deps() -> Path:
+    marker = HOST_DEPS / ".done"
+    if not marker.exists():
+        subprocess.run(
+            [*PYTHON, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(HOST_DEPS),
+             "-r", str(REPO / "layers/common/requirements.txt"),
+             "-r", str(REPO / "functions/stream_proxy/requirements.txt")],
+            check=True, env=os.environ | ENV,
+        )  # fmt: skip
+        subprocess.run([*PYTHON, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                        str(HOST_DEPS)], check=False, env=os.environ | ENV, stdout=subprocess.DEVNULL)  # fmt: skip
+        marker.touch()
+    return HOST_DEPS
+
+
+def functions() -> dict[str, str]:
+    """Built function folder -> the module its runtime imports first."""
+    out = {}
+    for folder in sorted(p for p in BUILD.iterdir() if p.is_dir() and p.name != "CommonLayer"):
+        out[folder.name] = "app" if (folder / "run.sh").exists() else "handler"
+    return out
+
+
+def measure(function: str, module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print((time.perf_counter() - t) * 1000)"
+    path = os.pathsep.join([str(BUILD / function), str(_host_deps()), str(BUILD / "CommonLayer" / "python")])
+    env = {
+        **os.environ, **ENV, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "llm-gateway", "STAGE": "bench",
+    }  # fmt: skip
+    samples = []
+    for _ in range(RUNS):
+        out = subprocess.run([*PYTHON, "-c", code], check=True, capture_output=True, text=True, env=env, cwd="/")
+        samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def measure_all() -> list[dict[str, Any]]:
+    if not BUILD.exists():
+        raise SystemExit("run `make build` first (cold starts import the built functions)")
+    return [{"function": name, "module": module, "median_ms": measure(name, module)} for name, module in functions().items()]
+
+
+if __name__ == "__main__":
+    for row in measure_all():
+        print(f"{row['function']:<28} {row['median_ms']:7.1f} ms")

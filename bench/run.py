@@ -1,0 +1,251 @@
+"""`make bench`: stream overhead (direct vs through `llm-gateway dev`), token costs, cold starts.
+
+Everything runs on loopback: two fake providers (0 ms and 20 ms between chunks, 100 chunks each)
+in their own processes, the local stack in another, and this client. Direct and proxied batches
+are interleaved round by round so both see the same machine state. Results go to BENCHMARKS.md
+between the generated markers; the prose around them is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.streams import Comparison, Target, batch, cpu_seconds, percentile
+
+REPO = Path(__file__).resolve().parents[1]
+CHUNKS = 100
+PROMPT = [{"role": "user", "content": "Tell me a story."}]
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_fake(interval_ms: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_gateway_cli.fake_provider", "--port", str(port),
+         "--chunks", str(CHUNKS), "--interval-ms", str(interval_ms)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(f"{url}/_fake/health")
+    return proc, url
+
+
+def _wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start_stack(state_file: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_gateway_cli.main", "dev", "--port", "0", "--state-file", str(state_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not state_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("llm-gateway dev did not start")
+        time.sleep(0.1)
+    return proc
+
+
+def register(api: httpx.Client, name: str, body: dict[str, Any]) -> str:
+    created = api.post("/v1/llms", json={"displayName": name, "secret": "fake-key", **body})
+    created.raise_for_status()
+    llm_id = str(created.json()["id"])
+    deadline = time.monotonic() + 30
+    while api.get(f"/v1/llms/{llm_id}").json()["status"] == "pending":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} was not validated")
+        time.sleep(0.1)
+    return llm_id
+
+
+def mint(api: httpx.Client, llm_id: str) -> str:
+    response = api.post("/v1/auth/session-token", json={"personaConfig": {"name": "bench", "llmId": llm_id}})
+    response.raise_for_status()
+    return str(response.json()["sessionToken"])
+
+
+def stream_scenarios(api_url: str, api: httpx.Client, fakes: dict[int, str], pid: int, quick: bool) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    plan = [(1, 20 if not quick else 4), (8, 4 if not quick else 1), (32, 2 if not quick else 1)]
+    for spec in ("openai", "gemini"):
+        for interval, fake in sorted(fakes.items()):
+            if spec == "openai":
+                llm = register(api, f"bench openai {interval}ms", {"llmFormat": "openai", "modelName": "fake-model",
+                                                                    "urls": [{"url": f"{fake}/v1/chat/completions"}]})  # fmt: skip
+                direct = Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key"},
+                                {"model": "fake-model", "messages": PROMPT, "stream": True})  # fmt: skip
+            else:
+                llm = register(api, f"bench gemini {interval}ms", {"llmFormat": "gemini", "modelName": "gemini-2.5-flash",
+                                                                    "urls": [{"url": fake}]})  # fmt: skip
+                direct = Target(f"{fake}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                                {"x-goog-api-key": "fake-key"},
+                                {"contents": [{"role": "user", "parts": [{"text": "Tell me a story."}]}]})  # fmt: skip
+            proxied = Target(f"{api_url}/v1/chat/completions", {"Authorization": f"Bearer {mint(api, llm)}"},
+                             {"model": "ignored", "messages": PROMPT, "stream": True})  # fmt: skip
+            for concurrency, rounds in plan:
+                label = f"{spec} {'pass-through' if spec == 'openai' else 'translated'}, {concurrency} stream(s), {interval} ms"
+                comparison = Comparison(label)
+                for _ in range(rounds):  # interleaved: one direct round, one proxied round
+                    comparison.direct += asyncio.run(batch(direct, concurrency, 1))
+                    before = cpu_seconds(pid)
+                    comparison.proxied += asyncio.run(batch(proxied, concurrency, 1))
+                    comparison.gateway_cpu_s += cpu_seconds(pid) - before
+                rows.append(comparison.row())
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def token_figures(api: httpx.Client, llm_id: str, n: int) -> dict[str, float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        mint(api, llm_id)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"mint_p50_ms": percentile(times, 50), "mint_p95_ms": percentile(times, 95)}
+
+
+def verify_micros(n: int = 5000) -> float:
+    """Offline ES256 verify of a session token (no KMS, no session lookup), in-process."""
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    from cryptography.hazmat.primitives import hashes
+
+    from llm_gateway.domain.tokens import PublicKeySet, TokenMinter, TokenPolicy, TokenVerifier, jwk_thumbprint
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    kid = jwk_thumbprint(key.public_key())
+
+    class LocalSigner:
+        key_id = kid
+
+        def sign(self, message: bytes) -> bytes:
+            r, s = utils.decode_dss_signature(key.sign(message, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    policy = TokenPolicy(issuer="https://bench", audience="llm-gateway-stream")
+    token = TokenMinter(LocalSigner(), policy).mint(account_id="a", session_id="s", llm_id="l").token
+    verifier = TokenVerifier(PublicKeySet({kid: key.public_key()}), policy)
+    for _ in range(200):
+        verifier.verify(token)
+    started = time.perf_counter()
+    for _ in range(n):
+        verifier.verify(token)
+    return (time.perf_counter() - started) / n * 1e6
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def render(rows: list[dict[str, Any]], tokens: dict[str, float], verify_us: float, cold: list[dict[str, Any]]) -> str:
+    lines = [BEGIN, "", f"Generated by `make bench` on {time.strftime('%Y-%m-%d')}: {machine()}.", ""]
+    lines += [
+        "| scenario | streams | TTFT direct p50 | added TTFT p50 | added TTFT p95 | total direct p50 | added total p50 | added total p95 | gateway CPU / stream |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scenario']} | {r['streams']} | {r['ttft_direct_p50']:.2f} ms | {r['ttft_added_p50']:+.2f} ms | "
+            f"{r['ttft_added_p95']:+.2f} ms | {r['total_direct_p50']:.1f} ms | {r['total_added_p50']:+.2f} ms | "
+            f"{r['total_added_p95']:+.2f} ms | {r['cpu_ms_per_stream']:.2f} ms |"
+        )
+    lines += ["", "| token | figure |", "|---|---|",
+              f"| mint through the local stack (HTTP, moto KMS Sign), p50 | {tokens['mint_p50_ms']:.1f} ms |",
+              f"| mint, p95 | {tokens['mint_p95_ms']:.1f} ms |",
+              f"| verify (offline ES256, in-process) | {verify_us:.0f} µs |"]  # fmt: skip
+    if cold:
+        lines += ["", "| function | cold init (import, median of 7) |", "|---|---|"]
+        lines += [f"| {c['function']} | {c['median_ms']:.0f} ms |" for c in cold]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_benchmarks(section: str) -> None:
+    path = REPO / "BENCHMARKS.md"
+    text = path.read_text("utf-8") if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + section + tail
+    else:
+        text += "\n" + section + "\n"
+    path.write_text(text, "utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (fewer rounds); not for BENCHMARKS.md")
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start measurement (needs sam build)")
+    parser.add_argument("--json", type=Path, help="also write the raw rows here")
+    args = parser.parse_args(argv)
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        fakes = {}
+        for interval in (0, 20):
+            proc, url = start_fake(interval)
+            procs.append(proc)
+            fakes[interval] = url
+        state_file = Path(tempfile.mkdtemp()) / "state.json"
+        stack = start_stack(state_file)
+        procs.append(stack)
+        state = json.loads(state_file.read_text())
+        with httpx.Client(base_url=state["apiUrl"], headers={"Authorization": f"Bearer {state['apiKey']}"}, timeout=60) as api:
+            rows = stream_scenarios(state["apiUrl"], api, fakes, stack.pid, args.quick)
+            tokens = token_figures(api, state["llms"]["openai"], 30 if args.quick else 200)
+        verify_us = verify_micros()
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    cold: list[dict[str, Any]] = []
+    if not args.no_cold_start:
+        from bench.cold_start import measure_all
+
+        cold = measure_all()
+    if args.json:
+        args.json.write_text(json.dumps({"streams": rows, "tokens": tokens, "verify_us": verify_us, "cold": cold}, indent=2))
+    section = render(rows, tokens, verify_us, cold)
+    print(section)
+    if not args.quick:
+        write_benchmarks(section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
