@@ -25,13 +25,17 @@ class Settings(BaseModel):
     idempotency_ttl_seconds: int = Field(3600, alias="IDEMPOTENCY_TTL_SECONDS")
     event_source: str = Field("llm-gateway.registry", alias="EVENT_SOURCE")
     #: Built-ins call platform endpoints with platform keys (secret name = prefix + built-in id).
-    platform_secret_prefix: str = Field("llm-gateway/platform/", alias="PLATFORM_SECRET_PREFIX")
+    platform_secret_prefix_override: str | None = Field(None, alias="PLATFORM_SECRET_PREFIX")
     #: Local stack only: send built-ins to this base URL (the fake provider) instead of the vendors.
     builtin_base_url: str | None = Field(None, alias="BUILTIN_BASE_URL")
 
     @property
     def secret_name_prefix(self) -> str:
         return f"llm-gateway/{self.stage}/"
+
+    @property
+    def platform_secret_prefix(self) -> str:
+        return self.platform_secret_prefix_override or f"{self.secret_name_prefix}platform/"
 
 
 @lru_cache(maxsize=1)
