@@ -44,7 +44,7 @@ pytest: install
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 openapi: install
-	$(BIN)/python -m llm_gateway_cli.openapi_export docs/openapi.json
+	$(BIN)/python -m llm_gateway_cli.openapi_export
 
 bench: install build
 	$(BIN)/python -m bench.run

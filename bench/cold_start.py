@@ -53,7 +53,9 @@ def measure(function: str, module: str) -> float:
     }  # fmt: skip
     samples = []
     for _ in range(RUNS):
-        out = subprocess.run([*PYTHON, "-c", code], check=True, capture_output=True, text=True, env=env, cwd="/")
+        out = subprocess.run(
+            [*PYTHON, "-c", code], check=True, capture_output=True, text=True, env=env, cwd="/"
+        )
         samples.append(float(out.stdout.strip().splitlines()[-1]))
     return statistics.median(samples)
 
@@ -61,7 +63,10 @@ def measure(function: str, module: str) -> float:
 def measure_all() -> list[dict[str, Any]]:
     if not BUILD.exists():
         raise SystemExit("run `make build` first (cold starts import the built functions)")
-    return [{"function": name, "module": module, "median_ms": measure(name, module)} for name, module in functions().items()]
+    return [
+        {"function": name, "module": module, "median_ms": measure(name, module)}
+        for name, module in functions().items()
+    ]
 
 
 if __name__ == "__main__":

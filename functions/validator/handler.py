@@ -28,8 +28,8 @@ LlmId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_
 
 
 class LlmChanged(BaseModel):
-    accountId: str  # noqa: N815 - the event's own field names
-    llmId: str  # noqa: N815
+    accountId: str
+    llmId: str
     version: int
 
 

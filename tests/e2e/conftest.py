@@ -59,7 +59,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, leak_collector: LeakCollecto
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with log_file.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llm_gateway_cli.main", "dev", "--port", "0", "--state-file", str(state_file)],
+            [
+                sys.executable,
+                "-m",
+                "llm_gateway_cli.main",
+                "dev",
+                "--port",
+                "0",
+                "--state-file",
+                str(state_file),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -133,7 +142,9 @@ def second_account_key(stack: RunningStack) -> str:
 
 
 @pytest.fixture
-def other_api(stack: RunningStack, second_account_key: str, leak_collector: LeakCollector) -> Iterator[httpx.Client]:
+def other_api(
+    stack: RunningStack, second_account_key: str, leak_collector: LeakCollector
+) -> Iterator[httpx.Client]:
     with _recording_client(stack.api_url, second_account_key, leak_collector) as client:
         yield client
 

@@ -32,7 +32,9 @@ def test_register_get_update_list_delete(api: httpx.Client, stack: RunningStack)
     assert llm["status"] == "pending"
     assert CANARY not in created.text
     assert api.get(f"/v1/llms/{llm['id']}").json()["displayName"] == "e2e model"
-    updated = api.put(f"/v1/llms/{llm['id']}", json={"description": "now with a description"}, headers={"If-Match": "1"})
+    updated = api.put(
+        f"/v1/llms/{llm['id']}", json={"description": "now with a description"}, headers={"If-Match": "1"}
+    )
     assert updated.status_code == 200
     assert updated.json()["version"] == 2
     stale = api.put(f"/v1/llms/{llm['id']}", json={"description": "late"}, headers={"If-Match": "1"})
@@ -50,7 +52,9 @@ def test_builtins_are_read_only(api: httpx.Client) -> None:
     assert api.delete("/v1/llms/CUSTOMER_CLIENT_V1").status_code == 403
 
 
-def test_a_second_account_sees_none_of_the_first(api: httpx.Client, other_api: httpx.Client, stack: RunningStack) -> None:
+def test_a_second_account_sees_none_of_the_first(
+    api: httpx.Client, other_api: httpx.Client, stack: RunningStack
+) -> None:
     mine = api.post("/v1/llms", json=llm_body(stack)).json()
     missing = str(uuid.uuid4())
     for method, extra in (("GET", {}), ("PUT", {"json": {"displayName": "x"}}), ("DELETE", {})):
@@ -58,7 +62,9 @@ def test_a_second_account_sees_none_of_the_first(api: httpx.Client, other_api: h
         nothing = other_api.request(method, f"/v1/llms/{missing}", **extra)
         assert theirs.status_code == nothing.status_code == 404
         assert theirs.json()["error"]["code"] == nothing.json()["error"]["code"]
-    assert mine["id"] not in [i["id"] for i in other_api.get("/v1/llms", params={"perPage": 100}).json()["data"]]
+    assert mine["id"] not in [
+        i["id"] for i in other_api.get("/v1/llms", params={"perPage": 100}).json()["data"]
+    ]
     assert api.get(f"/v1/llms/{mine['id']}").status_code == 200
 
 
@@ -73,7 +79,9 @@ def test_same_idempotent_registration_from_two_accounts(
     assert a1.json()["id"] == a2.json()["id"] != b1.json()["id"]
 
 
-def test_concurrent_duplicate_registrations_create_exactly_one(api: httpx.Client, stack: RunningStack) -> None:
+def test_concurrent_duplicate_registrations_create_exactly_one(
+    api: httpx.Client, stack: RunningStack
+) -> None:
     key = {"Idempotency-Key": f"race-{uuid.uuid4()}"}
     body = llm_body(stack, displayName=f"race-{uuid.uuid4()}")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -90,7 +98,9 @@ def test_concurrent_updates_with_the_same_version_one_wins(api: httpx.Client, st
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         responses = list(
             pool.map(
-                lambda n: api.put(f"/v1/llms/{llm['id']}", json={"displayName": f"writer {n}"}, headers={"If-Match": "1"}),
+                lambda n: api.put(
+                    f"/v1/llms/{llm['id']}", json={"displayName": f"writer {n}"}, headers={"If-Match": "1"}
+                ),
                 range(2),
             )
         )
@@ -102,14 +112,22 @@ def test_oversized_and_malformed_bodies(api: httpx.Client) -> None:
                    headers={"Content-Type": "application/json"})  # fmt: skip
     assert big.status_code == 413
     assert big.json()["error"]["code"] == "payload_too_large"
-    nested = api.post("/v1/llms", content=b"[" * 10_000 + b"]" * 10_000, headers={"Content-Type": "application/json"})
+    nested = api.post(
+        "/v1/llms", content=b"[" * 10_000 + b"]" * 10_000, headers={"Content-Type": "application/json"}
+    )
     assert nested.status_code == 400
-    bad_utf8 = api.post("/v1/llms", content=b'{"displayName": "\xff"}', headers={"Content-Type": "application/json"})
+    bad_utf8 = api.post(
+        "/v1/llms", content=b'{"displayName": "\xff"}', headers={"Content-Type": "application/json"}
+    )
     assert bad_utf8.status_code == 400
 
 
 def test_crlf_in_headers_or_secret_is_refused(api: httpx.Client, stack: RunningStack) -> None:
-    for overrides in ({"headers": {"X-A": "1\r\nX-Injected: 2"}}, {"secret": "sk-a\r\nb"}, {"secret": "x" * 5000}):
+    for overrides in (
+        {"headers": {"X-A": "1\r\nX-Injected: 2"}},
+        {"secret": "sk-a\r\nb"},
+        {"secret": "x" * 5000},
+    ):
         response = api.post("/v1/llms", json=llm_body(stack, **overrides))
         assert response.status_code == 400, overrides
         assert "\r\n" not in json.dumps(response.json())

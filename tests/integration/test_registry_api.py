@@ -54,7 +54,13 @@ def test_create_returns_the_llm_without_its_secret(invoke_registry: Invoke, acco
 
 
 @pytest.mark.parametrize(
-    "event", ["registry/create_openai", "registry/create_azure_classic", "registry/create_azure_v1", "registry/create_gemini"]
+    "event",
+    [
+        "registry/create_openai",
+        "registry/create_azure_classic",
+        "registry/create_azure_v1",
+        "registry/create_gemini",
+    ],
 )
 def test_each_spec_registers_from_its_sample_event(invoke_registry: Invoke, account: str, event: str) -> None:
     status, body, _ = invoke_registry(event, account)
@@ -64,7 +70,9 @@ def test_each_spec_registers_from_its_sample_event(invoke_registry: Invoke, acco
     assert fetched == body
 
 
-def test_azure_classic_without_deployment_is_a_400_that_says_why(invoke_registry: Invoke, account: str) -> None:
+def test_azure_classic_without_deployment_is_a_400_that_says_why(
+    invoke_registry: Invoke, account: str
+) -> None:
     status, body, _ = invoke_registry("registry/create_azure_missing_deployment", account)
     assert status == 400
     assert body["error"]["code"] == "validation_error"
@@ -115,8 +123,12 @@ def test_crlf_header_sample_event_is_refused(invoke_registry: Invoke, account: s
         "https://api.openai.com:6379/v1",
     ],
 )
-def test_blocked_endpoints_are_refused_at_registration(invoke_registry: Invoke, account: str, url: str) -> None:
-    status, body, _ = invoke_registry("registry/create_openai", account, body=openai_body(urls=[{"url": url}]))
+def test_blocked_endpoints_are_refused_at_registration(
+    invoke_registry: Invoke, account: str, url: str
+) -> None:
+    status, body, _ = invoke_registry(
+        "registry/create_openai", account, body=openai_body(urls=[{"url": url}])
+    )
     assert status == 400
     assert body["error"]["code"] in ("endpoint_blocked", "validation_error")
     assert composition.llm_repository().list(account) == []
@@ -124,7 +136,9 @@ def test_blocked_endpoints_are_refused_at_registration(invoke_registry: Invoke, 
 
 def test_unresolvable_host_registers_and_is_left_to_validation(invoke_registry: Invoke, account: str) -> None:
     status, body, _ = invoke_registry(
-        "registry/create_openai", account, body=openai_body(urls=[{"url": "https://not-yet-in-dns.example.org/v1"}])
+        "registry/create_openai",
+        account,
+        body=openai_body(urls=[{"url": "https://not-yet-in-dns.example.org/v1"}]),
     )
     assert status == 201
     assert body["status"] == "pending"
@@ -168,7 +182,9 @@ def test_invalid_utf8_is_400(aws: AwsStack, account: str) -> None:
 
 def test_list_pages_and_searches(invoke_registry: Invoke, account: str) -> None:
     for name in ("alpha", "beta", "gamma"):
-        assert invoke_registry("registry/create_openai", account, body=openai_body(displayName=name))[0] == 201
+        assert (
+            invoke_registry("registry/create_openai", account, body=openai_body(displayName=name))[0] == 201
+        )
     status, body, _ = invoke_registry("registry/list", account, query={"page": "1", "perPage": "2"})
     assert status == 200
     assert body["meta"] == {"page": 1, "perPage": 2, "total": 3}
@@ -183,7 +199,9 @@ def test_list_pages_and_searches(invoke_registry: Invoke, account: str) -> None:
 
 
 def test_builtins_are_listed_readable_and_read_only(invoke_registry: Invoke, account: str) -> None:
-    status, body, _ = invoke_registry("registry/list", account, query={"includeDefaults": "true", "perPage": "100"})
+    status, body, _ = invoke_registry(
+        "registry/list", account, query={"includeDefaults": "true", "perPage": "100"}
+    )
     ids = {i["id"] for i in body["data"]}
     assert {"ANAM_GPT_4O_MINI_V1", "CUSTOMER_CLIENT_V1", "ANAM_LLAMA_v3_3_70B_V1"} <= ids
     status, body, _ = invoke_registry("registry/get_builtin", account)
@@ -209,16 +227,20 @@ def test_other_accounts_ids_are_404_exactly_like_missing_ones(
         nothing = invoke_registry(event, other_account, llm_id=missing, **extra)
         assert theirs[0] == nothing[0] == 404
         assert theirs[1]["error"]["code"] == nothing[1]["error"]["code"] == "llm_not_found"
-        assert theirs[1]["error"]["message"].replace(created["id"], "ID") == nothing[1]["error"]["message"].replace(
-            missing, "ID"
-        )
+        assert theirs[1]["error"]["message"].replace(created["id"], "ID") == nothing[1]["error"][
+            "message"
+        ].replace(missing, "ID")
     assert invoke_registry("registry/get", account, llm_id=created["id"])[1]["displayName"] == "Support bot"
 
 
 def test_update_is_partial_and_if_match_guards_the_version(invoke_registry: Invoke, account: str) -> None:
     _, created, _ = invoke_registry("registry/create_openai", account, body=openai_body(temperature=0.5))
     status, updated, headers = invoke_registry(
-        "registry/update", account, llm_id=created["id"], body={"displayName": "v2"}, headers={"If-Match": "1"}
+        "registry/update",
+        account,
+        llm_id=created["id"],
+        body={"displayName": "v2"},
+        headers={"If-Match": "1"},
     )
     assert status == 200
     assert updated["displayName"] == "v2"
@@ -226,7 +248,11 @@ def test_update_is_partial_and_if_match_guards_the_version(invoke_registry: Invo
     assert updated["version"] == 2
     assert headers["ETag"] == '"2"'
     status, body, _ = invoke_registry(
-        "registry/update", account, llm_id=created["id"], body={"displayName": "v3"}, headers={"If-Match": "1"}
+        "registry/update",
+        account,
+        llm_id=created["id"],
+        body={"displayName": "v3"},
+        headers={"If-Match": "1"},
     )
     assert status == 412
     assert body["error"]["code"] == "version_mismatch"
@@ -242,7 +268,9 @@ def test_update_rechecks_the_whole_config(invoke_registry: Invoke, account: str)
     assert "deploymentName" in json.dumps(body)
 
 
-def test_new_secret_is_staged_and_the_current_one_stays(invoke_registry: Invoke, aws: AwsStack, account: str) -> None:
+def test_new_secret_is_staged_and_the_current_one_stays(
+    invoke_registry: Invoke, aws: AwsStack, account: str
+) -> None:
     _, created, _ = invoke_registry("registry/create_openai", account, body=openai_body())
     status, body, _ = invoke_registry(
         "registry/update_secret", account, llm_id=created["id"], body={"secret": "sk-rotated-000000000000"}
@@ -253,7 +281,9 @@ def test_new_secret_is_staged_and_the_current_one_stays(invoke_registry: Invoke,
     stored = composition.llm_repository().get(account, created["id"])
     assert stored is not None
     assert store.read(account, created["id"], stored.secret_ref) == CANARY
-    assert store.read(account, created["id"], stored.secret_ref, stage="AWSPENDING") == "sk-rotated-000000000000"
+    assert (
+        store.read(account, created["id"], stored.secret_ref, stage="AWSPENDING") == "sk-rotated-000000000000"
+    )
 
 
 def test_delete_removes_the_llm_and_its_secret(invoke_registry: Invoke, aws: AwsStack, account: str) -> None:
@@ -266,7 +296,9 @@ def test_delete_removes_the_llm_and_its_secret(invoke_registry: Invoke, aws: Aws
     assert not [s for s in secrets if created["id"] in s["Name"]]
 
 
-def test_secret_is_named_tagged_and_encrypted_under_the_cmk(invoke_registry: Invoke, aws: AwsStack, account: str) -> None:
+def test_secret_is_named_tagged_and_encrypted_under_the_cmk(
+    invoke_registry: Invoke, aws: AwsStack, account: str
+) -> None:
     _, created, _ = invoke_registry("registry/create_openai", account, body=openai_body())
     sm = aws.client("secretsmanager")
     described = sm.describe_secret(SecretId=f"llm-gateway/test/{account}/{created['id']}")
@@ -290,7 +322,9 @@ def test_idempotency_key_replays_within_an_account_only(
     assert theirs[1]["id"] != first[1]["id"]
     assert len(composition.llm_repository().list(account)) == 1
     assert len(composition.llm_repository().list(other_account)) == 1
-    reused = invoke_registry("registry/create_openai_idempotent", account, body=openai_body(displayName="other"))
+    reused = invoke_registry(
+        "registry/create_openai_idempotent", account, body=openai_body(displayName="other")
+    )
     assert reused[0] == 409
     assert reused[1]["error"]["code"] == "idempotency_key_reused"
 
@@ -300,7 +334,9 @@ def test_events_are_published_without_secrets(invoke_registry: Invoke, aws: AwsS
     queue = sqs.create_queue(QueueName="capture")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     bus = aws.env["EVENT_BUS_NAME"]
-    events.put_rule(Name="capture-all", EventBusName=bus, EventPattern=json.dumps({"source": ["llm-gateway.registry"]}))
+    events.put_rule(
+        Name="capture-all", EventBusName=bus, EventPattern=json.dumps({"source": ["llm-gateway.registry"]})
+    )
     events.put_targets(Rule="capture-all", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
     _, created, _ = invoke_registry("registry/create_openai", account, body=openai_body())
     invoke_registry("registry/update_secret", account, llm_id=created["id"], body={"secret": CANARY + "-2"})
@@ -308,7 +344,12 @@ def test_events_are_published_without_secrets(invoke_registry: Invoke, aws: AwsS
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     bodies = [json.loads(m["Body"]) for m in messages]
     assert [b["detail-type"] for b in bodies] == ["LLM Registered", "LLM Updated", "LLM Deleted"]
-    assert bodies[0]["detail"] == {"accountId": account, "llmId": created["id"], "version": 1, "llmFormat": "openai"}
+    assert bodies[0]["detail"] == {
+        "accountId": account,
+        "llmId": created["id"],
+        "version": 1,
+        "llmFormat": "openai",
+    }
     assert bodies[1]["detail"]["secretStaged"] is True
     assert CANARY not in json.dumps(bodies)
 

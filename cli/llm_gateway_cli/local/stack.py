@@ -183,7 +183,9 @@ class LocalStack:
 
         sm = _client_factory()("secretsmanager")
         for builtin_id in builtin_llms():
-            sm.create_secret(Name=f"{get_settings().platform_secret_prefix}{builtin_id}", SecretString=DEFAULT_KEY)
+            sm.create_secret(
+                Name=f"{get_settings().platform_secret_prefix}{builtin_id}", SecretString=DEFAULT_KEY
+            )
 
     def _start_pollers(self, template: dict[str, Any], resolver: Resolver, front_door: FrontDoor) -> None:
         sqs = _client_factory()("sqs")

@@ -175,7 +175,10 @@ class DynamoReportRepository:
         items = self._db.query(
             TableName=self._table,
             KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": account_pk(account_id)}, ":prefix": {"S": f"REPORT#{llm_id}#"}},
+            ExpressionAttributeValues={
+                ":pk": {"S": account_pk(account_id)},
+                ":prefix": {"S": f"REPORT#{llm_id}#"},
+            },
             ScanIndexForward=False,
             Limit=1,
             ConsistentRead=True,

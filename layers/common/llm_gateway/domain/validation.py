@@ -6,6 +6,7 @@ fails, the current key stays in service and the report says why the rotation was
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,7 +40,9 @@ def summarize(report: Report) -> ValidationSummary:
     if failed:
         text = f"{len(failed)} check(s) failed: {failed[0].message}"
     else:
-        text = f"All {len(report.checks)} checks passed" + (f" ({len(warned)} warning(s))." if warned else ".")
+        text = f"All {len(report.checks)} checks passed" + (
+            f" ({len(warned)} warning(s))." if warned else "."
+        )
     return ValidationSummary(
         compatible=report.compatible, checked_at=report.checked_at, summary=text, error_code=report.error_code
     )
@@ -63,7 +66,10 @@ class Validator:
             staged = self.probe(llm, self.credentials.read(account_id, llm_id, llm.secret_ref, PENDING))
             if staged.compatible:
                 self.credentials.promote_pending(account_id, llm_id)
-                staged.details = (staged.details or {}) | {"rotation": "accepted", "secretHint": llm.pending_secret_hint}
+                staged.details = (staged.details or {}) | {
+                    "rotation": "accepted",
+                    "secretHint": llm.pending_secret_hint,
+                }
                 return self._record(llm, staged, new_hint=llm.pending_secret_hint)
             self.credentials.discard_pending(account_id, llm_id)
             rotation_note = _refusal(staged)
@@ -99,11 +105,10 @@ class Validator:
                 "pending_secret_hint": None,
             }
         )
-        try:
-            # Same version: validation is not a config change, so a client's If-Match stays good.
+        # Same version: validation is not a config change, so a client's If-Match stays good. If the
+        # config changed meanwhile, its own event brings a fresh validation.
+        with contextlib.suppress(VersionConflict):
             self.llms.replace(updated, expected_version=llm.version)
-        except VersionConflict:
-            pass  # the config changed meanwhile; its own event brings a fresh validation
         self.events.publish(
             LLM_VALIDATED,
             {

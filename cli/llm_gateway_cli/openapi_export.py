@@ -1,0 +1,64 @@
+"""Writes the management API's OpenAPI document: the routes of every REST function, merged.
+
+The registry serves this file at ``GET /v1/openapi.json`` (it ships in the layer); a test fails
+when it drifts from what the handlers generate, so run ``make openapi`` after changing a route.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+HANDLERS = ("functions.registry.handler", "functions.validator.handler", "functions.session_tokens.handler")
+TITLE = "LLM Gateway management API"
+#: Routes anyone may call (Powertools drops an empty ``security`` list, so it is set here).
+PUBLIC_OPERATIONS = {("/.well-known/jwks.json", "get")}
+
+
+def merged_document() -> dict[str, Any]:
+    import importlib
+
+    document: dict[str, Any] = {}
+    for module_name in HANDLERS:
+        app = importlib.import_module(module_name).app
+        schema = json.loads(app.get_openapi_json_schema(title=TITLE, version="1.0.0"))
+        if not document:
+            document = schema
+            continue
+        for path, operations in schema.get("paths", {}).items():
+            document.setdefault("paths", {}).setdefault(path, {}).update(operations)
+        for kind, items in schema.get("components", {}).items():
+            document.setdefault("components", {}).setdefault(kind, {}).update(items)
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            # Validation errors are 400 with our error shape, not Powertools' default 422.
+            operation.get("responses", {}).pop("422", None)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        document.get("components", {}).get("schemas", {}).pop(unused, None)
+    for path, method in PUBLIC_OPERATIONS:
+        document["paths"][path][method]["security"] = []
+    document["paths"] = dict(sorted(document.get("paths", {}).items()))
+    return document
+
+
+def render() -> str:
+    return json.dumps(merged_document(), indent=2, sort_keys=False) + "\n"
+
+
+def packaged_path() -> Path:
+    return Path(str(resources.files("llm_gateway").joinpath("openapi.json")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    target = Path(args[0]) if args else packaged_path()
+    target.write_text(render(), "utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""The served OpenAPI document is exactly what the handlers generate (run `make openapi` if not)."""
+
+from __future__ import annotations
+
+import json
+
+from llm_gateway_cli.openapi_export import packaged_path, render
+
+
+def test_packaged_document_matches_the_handlers() -> None:
+    assert packaged_path().read_text("utf-8") == render(), "the OpenAPI document is stale: run `make openapi`"
+
+
+def test_every_management_route_is_documented_with_bearer_auth() -> None:
+    document = json.loads(render())
+    assert set(document["paths"]) >= {
+        "/v1/llms", "/v1/llms/{llm_id}", "/v1/llms/test", "/v1/llms/{llm_id}/validate",
+        "/v1/llms/{llm_id}/validation", "/v1/auth/session-token", "/v1/session-token", "/v1/sessions/{session_id}",
+    }  # fmt: skip
+    assert document["security"] == [{"accountApiKey": []}]
+    assert document["paths"]["/.well-known/jwks.json"]["get"]["security"] == []
+    responses = [op["responses"] for ops in document["paths"].values() for op in ops.values()]
+    assert not [r for r in responses if "422" in r], "validation errors are documented as 400"
