@@ -117,10 +117,11 @@ def stream_scenarios(
                 label = f"{spec} {'pass-through' if spec == 'openai' else 'translated'}, {concurrency} stream(s), {interval} ms"
                 comparison = Comparison(label)
                 for _ in range(rounds):  # interleaved: one direct round, one proxied round
-                    comparison.direct += asyncio.run(batch(direct, concurrency, 1))
-                    before = cpu_seconds(pid)
-                    comparison.proxied += asyncio.run(batch(proxied, concurrency, 1))
-                    comparison.gateway_cpu_s += cpu_seconds(pid) - before
+                    samples, _ = asyncio.run(batch(direct, concurrency, 1))
+                    comparison.direct += samples
+                    samples, cpu_s = asyncio.run(batch(proxied, concurrency, 1, lambda: cpu_seconds(pid)))
+                    comparison.proxied += samples
+                    comparison.gateway_cpu_s += cpu_s
                 rows.append(comparison.row())
                 print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,14 +46,18 @@ async def one_stream(session: aiohttp.ClientSession, target: Target) -> Sample:
     return Sample(((first or end) - started) * 1000, (end - started) * 1000, ok)
 
 
-async def batch(target: Target, concurrency: int, rounds: int) -> list[Sample]:
+async def batch(
+    target: Target, concurrency: int, rounds: int, cpu: Callable[[], float] = lambda: 0.0
+) -> tuple[list[Sample], float]:
+    """Streams and the CPU seconds ``cpu()`` advanced while they ran (warm-up excluded)."""
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await one_stream(session, target)  # warm the connection pool
+        await asyncio.gather(*(one_stream(session, target) for _ in range(concurrency)))  # warm the pools
         out: list[Sample] = []
+        before = cpu()
         for _ in range(rounds):
             out.extend(await asyncio.gather(*(one_stream(session, target) for _ in range(concurrency))))
-        return out
+        return out, cpu() - before
 
 
 def cpu_seconds(pid: int) -> float:

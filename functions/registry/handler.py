@@ -106,11 +106,15 @@ def _create_once(scope: dict[str, str], request: Any, context: LambdaContext | N
 def list_llms(
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     per_page: Annotated[int, Query(alias="perPage", ge=1, le=100)] = 20,
-    search: Annotated[str | None, Query(max_length=200)] = None,
+    search: Annotated[str, Query(max_length=200)] = "",
     include_defaults: Annotated[bool, Query(alias="includeDefaults")] = False,
 ) -> Response[Any]:
     result = composition.registry().list(
-        account_id(app), page=page, per_page=per_page, search=search, include_defaults=include_defaults
+        account_id(app),
+        page=page,
+        per_page=per_page,
+        search=search or None,
+        include_defaults=include_defaults,
     )
     return _json(200, result.to_json_dict())
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway import composition
+from llm_gateway.domain.proxy import StreamProxy
 from llm_gateway.errors import GatewayError, PayloadTooLarge, Unauthorized
 
 MAX_BODY_BYTES = 1_048_576
@@ -84,14 +85,24 @@ async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_proxy: StreamProxy | None = None
+
+
+async def _build_proxy() -> StreamProxy:
+    """Once per container, off the event loop: building it loads the token public key from KMS."""
+    global _proxy
+    _proxy = await asyncio.to_thread(composition.stream_proxy)
+    return _proxy
+
+
 class ChatCompletions:
     """Pure ASGI endpoint: the response status is decided only once the first output exists."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
         request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
-        proxy = composition.stream_proxy()
         try:
+            proxy = _proxy or await _build_proxy()
             token = _bearer(scope)
             body = await _read_body(receive)
             session = await proxy.authorize(token)

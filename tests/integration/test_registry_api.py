@@ -360,3 +360,10 @@ def test_openapi_document_is_served_and_documents_bearer_auth(invoke_registry: I
     assert "/v1/llms" in body["paths"]
     assert "/v1/llms/{llm_id}" in body["paths"]
     assert body["components"]["securitySchemes"]["accountApiKey"]["scheme"] == "bearer"
+
+
+def test_unknown_query_parameters_are_a_400(invoke_registry: Invoke, account: str) -> None:
+    status, body, _ = invoke_registry("registry/list", account, query={"perpage": "5"})
+    assert status == 400
+    assert body["error"]["code"] == "unknown_parameter"
+    assert body["error"]["details"] == [{"field": "perpage", "message": "not a parameter of this route"}]

@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -108,6 +109,26 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     return app.resolve(event, context)
 
 
+def reject_unknown_query(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """A query parameter the route does not declare is a client mistake (a typo), not noise: 400."""
+    route = app.context.get("_route")
+    given = set(app.current_event.get("queryStringParameters") or {})
+    if route is not None and given:
+        declared = {p.alias for p in route.dependant.query_params}
+        unknown = sorted(given - declared)
+        if unknown:
+            return error_response(
+                BadRequest(
+                    "Unknown query parameter(s).",
+                    code="unknown_parameter",
+                    details=[
+                        {"field": name, "message": "not a parameter of this route"} for name in unknown[:10]
+                    ],
+                )
+            )
+    return next_middleware(app)
+
+
 def account_id(app: APIGatewayRestResolver) -> str:
     """The account the authorizer resolved; a route without one is a wiring bug, so refuse."""
     context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
@@ -125,6 +146,7 @@ def header(app: APIGatewayRestResolver, name: str) -> str | None:
 
 def create_resolver(title: str) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
+    app.use(middlewares=[reject_unknown_query])
     app.configure_openapi(
         title=title,
         version="1.0.0",

@@ -183,6 +183,11 @@ def stored_secret(llm: StoredLlm) -> str:
     )
 
 
+def cached_secret(llm: StoredLlm) -> str | None:
+    """``stored_secret`` from memory only (``None`` when it would need Secrets Manager)."""
+    return secret_cache().peek((llm.account_id, llm.id, llm.version))
+
+
 def builtin_endpoint(builtin: BuiltinLlm) -> tuple[list[str], str]:
     """A built-in's URLs and the platform key (a platform secret named after the built-in)."""
     settings = get_settings()
@@ -208,9 +213,13 @@ def _rebase(url: str, base: str) -> str:
 def stream_proxy() -> StreamProxy:
     from llm_gateway.domain.proxy import StreamProxy
 
+    verifier = stream_token_verifier()
     return StreamProxy(
-        verify=stream_token_verifier().verify,
-        secret_of=stored_secret,
+        verify_token=verifier.tokens.verify,
+        cached_session=verifier.gate.cached,
+        load_session=verifier.gate.load,
+        cached_secret=cached_secret,
+        load_secret=stored_secret,
         builtin_endpoint=builtin_endpoint,
         transport=upstream_transport(),
     )

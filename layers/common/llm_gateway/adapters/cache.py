@@ -19,6 +19,12 @@ class TtlCache(Generic[K, V]):
         self._items: dict[K, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, key: K) -> V | None:
+        """A fresh cached value, or ``None``; never loads."""
+        with self._lock:
+            hit = self._items.get(key)
+        return hit[1] if hit is not None and hit[0] > self._clock() else None
+
     def get_or_load(self, key: K, load: Callable[[], V]) -> V:
         now = self._clock()
         with self._lock:

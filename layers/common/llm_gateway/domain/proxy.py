@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from llm_gateway.catalog import BuiltinLlm
 from llm_gateway.domain.sessions import ActiveSession
 from llm_gateway.domain.streaming import Limits, OpenStream, UpstreamTransport, open_stream
+from llm_gateway.domain.tokens import SessionClaims
 from llm_gateway.errors import BadRequest
 from llm_gateway.models.chat import ChatMessage, ChatRequest
 from llm_gateway.models.llm import Llm, StoredLlm, Timeouts
@@ -85,18 +86,28 @@ def endpoint_specs(llm: Llm, urls: list[str]) -> list[EndpointSpec]:
 
 @dataclass
 class StreamProxy:
-    """Composes the session check, the key, the provider modules and the relay."""
+    """Composes the session check, the key, the provider modules and the relay.
 
-    verify: Callable[[str], ActiveSession]
-    secret_of: Callable[[StoredLlm], str]
+    Each lookup comes in two forms: ``cached_*`` answers from memory without I/O (the hot path),
+    the other may read DynamoDB/Secrets Manager and runs in a worker thread, off the event loop.
+    """
+
+    verify_token: Callable[[str], SessionClaims]
+    cached_session: Callable[[SessionClaims], ActiveSession | None]
+    load_session: Callable[[SessionClaims], ActiveSession]
+    cached_secret: Callable[[StoredLlm], str | None]
+    load_secret: Callable[[StoredLlm], str]
     builtin_endpoint: Callable[[BuiltinLlm], tuple[list[str], str]]
     transport: UpstreamTransport
     stats: UrlStats = field(default_factory=UrlStats)
     clock: Callable[[], float] = time.monotonic
 
     async def authorize(self, token: str) -> ActiveSession:
-        """Offline token check plus the (cached) session gate; store reads run off the event loop."""
-        session = await asyncio.to_thread(self.verify, token)
+        """Offline token check (CPU only), then the session gate: from memory, or from the table."""
+        claims = self.verify_token(token)
+        session = self.cached_session(claims)
+        if session is None:
+            session = await asyncio.to_thread(self.load_session, claims)
         session.require_server_side()
         return session
 
@@ -105,11 +116,14 @@ class StreamProxy:
     ) -> OpenStream:
         chat = with_system_prompt(parse_chat(body), session.record.persona.system_prompt)
         llm = session.llm
+        api_key: str
         if session.builtin is not None:
             urls, api_key = await asyncio.to_thread(self.builtin_endpoint, session.builtin)
         else:
             assert isinstance(llm, StoredLlm)
-            urls, api_key = [u.url for u in llm.urls], await asyncio.to_thread(self.secret_of, llm)
+            urls = [u.url for u in llm.urls]
+            cached = self.cached_secret(llm)
+            api_key = cached if cached is not None else await asyncio.to_thread(self.load_secret, llm)
         ordered = self.stats.order(urls)
         specs = endpoint_specs(llm, ordered)
         calls = [build_call(spec, chat, api_key) for spec in specs]

@@ -268,6 +268,16 @@ class SessionGate:
         _require_usable(resolved.llm)
         return ActiveSession(claims=claims, record=record, llm=resolved.llm, builtin=resolved.builtin)
 
+    def cached(self, claims: SessionClaims) -> ActiveSession | None:
+        """The gate's answer from a fresh cache entry, without any I/O; ``None`` on a miss."""
+        if self.cache_ttl_seconds <= 0:
+            return None
+        with self._lock:
+            hit = self._cache.get(claims.session_id)
+        if hit is None or self.monotonic() - hit.loaded_at >= self.cache_ttl_seconds:
+            return None
+        return self.load(claims)
+
     def forget(self, session_id: str | None = None) -> None:
         with self._lock:
             if session_id is None:
