@@ -1,0 +1,218 @@
+"""The validator function in-process on events/validator files, with moto and a loopback fake provider."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from llm_gateway import composition
+from llm_gateway.models.llm import LlmStatus
+from llm_gateway_cli.fake_provider.server import FakeProviderHandle, start_in_thread
+from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_cli.local.sqs_poller import SqsPoller
+from llm_gateway_cli.local.stack import register_demo_llms
+from tests.conftest import CANARY, LeakCollector, load_event
+from tests.integration.conftest import AwsStack
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProviderHandle]:
+    with start_in_thread() as handle:
+        yield handle
+
+
+@pytest.fixture
+def private_ok(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake provider lives on loopback, as in the local stack."""
+    monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "true")
+    composition.reset()
+
+
+def invoke(event: dict[str, Any], leak_collector: LeakCollector) -> dict[str, Any]:
+    from functions.validator import handler
+
+    result: dict[str, Any] = handler.lambda_handler(event, LambdaContext("validator"))
+    leak_collector.add("validator result", result)
+    return result
+
+
+def sqs_event_for(account: str, llm_id: str, name: str = "validator/sqs_llm_registered") -> dict[str, Any]:
+    event = load_event(name)
+    body = json.loads(event["Records"][0]["body"])
+    body["detail"].update(accountId=account, llmId=llm_id)
+    event["Records"][0]["body"] = json.dumps(body)
+    return event
+
+
+def test_a_registered_llm_is_validated_from_its_sqs_event(
+    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+) -> None:
+    llm_id = register_demo_llms(account, fake.url)["openai"]
+    assert composition.llm_repository().get(account, llm_id).status is LlmStatus.PENDING  # type: ignore[union-attr]
+    result = invoke(sqs_event_for(account, llm_id), leak_collector)
+    assert result == {"batchItemFailures": []}
+    stored = composition.llm_repository().get(account, llm_id)
+    assert stored is not None
+    assert stored.status is LlmStatus.VALID
+    report = composition.report_repository().latest(account, llm_id)
+    assert report is not None
+    assert report.compatible
+
+
+def test_a_malformed_record_fails_alone(
+    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+) -> None:
+    llm_id = register_demo_llms(account, fake.url)["gemini"]
+    event = load_event("validator/sqs_partial_failure")
+    good = json.loads(event["Records"][0]["body"])
+    good["detail"].update(accountId=account, llmId=llm_id)
+    event["Records"][0]["body"] = json.dumps(good)
+    result = invoke(event, leak_collector)
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    assert composition.llm_repository().get(account, llm_id).status is LlmStatus.VALID  # type: ignore[union-attr]
+
+
+def test_an_event_for_a_deleted_llm_is_a_no_op(
+    account: str, private_ok: None, leak_collector: LeakCollector
+) -> None:
+    result = invoke(sqs_event_for(account, "00000000-0000-4000-8000-000000000000"), leak_collector)
+    assert result == {"batchItemFailures": []}
+
+
+def test_a_failing_staged_key_is_refused_and_the_old_one_stays(
+    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+) -> None:
+    llm_id = register_demo_llms(account, fake.url)["azure_openai"]
+    invoke(sqs_event_for(account, llm_id), leak_collector)
+    composition.credential_store().stage_pending(account, llm_id, CANARY)
+    invoke(sqs_event_for(account, llm_id, "validator/sqs_llm_updated"), leak_collector)
+    stored = composition.llm_repository().get(account, llm_id)
+    assert stored is not None
+    assert stored.status is LlmStatus.VALID
+    assert "refused" in (stored.validation.summary or "")
+    assert not composition.credential_store().has_pending(account, llm_id)
+    assert composition.credential_store().read(account, llm_id, stored.secret_ref) == "fake-key"
+    report = composition.report_repository().latest(account, llm_id)
+    assert report is not None
+    assert report.details is not None
+    assert report.details["rotation"] == "refused"
+
+
+def test_a_passing_staged_key_is_promoted(
+    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+) -> None:
+    llm_id = register_demo_llms(account, fake.url)["openai"]
+    store = composition.credential_store()
+    stored = composition.llm_repository().get(account, llm_id)
+    assert stored is not None
+    store.stage_pending(account, llm_id, "fake-key")
+    invoke(sqs_event_for(account, llm_id, "validator/sqs_llm_updated"), leak_collector)
+    assert not store.has_pending(account, llm_id)
+    report = composition.report_repository().latest(account, llm_id)
+    assert report is not None
+    assert report.details is not None
+    assert report.details["rotation"] == "accepted"
+
+
+def test_a_copied_key_blob_cannot_be_decrypted_for_another_account(
+    aws: AwsStack, account: str, other_account: str, private_ok: None, fake: FakeProviderHandle
+) -> None:
+    """SECURITY 8: the KMS context binds the key to (tenant, llm); a copied blob fails closed."""
+    from llm_gateway.errors import CredentialsUnavailable
+
+    mine = register_demo_llms(account, fake.url)["openai"]
+    theirs = register_demo_llms(other_account, fake.url)["openai"]
+    sm = aws.client("secretsmanager")
+    store = composition.credential_store()
+    blob = sm.get_secret_value(SecretId=store.secret_name(account, mine))["SecretBinary"]
+    sm.put_secret_value(SecretId=store.secret_name(other_account, theirs), SecretBinary=blob)
+    their_llm = composition.llm_repository().get(other_account, theirs)
+    assert their_llm is not None
+    with pytest.raises(CredentialsUnavailable):
+        store.read(other_account, theirs, their_llm.secret_ref)
+    my_llm = composition.llm_repository().get(account, mine)
+    assert my_llm is not None
+    with pytest.raises(CredentialsUnavailable):  # a reference copied from another account
+        store.read(other_account, theirs, my_llm.secret_ref)
+
+
+def test_kms_sees_exactly_the_tenant_context(
+    account: str, private_ok: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SECURITY 9: every encrypt/decrypt of a customer key names {tenant_id, llm_config_id}."""
+    store = composition.credential_store()
+    kms = store._kms
+    seen: list[dict[str, str]] = []
+    for name in ("encrypt", "decrypt"):
+        original = getattr(kms, name)
+
+        def spy(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            seen.append(kwargs["EncryptionContext"])
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(kms, name, spy)
+    ref = store.create(account, "llm-1", CANARY)
+    assert store.read(account, "llm-1", ref) == CANARY
+    assert seen == [{"tenant_id": account, "llm_config_id": "llm-1"}] * 2
+
+
+def test_dead_letter_after_three_failed_receives(aws: AwsStack) -> None:
+    """The template's redrive policy, exercised through the local poller: a record that always
+    fails reaches the DLQ after 3 receives."""
+    sqs = aws.client("sqs")
+    queue = sqs.get_queue_url(QueueName="llm-gateway-test-validation")["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName="llm-gateway-test-validation-dlq")["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "0"})
+    sqs.send_message(QueueUrl=queue, MessageBody="{not json")
+    from functions.validator import handler
+
+    poller = SqsPoller(sqs, queue, "arn:aws:sqs:us-east-1:123456789012:llm-gateway-test-validation",
+                       lambda event: handler.lambda_handler(event, LambdaContext("validator")))  # fmt: skip
+    for _ in range(4):
+        poller.poll_once(wait_seconds=0)
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=1).get("Messages", [])
+    assert [m["Body"] for m in dead] == ["{not json"]
+
+
+def api_event(name: str, account: str, llm_id: str | None = None, body: Any = None) -> dict[str, Any]:
+    event = load_event(name)
+    event["requestContext"]["authorizer"] = {"accountId": account, "principalId": account}
+    if llm_id is not None:
+        event["path"] = event["path"].replace("3f2b8c1e-0d4a-4c55-9e1b-7a6f5d4c3b2a", llm_id)
+        event["pathParameters"] = {"id": llm_id}
+    if body is not None:
+        event["body"] = json.dumps(body)
+    return event
+
+
+def test_validate_now_and_latest_report_routes(
+    account: str,
+    other_account: str,
+    private_ok: None,
+    fake: FakeProviderHandle,
+    leak_collector: LeakCollector,
+) -> None:
+    llm_id = register_demo_llms(account, fake.url)["gemini"]
+    missing = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
+    assert missing["statusCode"] == 404
+    assert json.loads(missing["body"])["error"]["code"] == "validation_not_found"
+    ran = invoke(api_event("validator/validate_now", account, llm_id), leak_collector)
+    assert ran["statusCode"] == 200
+    assert json.loads(ran["body"])["compatible"] is True
+    latest = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
+    assert json.loads(latest["body"])["checkedAt"] == json.loads(ran["body"])["checkedAt"]
+    theirs = invoke(api_event("validator/validate_now", other_account, llm_id), leak_collector)
+    assert theirs["statusCode"] == 404
+
+
+def test_test_route_refuses_blocked_endpoints_before_any_connect(
+    account: str, leak_collector: LeakCollector
+) -> None:
+    body = json.loads(load_event("validator/test_config")["body"])
+    body["urls"] = [{"url": "https://169.254.169.254/latest"}]
+    result = invoke(api_event("validator/test_config", account, body=body), leak_collector)
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])["error"]["code"] == "endpoint_blocked"
