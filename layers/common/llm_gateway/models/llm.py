@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from llm_gateway.models.common import ApiModel, PageMeta
 
@@ -86,8 +86,6 @@ DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=120, str
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
 DeploymentName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 ApiVersion = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")]
-Headers = Annotated[dict[str, str], Field(max_length=20)]
-Metadata = Annotated[dict[str, str], Field(max_length=20)]
 
 
 def check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -116,6 +114,10 @@ def check_metadata(metadata: dict[str, str] | None) -> dict[str, str] | None:
     return metadata
 
 
+Headers = Annotated[dict[str, str], Field(max_length=20), AfterValidator(check_headers)]
+Metadata = Annotated[dict[str, str], Field(max_length=20), AfterValidator(check_metadata)]
+
+
 class _LlmFields(ApiModel):
     """Fields shared by every spec; each spec's subclass adds its own rules."""
 
@@ -128,16 +130,6 @@ class _LlmFields(ApiModel):
     headers: Headers | None = None
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
-
-    @field_validator("headers")
-    @classmethod
-    def _header_rules(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_headers(value)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_rules(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_metadata(value)
 
     @field_validator("urls")
     @classmethod
@@ -229,16 +221,6 @@ class LlmUpdate(ApiModel):
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
     secret: SecretStr | None = None
-
-    @field_validator("headers")
-    @classmethod
-    def _header_rules(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_headers(value)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_rules(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_metadata(value)
 
     @field_validator("secret")
     @classmethod
