@@ -46,6 +46,7 @@ from llm_gateway.models.llm import LlmFormat, Timeouts
 from llm_gateway.models.report import Check, CheckCategory, CheckStatus, Report, Timings
 from llm_gateway.providers import azure_openai, gemini, openai
 from llm_gateway.providers.openai import trim_evidence
+from llm_gateway.providers.request import UpstreamRequest
 from llm_gateway.providers.sse import SseLimitExceeded, SseParser
 
 __all__ = [
@@ -160,16 +161,6 @@ class ProbeConfigError(ValueError):
     """The config cannot be turned into a request (URL form, model name); the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeRequest:
-    """One request to send; the same fields as every provider's ``UpstreamRequest``."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-
 def probe_chat() -> ChatRequest:
     """The chat request the probe sends: what the platform sends, minus the persona."""
     return ChatRequest(
@@ -180,7 +171,7 @@ def probe_chat() -> ChatRequest:
     )
 
 
-def build_probe_request(config: EndpointConfig, url: str, api_key: str) -> ProbeRequest:
+def build_probe_request(config: EndpointConfig, url: str, api_key: str) -> UpstreamRequest:
     """The provider's own request for ``url``; raises ``ProbeConfigError`` with a fix-it message."""
     chat = probe_chat()
     common: dict[str, Any] = {
@@ -206,7 +197,7 @@ def build_probe_request(config: EndpointConfig, url: str, api_key: str) -> Probe
     headers = dict(built.headers)
     # Compressed bodies would hide the bytes the spec checks judge; ask for them as sent.
     headers["Accept-Encoding"] = "identity"
-    return ProbeRequest(built.method, built.url, headers, built.body)
+    return UpstreamRequest(built.method, built.url, headers, built.body)
 
 
 def public_url(url: str) -> str:
@@ -505,7 +496,7 @@ class _TokenWatch:
 
 def _exchange(
     client: StreamingClient,
-    request: ProbeRequest,
+    request: UpstreamRequest,
     budget: _Budget,
     watch: _TokenWatch | None,
     monotonic: Callable[[], float],
@@ -798,7 +789,7 @@ class _Prober:
             )  # fmt: skip
         return _check("latency", _LATENCY, _PASS, message, duration_s=exchange.ttft_s)
 
-    def _auth_probe(self, request: ProbeRequest, main: _Exchange, spec: list[Check]) -> _Finding:
+    def _auth_probe(self, request: UpstreamRequest, main: _Exchange, spec: list[Check]) -> _Finding:
         """Send the same request with a wrong key: accepting it is a warning, never a failure."""
         http_status = next((c for c in spec if c.id in ("http_status", "redirect")), None)
         status = main.status or 0

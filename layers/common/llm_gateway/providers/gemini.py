@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from llm_gateway.models.chat import ChatMessage, ChatRequest
 from llm_gateway.models.llm import FORBIDDEN_HEADERS
 from llm_gateway.models.report import Check, CheckCategory, CheckStatus
+from llm_gateway.providers.request import UpstreamRequest
 from llm_gateway.providers.sse import SseEvent, SseLimitExceeded, SseObservations, SseParser, parse_sse
 
 __all__ = [
@@ -105,19 +106,6 @@ def _api_version(url: str) -> str:
 
 class GeminiRequestError(ValueError):
     """The chat request holds something Gemini cannot take (a client error, not an upstream one)."""
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
-    """One HTTP request to send. ``repr`` hides header values: the key is in them."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"UpstreamRequest(method={self.method!r}, url={self.url!r}, headers={sorted(self.headers)!r})"
 
 
 def build_request(

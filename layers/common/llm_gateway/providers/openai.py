@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from llm_gateway.models.chat import ChatRequest
 from llm_gateway.models.report import Check, CheckCategory, CheckStatus
+from llm_gateway.providers.request import UpstreamRequest
 from llm_gateway.providers.sse import (
     SseEvent,
     SseLimitExceeded,
@@ -65,16 +66,6 @@ class EndpointUrlError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Requests
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
-    """What to send upstream: pure data, so the guarded HTTP adapter does all the I/O."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
 
 
 def chat_completions_url(url: str) -> str:
