@@ -11,13 +11,17 @@ Exit codes: 0 success, 1 the gateway refused, 2 usage error (no gateway to talk 
 from __future__ import annotations
 
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
-USAGE_ERROR = 2
-FAILURE = 1
+from llm_gateway_cli.commands.client import (
+    FAILURE,
+    USAGE_ERROR,
+    connection,
+    connection_arguments,
+    report_error,
+    request,
+)
 
 
 def register(sub: Any) -> None:
@@ -29,7 +33,7 @@ def register(sub: Any) -> None:
         "--ttl", type=int, metavar="SECONDS", help="session length (capped at 3600, default 600)"
     )
     token.add_argument("--client-label", metavar="LABEL", help="a label stored with the session")
-    _connection_arguments(token)
+    connection_arguments(token)
     token.add_argument(
         "--json", action="store_true", help="print {sessionToken, sessionId, expiresAt, warnings}"
     )
@@ -38,61 +42,19 @@ def register(sub: Any) -> None:
     sessions = sub.add_parser("sessions", help="manage sessions").add_subparsers(dest="action", required=True)
     revoke = sessions.add_parser("revoke", help="revoke a session: its token stops working within seconds")
     revoke.add_argument("session_id", metavar="ID", help="the sessionId the token was minted with")
-    _connection_arguments(revoke)
+    connection_arguments(revoke)
     revoke.add_argument("--json", action="store_true", help="print {sessionId, revoked} as JSON")
     revoke.set_defaults(run=run_revoke)
 
 
-def _connection_arguments(parser: Any) -> None:
-    parser.add_argument("--state-file", type=Path, help="local stack state file (default: .local/state.json)")
-    parser.add_argument("--api-url", help="gateway base URL (default: the local stack's)")
-    parser.add_argument("--api-key", help="account API key (default: the local stack's demo key)")
-
-
-def _connection(args: Any) -> tuple[str, str] | None:
-    """(apiUrl, apiKey) from the flags, then the environment, then the local stack's state file."""
-    from llm_gateway_cli.local.stack import default_state_file
-
-    url = args.api_url or os.environ.get("LLM_GATEWAY_API_URL")
-    key = args.api_key or os.environ.get("LLM_GATEWAY_API_KEY")
-    if not (url and key):
-        path = args.state_file or default_state_file()
-        if not path.exists():
-            where = f"no state file at {path}; is `llm-gateway dev` running?"
-            print(f"error: {where} (or pass --api-url and --api-key)", file=sys.stderr)
-            return None
-        state = json.loads(path.read_text("utf-8"))
-        url, key = url or state.get("apiUrl"), key or state.get("apiKey")
-    if not (url and key):
-        print("error: need both an API URL and an API key (--api-url, --api-key)", file=sys.stderr)
-        return None
-    return str(url).rstrip("/"), str(key)
-
-
-def _request(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> Any:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
-    return httpx.request(method, url, json=body, headers=headers, timeout=30)
-
-
-def _report_error(response: Any) -> int:
-    try:
-        error = response.json()["error"]
-        print(f"error: {response.status_code} {error['code']}: {error['message']}", file=sys.stderr)
-    except (ValueError, KeyError, TypeError):
-        print(f"error: the gateway answered {response.status_code}", file=sys.stderr)
-    return FAILURE
-
-
 def run_token(args: Any) -> int:
-    connection = _connection(args)
-    if connection is None:
+    found = connection(args)
+    if found is None:
         return USAGE_ERROR
     if args.ttl is not None and args.ttl < 1:
         print("error: --ttl must be a positive number of seconds", file=sys.stderr)
         return USAGE_ERROR
-    url, key = connection
+    url, key = found
     persona: dict[str, Any] = {"name": args.name, "llmId": args.llm}
     if args.system_prompt is not None:
         persona["systemPrompt"] = args.system_prompt
@@ -104,12 +66,12 @@ def run_token(args: Any) -> int:
     import httpx
 
     try:
-        response = _request("POST", f"{url}/v1/auth/session-token", key, body)
+        response = request("POST", f"{url}/v1/auth/session-token", key, body)
     except httpx.HTTPError as exc:
         print(f"error: cannot reach the gateway at {url}: {type(exc).__name__}", file=sys.stderr)
         return FAILURE
     if response.status_code != 200:
-        return _report_error(response)
+        return report_error(response)
     minted = response.json()
     if args.json:
         print(json.dumps(minted))
@@ -122,21 +84,21 @@ def run_token(args: Any) -> int:
 
 
 def run_revoke(args: Any) -> int:
-    connection = _connection(args)
-    if connection is None:
+    found = connection(args)
+    if found is None:
         return USAGE_ERROR
-    url, key = connection
+    url, key = found
     from urllib.parse import quote
 
     import httpx
 
     try:
-        response = _request("DELETE", f"{url}/v1/sessions/{quote(args.session_id, safe='')}", key)
+        response = request("DELETE", f"{url}/v1/sessions/{quote(args.session_id, safe='')}", key)
     except httpx.HTTPError as exc:
         print(f"error: cannot reach the gateway at {url}: {type(exc).__name__}", file=sys.stderr)
         return FAILURE
     if response.status_code != 204:
-        return _report_error(response)
+        return report_error(response)
     if args.json:
         print(json.dumps({"sessionId": args.session_id, "revoked": True}))
     else:

@@ -1,0 +1,100 @@
+"""Shared plumbing of the client commands (``token``, ``sessions``, ``llms``, ``chat``).
+
+They all talk HTTP to a running gateway: the local stack by default, found through its state
+file; a deployed one with ``--api-url``/``--api-key`` or ``LLM_GATEWAY_API_URL``/``LLM_GATEWAY_API_KEY``.
+Nothing here ever prints a key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+USAGE_ERROR = 2
+FAILURE = 1
+
+API_URL_ENV = "LLM_GATEWAY_API_URL"
+API_KEY_ENV = "LLM_GATEWAY_API_KEY"
+
+
+def connection_arguments(parser: Any, *, key_flag: str = "--api-key") -> None:
+    """``--state-file``, ``--api-url`` and the account-key flag (``key_flag``: a command whose
+    ``--api-key`` means something else, like ``llms create``, names it differently)."""
+    parser.add_argument(
+        "--state-file", type=Path, metavar="PATH", help="local stack state file (default: .local/state.json)"
+    )
+    parser.add_argument(
+        "--api-url", metavar="URL", help=f"gateway base URL (default: ${API_URL_ENV}, else the local stack's)"
+    )
+    parser.add_argument(
+        key_flag,
+        dest="gateway_api_key",
+        metavar="KEY",
+        help=f"account API key (default: ${API_KEY_ENV}, else the local stack's demo key)",
+    )
+
+
+def connection(args: Any) -> tuple[str, str] | None:
+    """(apiUrl, apiKey) from the flags, then the environment, then the local stack's state file."""
+    from llm_gateway_cli.local.stack import default_state_file
+
+    url = args.api_url or os.environ.get(API_URL_ENV)
+    key = args.gateway_api_key or os.environ.get(API_KEY_ENV)
+    if not (url and key):
+        path = args.state_file or default_state_file()
+        if not path.exists():
+            where = f"no state file at {path}; is `llm-gateway dev` running?"
+            print(f"error: {where} (or pass --api-url and an API key)", file=sys.stderr)
+            return None
+        try:
+            state = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"error: cannot read the state file {path}: {type(exc).__name__}", file=sys.stderr)
+            return None
+        url, key = url or state.get("apiUrl"), key or state.get("apiKey")
+    if not (url and key):
+        print("error: need both an API URL and an API key", file=sys.stderr)
+        return None
+    return str(url).rstrip("/"), str(key)
+
+
+def request(
+    method: str,
+    url: str,
+    key: str,
+    body: dict[str, Any] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+    timeout: float = 30,
+) -> Any:
+    import httpx
+
+    sent = {"Authorization": f"Bearer {key}", "Accept": "application/json"} | (headers or {})
+    return httpx.request(method, url, json=body, headers=sent, params=params, timeout=timeout)
+
+
+def report_error(response: Any) -> int:
+    """``error: <status> <code>: <message>`` on stderr, from the gateway's error body, then one
+    line per field error of a validation error (``details: [{field, message}]``)."""
+    try:
+        error = response.json()["error"]
+        print(f"error: {response.status_code} {error['code']}: {error['message']}", file=sys.stderr)
+    except (ValueError, KeyError, TypeError):
+        print(f"error: the gateway answered {response.status_code}", file=sys.stderr)
+        return FAILURE
+    details = error.get("details") if isinstance(error, dict) else None
+    if isinstance(details, list):
+        for detail in details[:10]:
+            if isinstance(detail, dict) and detail.get("message"):
+                where = f"{detail['field']}: " if detail.get("field") else ""
+                print(f"  {where}{detail['message']}", file=sys.stderr)
+    return FAILURE
+
+
+def unreachable(url: str, exc: BaseException) -> int:
+    print(f"error: cannot reach the gateway at {url}: {type(exc).__name__}", file=sys.stderr)
+    return FAILURE

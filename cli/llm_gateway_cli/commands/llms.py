@@ -1,0 +1,463 @@
+"""``llm-gateway llms create|list|get|update|delete|validate|test``: LLM configs on a running gateway.
+
+The gateway is the local stack by default (its state file), a deployed one with ``--api-url`` and
+``--gateway-api-key`` (or ``LLM_GATEWAY_API_URL``/``LLM_GATEWAY_API_KEY``). ``--api-key`` is the
+*LLM endpoint's* key here, as in ``llm-gateway check``; it is sent once and never printed.
+
+Exit codes: 0 success, 1 the gateway refused or the report is not compatible, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+from urllib.parse import quote
+
+from llm_gateway_cli.commands.client import (
+    FAILURE,
+    USAGE_ERROR,
+    connection,
+    connection_arguments,
+    report_error,
+    request,
+    unreachable,
+)
+
+LLM_API_KEY_ENV = "LLM_API_KEY"
+FORMATS = ("openai", "azure_openai", "gemini")
+#: Validation runs real requests upstream; give the gateway time to answer.
+REPORT_TIMEOUT_S = 120.0
+
+_DESCRIPTION = """\
+Manage LLM configs on a running gateway: the local stack by default (its state file), a deployed
+one with --api-url and --gateway-api-key (or LLM_GATEWAY_API_URL / LLM_GATEWAY_API_KEY).
+--api-key is the LLM endpoint's own key, as in `llm-gateway check`; it is never printed.
+"""
+
+_EPILOG = """\
+exit status: 0 success, 1 the gateway refused or the endpoint is not compatible, 2 usage error.
+examples:
+  LLM_API_KEY=sk-... llm-gateway llms create --format openai --name prod \\
+      --url https://api.openai.com/v1/chat/completions --model gpt-4o-mini --wait
+  llm-gateway llms list --include-defaults
+  llm-gateway llms validate LLM_ID
+"""
+
+
+class _UsageError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers
+# ---------------------------------------------------------------------------------------------
+
+
+def register(sub: Any) -> None:
+    llms = sub.add_parser(
+        "llms",
+        help="manage LLM configs on a gateway (create, list, validate, …)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = llms.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = actions.add_parser("create", help="register an LLM endpoint (validated in the background)")
+    _config_arguments(create, required=True)
+    create.add_argument("--idempotency-key", metavar="K", help="retry-safe creation: same key, same LLM")
+    create.add_argument("--wait", action="store_true", help="wait for validation and print its summary")
+    create.add_argument(
+        "--wait-timeout", type=float, default=120.0, metavar="SECONDS", help="how long --wait waits (120)"
+    )
+    _common(create, "print the LLM object as JSON")
+    create.set_defaults(run=run_create)
+
+    listing = actions.add_parser("list", help="list your LLMs as a table")
+    listing.add_argument("--search", metavar="S", help="only names containing S")
+    listing.add_argument("--include-defaults", action="store_true", help="also list the built-in LLMs")
+    listing.add_argument("--page", type=int, default=1, metavar="N", help="page number (default 1)")
+    listing.add_argument(
+        "--per-page", type=int, default=20, metavar="N", help="page size, 1-100 (default 20)"
+    )
+    _common(listing, "print {data, meta} as JSON")
+    listing.set_defaults(run=run_list)
+
+    get = actions.add_parser("get", help="show one LLM")
+    get.add_argument("llm_id", metavar="ID")
+    _common(get, "print the LLM object as JSON")
+    get.set_defaults(run=run_get)
+
+    update = actions.add_parser(
+        "update", help="change an LLM (only the fields given); a new key is validated first"
+    )
+    update.add_argument("llm_id", metavar="ID")
+    _config_arguments(update, required=False)
+    update.add_argument(
+        "--if-match", type=int, metavar="VERSION", help="refuse (412) unless the LLM is at VERSION"
+    )
+    _common(update, "print the updated LLM object as JSON")
+    update.set_defaults(run=run_update)
+
+    delete = actions.add_parser("delete", help="delete an LLM and its stored key (no confirmation)")
+    delete.add_argument("llm_id", metavar="ID")
+    _common(delete, "print {id, deleted} as JSON")
+    delete.set_defaults(run=run_delete)
+
+    validate = actions.add_parser("validate", help="run the conformance suite on a registered LLM now")
+    validate.add_argument("llm_id", metavar="ID")
+    _common(validate, "print the report as JSON")
+    validate.set_defaults(run=run_validate)
+
+    test = actions.add_parser("test", help="run the conformance suite on a config without storing it")
+    _config_arguments(test, required=True)
+    _common(test, "print the report as JSON")
+    test.set_defaults(run=run_test)
+
+
+def _common(parser: Any, json_help: str) -> None:
+    connection_arguments(parser, key_flag="--gateway-api-key")
+    parser.add_argument("--json", action="store_true", help=json_help)
+
+
+def _config_arguments(parser: Any, *, required: bool) -> None:
+    """The LLM config flags shared by create, test (required ones) and update (all optional)."""
+    parser.add_argument("--format", required=required, choices=FORMATS, dest="llm_format")
+    parser.add_argument("--name", required=required, help="display name")
+    parser.add_argument(
+        "--url",
+        action="append",
+        dest="urls",
+        required=required,
+        metavar="URL",
+        help="endpoint URL; repeat for failover (1-5)" + ("" if required else "; replaces the list"),
+    )
+    parser.add_argument("--model", required=required, help="model name (Azure v1: the deployment name)")
+    key_help = "the endpoint's API key" + (f" (default: ${LLM_API_KEY_ENV})" if required else " (a new key)")
+    parser.add_argument("--api-key", dest="llm_api_key", metavar="KEY", help=key_help)
+    parser.add_argument("--deployment", help="Azure deployment name (classic resource-endpoint URLs)")
+    parser.add_argument("--api-version", help="Azure api-version, e.g. 2024-10-21 (classic URLs)")
+    parser.add_argument("--temperature", type=float, metavar="T")
+    parser.add_argument("--max-tokens", type=int, metavar="N")
+    parser.add_argument(
+        "--header",
+        action="append",
+        dest="headers",
+        metavar="'NAME: VALUE'",
+        help="extra non-auth header sent upstream; repeatable" + ("" if required else "; replaces them all"),
+    )
+    parser.add_argument("--description", metavar="TEXT")
+
+
+def _config_body(args: argparse.Namespace, *, creating: bool) -> dict[str, Any]:
+    """The camelCase body from the flags; only what was given (so it doubles as a PUT patch)."""
+    body: dict[str, Any] = {}
+    if args.name is not None:
+        body["displayName"] = args.name
+    if args.description is not None:
+        body["description"] = args.description
+    if args.llm_format is not None:
+        body["llmFormat"] = args.llm_format
+    if args.urls:
+        body["urls"] = [{"url": url} for url in args.urls]
+    if args.model is not None:
+        body["modelName"] = args.model
+    if args.deployment is not None:
+        body["deploymentName"] = args.deployment
+    if args.api_version is not None:
+        body["apiVersion"] = args.api_version
+    if args.temperature is not None:
+        body["temperature"] = args.temperature
+    if args.max_tokens is not None:
+        body["maxTokens"] = args.max_tokens
+    if args.headers:
+        body["headers"] = _parse_headers(args.headers)
+    if (
+        args.llm_format is not None
+        and args.llm_format != "azure_openai"
+        and (args.deployment or args.api_version)
+    ):
+        raise _UsageError("--deployment and --api-version apply to --format azure_openai only")
+    secret = args.llm_api_key or (os.environ.get(LLM_API_KEY_ENV) if creating else None)
+    if creating and not secret:
+        raise _UsageError(f"no API key for the endpoint: pass --api-key KEY or set {LLM_API_KEY_ENV}")
+    if secret is not None:
+        if not secret or any(ch.isspace() for ch in secret):
+            raise _UsageError("the API key must be non-empty and contain no whitespace")
+        body["secret"] = secret
+    return body
+
+
+def _parse_headers(values: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name.strip() or any(ch.isspace() for ch in name.strip()):
+            raise _UsageError("--header takes 'Name: value': a header name, a colon, the value")
+        headers[name.strip()] = rest.strip()
+    return headers
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+
+
+def _usage(message: str) -> int:
+    print(f"llm-gateway llms: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _llm_path(llm_id: str, suffix: str = "") -> str:
+    return f"/v1/llms/{quote(llm_id, safe='')}{suffix}"
+
+
+def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    """The response, or an exit code when there is no gateway to talk to; ``path`` starts with /v1."""
+    import httpx
+
+    found = connection(args)
+    if found is None:
+        return USAGE_ERROR
+    url, key = found
+    try:
+        return request(method, url + path, key, **kwargs)
+    except httpx.HTTPError as exc:
+        return unreachable(url, exc)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    try:
+        body = _config_body(args, creating=True)
+    except _UsageError as exc:
+        return _usage(str(exc))
+    if args.wait and not 0 < args.wait_timeout <= 3600:
+        return _usage("--wait-timeout must be between 0 and 3600 seconds")
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    response = _call(args, "POST", "/v1/llms", body=body, headers=headers)
+    if isinstance(response, int):
+        return response
+    if response.status_code not in (200, 201):
+        return report_error(response)
+    llm: dict[str, Any] = response.json()
+    if not args.wait:
+        _print_llm_or_json(llm, args.json)
+        if not args.json:
+            print(
+                "Validation runs in the background: `llm-gateway llms get ID` shows its result.",
+                file=sys.stderr,
+            )
+        return 0
+    print(f"Created LLM {llm['id']}; validating", end="", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + args.wait_timeout
+    while llm.get("status") == "pending" and time.monotonic() < deadline:
+        time.sleep(0.25)
+        print(".", end="", file=sys.stderr, flush=True)
+        polled = _call(args, "GET", _llm_path(llm["id"]))
+        if isinstance(polled, int):
+            print(file=sys.stderr)
+            return polled
+        if polled.status_code != 200:
+            print(file=sys.stderr)
+            return report_error(polled)
+        llm = polled.json()
+    print(f" {llm.get('status')}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(llm, indent=2))
+    else:
+        _print_llm(llm)
+    if llm.get("status") == "pending":
+        print("error: validation did not finish in time (still pending)", file=sys.stderr)
+        return FAILURE
+    if llm.get("status") != "valid":
+        if not args.json:
+            _print_latest_report(args, llm["id"])
+        return FAILURE
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    if args.page < 1:
+        return _usage("--page must be 1 or more")
+    if not 1 <= args.per_page <= 100:
+        return _usage("--per-page must be between 1 and 100")
+    params: dict[str, Any] = {"page": args.page, "perPage": args.per_page}
+    if args.search:
+        params["search"] = args.search
+    if args.include_defaults:
+        params["includeDefaults"] = "true"
+    response = _call(args, "GET", "/v1/llms", params=params)
+    if isinstance(response, int):
+        return response
+    if response.status_code != 200:
+        return report_error(response)
+    page = response.json()
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return 0
+    rows = [
+        [
+            str(llm.get("id", "")),
+            str(llm.get("displayName", "")),
+            str(llm.get("llmFormat", "")),
+            str(llm.get("status", "")),
+            str(llm.get("modelName", "")),
+        ]
+        for llm in page.get("data", [])
+    ]
+    print(format_table(["ID", "NAME", "FORMAT", "STATUS", "MODEL"], rows))
+    meta = page.get("meta") or {}
+    total, shown = meta.get("total"), len(rows)
+    print(f"\n{shown} shown, page {meta.get('page', args.page)}, {total} in total")
+    return 0
+
+
+def run_get(args: argparse.Namespace) -> int:
+    response = _call(args, "GET", _llm_path(args.llm_id))
+    if isinstance(response, int):
+        return response
+    if response.status_code != 200:
+        return report_error(response)
+    _print_llm_or_json(response.json(), args.json)
+    return 0
+
+
+def run_update(args: argparse.Namespace) -> int:
+    try:
+        body = _config_body(args, creating=False)
+    except _UsageError as exc:
+        return _usage(str(exc))
+    if not body:
+        return _usage("nothing to update: give at least one of --name, --url, --model, --api-key, …")
+    headers = {"If-Match": str(args.if_match)} if args.if_match is not None else None
+    response = _call(args, "PUT", _llm_path(args.llm_id), body=body, headers=headers)
+    if isinstance(response, int):
+        return response
+    if response.status_code != 200:
+        return report_error(response)
+    llm = response.json()
+    if args.json:
+        print(json.dumps(llm, indent=2))
+        return 0
+    print(f"Updated LLM {llm['id']} (now version {llm.get('version')}).")
+    _print_llm(llm)
+    if "secret" in body:
+        print("The new key is validated before it replaces the current one.", file=sys.stderr)
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    found = _call(args, "GET", _llm_path(args.llm_id))
+    if isinstance(found, int):
+        return found
+    if found.status_code != 200:
+        return report_error(found)
+    llm = found.json()
+    response = _call(args, "DELETE", _llm_path(args.llm_id))
+    if isinstance(response, int):
+        return response
+    if response.status_code not in (200, 204):
+        return report_error(response)
+    if args.json:
+        print(json.dumps({"id": llm["id"], "deleted": True}))
+    else:
+        print(
+            f"Deleted LLM {llm['id']} ({llm.get('displayName')!r}, {llm.get('llmFormat')}) and its stored key."
+        )
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    response = _call(args, "POST", _llm_path(args.llm_id, "/validate"), timeout=REPORT_TIMEOUT_S)
+    return _report(response, as_json=args.json)
+
+
+def run_test(args: argparse.Namespace) -> int:
+    try:
+        body = _config_body(args, creating=True)
+    except _UsageError as exc:
+        return _usage(str(exc))
+    response = _call(args, "POST", "/v1/llms/test", body=body, timeout=REPORT_TIMEOUT_S)
+    return _report(response, as_json=args.json)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+
+def _report(response: Any, *, as_json: bool) -> int:
+    from llm_gateway_cli.commands.check import render, use_color
+
+    if isinstance(response, int):
+        return response
+    if response.status_code != 200:
+        return report_error(response)
+    report: dict[str, Any] = response.json()
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        render(report, sys.stdout, color=use_color(sys.stdout))
+    return 0 if report.get("compatible") else FAILURE
+
+
+def _print_latest_report(args: argparse.Namespace, llm_id: str) -> None:
+    from llm_gateway_cli.commands.check import render, use_color
+
+    response = _call(args, "GET", _llm_path(llm_id, "/validation"))
+    if not isinstance(response, int) and response.status_code == 200:
+        print()
+        render(response.json(), sys.stdout, color=use_color(sys.stdout))
+
+
+def _print_llm_or_json(llm: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(llm, indent=2))
+    else:
+        _print_llm(llm)
+
+
+def _print_llm(llm: dict[str, Any]) -> None:
+    validation = llm.get("validation") or {}
+    status = str(llm.get("status", ""))
+    if validation.get("summary"):
+        status += f": {validation['summary']}"
+    if validation.get("errorCode"):
+        status += f" (errorCode {validation['errorCode']})"
+    fields: list[tuple[str, Any]] = [
+        ("id", llm.get("id")),
+        ("name", llm.get("displayName")),
+        ("description", llm.get("description")),
+        ("format", llm.get("llmFormat")),
+        ("urls", ", ".join(str(u.get("url")) for u in llm.get("urls") or [])),
+        ("model", llm.get("modelName")),
+        ("deployment", llm.get("deploymentName")),
+        ("api version", llm.get("apiVersion")),
+        ("temperature", llm.get("temperature")),
+        ("max tokens", llm.get("maxTokens")),
+        ("headers", ", ".join(llm.get("headers") or {})),
+        ("key", llm.get("secretHint")),
+        ("status", status),
+        ("checked at", validation.get("checkedAt")),
+        ("built-in", "yes" if llm.get("isDefault") else None),
+        ("version", llm.get("version")),
+        ("updated at", llm.get("updatedAt")),
+    ]
+    shown = [(label, value) for label, value in fields if value not in (None, "")]
+    width = max(len(label) for label, _ in shown)
+    for label, value in shown:
+        print(f"{label + ':':{width + 1}} {value}")
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart; no trailing blanks."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
