@@ -8,6 +8,7 @@ in ``llm_gateway.domain.streaming`` (no framework); this module only speaks ASGI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -105,6 +106,42 @@ class ChatCompletions:
             proxy = _proxy or await _build_proxy()
             token = _bearer(scope)
             body = await _read_body(receive)
+        except GatewayError as error:
+            composition.stream_metrics().failed(error.code)
+            await _send_error(send, error, request_id)
+            return
+        # From here on a client that goes away cancels the work at once, even while the upstream
+        # is still thinking about its first token (the upstream request is aborted with it).
+        task = asyncio.current_task()
+        disconnected = asyncio.Event()
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+            if task is not None:
+                task.cancel()
+
+        watcher = asyncio.create_task(watch_disconnect())
+        try:
+            await self._answer(proxy, scope, send, token, body, started, request_id)
+        except asyncio.CancelledError:
+            if not disconnected.is_set():
+                raise
+        finally:
+            watcher.cancel()
+
+    async def _answer(
+        self,
+        proxy: StreamProxy,
+        scope: Scope,
+        send: Send,
+        token: str,
+        body: bytes,
+        started: float,
+        request_id: str,
+    ) -> None:
+        try:
             session = await proxy.authorize(token)
             opened = await proxy.open(session, body, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:
@@ -122,27 +159,15 @@ class ChatCompletions:
                 ],
             }
         )
-        relay = asyncio.current_task()
-        disconnected = asyncio.Event()
-
-        async def watch_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            disconnected.set()
-            if relay is not None:
-                relay.cancel()
-
-        watcher = asyncio.create_task(watch_disconnect())
         try:
-            async for piece in opened.body():
-                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            async with contextlib.aclosing(opened.body()) as pieces:
+                async for piece in pieces:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not disconnected.is_set():
-                raise
-            opened.outcome = "client_disconnected"
+            opened.outcome = opened.outcome or "client_disconnected"
+            raise
         finally:
-            watcher.cancel()
             composition.stream_metrics().finished(opened, started)
 
 

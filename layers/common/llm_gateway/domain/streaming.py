@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -132,7 +132,7 @@ class OpenStream:
     clock: Callable[[], float] = time.monotonic
     outcome: str | None = field(default=None, init=False)  # None while running; "ok" or an error code
 
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncGenerator[bytes, None]:
         """The rest of the stream: relayed chunks, pings in silences, then ``[DONE]`` or an error."""
         try:
             if self.first:

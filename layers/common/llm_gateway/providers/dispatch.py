@@ -131,13 +131,22 @@ def _inband_code(error: Mapping[str, object]) -> str:
     return "upstream_server_error"
 
 
+class _ProxyGeminiTranslator(gemini.GeminiStreamTranslator):
+    """Records an upstream failure without writing an error event: the relay writes the one final
+    error event itself (same shape for every spec), so the client never gets two."""
+
+    def abort(self, code: str, message: str) -> bytes:
+        super().abort(code, message)
+        return b""
+
+
 class GeminiTranslation:
     """Gemini: each ``GenerateContentResponse`` becomes OpenAI chunks (text, tool calls, usage)."""
 
     __slots__ = ("_translator",)
 
     def __init__(self, *, model: str, include_usage: bool) -> None:
-        self._translator = gemini.GeminiStreamTranslator(model=model, include_usage=include_usage)
+        self._translator = _ProxyGeminiTranslator(model=model, include_usage=include_usage)
 
     def feed(self, chunk: bytes) -> bytes:
         return self._translator.feed(chunk)
