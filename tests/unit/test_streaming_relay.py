@@ -33,7 +33,7 @@ from llm_gateway.models.llm import LlmFormat, Timeouts
 from llm_gateway.providers.dispatch import (
     EndpointSpec,
     StreamRelay,
-    UpstreamCall,
+    UpstreamRequest,
     build_call,
     classify_status,
     make_relay,
@@ -99,7 +99,7 @@ class ScriptedTransport:
     opened: list[str] = field(default_factory=list)
     responses: list[ScriptedResponse] = field(default_factory=list)
 
-    async def open(self, call: UpstreamCall, connect_timeout_s: float) -> ScriptedResponse:
+    async def open(self, call: UpstreamRequest, connect_timeout_s: float) -> ScriptedResponse:
         self.opened.append(call.url)
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, float):
@@ -139,7 +139,7 @@ def limits(
     )
 
 
-def calls(*urls: str) -> list[UpstreamCall]:
+def calls(*urls: str) -> list[UpstreamRequest]:
     return [build_call(EndpointSpec(LlmFormat.OPENAI, url, "gpt-4o-mini"), CHAT, "sk-test") for url in urls]
 
 
@@ -260,7 +260,7 @@ async def test_429_is_retried_after_its_retry_after_then_streams() -> None:
 @pytest.mark.parametrize(("status", "code", "gateway_status"), [
     (502, "upstream_server_error", 502),
     (503, "upstream_server_error", 502),
-    (504, "upstream_server_error", 502),  # the OpenAI classifier: an upstream's gateway failed
+    (504, "upstream_timeout", 504),  # the upstream's own gateway timed out: a timeout for every spec
     (429, "upstream_rate_limited", 429),
 ])  # fmt: skip
 async def test_retriable_statuses_are_tried_at_most_n_times_then_one_clean_failure(
@@ -315,6 +315,18 @@ async def test_connect_error_moves_to_the_next_url_at_once() -> None:
     assert transport.opened == list(urls)
     assert sleep.waits == [], "another URL is next: no backoff"
     assert opened.timings.url_index == 1 and opened.timings.attempts == 2
+    assert body.endswith(DONE)
+
+
+@pytest.mark.anyio
+async def test_retry_after_delays_only_a_return_to_the_url_that_sent_it() -> None:
+    urls = ("https://a.example/v1/chat/completions", "https://b.example/v1/chat/completions")
+    busy = [error(429, **{"retry-after": "2"}), error(429, **{"retry-after": "3"}), ok(*HAPPY)]
+    transport = ScriptedTransport(busy)
+    sleep = SleepLog()
+    opened, body = await run(transport, limits(), urls=urls, sleep=sleep)
+    assert transport.opened == [urls[0], urls[1], urls[0]]
+    assert sleep.waits == [3.0], "b is tried at once; going back to a honours the latest Retry-After"
     assert body.endswith(DONE)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from llm_gateway.observability import get_metrics
 
@@ -15,10 +15,9 @@ if TYPE_CHECKING:
 
 class StreamMetrics:
     def failed(self, code: str) -> None:
-        metrics = get_metrics()
-        metrics.add_dimension(name="code", value=code)
-        metrics.add_metric(name="StreamErrors", unit=MetricUnit.Count, value=1)
-        metrics.flush_metrics()
+        """Errors by code: one EMF record with its own ``code`` dimension (nothing left behind)."""
+        with single_metric(name="StreamErrors", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension(name="code", value=code)
 
     def finished(self, opened: OpenStream, started: float) -> None:
         """One EMF record per stream, written after the last byte (off the hot path)."""
@@ -39,8 +38,7 @@ class StreamMetrics:
         metrics.add_metric(
             name="StreamDuration", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
         )
+        metrics.flush_metrics()
         outcome = opened.outcome or "unknown"
         if outcome != "ok":
-            metrics.add_metadata(key="outcome", value=outcome)
-            metrics.add_metric(name="StreamErrors", unit=MetricUnit.Count, value=1)
-        metrics.flush_metrics()
+            self.failed(outcome)

@@ -22,7 +22,7 @@ from llm_gateway.adapters.address_policy import ResolvedTarget
 from llm_gateway.adapters.guarded_http import AddressGuard
 from llm_gateway.domain.streaming import UpstreamFailure
 from llm_gateway.errors import EndpointBlocked
-from llm_gateway.providers.dispatch import UpstreamCall
+from llm_gateway.providers.request import UpstreamRequest
 
 _checked: contextvars.ContextVar[ResolvedTarget | None] = contextvars.ContextVar(
     "checked_target", default=None
@@ -109,7 +109,7 @@ class AiohttpUpstream:
             )
         return self._session
 
-    async def open(self, call: UpstreamCall, connect_timeout_s: float) -> AiohttpUpstreamResponse:
+    async def open(self, call: UpstreamRequest, connect_timeout_s: float) -> AiohttpUpstreamResponse:
         url = URL(call.url, encoded=True)
         try:
             endpoint = self._guard.policy.check_origin(

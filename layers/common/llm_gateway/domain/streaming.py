@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from llm_gateway.errors import GatewayError
-from llm_gateway.providers.dispatch import StreamRelay, UpstreamCall
+from llm_gateway.providers.dispatch import StreamRelay
+from llm_gateway.providers.request import UpstreamRequest
 
 PING = b": ping\n\n"
 PING_INTERVAL_S = 15.0
@@ -82,7 +83,7 @@ class UpstreamResponse(Protocol):
 
 
 class UpstreamTransport(Protocol):
-    async def open(self, call: UpstreamCall, connect_timeout_s: float) -> UpstreamResponse:
+    async def open(self, call: UpstreamRequest, connect_timeout_s: float) -> UpstreamResponse:
         """Send the request; return once the status line and headers are in.
 
         Raises ``UpstreamFailure`` (``upstream_unreachable``, ``endpoint_blocked``,
@@ -203,7 +204,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 async def open_stream(
-    calls: Sequence[UpstreamCall],
+    calls: Sequence[UpstreamRequest],
     transport: UpstreamTransport,
     make_relay: Callable[[], StreamRelay],
     limits: Limits,
@@ -233,7 +234,8 @@ async def open_stream(
             last = failure
             if not failure.retriable or attempt >= limits.max_attempts:
                 raise
-            wait = _backoff(failure, attempt, moving_on=len(calls) > 1)
+            # A URL not tried yet goes at once; going back to one that failed waits (Retry-After or jitter).
+            wait = _backoff(failure, attempt, moving_on=attempt < len(calls))
             if wait > limits.max_retry_wait_s or clock() + wait >= limits.deadline:
                 raise
             if wait:
@@ -247,16 +249,16 @@ async def open_stream(
 
 
 def _backoff(failure: UpstreamFailure, attempt: int, *, moving_on: bool) -> float:
-    """Honour Retry-After; otherwise full jitter, and no wait at all when another URL is next."""
-    if failure.retry_after_s is not None:
-        return failure.retry_after_s
+    """No wait when a fresh URL is next; otherwise honour Retry-After, else full jitter."""
     if moving_on:
         return 0.0
+    if failure.retry_after_s is not None:
+        return failure.retry_after_s
     return random.uniform(0, min(1.0, 0.1 * 2**attempt))
 
 
 async def _try_once(
-    call: UpstreamCall,
+    call: UpstreamRequest,
     transport: UpstreamTransport,
     make_relay: Callable[[], StreamRelay],
     limits: Limits,

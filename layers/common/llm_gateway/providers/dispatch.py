@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from llm_gateway.models.chat import ChatRequest
 from llm_gateway.models.llm import LlmFormat
 from llm_gateway.providers import azure_openai, gemini, openai
+from llm_gateway.providers.request import UpstreamRequest
 from llm_gateway.providers.sse import SseLimitExceeded, SseParser
 
 
@@ -26,14 +27,7 @@ class EndpointSpec:
     headers: Mapping[str, str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamCall:
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-
-def build_call(spec: EndpointSpec, chat: ChatRequest, api_key: str) -> UpstreamCall:
+def build_call(spec: EndpointSpec, chat: ChatRequest, api_key: str) -> UpstreamRequest:
     common: dict[str, Any] = {
         "url": spec.url,
         "model_name": spec.model_name,
@@ -45,16 +39,16 @@ def build_call(spec: EndpointSpec, chat: ChatRequest, api_key: str) -> UpstreamC
     }
     if spec.llm_format is LlmFormat.GEMINI:
         request = gemini.build_request(**common)
-        return UpstreamCall(request.url, dict(request.headers), request.body)
+        return request
     if spec.llm_format is LlmFormat.AZURE_OPENAI:
         azure = azure_openai.build_request(
             **common,
             deployment=spec.deployment_name,
             api_version=spec.api_version,
         )
-        return UpstreamCall(azure.url, dict(azure.headers), azure.body)
+        return azure
     plain = openai.build_request(**common)
-    return UpstreamCall(plain.url, dict(plain.headers), plain.body)
+    return plain
 
 
 class StreamRelay(Protocol):
@@ -174,6 +168,8 @@ def classify_status(
     spec: EndpointSpec, status: int, body: bytes, headers: Mapping[str, str], secrets: Sequence[str]
 ) -> tuple[str, float | None]:
     """The gateway code for an upstream error answer, and its Retry-After in seconds if any."""
+    if status in (408, 504):  # the upstream's own gateway timed out: the same for every spec
+        return "upstream_timeout", _retry_after(headers)
     if spec.llm_format is LlmFormat.GEMINI:
         code = gemini.classify_error(status, body) or _by_status(status)
         return code, _retry_after(headers)
