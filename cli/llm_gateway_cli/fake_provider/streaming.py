@@ -121,11 +121,15 @@ class PacedBody(Response):
             await self._drip(send, fault.int_arg(1000) / 1000 if fault else 1.0)
             return "closed"
         limit = fault.int_arg(1) if fault and name in ("stall", "reset") else None
+        # Events leave on the model's own clock (start + i * interval), as a real LLM's tokens do:
+        # a slow reader delays nothing but its own copy, so pacing does not drift with the consumer.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         for i, piece in enumerate(self.pieces):
             if limit is not None and i >= limit:
                 break
             if i and self.interval_s > 0:
-                await asyncio.sleep(self.interval_s)
+                await asyncio.sleep(max(0.0, started + i * self.interval_s - loop.time()))
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         if name == "stall":
             await asyncio.sleep(self.max_stall_s)

@@ -73,8 +73,9 @@ class AiohttpUpstreamResponse:
         return chunk
 
     def close(self) -> None:
-        """Back to the pool after a complete body; otherwise abort so the upstream stops at once."""
-        if self._eof:
+        """Back to the pool after a complete body (read, or already buffered after ``[DONE]``);
+        otherwise abort, so the upstream stops at once."""
+        if self._eof or self._response.content.is_eof():
             self._response.release()
         else:
             self._response.close()
