@@ -324,7 +324,7 @@ async def test_retry_after_delays_only_a_return_to_the_url_that_sent_it() -> Non
     busy = [error(429, **{"retry-after": "2"}), error(429, **{"retry-after": "3"}), ok(*HAPPY)]
     transport = ScriptedTransport(busy)
     sleep = SleepLog()
-    opened, body = await run(transport, limits(), urls=urls, sleep=sleep)
+    _opened, body = await run(transport, limits(), urls=urls, sleep=sleep)
     assert transport.opened == [urls[0], urls[1], urls[0]]
     assert sleep.waits == [3.0], "b is tried at once; going back to a honours the latest Retry-After"
     assert body.endswith(DONE)

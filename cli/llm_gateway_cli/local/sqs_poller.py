@@ -54,8 +54,9 @@ class SqsPoller:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling. A long poll in flight ends when moto stops (the thread is a daemon)."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=0.5)
 
     def poll_once(self, wait_seconds: int = 1) -> int:
         messages = self._sqs.receive_message(
@@ -84,7 +85,9 @@ class SqsPoller:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once()
+                # Long polling, as Lambda's event source mapping does: moto wakes the call as soon
+                # as a message arrives, and an idle stack makes one request every 20 s.
+                self.poll_once(wait_seconds=20)
             except Exception as exc:
                 self._on_error(f"polling failed: {type(exc).__name__}")
                 self._stop.wait(1)
