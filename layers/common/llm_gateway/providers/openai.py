@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from llm_gateway.models.chat import ChatRequest
+from llm_gateway.models.llm import FORBIDDEN_HEADERS
 from llm_gateway.models.report import Check, CheckCategory, CheckStatus
 from llm_gateway.providers.request import UpstreamRequest
 from llm_gateway.providers.sse import (
@@ -50,13 +51,9 @@ FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "f
 MAX_EVIDENCE_BYTES = 512
 
 # Headers the customer's extra headers may never set: auth travels only in the secret, framing is ours.
-_RESERVED_HEADERS = frozenset(
-    {
-        "authorization", "proxy-authorization", "api-key", "x-api-key", "x-goog-api-key", "cookie",
-        "host", "content-length", "content-type", "transfer-encoding", "connection", "keep-alive",
-        "te", "trailer", "upgrade", "expect", "accept", "accept-encoding",
-    }
-)  # fmt: skip
+#: What a customer's extra headers may never set (the registry refuses them too), plus ``accept``,
+#: which the relay owns because the stream's framing depends on it.
+_RESERVED_HEADERS = FORBIDDEN_HEADERS | {"accept"}
 
 
 class EndpointUrlError(ValueError):
@@ -1098,6 +1095,20 @@ def _is_azure_annotation(chunk: dict[str, Any]) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _loads_event(data: str) -> Any:
+    """``json.loads`` for one event payload, minus its wrapper overhead (this runs per chunk)."""
+    try:
+        value, end = _raw_decode(data)
+    except ValueError:
+        return json.loads(data)  # leading whitespace, or invalid: loads decides (and raises)
+    if end != len(data) and data[end:].strip():
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 class OpenAiStreamRelay:
     """Turns upstream SSE events into OpenAI output events with the least work that keeps the
     stream valid: payloads are forwarded byte for byte; only what a client cannot parse is dropped.
@@ -1143,7 +1154,7 @@ class OpenAiStreamRelay:
             self.done = True
             return [DONE_EVENT]
         try:
-            chunk = json.loads(data)
+            chunk = _loads_event(data)
         except ValueError:
             self.dropped += 1
             return []
