@@ -73,9 +73,9 @@ class AiohttpUpstreamResponse:
         return chunk
 
     def close(self) -> None:
-        """Back to the pool after a complete body (read, or already buffered after ``[DONE]``);
+        """Back to the pool after a complete body (aiohttp releases a fully buffered one by itself);
         otherwise abort, so the upstream stops at once."""
-        if self._eof or self._response.content.is_eof():
+        if self._eof:
             self._response.release()
         else:
             self._response.close()
