@@ -41,23 +41,35 @@ def run_dev(port: int, state_file: Path | None, *, demo: bool) -> int:
 
 
 def _print_banner(state: dict[str, Any], state_file: Path | None) -> None:
-    api, key = state["apiUrl"], state.get("apiKey")
+    api, key, fake = state["apiUrl"], state.get("apiKey"), state.get("fakeProviderUrl")
     lines = [
         f"LLM Gateway local stack is up in {state['startupSeconds']} s",
-        f"  API:         {api}",
-        f"  AWS (moto):  {state['awsEndpointUrl']}",
-        f"  state file:  {state_file}",
+        f"  API:           {api}",
+        f"  AWS (moto):    {state['awsEndpointUrl']}",
+        f"  fake provider: {fake}  (key: fake-key)",
+        f"  state file:    {state_file}",
     ]
     if key:
+        from llm_gateway_cli.local.stack import default_state_file
+
+        found = "" if state_file in (None, default_state_file()) else f" --state-file {state_file}"
+        demo = state.get("llms") or {}
+        lines += [f"  demo API key:  {key}"]
+        lines += [f"  demo LLM ({name}): {llm_id}" for name, llm_id in demo.items()]
         lines += [
-            f"  demo API key: {key}",
             "",
-            "Try:",
-            f"  curl -s {api}/v1/llms?includeDefaults=true -H 'Authorization: Bearer {key}'",
+            "Try (the CLI is .venv/bin/llm-gateway):",
+            f"  curl -s '{api}/v1/llms?includeDefaults=true' -H 'Authorization: Bearer {key}'",
             f"  curl -s -X POST {api}/v1/llms -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
-            '    -d \'{"displayName": "My model", "llmFormat": "openai", "modelName": "gpt-4o-mini",',
-            '         "urls": [{"url": "https://api.openai.com/v1/chat/completions"}], "secret": "sk-..."}\'',
-            "  llm-gateway accounts create --name second-team",
+            '    -d \'{"displayName": "My model", "llmFormat": "openai", "modelName": "fake-model",',
+            f'         "urls": [{{"url": "{fake}/v1/chat/completions"}}], "secret": "fake-key"}}\'',
+        ]
+        if "openai" in demo:
+            lines += [f"  llm-gateway chat --llm {demo['openai']} --message 'Hello'{found}"]
+        lines += [
+            "  llm-gateway check --format openai --url "
+            + f"{fake}/v1 --model fake-model --api-key fake-key --allow-private",
+            f"  llm-gateway accounts create --name second-team{found}",
         ]
     lines += ["", "Press Ctrl-C to stop."]
     print("\n".join(lines), flush=True)
