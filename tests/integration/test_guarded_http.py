@@ -32,36 +32,12 @@ from llm_gateway.adapters import guarded_http
 from llm_gateway.adapters.address_policy import AddressPolicy
 from llm_gateway.adapters.guarded_http import GuardedHttp, registration_url_guard
 from llm_gateway.errors import EndpointBlocked
+from tests.security_cases import SECURITY_1_HOSTS
 
 PUBLIC_IP = "93.184.215.14"  # only ever handed to fake backends
 TLS_HOST = "llm.rebind.test"
 CANARY_KEY = "sk-canary-5b8e0d2c"
 PROXY_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
-
-SECURITY_1_HOSTS = [
-    "169.254.169.254",
-    "[fd00:ec2::254]",
-    "169.254.170.2",
-    "168.63.129.16",
-    "127.0.0.1",
-    "127.1",
-    "localhost",
-    "0.0.0.0",
-    "[::]",
-    "[::1]",
-    "2852039166",
-    "0xA9FEA9FE",
-    "0251.0376.0251.0376",
-    "[::ffff:169.254.169.254]",
-    "[::ffff:100.64.0.1]",
-    "[::169.254.169.254]",
-    "[64:ff9b::a9fe:a9fe]",
-    "[2002:a9fe:a9fe::1]",
-    "10.0.0.1",
-    "172.16.0.1",
-    "192.168.1.1",
-    "100.64.0.1",
-]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from llm_gateway.adapters.guarded_http import AddressGuard
 from llm_gateway.adapters.upstream_http import AiohttpUpstream
 from llm_gateway.domain.streaming import UpstreamFailure
 from llm_gateway.providers.request import UpstreamRequest
-from tests.integration.test_guarded_http import SECURITY_1_HOSTS
+from tests.security_cases import SECURITY_1_HOSTS
 
 
 class ScriptedResolver:
