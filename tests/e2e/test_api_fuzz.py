@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import Case, GenerationMode
 from schemathesis.specs.openapi.checks import ignored_auth, negative_data_rejection
 
@@ -41,11 +41,16 @@ def test_every_operation_survives_fuzzing(
             suppress_health_check=list(HealthCheck),
         )
         def fuzz(case: Case) -> None:
+            # A query parameter whose value is an empty list is never sent, so the request that
+            # reaches us is valid and "accepting invalid data" would be a false alarm.
+            assume(not any(value == [] for value in (case.query or {}).values()))
             response = case.call(headers=auth)
             leak_collector.add(f"fuzz {case.method} {case.path}", response.text)
             assert response.status_code < 500, (
                 f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
             )
+            if response.status_code == 413:
+                return  # rejected as too large: a rejection schemathesis does not list (payloads over 1 MB)
             case.validate_response(response, checks=[negative_data_rejection, ignored_auth], headers=auth)
 
         fuzz()

@@ -146,3 +146,10 @@ def test_openapi_document_is_public(anonymous: httpx.Client) -> None:
     response = anonymous.get("/v1/openapi.json")
     assert response.status_code == 200
     assert "/v1/llms" in response.json()["paths"]
+
+
+def test_control_characters_in_the_path_do_not_reach_another_route(api: httpx.Client) -> None:
+    for raw in ("/v1/llms/%09", "/v1/llms/%0D", "/v1/llms/%0A"):
+        response = api.get(raw)
+        assert response.status_code == 400, raw
+        assert response.json()["error"]["code"] == "invalid_path"

@@ -367,3 +367,11 @@ def test_unknown_query_parameters_are_a_400(invoke_registry: Invoke, account: st
     assert status == 400
     assert body["error"]["code"] == "unknown_parameter"
     assert body["error"]["details"] == [{"field": "perpage", "message": "not a parameter of this route"}]
+
+
+def test_control_characters_in_the_path_are_a_400_not_another_route(
+    invoke_registry: Invoke, account: str
+) -> None:
+    status, body, _ = invoke_registry("registry/get", account, llm_id="\r")
+    assert status == 400
+    assert body["error"]["code"] == "invalid_path"

@@ -239,7 +239,7 @@ class FrontDoor:
             except UnicodeDecodeError:
                 text_body, is_b64 = base64.b64encode(body).decode("ascii"), True
         request_id = str(uuid.uuid4())
-        path = request.url.path
+        path = request.scope["path"]  # not request.url: urlsplit drops tabs and CR/LF
         client = request.client.host if request.client else "127.0.0.1"
         return {
             "resource": route.path,

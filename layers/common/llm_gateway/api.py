@@ -96,9 +96,18 @@ def body_problem(event: dict[str, Any]) -> GatewayError | None:
     return None
 
 
+def path_problem(event: dict[str, Any]) -> GatewayError | None:
+    """A path with control characters (``/v1/llms/%0D``) is refused: the router would otherwise
+    strip it and answer a different route."""
+    path = str(event.get("path") or "")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+        return BadRequest("The path contains control characters.", code="invalid_path")
+    return None
+
+
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Check the raw body, then route. Every management handler enters here."""
-    problem = body_problem(event)
+    problem = path_problem(event) or body_problem(event)
     if problem is not None:
         return {
             "statusCode": problem.status,
