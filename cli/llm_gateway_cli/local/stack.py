@@ -137,10 +137,17 @@ class LocalStack:
         if llms:
             wait_until_valid(demo.account_id if demo else "", llms, timeout_s=15)
         self.state["startupSeconds"] = round(time.monotonic() - started, 2)
-        if self.state_file is not None:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            self.state_file.write_text(json.dumps(self.state, indent=2) + "\n", "utf-8")
+        self.write_state()
         return self.state
+
+    def write_state(self) -> None:
+        """Atomically: whoever polls for the file (tests, scripts) never reads half of it."""
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.state_file.with_name(self.state_file.name + ".partial")
+        partial.write_text(json.dumps(self.state, indent=2) + "\n", "utf-8")
+        os.replace(partial, self.state_file)
 
     def _start_moto(self) -> str:
         import logging
