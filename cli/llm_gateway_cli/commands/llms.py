@@ -216,8 +216,11 @@ def _llm_path(llm_id: str, suffix: str = "") -> str:
     return f"/v1/llms/{quote(llm_id, safe='')}{suffix}"
 
 
-def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
-    """The response, or an exit code when there is no gateway to talk to; ``path`` starts with /v1."""
+def _call(
+    args: argparse.Namespace, method: str, path: str, ok: tuple[int, ...] | None = (200,), **kwargs: Any
+) -> Any:
+    """The response, or the exit code to return: no gateway to talk to, or (with ``ok``) a status
+    outside ``ok``, whose error has then been printed. ``path`` starts with /v1."""
     import httpx
 
     found = connection(args)
@@ -225,9 +228,12 @@ def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> An
         return USAGE_ERROR
     url, key = found
     try:
-        return request(method, url + path, key, **kwargs)
+        response = request(method, url + path, key, **kwargs)
     except httpx.HTTPError as exc:
         return unreachable(url, exc)
+    if ok is not None and response.status_code not in ok:
+        return report_error(response)
+    return response
 
 
 def run_create(args: argparse.Namespace) -> int:
@@ -238,11 +244,9 @@ def run_create(args: argparse.Namespace) -> int:
     if args.wait and not 0 < args.wait_timeout <= 3600:
         return _usage("--wait-timeout must be between 0 and 3600 seconds")
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    response = _call(args, "POST", "/v1/llms", body=body, headers=headers)
+    response = _call(args, "POST", "/v1/llms", ok=(200, 201), body=body, headers=headers)
     if isinstance(response, int):
         return response
-    if response.status_code not in (200, 201):
-        return report_error(response)
     llm: dict[str, Any] = response.json()
     if not args.wait:
         _print_llm_or_json(llm, args.json)
@@ -257,7 +261,7 @@ def run_create(args: argparse.Namespace) -> int:
     while llm.get("status") == "pending" and time.monotonic() < deadline:
         time.sleep(0.25)
         print(".", end="", file=sys.stderr, flush=True)
-        polled = _call(args, "GET", _llm_path(llm["id"]))
+        polled = _call(args, "GET", _llm_path(llm["id"]), ok=None)  # end the progress line first
         if isinstance(polled, int):
             print(file=sys.stderr)
             return polled
@@ -293,8 +297,6 @@ def run_list(args: argparse.Namespace) -> int:
     response = _call(args, "GET", "/v1/llms", params=params)
     if isinstance(response, int):
         return response
-    if response.status_code != 200:
-        return report_error(response)
     page = response.json()
     if args.json:
         print(json.dumps(page, indent=2))
@@ -320,8 +322,6 @@ def run_get(args: argparse.Namespace) -> int:
     response = _call(args, "GET", _llm_path(args.llm_id))
     if isinstance(response, int):
         return response
-    if response.status_code != 200:
-        return report_error(response)
     _print_llm_or_json(response.json(), args.json)
     return 0
 
@@ -337,8 +337,6 @@ def run_update(args: argparse.Namespace) -> int:
     response = _call(args, "PUT", _llm_path(args.llm_id), body=body, headers=headers)
     if isinstance(response, int):
         return response
-    if response.status_code != 200:
-        return report_error(response)
     llm = response.json()
     if args.json:
         print(json.dumps(llm, indent=2))
@@ -354,14 +352,10 @@ def run_delete(args: argparse.Namespace) -> int:
     found = _call(args, "GET", _llm_path(args.llm_id))
     if isinstance(found, int):
         return found
-    if found.status_code != 200:
-        return report_error(found)
     llm = found.json()
-    response = _call(args, "DELETE", _llm_path(args.llm_id))
+    response = _call(args, "DELETE", _llm_path(args.llm_id), ok=(200, 204))
     if isinstance(response, int):
         return response
-    if response.status_code not in (200, 204):
-        return report_error(response)
     if args.json:
         print(json.dumps({"id": llm["id"], "deleted": True}))
     else:
@@ -395,8 +389,6 @@ def _report(response: Any, *, as_json: bool) -> int:
 
     if isinstance(response, int):
         return response
-    if response.status_code != 200:
-        return report_error(response)
     report: dict[str, Any] = response.json()
     if as_json:
         print(json.dumps(report, indent=2))
@@ -408,7 +400,7 @@ def _report(response: Any, *, as_json: bool) -> int:
 def _print_latest_report(args: argparse.Namespace, llm_id: str) -> None:
     from llm_gateway_cli.commands.check import render, use_color
 
-    response = _call(args, "GET", _llm_path(llm_id, "/validation"))
+    response = _call(args, "GET", _llm_path(llm_id, "/validation"), ok=None)
     if not isinstance(response, int) and response.status_code == 200:
         print()
         render(response.json(), sys.stdout, color=use_color(sys.stdout))
