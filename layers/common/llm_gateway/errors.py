@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Why a call to a customer's LLM failed: the stream path's error codes (DESIGN.md §3), a report's
+    ``errorCode`` and the stream metrics' ``code`` dimension. Members equal their string values."""
+
+    UPSTREAM_UNAUTHORIZED = "upstream_unauthorized"
+    UPSTREAM_MODEL_NOT_FOUND = "upstream_model_not_found"
+    UPSTREAM_RATE_LIMITED = "upstream_rate_limited"
+    UPSTREAM_BAD_REQUEST = "upstream_bad_request"
+    UPSTREAM_SERVER_ERROR = "upstream_server_error"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"
+    UPSTREAM_PROTOCOL_ERROR = "upstream_protocol_error"
+    ENDPOINT_BLOCKED = "endpoint_blocked"
+    LOOP_DETECTED = "loop_detected"
+    #: The gateway's own time limit cut the answer (the stream outcome, never an upstream's fault).
+    GATEWAY_DEADLINE = "gateway_deadline"
+    #: The client went away mid-stream (a stream outcome for metrics, never sent to anyone).
+    CLIENT_DISCONNECTED = "client_disconnected"
 
 
 class GatewayError(Exception):
@@ -64,10 +85,47 @@ class TooManyRequests(GatewayError):
 class EndpointBlocked(BadRequest):
     """An outbound URL points somewhere the gateway refuses to connect (SSRF guard)."""
 
-    code = "endpoint_blocked"
+    code = ErrorCode.ENDPOINT_BLOCKED
+
+
+class EndpointUnresolvable(EndpointBlocked):
+    """The endpoint's host name has no address (yet): a DNS problem, not a forbidden address."""
+
+    def __init__(self, message: str = "The endpoint host could not be resolved.") -> None:
+        super().__init__(message, details={"reason": "unresolvable"})
 
 
 class CredentialsUnavailable(GatewayError):
     """Stored credentials could not be decrypted for this account and LLM: fail closed."""
 
     status, code = 500, "credentials_unavailable"
+
+
+class TransportKind(StrEnum):
+    """How an outbound HTTP exchange failed below HTTP."""
+
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    RESET = "reset"  # the connection broke after it was established
+    PROTOCOL = "protocol"  # the peer did not speak valid HTTP
+    BLOCKED = "blocked"  # the address guard refused the connection
+
+
+class TransportError(Exception):
+    """An outbound HTTP exchange failed, as the HTTP adapters report it (never a client's error).
+
+    ``detail`` names the underlying error (type and text, no request data) for evidence;
+    ``connecting`` says the failure happened before a connection existed (connect timeouts);
+    ``refused`` that the peer actively refused the connection.
+    """
+
+    def __init__(
+        self, kind: TransportKind, detail: str = "", *, connecting: bool = False, refused: bool = False
+    ) -> None:
+        super().__init__(f"{kind}: {detail}" if detail else str(kind))
+        self.kind = kind
+        self.detail = detail
+        self.connecting = connecting
+        self.refused = refused

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from functools import lru_cache
 from typing import Any
@@ -11,14 +10,22 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from llm_gateway.redaction import REDACTED, redact_text
+
 #: Header and field names whose values are credentials, in any casing.
 SENSITIVE_NAMES = frozenset(
     {"authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-goog-api-key", "secret",
      "apikey", "api_key", "proxy-authorization", "sessiontoken", "session_token"}
 )  # fmt: skip
-REDACTED = "[REDACTED]"
-_KEY_IN_QUERY = re.compile(r"([?&](?:key|api[-_]?key|token)=)[^&\s\"']+", re.IGNORECASE)
-_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+__all__ = [
+    "REDACTED",
+    "SENSITIVE_NAMES",
+    "RedactingFormatter",
+    "get_logger",
+    "get_metrics",
+    "get_tracer",
+    "redact",
+]
 
 
 def redact(value: Any) -> Any:
@@ -31,7 +38,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _BEARER.sub(r"\1" + REDACTED, _KEY_IN_QUERY.sub(r"\1" + REDACTED, value))
+        return redact_text(value)
     return value
 
 

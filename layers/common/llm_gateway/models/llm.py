@@ -25,6 +25,8 @@ FORBIDDEN_HEADERS = frozenset(
         "keep-alive", "te", "trailer", "upgrade", "expect", "accept-encoding",
     }
 )  # fmt: skip
+#: Header name prefixes a customer may not use either: proxy controls and AWS request signing.
+FORBIDDEN_HEADER_PREFIXES = ("proxy-", "x-amz-")
 
 
 class LlmFormat(StrEnum):
@@ -94,7 +96,7 @@ def check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
     for name, value in headers.items():
         if not _HEADER_NAME.match(name):
             raise ValueError("header names must be 1-64 token characters (letters, digits, -)")
-        if name.lower() in FORBIDDEN_HEADERS or name.lower().startswith(("proxy-", "x-amz-")):
+        if name.lower() in FORBIDDEN_HEADERS or name.lower().startswith(FORBIDDEN_HEADER_PREFIXES):
             raise ValueError(
                 f"header {name!r} cannot be set: credentials go in `secret`, transport headers are ours"
             )

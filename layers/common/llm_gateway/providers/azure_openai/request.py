@@ -1,46 +1,22 @@
-"""Azure OpenAI: its URLs and ``api-key`` auth, and the OpenAI checks with Azure's tolerances.
-
-The stream is OpenAI's plus content-filter chunks (WIRE_FORMATS.md §2), so everything except
-URL building and auth is the OpenAI module run with the Azure profile.
-"""
+"""Azure OpenAI URLs and requests: the resource endpoint with a deployment, or the v1 base, and
+``api-key`` auth. The body is OpenAI's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from llm_gateway.models.chat import ChatRequest
-from llm_gateway.models.report import Check
-from llm_gateway.providers.openai import (
-    EndpointUrlError,
-    OpenAiStreamRelay,
-    SpecProfile,
-    UpstreamError,
-    UpstreamRequest,
-    build_chat_body,
-    classify_upstream_error,
-    encode_json,
-    filter_extra_headers,
+from llm_gateway.providers.base import EndpointUrlError
+from llm_gateway.providers.common.http import filter_extra_headers
+from llm_gateway.providers.openai.request import build_chat_body, encode_json
+from llm_gateway.providers.request import UpstreamRequest
+
+#: Shown when a registered URL cannot be used.
+URL_HINT = (
+    "Use the resource endpoint (https://<resource>.openai.azure.com) with a deployment name and "
+    "api-version, or the v1 base https://<resource>.openai.azure.com/openai/v1."
 )
-from llm_gateway.providers.openai import check_response as _check_openai_response
-
-__all__ = [
-    "AZURE_PROFILE",
-    "DEFAULT_API_VERSION",
-    "AzureStreamRelay",
-    "EndpointUrlError",
-    "UpstreamError",
-    "UpstreamRequest",
-    "build_request",
-    "chat_completions_url",
-    "check_response",
-    "classify_upstream_error",
-    "is_v1_url",
-]
-
-AZURE_PROFILE = SpecProfile("azure_openai", "Azure OpenAI", azure=True)
-
-#: Used for the classic (deployment) URL when the customer gives no api-version: latest GA at
 #: the time of writing, and new enough for ``stream_options.include_usage``.
 DEFAULT_API_VERSION = "2024-10-21"
 _FIRST_VERSION_WITH_STREAM_OPTIONS = "2024-09-01"
@@ -140,36 +116,3 @@ def build_request(
     headers = filter_extra_headers(extra_headers)
     headers.update({"api-key": api_key, "Content-Type": "application/json", "Accept": "text/event-stream"})
     return UpstreamRequest("POST", target, headers, encode_json(body))
-
-
-def check_response(
-    status: int,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
-    body: bytes,
-    *,
-    expect_complete: bool = True,
-    expect_start: bool = True,
-    secrets: Sequence[str] = (),
-    max_line_bytes: int = 1024 * 1024,
-) -> list[Check]:
-    """The OpenAI checks with Azure's tolerances: filter/annotation chunks, ``object: ""`` on them,
-    annotations after the finish chunk, and the ``{"error": {"code", "message"}}`` envelope."""
-    return _check_openai_response(
-        status,
-        headers,
-        body,
-        profile=AZURE_PROFILE,
-        expect_complete=expect_complete,
-        expect_start=expect_start,
-        secrets=secrets,
-        max_line_bytes=max_line_bytes,
-    )
-
-
-class AzureStreamRelay(OpenAiStreamRelay):
-    """OpenAI relay that drops prompt-filter and annotation-only chunks (keeping a content_filter stop)."""
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__(azure=True)

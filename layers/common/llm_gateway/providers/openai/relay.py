@@ -1,0 +1,206 @@
+"""The OpenAI/Azure stream relay (the proxy's hot path): upstream SSE in, OpenAI SSE out.
+
+Payloads are forwarded byte for byte; only what a client cannot parse is dropped. Keep the
+per-chunk code lean: it runs for every upstream chunk of every stream.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llm_gateway.errors import ErrorCode
+from llm_gateway.providers.openai.errors import inband_code
+from llm_gateway.providers.openai.request import encode_json
+from llm_gateway.providers.openai.wire import DONE_EVENT, is_azure_annotation
+from llm_gateway.providers.sse import SseEvent, SseLimitExceeded, SseParser, encode_data_event
+
+__all__ = ["OpenAiPassThrough", "OpenAiStreamRelay"]
+
+_PROTOCOL_ERROR = ErrorCode.UPSTREAM_PROTOCOL_ERROR
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _loads_event(data: str) -> Any:
+    """``json.loads`` for one event payload, minus its wrapper overhead (this runs per chunk)."""
+    try:
+        value, end = _raw_decode(data)
+    except ValueError:
+        return json.loads(data)  # leading whitespace, or invalid: loads decides (and raises)
+    if end != len(data) and data[end:].strip():
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+class OpenAiStreamRelay:
+    """Turns upstream SSE events into OpenAI output events with the least work that keeps the
+    stream valid: payloads are forwarded byte for byte; only what a client cannot parse is dropped.
+
+    The relay never emits the upstream's error payload (it may echo key fragments). It records
+    it in ``error`` and stops; the proxy then sends its own final error event.
+    """
+
+    __slots__ = (
+        "_azure",
+        "_last_chunk_meta",
+        "_open_choices",
+        "chunks_forwarded",
+        "content_started",
+        "done",
+        "dropped",
+        "error",
+        "finished_choices",
+    )
+
+    def __init__(self, *, azure: bool = False) -> None:
+        self._azure = azure
+        self.done = False  # [DONE] seen (or synthesised by finish())
+        self.error: dict[str, Any] | None = None  # the upstream's in-band error object
+        self.content_started = False  # first content / tool-call delta forwarded (TTFT)
+        self.chunks_forwarded = 0
+        self.dropped = 0  # events dropped (filter chunks, non-JSON data, events after [DONE])
+        self.finished_choices: set[int] = set()
+        self._open_choices: set[int] = set()
+        self._last_chunk_meta: dict[str, Any] = {}
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more will be forwarded: [DONE] or an error was seen."""
+        return self.done or self.error is not None
+
+    def feed_event(self, event: SseEvent) -> list[bytes]:
+        if self.done or self.error is not None:
+            self.dropped += 1
+            return []
+        data = event.data
+        if data.startswith("[DONE]"):
+            self.done = True
+            return [DONE_EVENT]
+        try:
+            chunk = _loads_event(data)
+        except ValueError:
+            self.dropped += 1
+            return []
+        if not isinstance(chunk, dict):
+            self.dropped += 1
+            return []
+        if chunk.get("error") is not None:
+            error = chunk["error"]
+            self.error = error if isinstance(error, dict) else {"message": str(error)}
+            return []
+        if self._azure and is_azure_annotation(chunk):
+            return self._azure_annotation(chunk)
+        choices = chunk.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if not isinstance(choice, dict):
+                    continue
+                index = choice.get("index")
+                delta = choice.get("delta")
+                if isinstance(index, int):
+                    if choice.get("finish_reason") is not None:
+                        self.finished_choices.add(index)
+                    else:
+                        self._open_choices.add(index)
+                if (
+                    not self.content_started
+                    and isinstance(delta, dict)
+                    and (delta.get("content") or delta.get("tool_calls") or delta.get("refusal"))
+                ):
+                    self.content_started = True
+            if self._azure:
+                self._last_chunk_meta = {
+                    "id": chunk.get("id", ""),
+                    "object": "chat.completion.chunk",
+                    "created": chunk.get("created", 0),
+                    "model": chunk.get("model", ""),
+                }
+        self.chunks_forwarded += 1
+        return [encode_data_event(data)]
+
+    def _azure_annotation(self, chunk: dict[str, Any]) -> list[bytes]:
+        """Drop filter chunks, but keep a content_filter stop: the client must see the finish."""
+        out: list[bytes] = []
+        self.dropped += 1
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index")
+            reason = choice.get("finish_reason")
+            if isinstance(index, int) and reason is not None and index not in self.finished_choices:
+                self.finished_choices.add(index)
+                synthetic = dict(self._last_chunk_meta) or {
+                    "id": "",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "",
+                }
+                synthetic["choices"] = [{"index": index, "delta": {}, "finish_reason": reason}]
+                out.append(encode_data_event(encode_json(synthetic)))
+                self.chunks_forwarded += 1
+        return out
+
+    def finish(self) -> list[bytes]:
+        """End of the upstream body. A stream that finished every choice but forgot ``[DONE]`` gets
+        one (the client needs it); anything else is incomplete and left for the proxy to fail."""
+        if self.ended:
+            return []
+        if self.finished_choices and self._open_choices <= self.finished_choices:
+            self.done = True
+            return [DONE_EVENT]
+        return []
+
+    @property
+    def incomplete(self) -> bool:
+        """After ``finish()``: the upstream stopped without finishing (the proxy sends an error)."""
+        return not self.done and self.error is None
+
+
+class OpenAiPassThrough:
+    """``StreamRelay`` for OpenAI/Azure: the shared parser guarantees the framing, the relay the payloads."""
+
+    __slots__ = ("_parser", "_relay", "failure")
+
+    def __init__(self, *, azure: bool) -> None:
+        self._parser = SseParser()
+        self._relay = OpenAiStreamRelay(azure=azure)
+        self.failure: str | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        try:
+            events = self._parser.feed(chunk)
+        except SseLimitExceeded:
+            self.failure = _PROTOCOL_ERROR
+            return b""
+        relay = self._relay
+        if len(events) == 1:
+            out = relay.feed_event(events[0])
+            result = out[0] if len(out) == 1 else b"".join(out)
+        else:
+            result = b"".join(b for event in events for b in relay.feed_event(event))
+        if relay.error is not None:
+            self.failure = inband_code(relay.error)
+        return result
+
+    def finish(self) -> bytes:
+        if self.failure is not None:
+            return b""
+        try:
+            events = self._parser.finish()
+        except SseLimitExceeded:
+            self.failure = _PROTOCOL_ERROR
+            return b""
+        parts = [b for event in events for b in self._relay.feed_event(event)]
+        parts.extend(self._relay.finish())
+        tail = b"".join(parts)
+        if self._relay.error is not None:
+            self.failure = inband_code(self._relay.error)
+        elif not self._relay.done:
+            self.failure = _PROTOCOL_ERROR
+        return tail
+
+    @property
+    def complete(self) -> bool:
+        return self._relay.done and self.failure is None
