@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from llm_gateway.adapters.probe_http import ProbeHttpClient
 from llm_gateway.domain.conformance import (
     WRONG_KEY,
     EndpointConfig,
@@ -19,7 +20,7 @@ from llm_gateway.domain.conformance import (
     public_url,
     run_conformance,
 )
-from llm_gateway.errors import EndpointBlocked
+from llm_gateway.errors import EndpointBlocked, EndpointUnresolvable
 from llm_gateway.models.llm import LlmFormat, Timeouts
 from llm_gateway.models.report import Report
 
@@ -124,8 +125,16 @@ def probe(
     clock = Clock()
     client = FakeClient(clock, replies)
     config = EndpointConfig(llm_format=llm_format, urls=urls, model_name="m", timeouts=timeouts)
-    report = run_conformance(config, KEY, HttpPort(client, guard or Guard()), monotonic=clock)
+    # The fake stands in for httpx; the real adapter types its failures, as in production.
+    http = HttpPort(ProbeHttpClient(client), guard or Guard())
+    report = run_conformance(config, KEY, http, monotonic=clock)
     return report, client
+
+
+def _caused(error: Exception, cause: BaseException) -> Exception:
+    """An exception as httpx raises it: chained to the OS error underneath."""
+    error.__cause__ = cause
+    return error
 
 
 def status_of(report: Report) -> dict[str, str]:
@@ -191,7 +200,7 @@ def test_blocked_address_skips_everything_after_it_and_never_connects() -> None:
 
 
 def test_unresolvable_host_is_a_dns_failure() -> None:
-    guard = Guard(EndpointBlocked("no", details={"reason": "unresolvable"}))
+    guard = Guard(EndpointUnresolvable("no"))
     report, _ = probe({}, guard=guard)
     address = next(c for c in report.checks if c.id == "address")
     assert "DNS" in address.message and address.category.value == "network"
@@ -203,7 +212,13 @@ def test_unresolvable_host_is_a_dns_failure() -> None:
     [
         (httpx.ConnectTimeout("timed out"), "connect timeout", "upstream_timeout"),
         (httpx.ReadTimeout("timed out"), "no response headers", "upstream_timeout"),
-        (httpx.ConnectError("[Errno 111] Connection refused"), "refused", "upstream_unreachable"),
+        (
+            _caused(
+                httpx.ConnectError("[Errno 111] Connection refused"), ConnectionRefusedError(111, "refused")
+            ),
+            "refused",
+            "upstream_unreachable",
+        ),
         (httpx.RemoteProtocolError("illegal status line"), "valid HTTP response", "upstream_protocol_error"),
         (RuntimeError("boom"), "could not be completed", "upstream_unreachable"),
     ],

@@ -10,7 +10,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from llm_gateway.domain.ports import VersionConflict
 from llm_gateway.domain.registry import LLM_REGISTERED, LLM_UPDATED, Registry
-from llm_gateway.errors import BadRequest, EndpointBlocked, Forbidden, NotFound, PreconditionFailed
+from llm_gateway.errors import (
+    BadRequest,
+    EndpointBlocked,
+    EndpointUnresolvable,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+)
 from llm_gateway.models.llm import LlmCreate, LlmStatus, LlmUpdate, StoredLlm, secret_hint
 
 SECRET = "sk-unit-0123456789abcdef"
@@ -72,7 +79,7 @@ class Guard:
         if "169.254" in url:
             raise EndpointBlocked("blocked", details={"reason": "metadata"})
         if "nxdomain" in url:
-            raise EndpointBlocked("unresolvable", details={"reason": "unresolvable"})
+            raise EndpointUnresolvable("unresolvable")
 
 
 @pytest.fixture

@@ -80,6 +80,7 @@ def _usage_error(message: str) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from llm_gateway.adapters.address_policy import AddressPolicy
     from llm_gateway.adapters.guarded_http import GuardedHttp
+    from llm_gateway.adapters.probe_http import ProbeHttpClient
     from llm_gateway.domain.conformance import (
         EndpointConfig,
         HttpPort,
@@ -116,7 +117,7 @@ def run_check(args: argparse.Namespace) -> int:
         return _usage_error(f"--url: {exc}")
 
     guarded = GuardedHttp(AddressPolicy(allow_private=args.allow_private))
-    with guarded.sync_client() as client:
+    with ProbeHttpClient(guarded.sync_client()) as client:
         report = run_conformance(config, api_key, HttpPort(client, guarded), max_total_s=args.timeout)
     document = report.to_json_dict()
     if args.json:

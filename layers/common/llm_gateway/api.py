@@ -26,6 +26,7 @@ from llm_gateway.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from llm_gateway.models.llm import LlmFormat
 from llm_gateway.observability import get_logger
 from llm_gateway.settings import get_settings
 
@@ -33,7 +34,7 @@ BEARER_SCHEME = "accountApiKey"
 SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 MAX_JSON_DEPTH = 32
 #: Location parts that say where pydantic looked, not which field a customer got wrong.
-_LOC_NOISE = frozenset({"body", "openai", "azure_openai", "gemini"})
+_LOC_NOISE = frozenset({"body", *LlmFormat})
 
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response[Any]:

@@ -239,10 +239,11 @@ def stream_metrics() -> StreamMetrics:
 def probe_http() -> HttpPort:
     """One guarded client per container for the conformance probes (pooled, never redirected)."""
     from llm_gateway.adapters.guarded_http import registration_url_guard
+    from llm_gateway.adapters.probe_http import ProbeHttpClient
     from llm_gateway.domain.conformance import HttpPort
 
     guarded = registration_url_guard(allow_private=get_settings().allow_private_endpoints)
-    return HttpPort(client=guarded.sync_client(), guard=guarded)
+    return HttpPort(client=ProbeHttpClient(guarded.sync_client()), guard=guarded)
 
 
 def config_probe() -> Callable[[Any, str], Report]:

@@ -114,18 +114,26 @@ class TransportKind(StrEnum):
 
 
 class TransportError(Exception):
-    """An outbound HTTP exchange failed, as the HTTP adapters report it (never a client's error).
+    """An outbound HTTP exchange failed below HTTP, as the HTTP adapters report it (never a client's error).
 
     ``detail`` names the underlying error (type and text, no request data) for evidence;
-    ``connecting`` says the failure happened before a connection existed (connect timeouts);
-    ``refused`` that the peer actively refused the connection.
+    ``connecting`` says it happened before a connection existed (a connect timeout); ``reason``
+    is a short qualifier for messages ("refused", or the address guard's reason).
     """
 
     def __init__(
-        self, kind: TransportKind, detail: str = "", *, connecting: bool = False, refused: bool = False
+        self, kind: TransportKind, detail: str = "", *, connecting: bool = False, reason: str | None = None
     ) -> None:
         super().__init__(f"{kind}: {detail}" if detail else str(kind))
         self.kind = kind
         self.detail = detail
         self.connecting = connecting
-        self.refused = refused
+        self.reason = reason
+
+    @classmethod
+    def refused_by_guard(cls, exc: EndpointBlocked) -> TransportError:
+        """The address guard's refusal as a transport failure: ``dns`` when the host has no address."""
+        if isinstance(exc, EndpointUnresolvable):
+            return cls(TransportKind.DNS, exc.message)
+        reason = exc.details.get("reason") if isinstance(exc.details, dict) else None
+        return cls(TransportKind.BLOCKED, exc.message, reason=str(reason) if reason else None)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from llm_gateway.errors import EndpointBlocked
+from llm_gateway.errors import EndpointBlocked, EndpointUnresolvable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -344,7 +344,7 @@ class AddressPolicy:
             if address not in parsed:
                 parsed.append(address)
         if not parsed:
-            raise _blocked("The endpoint host did not resolve to any address.", "unresolvable")
+            raise EndpointUnresolvable("The endpoint host did not resolve to any address.")
         for address in parsed:
             if self.is_allowed(address):
                 continue

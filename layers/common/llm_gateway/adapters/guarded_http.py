@@ -28,7 +28,7 @@ from llm_gateway.adapters.address_policy import (
     IPAddress,
     ResolvedTarget,
 )
-from llm_gateway.errors import EndpointBlocked
+from llm_gateway.errors import EndpointBlocked, EndpointUnresolvable
 
 __all__ = [
     "AddressGuard",
@@ -71,9 +71,7 @@ class AddressGuard:
         try:
             return self.resolver(endpoint.host, endpoint.port)
         except (OSError, UnicodeError):
-            raise EndpointBlocked(
-                "The endpoint host could not be resolved.", details={"reason": "unresolvable"}
-            ) from None
+            raise EndpointUnresolvable("The endpoint host could not be resolved.") from None
 
     def resolve(self, endpoint: Endpoint) -> ResolvedTarget:
         """Resolve once and check every answer (IP literals skip DNS)."""

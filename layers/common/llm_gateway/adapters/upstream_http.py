@@ -21,7 +21,7 @@ from yarl import URL
 from llm_gateway.adapters.address_policy import ResolvedTarget
 from llm_gateway.adapters.guarded_http import AddressGuard
 from llm_gateway.domain.streaming import UpstreamFailure
-from llm_gateway.errors import EndpointBlocked
+from llm_gateway.errors import EndpointBlocked, EndpointUnresolvable, ErrorCode
 from llm_gateway.providers.request import UpstreamRequest
 
 _checked: contextvars.ContextVar[ResolvedTarget | None] = contextvars.ContextVar(
@@ -67,7 +67,7 @@ class AiohttpUpstreamResponse:
         try:
             chunk = await self._response.content.readany()
         except (aiohttp.ClientError, OSError):
-            raise UpstreamFailure("upstream_server_error") from None
+            raise UpstreamFailure(ErrorCode.UPSTREAM_SERVER_ERROR) from None
         if not chunk:
             self._eof = True
         return chunk
@@ -120,11 +120,10 @@ class AiohttpUpstream:
                 port=url.explicit_port,
             )
             target = await self._guard.aresolve(endpoint)
-        except EndpointBlocked as exc:
-            reason = exc.details.get("reason") if isinstance(exc.details, dict) else None
-            raise UpstreamFailure(
-                "upstream_unreachable" if reason == "unresolvable" else "endpoint_blocked"
-            ) from None
+        except EndpointUnresolvable:
+            raise UpstreamFailure(ErrorCode.UPSTREAM_UNREACHABLE) from None
+        except EndpointBlocked:
+            raise UpstreamFailure(ErrorCode.ENDPOINT_BLOCKED) from None
         token = _checked.set(target)
         try:
             response = await self._client().request(
@@ -143,11 +142,11 @@ class AiohttpUpstream:
             aiohttp.ClientOSError,
             OSError,
         ):
-            raise UpstreamFailure("upstream_unreachable", retriable=True) from None
+            raise UpstreamFailure(ErrorCode.UPSTREAM_UNREACHABLE, retriable=True) from None
         except TimeoutError:
-            raise UpstreamFailure("upstream_unreachable", retriable=True) from None
+            raise UpstreamFailure(ErrorCode.UPSTREAM_UNREACHABLE, retriable=True) from None
         except aiohttp.ClientError:
-            raise UpstreamFailure("upstream_protocol_error") from None
+            raise UpstreamFailure(ErrorCode.UPSTREAM_PROTOCOL_ERROR) from None
         finally:
             _checked.reset(token)
         return AiohttpUpstreamResponse(response)

@@ -5,6 +5,7 @@ Pure domain logic; storage, secrets, events and the SSRF guard arrive as ports.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from llm_gateway.domain.ports import (
 )
 from llm_gateway.errors import (
     BadRequest,
-    EndpointBlocked,
+    EndpointUnresolvable,
     Forbidden,
     GatewayError,
     NotFound,
@@ -230,11 +231,8 @@ class Registry:
 def check_endpoint_urls(url_guard: UrlGuard, urls: Sequence[EndpointUrl]) -> None:
     """Refuse blocked addresses now; a name that does not resolve yet is validation's to report."""
     for endpoint in urls:
-        try:
+        with contextlib.suppress(EndpointUnresolvable):
             url_guard.check(endpoint.url)
-        except EndpointBlocked as exc:
-            if not (isinstance(exc.details, dict) and exc.details.get("reason") == "unresolvable"):
-                raise
 
 
 def _not_found(llm_id: str) -> NotFound:

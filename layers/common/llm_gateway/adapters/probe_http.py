@@ -1,0 +1,118 @@
+"""The conformance engine's HTTP client: a (guarded) httpx client whose failures arrive typed.
+
+httpx, httpcore, ssl and the OS each have their own exceptions; the engine must not know any of
+them. This adapter turns them into ``TransportError(kind=…)`` as they happen, while sending and
+while the body streams, so the engine reads one kind instead of class names or message text.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import httpx
+
+from llm_gateway.errors import EndpointBlocked, TransportError, TransportKind
+
+__all__ = ["ProbeHttpClient", "transport_error"]
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def transport_error(exc: BaseException) -> TransportError | None:
+    """The typed form of an HTTP client failure; None for anything that is not one (a bug)."""
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, EndpointBlocked):
+        return TransportError.refused_by_guard(exc)
+    chain = _chain(exc)
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return TransportError(TransportKind.TIMEOUT, detail, connecting=isinstance(exc, httpx.ConnectTimeout))
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return TransportError(TransportKind.TLS, detail)
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return TransportError(TransportKind.DNS, detail)
+    if isinstance(exc, httpx.ConnectError):
+        refused = any(isinstance(e, ConnectionRefusedError) for e in chain)
+        return TransportError(TransportKind.CONNECT, detail, reason="refused" if refused else None)
+    if isinstance(exc, httpx.ProtocolError):
+        return TransportError(TransportKind.PROTOCOL, detail)
+    if isinstance(exc, httpx.TransportError | ConnectionError):
+        return TransportError(TransportKind.RESET, detail)
+    return None
+
+
+@contextmanager
+def _typed() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        typed = transport_error(exc)
+        if typed is None or typed is exc:
+            raise
+        raise typed from exc
+
+
+class _Response:
+    """The streamed response, with read failures typed."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        return int(self._response.status_code)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        headers: Mapping[str, str] = self._response.headers
+        return headers
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        with _typed():
+            yield from self._response.iter_bytes(chunk_size)
+
+
+class ProbeHttpClient:
+    """``StreamingClient`` for the conformance engine over any httpx-like client (production:
+    ``GuardedHttp.sync_client()``); connect, TLS, timeout and read failures become ``TransportError``."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float, float, float],
+    ) -> Iterator[_Response]:
+        with ExitStack() as stack:
+            with _typed():
+                response = stack.enter_context(
+                    self._client.stream(method, url, content=content, headers=headers, timeout=timeout)
+                )
+            yield _Response(response)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ProbeHttpClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

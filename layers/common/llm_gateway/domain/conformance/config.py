@@ -1,0 +1,152 @@
+"""What a probe needs: the endpoint config, the HTTP port it talks through, and the request it sends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from llm_gateway.domain.ports import UrlGuard
+from llm_gateway.models.chat import ChatMessage, ChatRequest
+from llm_gateway.models.llm import LlmFormat, Timeouts
+from llm_gateway.providers.base import EndpointSpec
+from llm_gateway.providers.registry import provider_for
+from llm_gateway.providers.request import UpstreamRequest
+
+#: The probe asks for a few tokens: enough to see a stream, cheap for the LLM owner.
+PROBE_MAX_TOKENS = 16
+PROBE_PROMPT = "Reply with one short word: ok"
+
+_SECRET_QUERY_PARAMS = frozenset(
+    {"key", "api-key", "api_key", "apikey", "access_token", "token", "sig", "signature", "secret", "password"}
+)
+
+
+class ProbeResponse(Protocol):
+    """The part of an httpx-like streamed response the engine reads."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]: ...
+
+
+class StreamingClient(Protocol):
+    """An httpx-like sync client. ``timeout`` is (connect, read, write, pool). Network failures
+    arrive as ``TransportError`` (and ``EndpointBlocked``); see ``adapters.probe_http``."""
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float, float, float],
+    ) -> AbstractContextManager[ProbeResponse]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HttpPort:
+    """The outside world of a probe: a client that never follows redirects, and the SSRF guard.
+
+    Production: ``HttpPort(ProbeHttpClient(guarded.sync_client()), guarded)`` with one
+    ``GuardedHttp``; the guard is also enforced inside its transport, the explicit check gives a
+    clear ``address`` check.
+    """
+
+    client: StreamingClient
+    guard: UrlGuard
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """What the probe needs from an LLM config (registered, stored, or typed on the command line)."""
+
+    llm_format: LlmFormat
+    urls: tuple[str, ...]
+    model_name: str
+    deployment_name: str | None = None
+    api_version: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeouts: Timeouts | None = None
+
+    @classmethod
+    def from_llm(cls, llm: Any) -> EndpointConfig:
+        """From any LLM model (``Llm``, ``StoredLlm``, a create/spec body): same field names."""
+        urls = tuple(u if isinstance(u, str) else u.url for u in llm.urls)
+        return cls(
+            llm_format=LlmFormat(llm.llm_format),
+            urls=urls,
+            model_name=llm.model_name,
+            deployment_name=getattr(llm, "deployment_name", None),
+            api_version=getattr(llm, "api_version", None),
+            headers=dict(getattr(llm, "headers", None) or {}),
+            temperature=getattr(llm, "temperature", None),
+            max_tokens=getattr(llm, "max_tokens", None),
+            timeouts=getattr(llm, "timeouts", None),
+        )
+
+    def endpoint(self, url: str) -> EndpointSpec:
+        return EndpointSpec(
+            llm_format=self.llm_format,
+            url=url,
+            model_name=self.model_name,
+            deployment_name=self.deployment_name,
+            api_version=self.api_version,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            headers=self.headers,
+        )
+
+
+class ProbeConfigError(ValueError):
+    """The config cannot be turned into a request (URL form, model name); the message says why."""
+
+
+def probe_chat() -> ChatRequest:
+    """The chat request the probe sends: what the platform sends, minus the persona."""
+    return ChatRequest(
+        messages=[ChatMessage(role="user", content=PROBE_PROMPT)],
+        stream=True,
+        max_tokens=PROBE_MAX_TOKENS,
+        stream_options={"include_usage": True},
+    )
+
+
+def build_probe_request(config: EndpointConfig, url: str, api_key: str) -> UpstreamRequest:
+    """The provider's own request for ``url``; raises ``ProbeConfigError`` with a fix-it message."""
+    try:
+        built = provider_for(config.llm_format).build_request(config.endpoint(url), probe_chat(), api_key)
+    except ValueError as exc:  # ProviderConfigError, or a URL urllib cannot split
+        raise ProbeConfigError(str(exc)) from None
+    headers = dict(built.headers)
+    # Compressed bodies would hide the bytes the spec checks judge; ask for them as sent.
+    headers["Accept-Encoding"] = "identity"
+    return UpstreamRequest(built.method, built.url, headers, built.body)
+
+
+def public_url(url: str) -> str:
+    """``url`` without credentials: no userinfo, no ``key=``-like query parameters."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(invalid URL)"
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _SECRET_QUERY_PARAMS
+    ]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))

@@ -1,0 +1,413 @@
+"""The conformance engine: probe every URL of a config and judge it, as one ``Report``.
+
+Per URL: the URL form, the address guard, one exchange (timed), the provider's spec checks on the
+raw bytes, the stream's completeness, latency, and whether a wrong key is rejected. Which spec
+applies is the provider's business (``providers.registry``); nothing here knows any spec.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from llm_gateway.domain.conformance.config import (
+    PROBE_MAX_TOKENS,
+    EndpointConfig,
+    HttpPort,
+    ProbeConfigError,
+    build_probe_request,
+    public_url,
+)
+from llm_gateway.domain.conformance.exchange import Budget, Exchange, TokenWatch, exchange
+from llm_gateway.domain.conformance.failures import Failure, transport_failure
+from llm_gateway.errors import EndpointBlocked, ErrorCode, TransportError
+from llm_gateway.models.report import Check, CheckCategory, CheckStatus, Report, Timings
+from llm_gateway.providers.common.findings import trim_evidence
+from llm_gateway.providers.registry import provider_for
+from llm_gateway.providers.request import UpstreamRequest
+
+#: Upper bound of one URL's probe when the caller gives none (DESIGN.md: a probe is quick).
+DEFAULT_MAX_TOTAL_S = 30.0
+#: TTFT above this is reported as a latency warning (never a failure).
+SLOW_FIRST_TOKEN_S = 2.0
+#: A 16-token stream is a few KiB; far more means max_tokens was ignored. Reading stops here.
+MAX_STREAM_BYTES = 2 * 1024 * 1024
+#: The authentication probe only needs the status line and the start of the body.
+AUTH_PROBE_MAX_S = 10.0
+AUTH_PROBE_BODY_BYTES = 16 * 1024
+#: Obviously not a real key in any provider's format, so no real account is ever hit with it.
+WRONG_KEY = "llm-gateway-conformance-probe-invalid-key-000000"
+
+_NETWORK, _AUTH, _ENDPOINT = CheckCategory.NETWORK, CheckCategory.AUTH, CheckCategory.ENDPOINT
+_STREAMING, _LATENCY = CheckCategory.STREAMING, CheckCategory.LATENCY
+_PASS, _WARN, _FAIL, _SKIP = CheckStatus.PASS, CheckStatus.WARN, CheckStatus.FAIL, CheckStatus.SKIP
+
+
+@dataclass(slots=True)
+class _Finding:
+    """A check plus the gateway error code its failure stands for."""
+
+    check: Check
+    code: ErrorCode | None = None
+
+
+def _check(
+    check_id: str,
+    category: CheckCategory,
+    status: CheckStatus,
+    message: str,
+    hint: str | None = None,
+    *,
+    evidence: str | None = None,
+    duration_s: float | None = None,
+    code: ErrorCode | None = None,
+) -> _Finding:
+    return _Finding(
+        Check(
+            id=check_id,
+            category=category,
+            status=status,
+            message=message,
+            hint=hint,
+            evidence=evidence,
+            duration_ms=None if duration_s is None else round(duration_s * 1000, 1),
+        ),
+        code if status is _FAIL else None,
+    )
+
+
+def _with_hint(check: Check) -> Check:
+    """Every failure carries a hint, whatever the spec module wrote."""
+    if check.status is _FAIL and not check.hint:
+        return check.model_copy(
+            update={"hint": "Fix the endpoint's response to follow the provider's streaming format."}
+        )
+    return check
+
+
+@dataclass(slots=True)
+class _UrlResult:
+    findings: list[_Finding]
+    timings: Timings
+    probed_url: str
+    spec_conforms: bool | None
+
+
+class _Prober:
+    def __init__(
+        self,
+        config: EndpointConfig,
+        api_key: str,
+        http: HttpPort,
+        budget: Budget,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.provider = provider_for(config.llm_format)
+        self.api_key = api_key
+        self.http = http
+        self.budget = budget
+        self.monotonic = monotonic
+        self.secrets = tuple(s for s in (api_key, WRONG_KEY) if s)
+
+    def skipped(self, reason: str, *, address: bool = False) -> list[_Finding]:
+        """Everything after a check that stopped the probe, as ``skip`` with ``reason``."""
+        out = [_check("address", _NETWORK, _SKIP, reason)] if address else []
+        out.append(_check("connection", _NETWORK, _SKIP, reason))
+        out += [_check(cid, cat, _SKIP, reason) for cid, cat in self.provider.plan.without_response]
+        out.append(_check("stream_complete", _NETWORK, _SKIP, reason))
+        out.append(_check("latency", _LATENCY, _SKIP, reason))
+        out.append(_check("auth_probe", _AUTH, _SKIP, reason))
+        return out
+
+    def probe(self, url: str) -> _UrlResult:
+        try:
+            request = build_probe_request(self.config, url, self.api_key)
+        except ProbeConfigError as exc:
+            unusable = _check("url", _ENDPOINT, _FAIL, f"the URL cannot be used: {exc}", self.provider.url_hint,
+                              code=ErrorCode.UPSTREAM_BAD_REQUEST)  # fmt: skip
+            findings = [unusable, *self.skipped("skipped: the URL cannot be used", address=True)]
+            return _UrlResult(findings, Timings(), public_url(url), None)
+        shown = public_url(request.url)
+        findings = [_check("url", _ENDPOINT, _PASS, f"POST {shown}")]
+        host = urlsplit(request.url).hostname or "?"
+        address = self._address(request.url, host)
+        findings.append(address)
+        if address.check.status is _FAIL:
+            findings += self.skipped("skipped: the address check failed")
+            return _UrlResult(findings, Timings(), shown, None)
+        watch = TokenWatch(self.provider)
+        main = exchange(
+            self.http.client, request, self.budget, watch, self.monotonic, max_body=MAX_STREAM_BYTES
+        )
+        timings = Timings(ttfb_ms=_ms(main.ttfb_s), ttft_ms=_ms(main.ttft_s), total_ms=_ms(main.total_s))
+        if main.status is None:
+            findings.append(self._no_response(main))
+            findings += self.skipped("skipped: no HTTP response")[1:]
+            return _UrlResult(findings, timings, shown, None)
+        findings.append(
+            _check("connection", _NETWORK, _PASS, f"HTTP {main.status} response headers after {_fmt_s(main.ttfb_s)}",
+                   duration_s=main.ttfb_s)
+        )  # fmt: skip
+        findings, spec_conforms = self._judge(request, main, findings)
+        return _UrlResult(findings, timings, shown, spec_conforms)
+
+    def _address(self, url: str, host: str) -> _Finding:
+        started = self.monotonic()
+        try:
+            self.http.guard.check(url)
+        except EndpointBlocked as exc:
+            failure = transport_failure(
+                TransportError.refused_by_guard(exc), host=host, phase="headers", budget_s=0
+            )
+            return _check("address", _NETWORK, _FAIL, failure.message, failure.hint,
+                          duration_s=self.monotonic() - started, code=failure.code)  # fmt: skip
+        return _check("address", _NETWORK, _PASS, f"{host} resolves to an allowed address",
+                      duration_s=self.monotonic() - started)  # fmt: skip
+
+    def _no_response(self, main: Exchange) -> _Finding:
+        failure = main.failure or Failure(
+            "no response", "Check the endpoint.", ErrorCode.UPSTREAM_UNREACHABLE
+        )
+        return _check("connection", _NETWORK, _FAIL, failure.message, failure.hint,
+                      evidence=_redact(failure.evidence, self.secrets), duration_s=main.total_s,
+                      code=failure.code)  # fmt: skip
+
+    def _judge(
+        self, request: UpstreamRequest, main: Exchange, findings: list[_Finding]
+    ) -> tuple[list[_Finding], bool | None]:
+        """The checks of an answer that arrived: completeness, spec, latency, the wrong-key probe."""
+        status = main.status or 0
+        streaming = 200 <= status < 300
+        findings.append(self._stream_complete(main, streaming))
+        if 300 <= status < 400:
+            findings.append(self._redirect(main))
+            findings += [_check(cid, cat, _SKIP, f"skipped: HTTP {status} redirect")
+                         for cid, cat in self.provider.plan.without_response[1:]]  # fmt: skip
+            findings.append(self._latency(main, streaming))
+            findings.append(_check("auth_probe", _AUTH, _SKIP, "skipped: the endpoint redirects"))
+            return findings, False
+        checks = self.provider.check_response(
+            status, main.headers, bytes(main.body), expect_complete=main.complete, secrets=self.secrets
+        )
+        spec = [self._live(c, main) for c in checks]
+        error = self.provider.classify_error(status, bytes(main.body), main.headers, secrets=self.secrets)
+        findings += [_Finding(c, self._code_for(c, error.code) if c.status is _FAIL else None) for c in spec]
+        findings.append(self._latency(main, streaming))
+        findings.append(self._auth_probe(request, main, spec))
+        return findings, self.provider.conforms(spec)
+
+    def _code_for(self, check: Check, status_code: ErrorCode) -> ErrorCode:
+        plan = self.provider.plan
+        if check.id in plan.status_ids:
+            return status_code
+        if check.id in plan.inband_error_ids:
+            return ErrorCode.UPSTREAM_SERVER_ERROR
+        return ErrorCode.UPSTREAM_PROTOCOL_ERROR
+
+    def _redirect(self, main: Exchange) -> _Finding:
+        location = next((v for k, v in main.headers if k.lower() == "location"), "")
+        target = public_url(location) if "://" in location else location
+        return _check(
+            "http_status", _ENDPOINT, _FAIL,
+            f"HTTP {main.status} redirect" + (f" to {trim_evidence(target, self.secrets, 200)}" if target
+                                              else "") + "; redirects are never followed",
+            "Register the final URL (where the redirect points), with https and the exact path; the "
+            "gateway never follows redirects.",
+            evidence=trim_evidence(f"location: {location}", self.secrets),
+            code=ErrorCode.UPSTREAM_PROTOCOL_ERROR,
+        )  # fmt: skip
+
+    def _live(self, check: Check, main: Exchange) -> Check:
+        """A spec check as seen on a live probe. When the stream was cut (timeout, reset), the
+        checks that need what never arrived are ``skip``: the ``stream_complete`` failure says why."""
+        plan = self.provider.plan
+        if not main.complete:
+            if main.ttft_s is None and check.id not in plan.head_ids:
+                return check.model_copy(
+                    update={"status": _SKIP, "message": "skipped: the stream was cut before the first token",
+                            "hint": None, "evidence": None}
+                )  # fmt: skip
+            if check.id in plan.end_of_stream_ids and check.status is not _PASS:
+                return check.model_copy(
+                    update={"status": _SKIP, "message": "skipped: the stream did not complete",
+                            "hint": None, "evidence": None}
+                )  # fmt: skip
+        return _with_hint(check)
+
+    def _stream_complete(self, main: Exchange, streaming: bool) -> _Finding:
+        if not streaming:
+            return _check("stream_complete", _NETWORK, _SKIP, f"no stream: HTTP {main.status}")
+        size = len(main.body)
+        if main.oversized:
+            return _check(
+                "stream_complete", _STREAMING, _FAIL,
+                f"the response exceeds {MAX_STREAM_BYTES // (1024 * 1024)} MiB for a "
+                f"{PROBE_MAX_TOKENS}-token request; reading stopped",
+                "Honour max_tokens (max_output_tokens on Gemini) and stream only the completion.",
+                duration_s=main.total_s, code=ErrorCode.UPSTREAM_PROTOCOL_ERROR,
+            )  # fmt: skip
+        if main.failure is not None:
+            failure = main.failure
+            return _check(
+                "stream_complete", _NETWORK, _FAIL,
+                f"{failure.message}, after {size} bytes in {_fmt_s(main.total_s)}",
+                failure.hint, evidence=_redact(failure.evidence, self.secrets),
+                duration_s=main.total_s, code=failure.code,
+            )  # fmt: skip
+        return _check(
+            "stream_complete", _NETWORK, _PASS,
+            f"the stream ended normally ({size} bytes in {_fmt_s(main.total_s)})",
+            duration_s=main.total_s,
+        )  # fmt: skip
+
+    def _latency(self, main: Exchange, streaming: bool) -> _Finding:
+        if not streaming:
+            return _check("latency", _LATENCY, _SKIP, f"no stream: HTTP {main.status}")
+        if main.ttft_s is None:
+            return _check("latency", _LATENCY, _SKIP, "no token arrived, so no time to first token")
+        message = f"first token after {_fmt_s(main.ttft_s)} (first byte after {_fmt_s(main.ttfb_s)})"
+        if main.ttft_s > SLOW_FIRST_TOKEN_S:
+            return _check(
+                "latency", _LATENCY, _WARN, message + f"; above {SLOW_FIRST_TOKEN_S:g} s",
+                "Conversations feel slow above ~2 s to the first token: use a faster model or region, "
+                "or check for a proxy that buffers the stream.",
+                duration_s=main.ttft_s,
+            )  # fmt: skip
+        return _check("latency", _LATENCY, _PASS, message, duration_s=main.ttft_s)
+
+    def _auth_probe(self, request: UpstreamRequest, main: Exchange, spec: list[Check]) -> _Finding:
+        """Send the same request with a wrong key: accepting it is a warning, never a failure."""
+        skipped = self._auth_probe_skipped(main, spec)
+        if skipped is not None:
+            return skipped
+        try:
+            wrong = build_probe_request(self.config, request.url, WRONG_KEY)
+        except ProbeConfigError:  # pragma: no cover - the same URL built once already
+            return _check("auth_probe", _AUTH, _SKIP, "skipped: the URL cannot be used")
+        budget = self.budget.capped(AUTH_PROBE_MAX_S)
+        result = exchange(
+            self.http.client, wrong, budget, None, self.monotonic, max_body=AUTH_PROBE_BODY_BYTES
+        )
+        if result.status is None:
+            failure = result.failure
+            return _check(
+                "auth_probe", _AUTH, _WARN,
+                "the request with a wrong key got no response" + (f" ({failure.message})" if failure else ""),
+                "Answer a wrong key with HTTP 401 promptly.", duration_s=result.total_s,
+            )  # fmt: skip
+        if (
+            self.provider.classify_error(result.status, bytes(result.body)).code
+            is ErrorCode.UPSTREAM_UNAUTHORIZED
+        ):
+            return _check("auth_probe", _AUTH, _PASS, f"a wrong key is rejected (HTTP {result.status})",
+                          duration_s=result.total_s)  # fmt: skip
+        if 200 <= result.status < 300:
+            return _check(
+                "auth_probe", _AUTH, _WARN,
+                f"the endpoint accepted a wrong key (HTTP {result.status}): anyone who finds the URL can use it",
+                "Require the API key on every request and answer a wrong key with HTTP 401.",
+                duration_s=result.total_s,
+            )  # fmt: skip
+        return _check(
+            "auth_probe", _AUTH, _WARN,
+            f"a wrong key got HTTP {result.status}, not 401/403",
+            "Answer a missing or wrong key with HTTP 401 and an error body, so clients can tell a bad key "
+            "from other errors.",
+            evidence=trim_evidence(bytes(result.body), self.secrets),
+            duration_s=result.total_s,
+        )  # fmt: skip
+
+    @staticmethod
+    def _auth_probe_skipped(main: Exchange, spec: list[Check]) -> _Finding | None:
+        http_status = next((c for c in spec if c.id in ("http_status", "redirect")), None)
+        if http_status is None or http_status.status is not _FAIL:
+            return None
+        if http_status.category is _AUTH:
+            return _check("auth_probe", _AUTH, _SKIP, "skipped: the real key was already rejected")
+        status = main.status or 0
+        if http_status.category in (_ENDPOINT, _NETWORK) or 300 <= status < 400:
+            return _check(
+                "auth_probe", _AUTH, _SKIP, f"skipped: the endpoint answered HTTP {status} to the real key"
+            )
+        return None
+
+
+def _redact(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    return None if text is None else trim_evidence(text, secrets)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _for_url(findings: Iterable[_Finding], index: int, url: str, several: bool) -> list[_Finding]:
+    """Name the URL in every message when there are several; suffix the ids after the first."""
+    if not several:
+        return list(findings)
+    out = []
+    for finding in findings:
+        check = finding.check
+        update: dict[str, Any] = {"message": f"[{url}] {check.message}"}
+        if index:
+            update["id"] = f"{check.id}@{index + 1}"
+        out.append(_Finding(check.model_copy(update=update), finding.code))
+    return out
+
+
+def run_conformance(
+    config: EndpointConfig,
+    api_key: str,
+    http: HttpPort,
+    *,
+    max_total_s: float = DEFAULT_MAX_TOTAL_S,
+    overall_budget_s: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Report:
+    """Probe every URL of ``config`` with ``api_key`` and return the report. Never raises for
+    anything the endpoint does; ``overall_budget_s`` bounds all URLs together (Lambda time)."""
+    checked_at = now()
+    budget = Budget.of(config.timeouts, max_total_s)
+    prober = _Prober(config, api_key, http, budget, monotonic)
+    several = len(config.urls) > 1
+    started = monotonic()
+    findings: list[_Finding] = []
+    results: list[_UrlResult] = []
+    for index, url in enumerate(config.urls):
+        left = None if overall_budget_s is None else overall_budget_s - (monotonic() - started)
+        if left is not None and index and left < budget.total_s:
+            findings.append(
+                _check(f"url@{index + 1}", _ENDPOINT, _SKIP,
+                       f"[{public_url(url)}] not probed: the validation time budget is used up")
+            )  # fmt: skip
+            continue
+        result = prober.probe(url)
+        results.append(result)
+        findings += _for_url(result.findings, index, result.probed_url, several)
+    first_failure = next((f for f in findings if f.check.status is _FAIL), None)
+    primary = results[0] if results else None
+    return Report(
+        compatible=first_failure is None,
+        llm_format=config.llm_format.value,
+        endpoint=primary.probed_url if primary else (public_url(config.urls[0]) if config.urls else ""),
+        checked_at=checked_at,
+        error_code=(first_failure.code or ErrorCode.UPSTREAM_PROTOCOL_ERROR) if first_failure else None,
+        timings=primary.timings if primary else Timings(),
+        checks=[f.check for f in findings],
+        details={
+            "probe": {"maxTokens": PROBE_MAX_TOKENS, "stream": True, "timeoutS": budget.total_s},
+            "urls": [r.probed_url for r in results],
+            "specConforms": primary.spec_conforms if primary else None,
+        },
+    )
