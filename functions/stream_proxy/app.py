@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm_gateway import composition
 from llm_gateway.domain.proxy import StreamProxy
-from llm_gateway.errors import GatewayError, PayloadTooLarge, Unauthorized
+from llm_gateway.errors import ErrorCode, GatewayError, PayloadTooLarge, Unauthorized
 
 MAX_BODY_BYTES = 1_048_576
 _SSE_HEADERS = [
@@ -165,7 +165,7 @@ class ChatCompletions:
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            opened.outcome = opened.outcome or "client_disconnected"
+            opened.outcome = opened.outcome or ErrorCode.CLIENT_DISCONNECTED
             raise
         finally:
             composition.stream_metrics().finished(opened, started)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from llm_gateway.domain.streaming import OUTCOME_OK
 from llm_gateway.observability import get_metrics
 
 if TYPE_CHECKING:
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 
 class StreamMetrics:
     def failed(self, code: str) -> None:
-        """Errors by code: one EMF record with its own ``code`` dimension (nothing left behind)."""
+        """Errors by code (an ``ErrorCode``, or a ``GatewayError``'s code before the stream opened):
+        one EMF record with its own ``code`` dimension (nothing left behind)."""
         with single_metric(name="StreamErrors", unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="code", value=code)
 
@@ -40,5 +42,5 @@ class StreamMetrics:
         )
         metrics.flush_metrics()
         outcome = opened.outcome or "unknown"
-        if outcome != "ok":
+        if outcome != OUTCOME_OK:
             self.failed(outcome)

@@ -16,38 +16,42 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from llm_gateway.errors import GatewayError
-from llm_gateway.providers.dispatch import StreamRelay
+from llm_gateway.errors import ErrorCode, GatewayError
+from llm_gateway.providers.base import StreamRelay
 from llm_gateway.providers.request import UpstreamRequest
 
 PING = b": ping\n\n"
+#: ``OpenStream.outcome`` of a stream that ended properly; any other outcome is an ``ErrorCode``.
+OUTCOME_OK = "ok"
 PING_INTERVAL_S = 15.0
 MAX_ERROR_BODY = 64 * 1024
 RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 #: Gateway status for each upstream failure code, before the first byte.
-STATUS_FOR_CODE = {
-    "upstream_unauthorized": 502,
-    "upstream_model_not_found": 502,
-    "upstream_rate_limited": 429,
-    "upstream_bad_request": 400,
-    "upstream_server_error": 502,
-    "upstream_timeout": 504,
-    "upstream_unreachable": 502,
-    "upstream_protocol_error": 502,
-    "endpoint_blocked": 502,
+STATUS_FOR_CODE: dict[str, int] = {
+    ErrorCode.UPSTREAM_UNAUTHORIZED: 502,
+    ErrorCode.UPSTREAM_MODEL_NOT_FOUND: 502,
+    ErrorCode.UPSTREAM_RATE_LIMITED: 429,
+    ErrorCode.UPSTREAM_BAD_REQUEST: 400,
+    ErrorCode.UPSTREAM_SERVER_ERROR: 502,
+    ErrorCode.UPSTREAM_TIMEOUT: 504,
+    ErrorCode.UPSTREAM_UNREACHABLE: 502,
+    ErrorCode.UPSTREAM_PROTOCOL_ERROR: 502,
+    ErrorCode.ENDPOINT_BLOCKED: 502,
+    ErrorCode.LOOP_DETECTED: 508,
 }
-MESSAGES = {
-    "upstream_unauthorized": "The LLM endpoint rejected the stored credentials.",
-    "upstream_model_not_found": "The LLM endpoint does not know the configured model or deployment.",
-    "upstream_rate_limited": "The LLM endpoint is rate limiting requests; retry later.",
-    "upstream_bad_request": "The LLM endpoint rejected the request as invalid.",
-    "upstream_server_error": "The LLM endpoint failed while answering.",
-    "upstream_timeout": "The LLM endpoint did not answer in time.",
-    "upstream_unreachable": "The LLM endpoint could not be reached.",
-    "upstream_protocol_error": "The LLM endpoint sent a stream the gateway could not read.",
-    "endpoint_blocked": "The LLM endpoint resolves to an address the gateway does not call.",
-    "gateway_deadline": "The answer was cut off at the gateway's time limit.",
+MESSAGES: dict[str, str] = {
+    ErrorCode.UPSTREAM_UNAUTHORIZED: "The LLM endpoint rejected the stored credentials.",
+    ErrorCode.UPSTREAM_MODEL_NOT_FOUND: "The LLM endpoint does not know the configured model or deployment.",
+    ErrorCode.UPSTREAM_RATE_LIMITED: "The LLM endpoint is rate limiting requests; retry later.",
+    ErrorCode.UPSTREAM_BAD_REQUEST: "The LLM endpoint rejected the request as invalid.",
+    ErrorCode.UPSTREAM_SERVER_ERROR: "The LLM endpoint failed while answering.",
+    ErrorCode.UPSTREAM_TIMEOUT: "The LLM endpoint did not answer in time.",
+    ErrorCode.UPSTREAM_UNREACHABLE: "The LLM endpoint could not be reached.",
+    ErrorCode.UPSTREAM_PROTOCOL_ERROR: "The LLM endpoint sent a stream the gateway could not read.",
+    ErrorCode.ENDPOINT_BLOCKED: "The LLM endpoint resolves to an address the gateway does not call.",
+    ErrorCode.LOOP_DETECTED: "The request came back to this gateway: the LLM endpoint points at it.",
+    ErrorCode.GATEWAY_DEADLINE: "The answer was cut off at the gateway's time limit.",
 }
 
 
@@ -131,7 +135,7 @@ class OpenStream:
     first: bytes
     timings: Timings
     clock: Callable[[], float] = time.monotonic
-    outcome: str | None = field(default=None, init=False)  # None while running; "ok" or an error code
+    outcome: str | None = field(default=None, init=False)  # None while running; OUTCOME_OK or an ErrorCode
 
     async def body(self) -> AsyncGenerator[bytes, None]:
         """The rest of the stream: relayed chunks, pings in silences, then ``[DONE]`` or an error."""
@@ -139,7 +143,7 @@ class OpenStream:
             if self.first:
                 yield self.first
             if self.relay.complete:
-                self.outcome = "ok"
+                self.outcome = OUTCOME_OK
                 return
             async for piece in self._relay_rest():
                 yield piece
@@ -159,10 +163,10 @@ class OpenStream:
             except TimeoutError:
                 now = clock()
                 if now >= limits.deadline:
-                    yield self._fail("gateway_deadline")
+                    yield self._fail(ErrorCode.GATEWAY_DEADLINE)
                     return
                 if now >= idle_at:
-                    yield self._fail("upstream_timeout")
+                    yield self._fail(ErrorCode.UPSTREAM_TIMEOUT)
                     return
                 last_emit = now
                 yield PING
@@ -175,9 +179,9 @@ class OpenStream:
                 if relay.failure is not None or not relay.complete:
                     if tail:
                         yield tail
-                    yield self._fail(relay.failure or "upstream_protocol_error")
+                    yield self._fail(relay.failure or ErrorCode.UPSTREAM_PROTOCOL_ERROR)
                     return
-                self.outcome = "ok"
+                self.outcome = OUTCOME_OK
                 if tail:
                     yield tail
                 return
@@ -192,7 +196,7 @@ class OpenStream:
                 last_emit = last_data
                 yield out
                 if relay.complete:
-                    self.outcome = "ok"
+                    self.outcome = OUTCOME_OK
                     return
 
     def _fail(self, code: str) -> bytes:
@@ -272,7 +276,7 @@ async def _try_once(
         async with asyncio.timeout(max(0.0, first_token_at - clock())):
             response = await transport.open(call, min(limits.connect_s, max(0.0, first_token_at - clock())))
     except TimeoutError:
-        raise UpstreamFailure("upstream_timeout") from None
+        raise UpstreamFailure(ErrorCode.UPSTREAM_TIMEOUT) from None
     timings.upstream_headers = clock()
     if response.status != 200:
         body = await _read_error_body(response, first_token_at, clock)
@@ -305,11 +309,11 @@ async def _first_output(
             async with asyncio.timeout(max(0.0, first_token_at - clock())):
                 chunk = await response.read()
         except TimeoutError:
-            raise UpstreamFailure("upstream_timeout") from None
+            raise UpstreamFailure(ErrorCode.UPSTREAM_TIMEOUT) from None
         if not chunk:
             tail = relay.finish()
             if relay.failure is not None or not relay.complete:
-                raise UpstreamFailure(relay.failure or "upstream_protocol_error")
+                raise UpstreamFailure(relay.failure or ErrorCode.UPSTREAM_PROTOCOL_ERROR)
             return tail
         out = relay.feed(chunk)
         if relay.failure is not None:
