@@ -13,6 +13,7 @@ from llm_gateway.adapters import aws
 from llm_gateway.adapters.dynamodb import DynamoAccountRepository, DynamoLlmRepository
 from llm_gateway.adapters.events import EventBridgePublisher
 from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
+from llm_gateway.cache import TtlCache
 from llm_gateway.domain.ports import UrlGuard
 from llm_gateway.domain.registry import Registry
 from llm_gateway.domain.tokens import TokenPolicy
@@ -21,7 +22,6 @@ from llm_gateway.settings import get_settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from llm_gateway.adapters.cache import TtlCache
     from llm_gateway.adapters.dynamodb import DynamoReportRepository, DynamoSessionRepository
     from llm_gateway.adapters.kms_signer import KmsSigner
     from llm_gateway.adapters.metrics import StreamMetrics
@@ -170,8 +170,6 @@ def upstream_transport() -> AiohttpUpstream:
 
 @lru_cache(maxsize=1)
 def secret_cache() -> TtlCache[tuple[str, str, int], str]:
-    from llm_gateway.adapters.cache import TtlCache
-
     return TtlCache(ttl_seconds=60.0, max_entries=2048)
 
 

@@ -30,7 +30,6 @@ per window instead of two per request.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
+from llm_gateway.cache import TtlCache
 from llm_gateway.catalog import BuiltinLlm, get_builtin
 from llm_gateway.domain.tokens import (
     SessionClaims,
@@ -231,13 +231,6 @@ class ActiveSession:
 
 
 @dataclass
-class _CacheEntry:
-    loaded_at: float
-    record: SessionRecord
-    resolved: ResolvedLlm
-
-
-@dataclass
 class SessionGate:
     """``SessionCheck`` for ``TokenVerifier``: the session record and its LLM must still hold.
 
@@ -251,8 +244,10 @@ class SessionGate:
     leeway_seconds: int = 0
     cache_ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS
     monotonic: Clock = time.monotonic
-    _cache: dict[str, _CacheEntry] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _cache: TtlCache[str, tuple[SessionRecord, ResolvedLlm]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cache = TtlCache(self.cache_ttl_seconds, max_entries=_CACHE_MAX_ENTRIES, clock=self.monotonic)
 
     def __call__(self, claims: SessionClaims) -> None:
         self.load(claims)
@@ -270,28 +265,20 @@ class SessionGate:
 
     def cached(self, claims: SessionClaims) -> ActiveSession | None:
         """The gate's answer from a fresh cache entry, without any I/O; ``None`` on a miss."""
-        if self.cache_ttl_seconds <= 0:
-            return None
-        with self._lock:
-            hit = self._cache.get(claims.session_id)
-        if hit is None or self.monotonic() - hit.loaded_at >= self.cache_ttl_seconds:
+        if self._cache.peek(claims.session_id) is None:
             return None
         return self.load(claims)
 
     def forget(self, session_id: str | None = None) -> None:
-        with self._lock:
-            if session_id is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(session_id, None)
+        if session_id is None:
+            self._cache.clear()
+        else:
+            self._cache.discard(session_id)
 
     def _lookup(self, claims: SessionClaims) -> tuple[SessionRecord, ResolvedLlm]:
-        now = self.monotonic()
-        if self.cache_ttl_seconds > 0:
-            with self._lock:
-                hit = self._cache.get(claims.session_id)
-            if hit is not None and now - hit.loaded_at < self.cache_ttl_seconds:
-                return hit.record, hit.resolved
+        hit = self._cache.peek(claims.session_id)
+        if hit is not None:
+            return hit
         record = self.sessions.get(claims.session_id)
         if record is None:
             self.forget(claims.session_id)
@@ -301,15 +288,8 @@ class SessionGate:
         except NotFound:
             self.forget(claims.session_id)
             raise SessionInactive("The LLM of this session was deleted.") from None
-        if self.cache_ttl_seconds > 0 and not record.revoked:
-            with self._lock:
-                if len(self._cache) >= _CACHE_MAX_ENTRIES:
-                    self._cache = {
-                        k: v for k, v in self._cache.items() if now - v.loaded_at < self.cache_ttl_seconds
-                    }
-                    if len(self._cache) >= _CACHE_MAX_ENTRIES:
-                        self._cache.clear()
-                self._cache[claims.session_id] = _CacheEntry(now, record, resolved)
+        if not record.revoked:
+            self._cache.put(claims.session_id, (record, resolved))
         return record, resolved
 
 
