@@ -12,7 +12,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from llm_gateway import composition
 from llm_gateway.api import account_id, create_resolver, resolve
 from llm_gateway.domain.tokens import jwks_document
-from llm_gateway.errors import TooManyRequests
 from llm_gateway.models.common import ErrorResponse
 from llm_gateway.models.session import SessionTokenRequest, SessionTokenResponse
 from llm_gateway.observability import get_logger, get_tracer
@@ -37,20 +36,8 @@ _REVOKE_RESPONSES: dict[int, Any] = {
 }
 
 
-#: KMS answers these when the account's asymmetric Sign quota (ECC: 300 req/s, shared) is spent.
-_KMS_THROTTLED = frozenset({"ThrottlingException", "LimitExceededException"})
-
-
 def _mint(request: SessionTokenRequest) -> Response[Any]:
-    try:
-        result = composition.session_service().mint(account_id(app), request)
-    except Exception as exc:
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") in _KMS_THROTTLED:
-            raise TooManyRequests(
-                "Too many session tokens are being minted right now; retry in a second.",
-                code="token_mint_throttled",
-            ) from None
-        raise
+    result = composition.session_service().mint(account_id(app), request)
     # A token is a credential: never cache the response anywhere.
     headers = {"Cache-Control": "no-store"}
     if result.deprecated_alias_used:

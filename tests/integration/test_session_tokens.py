@@ -405,13 +405,15 @@ def test_kms_throttling_is_a_429_not_a_500(
 ) -> None:
     from botocore.exceptions import ClientError
 
+    from llm_gateway.adapters import aws
+
     signer = composition.token_signer()
     signer.key_id  # noqa: B018 - load the key before the quota "runs out"
 
-    def throttled(message: bytes) -> bytes:
+    def throttled(**_: Any) -> dict[str, Any]:
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Sign")
 
-    monkeypatch.setattr(signer, "sign", throttled)
+    monkeypatch.setattr(aws.kms(), "sign", throttled)  # KMS itself says no; the signer types it
     status, body, _ = invoke("mint_builtin", account)
     assert status == 429
     assert body["error"]["code"] == "token_mint_throttled"

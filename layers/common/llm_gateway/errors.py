@@ -82,6 +82,15 @@ class TooManyRequests(GatewayError):
     status, code = 429, "rate_limited"
 
 
+class SigningThrottled(TooManyRequests):
+    """The token signing key's KMS quota is spent for the moment (asymmetric Sign: shared per account)."""
+
+    code = "token_mint_throttled"
+
+    def __init__(self) -> None:
+        super().__init__("Too many session tokens are being minted right now; retry in a second.")
+
+
 class EndpointBlocked(BadRequest):
     """An outbound URL points somewhere the gateway refuses to connect (SSRF guard)."""
 

@@ -27,11 +27,6 @@ def llm_sk(llm_id: str) -> str:
     return f"LLM#{llm_id}"
 
 
-def _is_conditional_failure(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
-
-
 class DynamoLlmRepository:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._db = client
@@ -52,10 +47,8 @@ class DynamoLlmRepository:
             self._db.put_item(
                 TableName=self._table, Item=self._item(llm), ConditionExpression="attribute_not_exists(PK)"
             )
-        except Exception as exc:
-            if _is_conditional_failure(exc):
-                raise AlreadyExists(llm.id) from None
-            raise
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise AlreadyExists(llm.id) from None
 
     def get(self, account_id: str, llm_id: str) -> StoredLlm | None:
         item = self._db.get_item(
@@ -87,10 +80,8 @@ class DynamoLlmRepository:
                 ConditionExpression="attribute_exists(PK) AND version = :expected",
                 ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
             )
-        except Exception as exc:
-            if _is_conditional_failure(exc):
-                raise VersionConflict(llm.id) from None
-            raise
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise VersionConflict(llm.id) from None
 
     def delete(self, account_id: str, llm_id: str) -> bool:
         try:
@@ -99,10 +90,8 @@ class DynamoLlmRepository:
                 Key={"PK": {"S": account_pk(account_id)}, "SK": {"S": llm_sk(llm_id)}},
                 ConditionExpression="attribute_exists(PK)",
             )
-        except Exception as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
         return True
 
 
@@ -112,6 +101,12 @@ class DynamoAccountRepository:
         self._table = table_name
 
     def create(self, account_id: str, name: str, key_hash: str, created_at: datetime) -> None:
+        try:
+            self._write_account(account_id, name, key_hash, created_at)
+        except self._db.exceptions.TransactionCanceledException:  # the account or key hash exists
+            raise AlreadyExists(account_id) from None
+
+    def _write_account(self, account_id: str, name: str, key_hash: str, created_at: datetime) -> None:
         self._db.transact_write_items(
             TransactItems=[
                 {
@@ -220,10 +215,8 @@ class DynamoSessionRepository:
                 },
                 ConditionExpression="attribute_not_exists(PK)",
             )
-        except Exception as exc:
-            if _is_conditional_failure(exc):
-                raise AlreadyExists(record.session_id) from None
-            raise
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise AlreadyExists(record.session_id) from None
 
     def get(self, session_id: str) -> SessionRecord | None:
         item = self._db.get_item(
@@ -251,8 +244,6 @@ class DynamoSessionRepository:
                     ":account": {"S": account_id},
                 },
             )
-        except Exception as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
         return True

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from llm_gateway.domain.tokens import jwk_thumbprint, public_jwk, public_key_from_spki_der
+from llm_gateway.errors import SigningThrottled
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -21,6 +23,8 @@ KEY_SPEC: Final = "ECC_NIST_P256"
 _COORDINATE_LENGTH = 32
 # KMS refuses RAW messages over 4096 bytes; fail with a clear error instead of a ValidationException.
 _MAX_RAW_MESSAGE = 4096
+#: KMS answers these when the account's asymmetric Sign quota (ECC: 300 req/s, shared) is spent.
+_THROTTLED = frozenset({"ThrottlingException", "LimitExceededException"})
 
 
 def der_to_raw_signature(der: bytes) -> bytes:
@@ -71,9 +75,14 @@ class KmsSigner:
         if len(message) > _MAX_RAW_MESSAGE:
             raise ValueError("message too long for a KMS RAW signature")
         key_arn = self._load()[0]
-        response = self._kms.sign(
-            KeyId=key_arn, Message=message, MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM
-        )
+        try:
+            response = self._kms.sign(
+                KeyId=key_arn, Message=message, MessageType="RAW", SigningAlgorithm=SIGNING_ALGORITHM
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _THROTTLED:
+                raise SigningThrottled() from None
+            raise
         return der_to_raw_signature(response["Signature"])
 
     def public_jwk(self) -> dict[str, str]:

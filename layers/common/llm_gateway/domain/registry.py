@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from llm_gateway.catalog import builtin_llms, get_builtin
 from llm_gateway.domain.ports import (
-    AlreadyExists,
     CredentialStore,
     EventPublisher,
     LlmRepository,
@@ -100,12 +99,9 @@ class Registry:
             }
         )
         try:
-            self.llms.create(stored)
-        except AlreadyExists:  # a uuid4 collision: vanishingly rare, but never overwrite
-            self.credentials.delete(account_id, llm_id)
-            raise
+            self.llms.create(stored)  # AlreadyExists on a uuid4 collision: never overwrite
         except Exception:
-            self.credentials.delete(account_id, llm_id)
+            self.credentials.delete(account_id, llm_id)  # no orphan secret, whatever went wrong
             raise
         self.events.publish(LLM_REGISTERED, _event_detail(stored))
         return stored.public()
