@@ -8,8 +8,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -18,42 +18,53 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway import composition
-from llm_gateway.api import account_id, create_resolver, header, resolve
+from llm_gateway.api import (
+    LlmId,
+    account_id,
+    create_resolver,
+    error_responses,
+    header,
+    json_response,
+    ok_response,
+    resolve,
+)
 from llm_gateway.errors import BadRequest, Conflict
-from llm_gateway.models.common import ErrorResponse
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
 from llm_gateway.observability import get_logger, get_tracer
 from llm_gateway.settings import get_settings
 
 app = create_resolver("LLM Gateway management API")
-LlmId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
+#: Powertools Idempotency keyed by (account, key): two accounts never share a cached response, and
+#: the same key with another body is refused. Built once per container, as in the Powertools docs.
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="[accountId, idempotencyKey]",
+    payload_validation_jmespath="bodyDigest",
+    expires_after_seconds=get_settings().idempotency_ttl_seconds,
+    raise_on_no_idempotency_key=True,
+)
 
-def _errors(*statuses: int) -> dict[int, Any]:
-    return {
-        s: {"description": "Error", "content": {"application/json": {"model": ErrorResponse}}}
-        for s in statuses
-    }
 
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
-    )
+@idempotent_function(
+    data_keyword_argument="scope",
+    persistence_store=composition.idempotency_store(),
+    config=idempotency_config,
+)
+def create_once(scope: dict[str, str], request: LlmCreate) -> dict[str, Any]:
+    return composition.registry().create(scope["accountId"], request).to_json_dict()
 
 
 @app.post(
     "/v1/llms",
     summary="Register an LLM endpoint",
-    responses={201: {"description": "Created", "content": {"application/json": {"model": Llm}}}}
-    | _errors(400, 401, 409, 413),
+    responses=ok_response(Llm, "Created", 201) | error_responses(400, 401, 409, 413),
 )
 def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account = account_id(app)
     key = header(app, "Idempotency-Key")
     if key is None:
-        return _json(201, composition.registry().create(account, request).to_json_dict())
+        return json_response(201, composition.registry().create(account, request).to_json_dict())
     if not _IDEMPOTENCY_KEY.match(key):
         raise BadRequest(
             "Idempotency-Key must be 1-255 printable ASCII characters.", code="invalid_idempotency_key"
@@ -65,7 +76,7 @@ def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
         "bodyDigest": hashlib.sha256(raw_body.encode("utf-8", "surrogatepass")).hexdigest(),
     }
     try:
-        return _json(201, _create_once(scope, request, app.lambda_context))
+        return json_response(201, create_once(scope=scope, request=request))
     except IdempotencyAlreadyInProgressError:
         raise Conflict(
             "A request with this Idempotency-Key is still being processed.", code="idempotency_in_progress"
@@ -76,32 +87,10 @@ def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
         ) from None
 
 
-def _create_once(scope: dict[str, str], request: Any, context: LambdaContext | None) -> dict[str, Any]:
-    """Powertools Idempotency keyed by (account, key): two accounts never share a cached response."""
-    config = IdempotencyConfig(
-        event_key_jmespath="[accountId, idempotencyKey]",
-        payload_validation_jmespath="bodyDigest",
-        expires_after_seconds=get_settings().idempotency_ttl_seconds,
-        raise_on_no_idempotency_key=True,
-    )
-    if context is not None:
-        config.register_lambda_context(context)
-
-    @idempotent_function(
-        data_keyword_argument="scope", persistence_store=composition.idempotency_store(), config=config
-    )
-    def create(scope: dict[str, str]) -> dict[str, Any]:
-        return composition.registry().create(scope["accountId"], request).to_json_dict()
-
-    result: dict[str, Any] = create(scope=scope)
-    return result
-
-
 @app.get(
     "/v1/llms",
     summary="List your LLMs (and the built-ins with includeDefaults=true)",
-    responses={200: {"description": "OK", "content": {"application/json": {"model": LlmList}}}}
-    | _errors(400, 401),
+    responses=ok_response(LlmList) | error_responses(400, 401),
 )
 def list_llms(
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
@@ -116,36 +105,34 @@ def list_llms(
         search=search or None,
         include_defaults=include_defaults,
     )
-    return _json(200, result.to_json_dict())
+    return json_response(200, result.to_json_dict())
 
 
 @app.get(
     "/v1/llms/<llm_id>",
     summary="Get one LLM",
-    responses={200: {"description": "OK", "content": {"application/json": {"model": Llm}}}}
-    | _errors(401, 404),
+    responses=ok_response(Llm) | error_responses(401, 404),
 )
 def get_llm(llm_id: LlmId) -> Response[Any]:
-    return _json(200, composition.registry().get(account_id(app), llm_id).to_json_dict())
+    return json_response(200, composition.registry().get(account_id(app), llm_id).to_json_dict())
 
 
 @app.put(
     "/v1/llms/<llm_id>",
     summary="Update an LLM (partial). A new secret is staged and validated before it replaces the old one.",
-    responses={200: {"description": "OK", "content": {"application/json": {"model": Llm}}}}
-    | _errors(400, 401, 403, 404, 412, 413),
+    responses=ok_response(Llm) | error_responses(400, 401, 403, 404, 412, 413),
 )
 def update_llm(llm_id: LlmId, patch: Annotated[LlmUpdate, Body()]) -> Response[Any]:
     updated = composition.registry().update(
         account_id(app), llm_id, patch, _if_match(header(app, "If-Match"))
     )
-    return _json(200, updated.to_json_dict(), headers={"ETag": f'"{updated.version}"'})
+    return json_response(200, updated.to_json_dict(), headers={"ETag": f'"{updated.version}"'})
 
 
 @app.delete(
     "/v1/llms/<llm_id>",
     summary="Delete an LLM and its stored secret",
-    responses={204: {"description": "Deleted"}} | _errors(401, 403, 404),
+    responses=ok_response(None, "Deleted", 204) | error_responses(401, 403, 404),
 )
 def delete_llm(llm_id: LlmId) -> Response[Any]:
     composition.registry().delete(account_id(app), llm_id)
@@ -155,7 +142,7 @@ def delete_llm(llm_id: LlmId) -> Response[Any]:
 @app.get("/v1/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[Any]:
     """The whole management API (every REST function), generated by `make openapi`."""
-    return _json(200, _openapi_text())
+    return json_response(200, _openapi_text())
 
 
 @lru_cache(maxsize=1)
@@ -175,4 +162,5 @@ def _if_match(value: str | None) -> int | None:
 @get_logger().inject_lambda_context(clear_state=True)
 @get_tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency_config.register_lambda_context(context)
     return resolve(app, event, context)

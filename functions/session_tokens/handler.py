@@ -5,35 +5,21 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway import composition
-from llm_gateway.api import account_id, create_resolver, resolve
+from llm_gateway.api import account_id, create_resolver, error_responses, json_response, ok_response, resolve
 from llm_gateway.domain.tokens import jwks_document
-from llm_gateway.models.common import ErrorResponse
 from llm_gateway.models.session import SessionTokenRequest, SessionTokenResponse
 from llm_gateway.observability import get_logger, get_tracer
 
 app = create_resolver("LLM Gateway session tokens API")
 SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 JWKS_CACHE_CONTROL = "public, max-age=300"
-_MINT_RESPONSES: dict[int, Any] = {
-    200: {"description": "OK", "content": {"application/json": {"model": SessionTokenResponse}}},
-    **{
-        s: {"description": "Error", "content": {"application/json": {"model": ErrorResponse}}}
-        for s in (400, 401, 404, 409, 413, 429)
-    },
-}
-
-_REVOKE_RESPONSES: dict[int, Any] = {
-    204: {"description": "Revoked"},
-    **{
-        s: {"description": "Error", "content": {"application/json": {"model": ErrorResponse}}}
-        for s in (401, 404)
-    },
-}
+_MINT_RESPONSES = ok_response(SessionTokenResponse) | error_responses(400, 401, 404, 409, 413, 429)
+_REVOKE_RESPONSES = ok_response(None, "Revoked", 204) | error_responses(401, 404)
 
 
 def _mint(request: SessionTokenRequest) -> Response[Any]:
@@ -42,12 +28,7 @@ def _mint(request: SessionTokenRequest) -> Response[Any]:
     headers = {"Cache-Control": "no-store"}
     if result.deprecated_alias_used:
         headers["Deprecation"] = "true"
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(result.response.to_json_dict()),
-        headers=headers,
-    )
+    return json_response(200, json.dumps(result.response.to_json_dict()), headers)
 
 
 @app.post(
@@ -81,12 +62,7 @@ def revoke_session(session_id: SessionId) -> Response[Any]:
 @app.get("/.well-known/jwks.json", summary="The public keys that verify session tokens", security=[])
 def jwks() -> Response[Any]:
     document = jwks_document([composition.token_signer().public_jwk()])
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(document),
-        headers={"Cache-Control": JWKS_CACHE_CONTROL},
-    )
+    return json_response(200, json.dumps(document), {"Cache-Control": JWKS_CACHE_CONTROL})
 
 
 @get_logger().inject_lambda_context(clear_state=True)

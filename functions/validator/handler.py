@@ -7,24 +7,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, Json
 
 from llm_gateway import composition
-from llm_gateway.api import account_id, create_resolver, resolve
+from llm_gateway.api import (
+    LlmId,
+    account_id,
+    create_resolver,
+    error_responses,
+    json_response,
+    ok_response,
+    resolve,
+)
 from llm_gateway.domain.registry import check_endpoint_urls
 from llm_gateway.errors import Forbidden, NotFound
-from llm_gateway.models.common import ErrorResponse
 from llm_gateway.models.llm import LlmCreate
 from llm_gateway.models.report import Report
 from llm_gateway.observability import get_logger, get_tracer
 
 app = create_resolver("LLM Gateway validation API")
-LlmId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class LlmChanged(BaseModel):
@@ -46,17 +52,10 @@ class LlmChangedRecord(SqsRecordModel):
 
 
 def _report_response(report: Report) -> Response[Any]:
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=report.to_json_dict())
+    return json_response(200, report.to_json_dict())
 
 
-def _errors(*statuses: int) -> dict[int, Any]:
-    return {
-        s: {"description": "Error", "content": {"application/json": {"model": ErrorResponse}}}
-        for s in statuses
-    }
-
-
-_REPORT = {200: {"description": "The conformance report", "content": {"application/json": {"model": Report}}}}
+_REPORT = ok_response(Report, "The conformance report")
 
 
 def _own_llm(account: str, llm_id: str) -> None:
@@ -75,7 +74,7 @@ def _builtin_ids() -> set[str]:
 @app.post(
     "/v1/llms/<llm_id>/validate",
     summary="Run the conformance suite now",
-    responses=_REPORT | _errors(401, 403, 404),
+    responses=_REPORT | error_responses(401, 403, 404),
 )
 def validate_now(llm_id: LlmId) -> Response[Any]:
     account = account_id(app)
@@ -89,7 +88,7 @@ def validate_now(llm_id: LlmId) -> Response[Any]:
 @app.get(
     "/v1/llms/<llm_id>/validation",
     summary="The latest conformance report",
-    responses=_REPORT | _errors(401, 404),
+    responses=_REPORT | error_responses(401, 404),
 )
 def latest_report(llm_id: LlmId) -> Response[Any]:
     account = account_id(app)
@@ -103,7 +102,7 @@ def latest_report(llm_id: LlmId) -> Response[Any]:
 @app.post(
     "/v1/llms/test",
     summary="Run the conformance suite on an unsaved config (nothing is stored)",
-    responses=_REPORT | _errors(400, 401, 413),
+    responses=_REPORT | error_responses(400, 401, 413),
 )
 def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account_id(app)

@@ -6,8 +6,11 @@ Errors are mapped to responses here and nowhere else.
 from __future__ import annotations
 
 import base64
+import inspect
 import json
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -17,6 +20,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import Body, Param, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from llm_gateway.errors import (
     BadRequest,
@@ -26,6 +31,7 @@ from llm_gateway.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from llm_gateway.models.common import ErrorResponse
 from llm_gateway.models.llm import LlmFormat
 from llm_gateway.observability import get_logger
 from llm_gateway.settings import get_settings
@@ -119,23 +125,67 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     return app.resolve(event, context)
 
 
-def reject_unknown_query(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+class GatewayResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver, remembering the query parameters each route's handler declares
+    (``Annotated[..., Query()]``), so a request carrying any other is refused (a typo, not noise)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: (METHOD, path shape with "{}" for each path parameter) -> declared query parameter names
+        self.declared_query: dict[tuple[str, str], frozenset[str]] = {}
+
+    def route(self, rule: str, method: Any, *args: Any, **kwargs: Any) -> Callable[[Handler], Handler]:
+        register = super().route(rule, method, *args, **kwargs)
+        methods = (method,) if isinstance(method, str) else tuple(method)
+
+        def record(handler: Handler) -> Handler:
+            names = declared_query_names(handler, rule)
+            for each in methods:
+                self.declared_query[(each.upper(), _shape(rule))] = names
+            return register(handler)
+
+        return record
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def _shape(path: str) -> str:
+    """``/v1/llms/<llm_id>`` (Powertools) and ``/v1/llms/{id}`` (API Gateway) are both ``/v1/llms/{}``."""
+    return re.sub(r"<[^>]+>|\{[^}]+\}", "{}", path.rstrip("/") or "/")
+
+
+def declared_query_names(handler: Callable[..., Any], rule: str) -> frozenset[str]:
+    """The query parameter names ``handler`` accepts: its parameters that are neither path
+    parameters of ``rule`` nor bodies/headers, by their ``Query(alias=...)`` when they have one."""
+    path_names = set(re.findall(r"<(\w+)>", rule))
+    hints = get_type_hints(handler, include_extras=True)
+    names = set()
+    for name in inspect.signature(handler).parameters:
+        metadata = getattr(hints.get(name), "__metadata__", ())
+        query = next((m for m in metadata if isinstance(m, Query)), None)
+        if name in path_names or (query is None and any(isinstance(m, Param | Body) for m in metadata)):
+            continue
+        names.add(query.alias if query is not None and query.alias else name)
+    return frozenset(names)
+
+
+def reject_unknown_query(app: GatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """A query parameter the route does not declare is a client mistake (a typo), not noise: 400."""
-    route = app.context.get("_route")
-    given = set(app.current_event.get("queryStringParameters") or {})
-    if route is not None and given:
-        declared = {p.alias for p in route.dependant.query_params}
-        unknown = sorted(given - declared)
-        if unknown:
-            return error_response(
-                BadRequest(
-                    "Unknown query parameter(s).",
-                    code="unknown_parameter",
-                    details=[
-                        {"field": name, "message": "not a parameter of this route"} for name in unknown[:10]
-                    ],
-                )
+    event = app.current_event
+    given = set(event.query_string_parameters or {})
+    declared = app.declared_query.get((event.http_method.upper(), _shape(event.resource or "")))
+    unknown = sorted(given - declared) if given and declared is not None else []
+    if unknown:
+        return error_response(
+            BadRequest(
+                "Unknown query parameter(s).",
+                code="unknown_parameter",
+                details=[
+                    {"field": name, "message": "not a parameter of this route"} for name in unknown[:10]
+                ],
             )
+        )
     return next_middleware(app)
 
 
@@ -149,13 +199,41 @@ def account_id(app: APIGatewayRestResolver) -> str:
 
 
 def header(app: APIGatewayRestResolver, name: str) -> str | None:
-    headers = app.current_event.raw_event.get("headers") or {}
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+    """A request header, whatever its casing (Powertools v3 headers are case-insensitive; its
+    ``get_header_value`` is deprecated in favour of this)."""
+    value = app.current_event.headers.get(name)
+    return None if value is None else str(value)
 
 
-def create_resolver(title: str) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+#: An LLM id in a path: ours are UUIDs, built-ins are catalog ids.
+LlmId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI ``responses`` entries for the error statuses a route can answer (one error shape)."""
+    return {
+        s: {"description": "Error", "content": {"application/json": {"model": ErrorResponse}}}
+        for s in statuses
+    }
+
+
+def ok_response(
+    model: type[Any] | None, description: str = "OK", status: int = 200
+) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI ``responses`` entry of a success: a JSON ``model``, or no body when it is None."""
+    if model is None:
+        return {status: {"description": description}}
+    return {status: {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
+
+
+def create_resolver(title: str) -> GatewayResolver:
+    app = GatewayResolver(enable_validation=True)
     app.use(middlewares=[reject_unknown_query])
     app.configure_openapi(
         title=title,
