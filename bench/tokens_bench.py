@@ -42,7 +42,6 @@ def run(mints: int, verifies: int) -> dict[str, Any]:
         POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
     )  # fmt: skip
     with mock_aws():
-        from functions.session_tokens import handler
         from llm_gateway import composition
         from llm_gateway.domain.accounts import create_account
         from llm_gateway_cli.local.front_door import LambdaContext
@@ -60,6 +59,8 @@ def run(mints: int, verifies: int) -> dict[str, Any]:
         provision(template, resolver, lambda service: boto3.client(service))
         os.environ.update(function_environment(template, resolver))
         composition.reset()
+        from functions.session_tokens import handler  # its init needs the function's environment
+
         account = create_account(composition.account_repository(), "bench").account_id
         context = LambdaContext("session-tokens")
 

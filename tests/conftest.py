@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,22 @@ REPO = Path(__file__).resolve().parents[1]
 EVENTS = REPO / "events"
 #: One canary key per test session; it must never show up in anything we capture.
 CANARY = f"sk-canary-{uuid.uuid4()}"
+
+#: The settings every deployed function requires (template.yaml sets them; without one a function
+#: fails its init). Set before any handler module is imported, to the names the integration tier's
+#: moto stack gives these resources for Stage=test (its fixture sets the same from the template).
+TEST_SETTINGS = {
+    "STAGE": "test",
+    "TABLE_NAME": "llm-gateway-test",
+    "EVENT_BUS_NAME": "llm-gateway-test",
+    "CREDENTIALS_KEY_ID": "alias/llm-gateway-test-credentials",
+    "TOKEN_SIGNING_KEY_ID": "alias/llm-gateway-test-token-signing",
+    "TOKEN_ISSUER": "https://llm-gateway.test",
+}
+os.environ.update(TEST_SETTINGS)
+#: Clients built when a handler loads (Powertools' idempotency store) take their region and
+#: credentials then: fake ones, so no test can ever reach a real account (moto answers instead).
+os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
 
 
 def load_event(name: str) -> dict[str, Any]:

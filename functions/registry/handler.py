@@ -31,7 +31,6 @@ from llm_gateway.api import (
 from llm_gateway.errors import BadRequest, Conflict
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
 from llm_gateway.observability import get_logger, get_tracer
-from llm_gateway.settings import get_settings
 
 app = create_resolver("LLM Gateway management API")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -41,7 +40,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="[accountId, idempotencyKey]",
     payload_validation_jmespath="bodyDigest",
-    expires_after_seconds=get_settings().idempotency_ttl_seconds,
+    expires_after_seconds=composition.require_settings().idempotency_ttl_seconds,
     raise_on_no_idempotency_key=True,
 )
 

@@ -177,6 +177,7 @@ async def healthz(_: Request) -> PlainTextResponse:
 
 
 def create_app() -> Starlette:
+    composition.require_settings()  # the Web Adapter's init fails here, naming a missing variable
     return Starlette(
         routes=[
             Route("/v1/chat/completions", ChatCompletions(), methods=["POST"]),

@@ -30,6 +30,7 @@ from llm_gateway.models.llm import LlmCreate
 from llm_gateway.models.report import Report
 from llm_gateway.observability import get_logger, get_tracer
 
+composition.require_settings()
 app = create_resolver("LLM Gateway validation API")
 
 

@@ -17,7 +17,7 @@ from llm_gateway.cache import TtlCache
 from llm_gateway.domain.ports import UrlGuard
 from llm_gateway.domain.registry import Registry
 from llm_gateway.domain.tokens import TokenPolicy
-from llm_gateway.settings import get_settings
+from llm_gateway.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -34,6 +34,12 @@ if TYPE_CHECKING:
     from llm_gateway.domain.validation import Validator
     from llm_gateway.models.llm import StoredLlm
     from llm_gateway.models.report import Report
+
+
+def require_settings() -> Settings:
+    """Called when a handler module loads: a missing setting fails the function's init, naming
+    the variable (``SettingsError``), not its first request."""
+    return get_settings()
 
 
 @lru_cache(maxsize=1)

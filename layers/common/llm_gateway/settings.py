@@ -1,11 +1,20 @@
-"""Typed settings, read from the environment on first use (never at import)."""
+"""Typed settings, read from the environment on first use (never at import).
+
+The names of the resources a deployed function works on are required: template.yaml sets them,
+the local stack and the tests set them explicitly, and a missing one fails the function's init
+with an error naming the variable, instead of quietly pointing at some default resource.
+"""
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class SettingsError(RuntimeError):
+    """The environment lacks (or has an invalid) setting; the message names the variables."""
 
 
 class Settings(BaseModel):
@@ -13,12 +22,12 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    stage: str = Field("dev", alias="STAGE")
-    table_name: str = Field("llm-gateway-dev", alias="TABLE_NAME")
-    event_bus_name: str = Field("llm-gateway-dev", alias="EVENT_BUS_NAME")
-    credentials_key_id: str = Field("alias/llm-gateway-dev-credentials", alias="CREDENTIALS_KEY_ID")
-    token_signing_key_id: str = Field("alias/llm-gateway-dev-token-signing", alias="TOKEN_SIGNING_KEY_ID")
-    token_issuer: str = Field("https://llm-gateway.local", alias="TOKEN_ISSUER")
+    stage: str = Field(alias="STAGE", min_length=1)
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    credentials_key_id: str = Field(alias="CREDENTIALS_KEY_ID", min_length=1)
+    token_signing_key_id: str = Field(alias="TOKEN_SIGNING_KEY_ID", min_length=1)
+    token_issuer: str = Field(alias="TOKEN_ISSUER", min_length=1)
     token_audience: str = Field("llm-gateway-stream", alias="TOKEN_AUDIENCE")
     allow_private_endpoints: bool = Field(False, alias="ALLOW_PRIVATE_ENDPOINTS")
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES")
@@ -38,8 +47,23 @@ class Settings(BaseModel):
         return self.platform_secret_prefix_override or f"{self.secret_name_prefix}platform/"
 
 
+REQUIRED_VARIABLES = tuple(
+    str(field.alias) for field in Settings.model_fields.values() if field.is_required() and field.alias
+)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings for this container; tests call ``get_settings.cache_clear()`` after changing env."""
+    """Settings for this container; tests call ``get_settings.cache_clear()`` after changing env.
+
+    Raises ``SettingsError`` naming every missing or invalid variable.
+    """
     known = {field.alias for field in Settings.model_fields.values() if field.alias}
-    return Settings.model_validate({k: v for k, v in os.environ.items() if k in known})
+    try:
+        return Settings.model_validate({k: v for k, v in os.environ.items() if k in known})
+    except ValidationError as exc:
+        missing = sorted({str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing"})
+        invalid = sorted({str(e["loc"][0]) for e in exc.errors() if e["type"] != "missing"})
+        problems = [f"missing required environment variable(s): {', '.join(missing)}"] if missing else []
+        problems += [f"invalid environment variable(s): {', '.join(invalid)}"] if invalid else []
+        raise SettingsError("; ".join(problems) + " (template.yaml sets them for every function)") from None
