@@ -108,7 +108,7 @@ def latest_report(llm_id: LlmId) -> Response[Any]:
 def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account_id(app)
     check_endpoint_urls(composition.url_guard(), request.urls)
-    return _report_response(composition.config_probe()(request, request.secret))
+    return _report_response(composition.config_probe()(request, request.secret.get_secret_value()))
 
 
 def record_handler(record: LlmChangedRecord) -> None:

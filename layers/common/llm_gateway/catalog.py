@@ -11,9 +11,6 @@ from pydantic.alias_generators import to_camel
 
 from llm_gateway.models.llm import EndpointUrl, Llm, LlmFormat, LlmStatus, ValidationSummary
 
-#: Built-ins that run on the client: minting works, the stream endpoint answers 409.
-CLIENT_SIDE_LLM_ID = "CUSTOMER_CLIENT_V1"
-
 
 class BuiltinLlm(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)

@@ -83,14 +83,15 @@ class Registry:
             )
         llm_id = str(uuid.uuid4())
         now = _now()
-        secret_ref = self.credentials.create(account_id, llm_id, request.secret)
+        secret = request.secret.get_secret_value()
+        secret_ref = self.credentials.create(account_id, llm_id, secret)
         stored = StoredLlm.model_validate(
             {
                 **spec_fields(request),
                 "id": llm_id,
                 "account_id": account_id,
                 "secret_ref": secret_ref,
-                "secret_hint": secret_hint(request.secret),
+                "secret_hint": secret_hint(secret),
                 "status": LlmStatus.PENDING,
                 "validation": ValidationSummary(summary="Validation is queued."),
                 "version": 1,
@@ -139,6 +140,7 @@ class Registry:
     def update(self, account_id: str, llm_id: str, patch: LlmUpdate, if_match: int | None) -> Llm:
         self._refuse_builtin(llm_id, "changed")
         changes = patch.model_dump(exclude_unset=True, exclude={"secret"})
+        new_secret = patch.secret.get_secret_value() if patch.secret is not None else None
         self._check_urls(patch.urls or [])
         for attempt in range(_UPDATE_RETRIES):
             current = self._own(account_id, llm_id)
@@ -147,9 +149,9 @@ class Registry:
                     f"The LLM is at version {current.version}, not {if_match}. Fetch it again and retry.",
                     details={"currentVersion": current.version},
                 )
-            updated = self._apply(current, changes, patch.secret)
-            if patch.secret is not None:
-                self.credentials.stage_pending(account_id, llm_id, patch.secret)
+            updated = self._apply(current, changes, new_secret)
+            if new_secret is not None:
+                self.credentials.stage_pending(account_id, llm_id, new_secret)
             try:
                 self.llms.replace(updated, expected_version=current.version)
             except VersionConflict:
@@ -158,7 +160,7 @@ class Registry:
                         "The LLM was changed by another request. Fetch it again and retry."
                     ) from None
                 continue
-            detail = _event_detail(updated) | {"secretStaged": patch.secret is not None}
+            detail = _event_detail(updated) | {"secretStaged": new_secret is not None}
             self.events.publish(LLM_UPDATED, detail)
             return updated.public()
         raise AssertionError("unreachable")  # pragma: no cover

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, StringConstraints, field_validator, model_validator
 
 from llm_gateway.models.common import ApiModel, PageMeta
 
@@ -83,7 +83,9 @@ class Timeouts(ApiModel):
     total_ms: int = Field(300_000, ge=1_000, le=840_000)
 
 
-SecretStr = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SECRET_CHARS)]
+#: An API key as a request carries it: ``repr``/``str``/JSON dumps show ``**********``; only
+#: ``get_secret_value()`` reveals it (the credential store, the probe).
+SecretValue = Annotated[SecretStr, Field(min_length=1, max_length=MAX_SECRET_CHARS)]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
 DeploymentName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
@@ -141,15 +143,21 @@ class _LlmFields(ApiModel):
         return urls
 
 
+def _check_secret(value: SecretStr) -> SecretStr:
+    text = value.get_secret_value()
+    if any(ch.isspace() for ch in text):
+        raise ValueError("secret must not contain whitespace")
+    _no_control_chars(text, "secret")
+    return value
+
+
 class _SecretField(ApiModel):
-    secret: SecretStr
+    secret: SecretValue
 
     @field_validator("secret")
     @classmethod
-    def _secret_chars(cls, value: str) -> str:
-        if value != value.strip() or any(ch.isspace() for ch in value):
-            raise ValueError("secret must not contain whitespace")
-        return _no_control_chars(value, "secret")
+    def _secret_chars(cls, value: SecretStr) -> SecretStr:
+        return _check_secret(value)
 
 
 class OpenAiSpec(_LlmFields):
@@ -199,7 +207,6 @@ class GeminiCreate(GeminiSpec, _SecretField):
 
 
 LlmCreate = Annotated[OpenAiCreate | AzureOpenAiCreate | GeminiCreate, Field(discriminator="llm_format")]
-LlmSpec = OpenAiSpec | AzureOpenAiSpec | GeminiSpec
 SPEC_BY_FORMAT: dict[LlmFormat, type[OpenAiSpec | AzureOpenAiSpec | GeminiSpec]] = {
     LlmFormat.OPENAI: OpenAiSpec,
     LlmFormat.AZURE_OPENAI: AzureOpenAiSpec,
@@ -222,12 +229,12 @@ class LlmUpdate(ApiModel):
     headers: Headers | None = None
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
-    secret: SecretStr | None = None
+    secret: SecretValue | None = None
 
     @field_validator("secret")
     @classmethod
-    def _secret_chars(cls, value: str | None) -> str | None:
-        return None if value is None else _SecretField._secret_chars(value)
+    def _secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _check_secret(value)
 
 
 class ValidationSummary(ApiModel):

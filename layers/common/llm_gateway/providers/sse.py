@@ -95,7 +95,6 @@ class SseObservations:
     truncated_event: bool = False
     invalid_utf8: bool = False
     bom: bool = False
-    bytes_total: int = 0
     kept_text_bytes: int = 0
 
     @property
@@ -187,7 +186,6 @@ class SseParser:
         if not data:
             return []
         obs = self.observations
-        obs.bytes_total += len(data)
         if self._cr_pending:
             self._cr_pending = False
             if data[:1] == b"\n":

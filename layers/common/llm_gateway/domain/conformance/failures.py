@@ -8,9 +8,6 @@ from dataclasses import dataclass
 from llm_gateway.errors import ErrorCode, TransportError, TransportKind
 from llm_gateway.providers.common.findings import trim_evidence
 
-#: Where the exchange was: waiting for headers, for the first token, reading the stream, or over time.
-PHASES = ("headers", "first_token", "stream", "total")
-
 _BLOCKED_HINT = (
     "The gateway only calls public https endpoints on port 443 or 8443. Use the endpoint's public "
     "https URL; private, loopback and metadata addresses are refused (the local stack and "

@@ -46,7 +46,6 @@ class OpenAiStreamRelay:
         "_azure",
         "_last_chunk_meta",
         "_open_choices",
-        "chunks_forwarded",
         "content_started",
         "done",
         "dropped",
@@ -59,7 +58,6 @@ class OpenAiStreamRelay:
         self.done = False  # [DONE] seen (or synthesised by finish())
         self.error: dict[str, Any] | None = None  # the upstream's in-band error object
         self.content_started = False  # first content / tool-call delta forwarded (TTFT)
-        self.chunks_forwarded = 0
         self.dropped = 0  # events dropped (filter chunks, non-JSON data, events after [DONE])
         self.finished_choices: set[int] = set()
         self._open_choices: set[int] = set()
@@ -117,7 +115,6 @@ class OpenAiStreamRelay:
                     "created": chunk.get("created", 0),
                     "model": chunk.get("model", ""),
                 }
-        self.chunks_forwarded += 1
         return [encode_data_event(data)]
 
     def _azure_annotation(self, chunk: dict[str, Any]) -> list[bytes]:
@@ -139,7 +136,6 @@ class OpenAiStreamRelay:
                 }
                 synthetic["choices"] = [{"index": index, "delta": {}, "finish_reason": reason}]
                 out.append(encode_data_event(encode_json(synthetic)))
-                self.chunks_forwarded += 1
         return out
 
     def finish(self) -> list[bytes]:
