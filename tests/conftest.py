@@ -30,7 +30,9 @@ TEST_SETTINGS = {
 os.environ.update(TEST_SETTINGS)
 #: Clients built when a handler loads (Powertools' idempotency store) take their region and
 #: credentials then: fake ones, so no test can ever reach a real account (moto answers instead).
-os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+os.environ.update(
+    AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
+)
 
 
 def load_event(name: str) -> dict[str, Any]:
