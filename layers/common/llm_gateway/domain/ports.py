@@ -36,7 +36,8 @@ class EventPublisher(Protocol):
 
 
 class UrlGuard(Protocol):
-    """Raises ``EndpointBlocked`` when a URL may not be called (scheme, port, resolved address)."""
+    """Raises ``EndpointBlocked`` when a URL may not be called (scheme, port, resolved address), and
+    its subclass ``EndpointUnresolvable`` when the host has no address (yet)."""
 
     def check(self, url: str) -> None: ...
 
