@@ -87,13 +87,18 @@ def _create_once(scope: dict[str, str], request: Any, context: LambdaContext | N
     if context is not None:
         config.register_lambda_context(context)
 
+    ran: list[bool] = []
+
     @idempotent_function(
         data_keyword_argument="scope", persistence_store=composition.idempotency_store(), config=config
     )
     def create(scope: dict[str, str]) -> dict[str, Any]:
+        ran.append(True)
         return composition.registry().create(scope["accountId"], request).to_json_dict()
 
     result: dict[str, Any] = create(scope=scope)
+    if not ran:  # a replay: never hand back the id of an LLM deleted since
+        composition.registry().check_replay(scope["accountId"], str(result.get("id")))
     return result
 
 
@@ -164,7 +169,7 @@ def _openapi_text() -> str:
 
 
 def _if_match(value: str | None) -> int | None:
-    if value is None:
+    if value is None or value.strip() == "*":  # RFC 9110: "*" matches any current version
         return None
     cleaned = value.strip().removeprefix("W/").strip('"')
     if not cleaned.isdigit() or len(cleaned) > 12:
