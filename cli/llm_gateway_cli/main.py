@@ -22,7 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-gateway",
         description="LLM Gateway: bring your own LLM to a real-time persona platform.",
-        epilog="Start with `llm-gateway dev`, then follow the commands it prints.",
+        epilog="Start with `llm-gateway dev`, then follow the commands it prints. Each command has --help.\n\n"
+        "examples:\n"
+        "  llm-gateway dev                                  # the local stack, with demo data\n"
+        "  llm-gateway llms list --include-defaults         # against it, from another terminal\n"
+        "  llm-gateway check --format openai --url https://api.openai.com/v1 --model gpt-4o-mini\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

@@ -61,13 +61,6 @@ def register(sub: Any) -> None:
     create.set_defaults(run=lambda a: accounts_create(a.name, a.state_file, a.stack_name, as_json=a.json))
 
 
-def _how_to_choose(default_path: Path) -> str:
-    return (
-        f"start the local stack (`llm-gateway dev`, state file {default_path}) or pass --state-file PATH; "
-        "for a deployed gateway pass --stack-name NAME with AWS credentials and a region"
-    )
-
-
 def accounts_create(name: str, state_file: Path | None, stack_name: str | None, *, as_json: bool) -> int:
     from llm_gateway_cli.local.stack import default_state_file
 
@@ -85,9 +78,18 @@ def accounts_create(name: str, state_file: Path | None, stack_name: str | None, 
 
 def _local_environment(path: Path, *, explicit: bool) -> dict[str, str] | None:
     if not path.exists():
-        reason = f"no local stack: no state file at {path}"
-        hint = "start `llm-gateway dev` or fix --state-file" if explicit else _how_to_choose(path)
-        print(f"error: {reason}; {hint}", file=sys.stderr)
+        if explicit:
+            print(
+                f"error: no local stack: no state file at {path}; is `llm-gateway dev` running?",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"error: no local stack to create the account in (no state file at {path}): start "
+                "`llm-gateway dev` or pass --state-file PATH; for a deployed gateway pass --stack-name NAME, "
+                "with AWS credentials and a region",
+                file=sys.stderr,
+            )
         return None
     try:
         state = json.loads(path.read_text("utf-8"))

@@ -44,17 +44,17 @@ def connection(args: Any) -> tuple[str, str] | None:
 
     url = args.api_url or os.environ.get(API_URL_ENV)
     key = args.gateway_api_key or os.environ.get(API_KEY_ENV)
-    if not (url and key):
-        path = args.state_file or default_state_file()
-        if not path.exists():
-            flag = getattr(args, "key_flag", "--api-key")
-            print(
-                f"error: no gateway to talk to: no local stack (no state file at {path}; start "
-                f"`llm-gateway dev` or pass --state-file PATH), and no deployed one (pass --api-url URL "
-                f"and {flag} KEY, or set {API_URL_ENV} and {API_KEY_ENV})",
-                file=sys.stderr,
-            )
-            return None
+    path = args.state_file or default_state_file()
+    if not (url or key or path.exists()):
+        flag = getattr(args, "key_flag", "--api-key")
+        print(
+            f"error: no gateway to talk to: no local stack (no state file at {path}; start "
+            f"`llm-gateway dev` or pass --state-file PATH), and no deployed one (pass --api-url URL "
+            f"and {flag} KEY, or set {API_URL_ENV} and {API_KEY_ENV})",
+            file=sys.stderr,
+        )
+        return None
+    if not (url and key) and path.exists():
         try:
             state = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError) as exc:

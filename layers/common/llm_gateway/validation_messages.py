@@ -13,9 +13,12 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
 #: Location parts that say where pydantic looked, not which field a customer got wrong.
 _LOC_SOURCES = frozenset({"body", "query", "path", "header"})
 _QUOTED = re.compile(r"'([^']*)'")
+_SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 _HEADLINE_ITEMS = 3
 
 
@@ -65,7 +68,8 @@ def _describe_one(error: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def field_name(loc: Iterable[Any]) -> str:
-    """``('body', 'openai', 'urls', 0, 'url')`` → ``urls[0].url``."""
+    """``('body', 'openai', 'urls', 0, 'url')`` → ``urls[0].url``; a Python name that slipped in
+    (a model validated by field name, ``first_token_ms``) becomes its JSON name (``firstTokenMs``)."""
     parts = list(loc)
     if parts and parts[0] in _LOC_SOURCES:
         parts = parts[1:]
@@ -74,6 +78,7 @@ def field_name(loc: Iterable[Any]) -> str:
         if isinstance(part, int):
             name += f"[{part}]"
         elif isinstance(part, str) and not _is_union_branch(part):
+            part = to_camel(part) if _SNAKE.fullmatch(part) else part
             name += f".{part}" if name else part
     return name
 
@@ -150,7 +155,7 @@ def _discriminator_problem(
     allowed = ", ".join(_union_tags())
     if kind == "union_tag_invalid":
         tag = str(ctx.get("tag", ""))[:40]
-        out = [_entry(field, f"must be one of {allowed} (not {tag!r})", kind)]
+        out = [_entry(field, f"must be one of {allowed} (not {tag!r})", "enum")]
     else:
         out = [_entry(field, f"is required: one of {allowed}", "missing")]
     if isinstance(given, Mapping) and alias == "llmFormat":
