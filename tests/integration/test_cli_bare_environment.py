@@ -48,7 +48,7 @@ CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["token", "--llm", "X"], NO_GATEWAY),
     (["sessions", "revoke", "X"], NO_GATEWAY),
     (["chat", "--llm", "X", "--message", "hi"], NO_GATEWAY),
-    (["fake-provider", "--port", "{busy}"], ("cannot listen", "{busy}")),
+    (["fake-provider", "--port", "{busy}"], ("cannot listen", "{busy}", "--port")),
 ]  # fmt: skip
 
 
@@ -76,7 +76,7 @@ def test_a_command_without_its_environment_says_so_in_one_line(
     assert done.returncode != 0, done.stdout
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     message = done.stderr.strip()
-    assert message.startswith(("error:", "llm-gateway", "cannot listen")), message
+    assert message.startswith(("error:", "llm-gateway")), message
     for word in map(fill, words):
         assert word in message, f"{word!r} not in {message!r}"
     assert list(home.iterdir()) == [], "a failing command left files behind"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,10 @@ import pytest
 from llm_gateway.adapters.metrics import StreamMetrics
 from llm_gateway.catalog import builtin_llms
 from llm_gateway_cli.commands.check import render
+from llm_gateway_cli.commands.dev import _print_banner
+from llm_gateway_cli.invocation import cli_command
 from llm_gateway_cli.local.front_door import request_line
+from tests.conftest import REPO
 
 LONG_URL = (
     "https://my-very-long-resource-name.openai.azure.com/openai/deployments/" + "d" * 60 + "/chat/completions"
@@ -93,3 +98,22 @@ def test_no_emf_is_printed_when_metrics_are_disabled(
 def test_is_default_marks_every_built_in() -> None:
     assert len(builtin_llms()) == 5
     assert all(b.to_llm().is_default for b in builtin_llms().values())
+
+
+def test_no_demo_prints_the_next_step(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    state = {"apiUrl": "http://127.0.0.1:1", "awsEndpointUrl": "http://127.0.0.1:2", "startupSeconds": 1.0,
+             "fakeProviderUrl": "http://127.0.0.1:3", "apiKey": None, "llms": {}}  # fmt: skip
+    _print_banner(state, tmp_path / "state.json")
+    out = capsys.readouterr().out
+    assert f"accounts create --name my-team --state-file {tmp_path / 'state.json'}" in out
+
+
+def test_printed_commands_name_a_cli_that_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # not activated
+    monkeypatch.chdir(REPO)
+    assert cli_command() == ".venv/bin/llm-gateway"
+    assert os.access(REPO / cli_command(), os.X_OK)
+    monkeypatch.chdir(tmp_path)
+    assert os.access(cli_command(), os.X_OK) and Path(cli_command()).is_absolute()
+    monkeypatch.setenv("PATH", f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin")  # activated
+    assert cli_command() == "llm-gateway"

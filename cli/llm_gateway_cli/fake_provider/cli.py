@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(args.host, args.port, config, on_ready=lambda url: print(usage_text(url, keys[0]), flush=True))
     except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(
+            f"error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+            "pick another port with --port N (0 picks a free one)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         pass
