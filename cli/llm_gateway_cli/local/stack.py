@@ -76,8 +76,12 @@ def _bind(port: int) -> socket.socket:
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
         sock.close()
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+        if exc.errno == errno.EADDRINUSE:
             raise PortInUse(port) from None
+        if exc.errno == errno.EACCES:
+            raise StackStartError(
+                f"port {port} needs privileges this user lacks; pick one above 1023 with --port N"
+            ) from None
         raise
     sock.listen(1024)
     sock.set_inheritable(True)
