@@ -9,7 +9,7 @@ export PYENV_VERSION ?= 3.11.7:3.13.0
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install dev test lint typecheck template build pytest openapi bench lock clean
+.PHONY: install dev test lint typecheck template python313 build deploy pytest openapi bench lock clean
 
 install: $(STAMP)
 
@@ -35,10 +35,22 @@ template: install
 	$(BIN)/sam validate --lint --template template.yaml
 	$(BIN)/cfn-lint template.yaml
 
-build: install
+# sam builds for the python3.13 runtime without Docker, with the python3.13 it finds on PATH.
+python313:
+	@python3.13 --version > /dev/null 2>&1 || { echo "error: sam build needs a python3.13 on PATH" \
+	  "(pyenv: pyenv install 3.13.0, or set PYENV_VERSION=<3.11 version>:<3.13 version>;" \
+	  "otherwise install Python 3.13 from python.org or your package manager). See README, Deploying." >&2; exit 1; }
+
+build: install python313
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam build --template template.yaml --parallel --cached
 	# Ship bytecode: nothing is compiled at cold start (unchecked-hash survives zip mtimes).
 	python3.13 -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build > /dev/null
+
+# First time: asks for the stack name, region, Stage and the Web Adapter layer ARN, and saves the
+# answers in samconfig.toml. Later: `make deploy DEPLOY_ARGS=` deploys with the saved answers.
+DEPLOY_ARGS ?= --guided
+deploy: build
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam deploy $(DEPLOY_ARGS)
 
 pytest: install
 	$(BIN)/pytest -n 2 --dist loadgroup

@@ -50,7 +50,9 @@ idempotency_config = IdempotencyConfig(
     persistence_store=composition.idempotency_store(),
     config=idempotency_config,
 )
-def create_once(scope: dict[str, str], request: LlmCreate) -> dict[str, Any]:
+def create_once(scope: dict[str, str], request: LlmCreate, ran: list[bool]) -> dict[str, Any]:
+    """Runs once per (account, key); ``ran`` tells the caller whether this call created or replayed."""
+    ran.append(True)
     return composition.registry().create(scope["accountId"], request).to_json_dict()
 
 
@@ -75,7 +77,11 @@ def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
         "bodyDigest": hashlib.sha256(raw_body.encode("utf-8", "surrogatepass")).hexdigest(),
     }
     try:
-        return json_response(201, create_once(scope=scope, request=request))
+        ran: list[bool] = []
+        result = create_once(scope=scope, request=request, ran=ran)
+        if not ran:  # a replay: never hand back the id of an LLM deleted since
+            composition.registry().check_replay(account, str(result.get("id")))
+        return json_response(201, result)
     except IdempotencyAlreadyInProgressError:
         raise Conflict(
             "A request with this Idempotency-Key is still being processed.", code="idempotency_in_progress"
@@ -150,7 +156,7 @@ def _openapi_text() -> str:
 
 
 def _if_match(value: str | None) -> int | None:
-    if value is None:
+    if value is None or value.strip() == "*":  # RFC 9110: "*" matches any current version
         return None
     cleaned = value.strip().removeprefix("W/").strip('"')
     if not cleaned.isdigit() or len(cleaned) > 12:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -171,6 +172,18 @@ class ChatCompletions:
             composition.stream_metrics().finished(opened, started)
 
 
+async def shutdown() -> None:
+    """Close the upstream HTTP session if one was opened (a clean exit, no unclosed-session warning)."""
+    if composition.upstream_transport.cache_info().currsize:
+        await composition.upstream_transport().aclose()
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_: Starlette) -> AsyncIterator[None]:
+    yield
+    await shutdown()
+
+
 async def healthz(_: Request) -> PlainTextResponse:
     """Readiness for the Lambda Web Adapter."""
     return PlainTextResponse("ok")
@@ -182,7 +195,8 @@ def create_app() -> Starlette:
         routes=[
             Route("/v1/chat/completions", ChatCompletions(), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-        ]
+        ],
+        lifespan=_lifespan,
     )
 
 

@@ -494,12 +494,64 @@ def check_translated_routes_use_authorizer(
                 if method.lower() not in _HTTP_METHODS or not isinstance(op, dict):
                     continue
                 route = ("ANY" if method.startswith("x-amazon") else method.upper(), path)
+                if _is_mock(op):
+                    continue  # a mock integration (the 405s) reaches no function: nothing to guard
                 security = op.get("security", top_security) or []
                 names = {name for req in security for name in req}
                 if default not in names and route not in public:
                     problems.append(
                         f"{api_id} {route[0]} {path}: security {show(security)} does not use {default!r}"
                     )
+    return problems
+
+
+def _is_mock(op: dict[str, Any]) -> bool:
+    return str((op.get("x-amazon-apigateway-integration") or {}).get("type", "")).lower() == "mock"
+
+
+def _event_methods(sam: Template) -> dict[str, set[str]]:
+    """Path → the methods the functions' Api events serve on it."""
+    methods: dict[str, set[str]] = {}
+    for _, fn in resources(sam, "AWS::Serverless::Function"):
+        for event in (props(fn).get("Events") or {}).values():
+            if event.get("Type") == "Api":
+                ep = event.get("Properties") or {}
+                methods.setdefault(str(ep.get("Path")), set()).add(str(ep.get("Method", "")).upper())
+    return methods
+
+
+def check_method_not_allowed(sam: Template, cfn: Template) -> list[str]:
+    """Every path the API serves answers other methods with a 405 whose Allow lists exactly the
+    path's methods, from a mock integration, a JSON error body and no authorizer."""
+    problems = []
+    expected = _event_methods(sam)
+    for api_id, api in resources(cfn, "AWS::ApiGateway::RestApi"):
+        paths = (props(api).get("Body") or {}).get("paths") or {}
+        for path, methods in sorted(expected.items()):
+            if "ANY" in methods:
+                continue  # a path served for every method has no other method to refuse
+            op = (paths.get(path) or {}).get("x-amazon-apigateway-any-method")
+            where = f"{api_id} {path}"
+            if not isinstance(op, dict) or not _is_mock(op):
+                problems.append(f"{where}: no x-amazon-apigateway-any-method mock answering 405")
+                continue
+            answer = (op["x-amazon-apigateway-integration"].get("responses") or {}).get("default") or {}
+            if str(answer.get("statusCode")) != "405":
+                problems.append(f"{where}: the mock answers {answer.get('statusCode')!r}, not 405")
+            allow = (answer.get("responseParameters") or {}).get("method.response.header.Allow", "")
+            listed = {m.strip().upper() for m in str(allow).strip("'").split(",") if m.strip()}
+            if listed != methods:
+                problems.append(f"{where}: Allow lists {sorted(listed)}, the path serves {sorted(methods)}")
+            declared = ((op.get("responses") or {}).get("405") or {}).get("headers") or {}
+            if "Allow" not in declared:
+                problems.append(f"{where}: the 405 method response does not declare the Allow header")
+            body = (answer.get("responseTemplates") or {}).get("application/json", "")
+            try:
+                code = json.loads(body)["error"]["code"]
+            except (ValueError, KeyError, TypeError):
+                code = None
+            if code != "method_not_allowed":
+                problems.append(f"{where}: the 405 body is not a method_not_allowed JSON error: {body!r}")
     return problems
 
 

@@ -376,12 +376,37 @@ BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
         "Table: point-in-time recovery is not enabled",
     ),
     (
+        "405-allow-out-of-date",
+        lambda s: _any_method(s, "/v1/llms/{id}")["x-amazon-apigateway-integration"]["responses"]["default"][
+            "responseParameters"
+        ].update({"method.response.header.Allow": "'GET, PUT'"}),
+        tc.check_method_not_allowed,
+        "Api /v1/llms/{id}: Allow lists ['GET', 'PUT'], the path serves ['DELETE', 'GET', 'PUT']",
+    ),
+    (
+        "405-missing-for-a-path",
+        lambda s: _pop(s, "Resources", "Api", "Properties", "DefinitionBody", "paths", "/v1/llms/test"),
+        tc.check_method_not_allowed,
+        "Api /v1/llms/test: no x-amazon-apigateway-any-method mock answering 405",
+    ),
+    (
+        "405-new-route-without-one",
+        lambda s: _add_api_event(s, "RegistryFunction", "Extra", "GET", "/v1/extra", None),
+        tc.check_method_not_allowed,
+        "Api /v1/extra: no x-amazon-apigateway-any-method mock answering 405",
+    ),
+    (
         "key-no-rotation",
         lambda s: _set(s, "CredentialsKey", "EnableKeyRotation", False),
         _cfn_only(tc.check_credentials_key_rotation),
         "CredentialsKey: EnableKeyRotation is False",
     ),
 ]
+
+
+def _any_method(sam: Template, path: str) -> dict[str, Any]:
+    paths = sam["Resources"]["Api"]["Properties"]["DefinitionBody"]["paths"]
+    return paths[path]["x-amazon-apigateway-any-method"]  # type: ignore[no-any-return]
 
 
 def _translated(sam: Template, mutate: Mutation) -> tuple[Template, Template]:

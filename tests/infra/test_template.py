@@ -95,6 +95,10 @@ def test_every_deployed_route_is_secured_by_the_default_authorizer(sam: Template
     _ok(tc.check_translated_routes_use_authorizer(sam, cfn, tc.PUBLIC_ROUTES))
 
 
+def test_known_paths_answer_other_methods_with_405_and_allow(sam: Template, cfn: Template) -> None:
+    _ok(tc.check_method_not_allowed(sam, cfn))
+
+
 def test_gateway_responses_are_json_errors(cfn: Template) -> None:
     _ok(tc.check_gateway_response_templates(cfn))
 

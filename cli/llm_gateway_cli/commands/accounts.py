@@ -1,68 +1,164 @@
-"""``llm-gateway accounts create``: a new account and its API key, shown once."""
+"""``llm-gateway accounts create``: a new account and its API key, shown once.
+
+Accounts are written straight to the gateway's table (there is no public "create account" route):
+the local stack's (moto, found through its state file) or a deployed stack's (AWS credentials and
+the stack's ``TableName`` output). Which one is always the caller's explicit choice.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 USAGE_ERROR = 2
+FAILURE = 1
+
+_DESCRIPTION = """\
+Create an account and print its API key (shown once: store it). The key goes in
+Authorization: Bearer <key> on every management route.
+
+Where the account is created:
+  the local stack     its state file: .local/state.json by default, or --state-file PATH
+  a deployed stack    --stack-name NAME, with AWS credentials and a region in the usual AWS
+                      settings (AWS_PROFILE or AWS_ACCESS_KEY_ID/..., AWS_REGION)
+"""
+
+_EPILOG = """\
+examples:
+  llm-gateway accounts create --name my-team                        # the running `llm-gateway dev`
+  llm-gateway accounts create --name my-team --state-file /tmp/gw.json --json
+  AWS_PROFILE=prod AWS_REGION=eu-west-1 llm-gateway accounts create --name my-team --stack-name llm-gateway
+"""
 
 
 def register(sub: Any) -> None:
-    accounts = sub.add_parser("accounts", help="manage accounts").add_subparsers(dest="action", required=True)
-    create = accounts.add_parser("create", help="create an account and print its API key (shown once)")
-    create.add_argument("--name", required=True, help="a name for the account")
-    create.add_argument("--state-file", type=Path, help="local stack state file (default: .local/state.json)")
-    create.add_argument(
-        "--stack-name", default="llm-gateway", help="deployed stack to use when no local stack runs"
+    accounts = sub.add_parser(
+        "accounts",
+        help="manage accounts",
+        description="Manage gateway accounts (each has its own LLMs and API keys).",
+        epilog="examples:\n  llm-gateway accounts create --name my-team",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = accounts.add_parser(
+        "create",
+        help="create an account and print its API key (shown once)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    create.add_argument("--name", required=True, help="a name for the account")
+    create.add_argument(
+        "--state-file",
+        type=Path,
+        metavar="PATH",
+        help="local stack state file (default .local/state.json, or $LLM_GATEWAY_STATE_FILE)",
+    )
+    create.add_argument("--stack-name", metavar="NAME", help="a deployed stack (uses your AWS credentials)")
     create.add_argument("--json", action="store_true", help="print {accountId, apiKey} as JSON")
     create.set_defaults(run=lambda a: accounts_create(a.name, a.state_file, a.stack_name, as_json=a.json))
 
 
-def accounts_create(name: str, state_file: Path | None, stack_name: str, *, as_json: bool) -> int:
-    import os
-
+def accounts_create(name: str, state_file: Path | None, stack_name: str | None, *, as_json: bool) -> int:
     from llm_gateway_cli.local.stack import default_state_file
 
-    path = state_file or default_state_file()
-    if path.exists():
-        state = json.loads(path.read_text("utf-8"))
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": state["awsEndpointUrl"],
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_DEFAULT_REGION": state.get("region", "us-east-1"),
-                "TABLE_NAME": state["tableName"],
-            }
-        )
-    elif state_file is not None:
-        print(f"error: no state file at {state_file}; is `llm-gateway dev` running?", file=sys.stderr)
+    if state_file is not None and stack_name is not None:
+        print("error: give --state-file (local stack) or --stack-name (deployed), not both", file=sys.stderr)
         return USAGE_ERROR
+    if stack_name is not None:
+        environment = _deployed_environment(stack_name)
     else:
-        os.environ["TABLE_NAME"] = _stack_output(stack_name, "TableName")
+        environment = _local_environment(state_file or default_state_file(), explicit=state_file is not None)
+    if environment is None:
+        return FAILURE
+    return _create(name, environment, as_json=as_json, target=stack_name or "the local stack")
 
+
+def _local_environment(path: Path, *, explicit: bool) -> dict[str, str] | None:
+    if not path.exists():
+        if explicit:
+            print(
+                f"error: no local stack: no state file at {path}; is `llm-gateway dev` running?",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"error: no local stack to create the account in (no state file at {path}): start "
+                "`llm-gateway dev` or pass --state-file PATH; for a deployed gateway pass --stack-name NAME, "
+                "with AWS credentials and a region",
+                file=sys.stderr,
+            )
+        return None
+    try:
+        state = json.loads(path.read_text("utf-8"))
+        return {
+            "AWS_ENDPOINT_URL": str(state["awsEndpointUrl"]),
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": str(state.get("region", "us-east-1")),
+            "TABLE_NAME": str(state["tableName"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: cannot read the state file {path} ({type(exc).__name__})", file=sys.stderr)
+        return None
+
+
+def _deployed_environment(stack_name: str) -> dict[str, str] | None:
+    """The table of a deployed stack, from its ``TableName`` output; every AWS problem is one line."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    where = f"the CloudFormation stack {stack_name!r}"
+    try:
+        client = boto3.client("cloudformation")
+        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+    except NoRegionError:
+        print(
+            f"error: cannot reach {where}: no AWS region; set AWS_REGION (or a profile's region)",
+            file=sys.stderr,
+        )
+        return None
+    except NoCredentialsError:
+        print(
+            f"error: cannot reach {where}: no AWS credentials; set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or use --state-file for the local stack)",
+            file=sys.stderr,
+        )
+        return None
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "")
+        print(f"error: cannot read {where}: {message or type(exc).__name__}", file=sys.stderr)
+        return None
+    except BotoCoreError as exc:
+        print(f"error: cannot reach {where}: {exc}", file=sys.stderr)
+        return None
+    for output in stacks[0].get("Outputs", []) if stacks else []:
+        if output["OutputKey"] == "TableName":
+            return {"TABLE_NAME": str(output["OutputValue"])}
+    print(f"error: {where} has no TableName output; is it an LLM Gateway stack?", file=sys.stderr)
+    return None
+
+
+def _create(name: str, environment: dict[str, str], *, as_json: bool, target: str) -> int:
+    import os
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    os.environ.update(environment)
     from llm_gateway import composition
     from llm_gateway.domain.accounts import create_account
 
     composition.reset()
-    created = create_account(composition.account_repository(), name)
+    try:
+        created = create_account(composition.account_repository(), name)
+    except (BotoCoreError, ClientError) as exc:
+        print(f"error: cannot create the account in {target}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return FAILURE
     if as_json:
         print(json.dumps(created.to_json_dict()))
     else:
         print(f"Account {created.account_id} created for {name!r}.")
         print(f"API key (shown once, store it now): {created.api_key}")
     return 0
-
-
-def _stack_output(stack_name: str, key: str) -> str:
-    import boto3
-
-    stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-    for output in stacks[0].get("Outputs", []):
-        if output["OutputKey"] == key:
-            return str(output["OutputValue"])
-    raise SystemExit(f"error: stack {stack_name} has no output {key}")

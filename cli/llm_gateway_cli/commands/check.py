@@ -171,12 +171,12 @@ def render(report: dict[str, Any], out: TextIO, *, color: bool) -> None:
     for check in checks:
         status = check["status"]
         head = f"{paint(_LABELS[status].ljust(4), status)} {check['category']:9} {check['id']:{id_width}} "
-        lines = textwrap.wrap(check["message"], width=max(30, width - len(indent))) or [""]
+        lines = _wrap(check["message"], max(30, width - len(indent))) or [""]
         print(head + lines[0], file=out)
         for line in lines[1:]:
             print(indent + line, file=out)
         if check.get("hint") and status in ("fail", "warn"):
-            for i, line in enumerate(textwrap.wrap(check["hint"], width=max(30, width - len(indent) - 6))):
+            for i, line in enumerate(_wrap(check["hint"], max(30, width - len(indent) - 6))):
                 print(
                     indent
                     + paint(("hint: " if i == 0 else "      ") + line, "dim" if status == "warn" else "fail"),
@@ -208,6 +208,11 @@ def render(report: dict[str, Any], out: TextIO, *, color: bool) -> None:
             ),
             file=out,
         )
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Wrap at spaces only: a URL or an identifier stays whole (it may overrun), so it can be copied."""
+    return textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False)
 
 
 def _ms(value: Any) -> str:

@@ -35,6 +35,7 @@ def connection_arguments(parser: Any, *, key_flag: str = "--api-key") -> None:
         metavar="KEY",
         help=f"account API key (default: ${API_KEY_ENV}, else the local stack's demo key)",
     )
+    parser.set_defaults(key_flag=key_flag)
 
 
 def connection(args: Any) -> tuple[str, str] | None:
@@ -43,12 +44,17 @@ def connection(args: Any) -> tuple[str, str] | None:
 
     url = args.api_url or os.environ.get(API_URL_ENV)
     key = args.gateway_api_key or os.environ.get(API_KEY_ENV)
-    if not (url and key):
-        path = args.state_file or default_state_file()
-        if not path.exists():
-            where = f"no state file at {path}; is `llm-gateway dev` running?"
-            print(f"error: {where} (or pass --api-url and an API key)", file=sys.stderr)
-            return None
+    path = args.state_file or default_state_file()
+    if not (url or key or path.exists()):
+        flag = getattr(args, "key_flag", "--api-key")
+        print(
+            f"error: no gateway to talk to: no local stack (no state file at {path}; start "
+            f"`llm-gateway dev` or pass --state-file PATH), and no deployed one (pass --api-url URL "
+            f"and {flag} KEY, or set {API_URL_ENV} and {API_KEY_ENV})",
+            file=sys.stderr,
+        )
+        return None
+    if not (url and key) and path.exists():
         try:
             state = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError) as exc:
@@ -56,7 +62,14 @@ def connection(args: Any) -> tuple[str, str] | None:
             return None
         url, key = url or state.get("apiUrl"), key or state.get("apiKey")
     if not (url and key):
-        print("error: need both an API URL and an API key", file=sys.stderr)
+        flag = getattr(args, "key_flag", "--api-key")
+        missing = "an account API key" if url else "the gateway URL"
+        hint = (
+            f"pass {flag} KEY (or set {API_KEY_ENV}); `llm-gateway accounts create` makes one"
+            if url
+            else f"pass --api-url URL (or set {API_URL_ENV})"
+        )
+        print(f"error: need {missing}: {hint}", file=sys.stderr)
         return None
     return str(url).rstrip("/"), str(key)
 

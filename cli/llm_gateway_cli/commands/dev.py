@@ -2,34 +2,76 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+_DESCRIPTION = """\
+Run the whole gateway on loopback, no Docker and no AWS account: moto (DynamoDB, KMS, Secrets
+Manager, EventBridge, SQS) with the resources of template.yaml, the REST API with its authorizer,
+the streaming chat endpoint, the validator fed from its queue, and a fake OpenAI + Azure + Gemini
+provider. With the demo (the default) it creates an account and one validated LLM per format.
+
+Once ready it writes a state file (JSON: apiUrl, apiKey, awsEndpointUrl, fakeProviderUrl, llms)
+that the other commands read. Everything lives in memory: a restart starts empty, with a new demo
+key. Each request prints one line (method, path, status, account, duration; time to first token
+and outcome for streams); --quiet turns that off. Ctrl-C stops everything it started.
+"""
+
+_EPILOG = """\
+examples:
+  llm-gateway dev                          # port 8787, state file .local/state.json
+  llm-gateway dev --port 0 --state-file /tmp/gw.json   # any free port, own state file
+  llm-gateway dev --no-demo --quiet        # empty stack; then: llm-gateway accounts create --name me
+"""
+
 
 def register(sub: Any) -> None:
-    dev = sub.add_parser("dev", help="run the local stack (moto, API, fake provider, demo data) on loopback")
+    dev = sub.add_parser(
+        "dev",
+        help="run the local stack (moto, API, fake provider, demo data) on loopback",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     dev.add_argument("--port", type=int, default=8787, help="API port (0 picks a free one; default 8787)")
-    dev.add_argument("--state-file", type=Path, help="where to write the JSON state once ready")
+    dev.add_argument(
+        "--state-file",
+        type=Path,
+        metavar="PATH",
+        help="where to write the JSON state once ready (default .local/state.json, or $LLM_GATEWAY_STATE_FILE)",
+    )
     dev.add_argument("--no-demo", action="store_true", help="start without the demo account and LLMs")
-    dev.set_defaults(run=lambda a: run_dev(a.port, a.state_file, demo=not a.no_demo))
+    dev.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    dev.set_defaults(run=lambda a: run_dev(a.port, a.state_file, demo=not a.no_demo, quiet=a.quiet))
 
 
-def run_dev(port: int, state_file: Path | None, *, demo: bool) -> int:
-    from llm_gateway_cli.local.stack import LocalStack, default_state_file
+def run_dev(port: int, state_file: Path | None, *, demo: bool, quiet: bool = False) -> int:
+    from llm_gateway_cli.local.stack import LocalStack, StackStartError, default_state_file
 
-    stack = LocalStack(port=port, state_file=state_file or default_state_file(), demo=demo)
+    if not 0 <= port <= 65535:
+        print(f"error: --port {port} is not a port number (0-65535)", file=sys.stderr)
+        return 2
+    request_log = None if quiet else (lambda line: print(line, flush=True))
+    stack = LocalStack(
+        port=port, state_file=state_file or default_state_file(), demo=demo, request_log=request_log
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print("Starting the local stack…", flush=True)
     try:
         state = stack.start()
+    except StackStartError as exc:
+        stack.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         stack.stop()
-        print(f"error: the local stack did not start: {exc}", file=sys.stderr)
+        print(f"error: the local stack did not start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     _print_banner(state, stack.state_file)
     try:
@@ -41,7 +83,12 @@ def run_dev(port: int, state_file: Path | None, *, demo: bool) -> int:
 
 
 def _print_banner(state: dict[str, Any], state_file: Path | None) -> None:
+    from llm_gateway_cli.invocation import cli_command
+    from llm_gateway_cli.local.stack import default_state_file
+
+    cli = cli_command()
     api, key, fake = state["apiUrl"], state.get("apiKey"), state.get("fakeProviderUrl")
+    found = "" if state_file in (None, default_state_file()) else f" --state-file {state_file}"
     lines = [
         f"LLM Gateway local stack is up in {state['startupSeconds']} s",
         f"  API:           {api}",
@@ -50,26 +97,29 @@ def _print_banner(state: dict[str, Any], state_file: Path | None) -> None:
         f"  state file:    {state_file}",
     ]
     if key:
-        from llm_gateway_cli.local.stack import default_state_file
-
-        found = "" if state_file in (None, default_state_file()) else f" --state-file {state_file}"
         demo = state.get("llms") or {}
-        lines += [f"  demo API key:  {key}"]
+        lines += [f"  demo API key:  {key}  (new on every start: data lives in memory)"]
         lines += [f"  demo LLM ({name}): {llm_id}" for name, llm_id in demo.items()]
         lines += [
             "",
-            "Try (the CLI is .venv/bin/llm-gateway):",
+            "Try:",
             f"  curl -s '{api}/v1/llms?includeDefaults=true' -H 'Authorization: Bearer {key}'",
             f"  curl -s -X POST {api}/v1/llms -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
             '    -d \'{"displayName": "My model", "llmFormat": "openai", "modelName": "fake-model",',
             f'         "urls": [{{"url": "{fake}/v1/chat/completions"}}], "secret": "fake-key"}}\'',
         ]
         if "openai" in demo:
-            lines += [f"  llm-gateway chat --llm {demo['openai']} --message 'Hello'{found}"]
+            lines += [f"  {cli} chat --llm {demo['openai']} --message 'Hello'{found}"]
         lines += [
-            "  llm-gateway check --format openai --url "
-            + f"{fake}/v1 --model fake-model --api-key fake-key --allow-private",
-            f"  llm-gateway accounts create --name second-team{found}",
+            f"  {cli} check --format openai --url {fake}/v1 --model fake-model --api-key fake-key --allow-private",
+            f"  {cli} accounts create --name second-team{found}",
+        ]
+    else:
+        lines += [
+            "",
+            "No demo data (--no-demo). Next, create an account and keep its API key:",
+            f"  {cli} accounts create --name my-team --state-file {state_file}",
+            "then register an LLM with that key (README: The API, with curl).",
         ]
     lines += ["", "Press Ctrl-C to stop."]
     print("\n".join(lines), flush=True)

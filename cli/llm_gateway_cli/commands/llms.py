@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -67,7 +68,17 @@ def register(sub: Any) -> None:
     )
     actions = llms.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    create = actions.add_parser("create", help="register an LLM endpoint (validated in the background)")
+    create = _action(
+        actions,
+        "create",
+        "register an LLM endpoint (validated in the background)",
+        "Register an LLM endpoint (POST /v1/llms). Validation runs in the background; --wait waits\n"
+        "for it and prints its result (the report, when it failed).",
+        "  LLM_API_KEY=sk-... llm-gateway llms create --format openai --name prod \\\n"
+        "      --url https://api.openai.com/v1/chat/completions --model gpt-4o-mini --wait\n"
+        "  llm-gateway llms create --format azure_openai --name azure --api-key KEY \\\n"
+        "      --url https://my-resource.openai.azure.com/openai/v1 --model my-deployment\n",
+    )
     _config_arguments(create, required=True)
     create.add_argument("--idempotency-key", metavar="K", help="retry-safe creation: same key, same LLM")
     create.add_argument("--wait", action="store_true", help="wait for validation and print its summary")
@@ -77,7 +88,13 @@ def register(sub: Any) -> None:
     _common(create, "print the LLM object as JSON")
     create.set_defaults(run=run_create)
 
-    listing = actions.add_parser("list", help="list your LLMs as a table")
+    listing = _action(
+        actions,
+        "list",
+        "list your LLMs as a table",
+        "List your LLMs (GET /v1/llms), newest first; --include-defaults adds the built-ins.",
+        "  llm-gateway llms list --include-defaults\n  llm-gateway llms list --search prod --json\n",
+    )
     listing.add_argument("--search", metavar="S", help="only names containing S")
     listing.add_argument("--include-defaults", action="store_true", help="also list the built-in LLMs")
     listing.add_argument("--page", type=int, default=1, metavar="N", help="page number (default 1)")
@@ -87,36 +104,89 @@ def register(sub: Any) -> None:
     _common(listing, "print {data, meta} as JSON")
     listing.set_defaults(run=run_list)
 
-    get = actions.add_parser("get", help="show one LLM")
+    get = _action(
+        actions,
+        "get",
+        "show one LLM",
+        "Show one LLM (GET /v1/llms/{id}): its config, status and latest validation summary.",
+        "  llm-gateway llms get LLM_ID\n  llm-gateway llms get ANAM_GPT_4O_MINI_V1 --json\n",
+    )
     get.add_argument("llm_id", metavar="ID")
     _common(get, "print the LLM object as JSON")
     get.set_defaults(run=run_get)
 
-    update = actions.add_parser(
-        "update", help="change an LLM (only the fields given); a new key is validated first"
+    update = _action(
+        actions,
+        "update",
+        "change an LLM (only the fields given); a new key is validated first",
+        "Change an LLM (PUT /v1/llms/{id}, a partial update). A change to what is sent upstream\n"
+        "(URLs, model, deployment, API version, headers, timeouts, temperature, max tokens) sends it\n"
+        "back to validation (status pending); a rename does not. A new --api-key is validated before\n"
+        "it replaces the current one, which stays in service meanwhile; --wait says which won and why.",
+        "  llm-gateway llms update LLM_ID --name 'Prod (EU)'\n"
+        "  llm-gateway llms update LLM_ID --api-key sk-new... --wait\n"
+        "  llm-gateway llms update LLM_ID --model gpt-4.1-mini --if-match 3\n",
     )
     update.add_argument("llm_id", metavar="ID")
     _config_arguments(update, required=False)
     update.add_argument(
         "--if-match", type=int, metavar="VERSION", help="refuse (412) unless the LLM is at VERSION"
     )
+    update.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for revalidation (and a new key's verdict: promoted or refused, and why)",
+    )
+    update.add_argument(
+        "--wait-timeout", type=float, default=120.0, metavar="SECONDS", help="how long --wait waits (120)"
+    )
     _common(update, "print the updated LLM object as JSON")
     update.set_defaults(run=run_update)
 
-    delete = actions.add_parser("delete", help="delete an LLM and its stored key (no confirmation)")
+    delete = _action(
+        actions,
+        "delete",
+        "delete an LLM and its stored key (no confirmation)",
+        "Delete an LLM and its stored key (DELETE /v1/llms/{id}). There is no confirmation.",
+        "  llm-gateway llms delete LLM_ID\n",
+    )
     delete.add_argument("llm_id", metavar="ID")
     _common(delete, "print {id, deleted} as JSON")
     delete.set_defaults(run=run_delete)
 
-    validate = actions.add_parser("validate", help="run the conformance suite on a registered LLM now")
+    validate = _action(
+        actions,
+        "validate",
+        "run the conformance suite on a registered LLM now",
+        "Run the conformance suite on a registered LLM now (POST /v1/llms/{id}/validate) and print\n"
+        "the report: every check, a hint under each failure, timings and a verdict.",
+        "  llm-gateway llms validate LLM_ID\n  llm-gateway llms validate LLM_ID --json\n",
+    )
     validate.add_argument("llm_id", metavar="ID")
     _common(validate, "print the report as JSON")
     validate.set_defaults(run=run_validate)
 
-    test = actions.add_parser("test", help="run the conformance suite on a config without storing it")
+    test = _action(
+        actions,
+        "test",
+        "run the conformance suite on a config without storing it",
+        "Run the conformance suite on a config without storing anything (POST /v1/llms/test).",
+        "  LLM_API_KEY=sk-... llm-gateway llms test --format openai --name try \\\n"
+        "      --url https://api.openai.com/v1 --model gpt-4o-mini\n",
+    )
     _config_arguments(test, required=True)
     _common(test, "print the report as JSON")
     test.set_defaults(run=run_test)
+
+
+def _action(actions: Any, name: str, help_text: str, description: str, examples: str) -> Any:
+    return actions.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _common(parser: Any, json_help: str) -> None:
@@ -257,6 +327,26 @@ def run_create(args: argparse.Namespace) -> int:
             )
         return 0
     print(f"Created LLM {llm['id']}; validating", end="", file=sys.stderr, flush=True)
+    waited = _wait_while_pending(args, llm)
+    if isinstance(waited, int):
+        return waited
+    llm = waited
+    if args.json:
+        print(json.dumps(llm, indent=2))
+    else:
+        _print_llm(llm)
+    if llm.get("status") == "pending":
+        print("error: validation did not finish in time (still pending)", file=sys.stderr)
+        return FAILURE
+    if llm.get("status") != "valid":
+        if not args.json:
+            _print_latest_report(args, llm["id"])
+        return FAILURE
+    return 0
+
+
+def _wait_while_pending(args: argparse.Namespace, llm: dict[str, Any]) -> dict[str, Any] | int:
+    """Poll the LLM until its status is not ``pending`` (or --wait-timeout); dots on stderr."""
     deadline = time.monotonic() + args.wait_timeout
     while llm.get("status") == "pending" and time.monotonic() < deadline:
         time.sleep(0.25)
@@ -270,18 +360,40 @@ def run_create(args: argparse.Namespace) -> int:
             return report_error(polled)
         llm = polled.json()
     print(f" {llm.get('status')}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(llm, indent=2))
-    else:
-        _print_llm(llm)
-    if llm.get("status") == "pending":
-        print("error: validation did not finish in time (still pending)", file=sys.stderr)
-        return FAILURE
-    if llm.get("status") != "valid":
-        if not args.json:
-            _print_latest_report(args, llm["id"])
-        return FAILURE
-    return 0
+    return llm
+
+
+def _wait_for_key_verdict(args: argparse.Namespace, llm: dict[str, Any]) -> dict[str, Any] | int | None:
+    """The first validation report about the new key (``details.rotation``) made after the update,
+    or None at --wait-timeout."""
+    since = _timestamp(llm.get("updatedAt"))
+    deadline = time.monotonic() + args.wait_timeout
+    while time.monotonic() < deadline:
+        polled = _call(args, "GET", _llm_path(llm["id"], "/validation"), ok=None)
+        if isinstance(polled, int):
+            print(file=sys.stderr)
+            return polled
+        if polled.status_code == 200:
+            report: dict[str, Any] = polled.json()
+            rotation = (report.get("details") or {}).get("rotation")
+            checked = _timestamp(report.get("checkedAt"))
+            if rotation and (since is None or (checked is not None and checked >= since)):
+                print(file=sys.stderr)
+                return report
+        elif polled.status_code != 404:  # 404: no report yet
+            print(file=sys.stderr)
+            return report_error(polled)
+        print(".", end="", file=sys.stderr, flush=True)
+        time.sleep(0.25)
+    print(file=sys.stderr)
+    return None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -333,19 +445,63 @@ def run_update(args: argparse.Namespace) -> int:
         return _usage(str(exc))
     if not body:
         return _usage("nothing to update: give at least one of --name, --url, --model, --api-key, …")
+    if args.wait and not 0 < args.wait_timeout <= 3600:
+        return _usage("--wait-timeout must be between 0 and 3600 seconds")
     headers = {"If-Match": str(args.if_match)} if args.if_match is not None else None
     response = _call(args, "PUT", _llm_path(args.llm_id), body=body, headers=headers)
     if isinstance(response, int):
         return response
     llm = response.json()
+    if not args.json:
+        print(f"Updated LLM {llm['id']} (now version {llm.get('version')}).")
+        _print_llm(llm)
+    new_key = "secret" in body
+    if new_key:
+        print(
+            "The new key is pending validation; the current key stays in service until it passes.",
+            file=sys.stderr,
+        )
+    if not args.wait:
+        if args.json:
+            print(json.dumps(llm, indent=2))
+        elif new_key or llm.get("status") == "pending":
+            print("`llm-gateway llms get ID` shows the outcome (or use --wait).", file=sys.stderr)
+        return 0
+    exit_code = 0
+    if new_key:
+        print("Validating the new key", end="", file=sys.stderr, flush=True)
+        verdict = _wait_for_key_verdict(args, llm)
+        if isinstance(verdict, int):
+            return verdict
+        if verdict is None:
+            print("error: the new key's validation did not finish in time", file=sys.stderr)
+            return FAILURE
+        details = verdict.get("details") or {}
+        out = sys.stderr if args.json else sys.stdout
+        if details.get("rotation") == "accepted":
+            hint = f" ({details['secretHint']})" if details.get("secretHint") else ""
+            print(f"New key{hint} promoted: it passed validation and is now in service.", file=out)
+        else:
+            print(f"New key refused: {details.get('reason')}. The previous key stays in service.", file=out)
+            exit_code = FAILURE
+    fetched = _call(args, "GET", _llm_path(llm["id"]))  # a URL or model change revalidates too
+    if isinstance(fetched, int):
+        return fetched
+    llm = fetched.json()
+    if llm.get("status") == "pending":
+        print("Revalidating", end="", file=sys.stderr, flush=True)
+        waited = _wait_while_pending(args, llm)
+        if isinstance(waited, int):
+            return waited
+        llm = waited
     if args.json:
         print(json.dumps(llm, indent=2))
-        return 0
-    print(f"Updated LLM {llm['id']} (now version {llm.get('version')}).")
-    _print_llm(llm)
-    if "secret" in body:
-        print("The new key is validated before it replaces the current one.", file=sys.stderr)
-    return 0
+    else:
+        print(f"status: {llm.get('status')}: {(llm.get('validation') or {}).get('summary') or ''}")
+    if llm.get("status") == "pending":
+        print("error: validation did not finish in time (still pending)", file=sys.stderr)
+        return FAILURE
+    return exit_code if llm.get("status") == "valid" else FAILURE
 
 
 def run_delete(args: argparse.Namespace) -> int:

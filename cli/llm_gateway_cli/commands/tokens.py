@@ -10,6 +10,7 @@ Exit codes: 0 success, 1 the gateway refused, 2 usage error (no gateway to talk 
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -24,8 +25,27 @@ from llm_gateway_cli.commands.client import (
 )
 
 
+def _parser(sub: Any, name: str, help_text: str, description: str, examples: str) -> Any:
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def register(sub: Any) -> None:
-    token = sub.add_parser("token", help="mint a session token for an LLM (prints the token)")
+    token = _parser(
+        sub,
+        "token",
+        "mint a session token for an LLM (prints the token)",
+        "Mint a session token (POST /v1/auth/session-token) whose persona names the LLM. The token\n"
+        "alone goes to stdout, so TOKEN=$(llm-gateway token --llm ID) works; the session id, expiry\n"
+        "and warnings go to stderr. Use it as the API key of any OpenAI client (base URL <api>/v1).",
+        "  llm-gateway token --llm ANAM_GPT_4O_MINI_V1\n"
+        "  TOKEN=$(llm-gateway token --llm LLM_ID --system-prompt 'You are Ava.' --ttl 300)\n",
+    )
     token.add_argument("--llm", required=True, metavar="ID", help="LLM id: one of yours or a built-in")
     token.add_argument("--system-prompt", metavar="TEXT", help="the persona's system prompt")
     token.add_argument("--name", default="CLI persona", help="the persona's name (default: CLI persona)")
@@ -39,8 +59,21 @@ def register(sub: Any) -> None:
     )
     token.set_defaults(run=run_token)
 
-    sessions = sub.add_parser("sessions", help="manage sessions").add_subparsers(dest="action", required=True)
-    revoke = sessions.add_parser("revoke", help="revoke a session: its token stops working within seconds")
+    sessions = _parser(
+        sub,
+        "sessions",
+        "manage sessions",
+        "Manage the sessions session tokens were minted for.",
+        "  llm-gateway sessions revoke SESSION_ID\n",
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    revoke = _parser(
+        sessions,
+        "revoke",
+        "revoke a session: its token stops working within seconds",
+        "Revoke a session (DELETE /v1/sessions/{id}): its token is refused from the next request on.",
+        "  llm-gateway sessions revoke SESSION_ID\n"
+        "  llm-gateway sessions revoke SESSION_ID --api-url https://.../dev --api-key llmgw_...\n",
+    )
     revoke.add_argument("session_id", metavar="ID", help="the sessionId the token was minted with")
     connection_arguments(revoke)
     revoke.add_argument("--json", action="store_true", help="print {sessionId, revoked} as JSON")

@@ -6,13 +6,19 @@ import argparse
 import sys
 
 from .config import DEFAULT_KEY, FakeProviderConfig
+from .faults import FAULT_HELP
 from .server import serve
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-gateway fake-provider",
-        description="A local OpenAI + Azure OpenAI + Gemini compatible upstream with scriptable faults.",
+        description="A local OpenAI + Azure OpenAI + Gemini compatible upstream with scriptable faults.\n"
+        "It answers every spec's chat route (OpenAI /v1/chat/completions, Azure classic and /openai/v1,\n"
+        "Gemini streamGenerateContent) with a short streamed reply; `llm-gateway dev` runs one for its\n"
+        "demo LLMs and the built-ins.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -32,6 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval-ms", type=float, default=0.0, help="pause between chunks unless x-fake-interval-ms says"
     )
     return parser
+
+
+def _epilog() -> str:
+    width = max(len(name) for name in FAULT_HELP)
+    faults = "\n".join(f"  {name:{width}}  {text}" for name, text in FAULT_HELP.items())
+    return f"""\
+faults: send the header 'x-fake-fault: NAME[:ARG]', or register the LLM with the model (or Azure
+deployment) 'fake-fault-NAME[-ARG]' so every call misbehaves; 'x-fake-fault-times: N' limits a
+fault to the first N requests of an 'x-fake-scenario' id.
+{faults}
+pacing: 'x-fake-chunks: N' and 'x-fake-interval-ms: MS' (defaults --chunks, --interval-ms).
+
+examples:
+  llm-gateway fake-provider --port 8788
+  curl -N http://127.0.0.1:8788/v1/chat/completions -H 'Authorization: Bearer {DEFAULT_KEY}' \\
+       -H 'x-fake-fault: stall:2' -H 'Content-Type: application/json' \\
+       -d '{{"model": "m", "stream": true, "messages": [{{"role": "user", "content": "hi"}}]}}'
+  llm-gateway check --format openai --url http://127.0.0.1:8788/v1 --model fake-fault-no-done \\
+       --api-key {DEFAULT_KEY} --allow-private
+"""
 
 
 def usage_text(base_url: str, key: str) -> str:
@@ -68,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(args.host, args.port, config, on_ready=lambda url: print(usage_text(url, keys[0]), flush=True))
     except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(
+            f"error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+            "pick another port with --port N (0 picks a free one)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         pass

@@ -31,6 +31,23 @@ FAULT_NAMES: tuple[str, ...] = (
     "redirect",
     "echo-key-in-error",
 )
+#: What each fault does, for ``llm-gateway fake-provider --help`` and the README.
+FAULT_HELP: dict[str, str] = {
+    "wrong-content-type": "stream with Content-Type application/json instead of text/event-stream",
+    "no-content-type": "stream without a Content-Type header",
+    "ndjson": "newline-delimited JSON lines instead of SSE data: events",
+    "no-done": "OpenAI/Azure stream without the final data: [DONE]",
+    "invalid-json": "one event in the middle carries truncated JSON",
+    "mid-stream-error": "an error event halfway through the stream",
+    "stall[:N]": "N events (default 1), then silence until the connection is dropped",
+    "reset[:N]": "N events (default 1), then a connection reset (reset:0 resets before any answer)",
+    "drip[:MS]": "the whole answer one byte at a time, MS ms apart (default 1000)",
+    "delay-first-byte[:MS]": "wait MS ms (default 1000) before answering",
+    "accept-any-key": "accept any API key (the wrong-key check then warns)",
+    "redirect[:URL]": "302 to another origin (or to URL)",
+    "echo-key-in-error": "a 401 whose body quotes the presented key (a leak to catch)",
+    "status-NNN": "answer HTTP NNN (e.g. status-429, status-500) with the provider's error body",
+}
 _STATUS_RE = re.compile(r"status-([1-5]\d\d)")
 # Longest first so a name that prefixes another can never shadow it.
 _BY_LENGTH = sorted(FAULT_NAMES, key=len, reverse=True)

@@ -7,22 +7,23 @@ so the handlers and their module-level state behave as they do in Lambda.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import json
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llm_gateway_cli.local.template import ACCOUNT_ID, REGION, Route
+from llm_gateway_cli.local.template import ACCOUNT_ID, REGION, MockResponse, Route
 
 API_ID = "localapi01"
 MAX_API_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own limit; functions enforce their smaller ones
@@ -107,8 +108,19 @@ class FrontDoor:
         gateway_responses: dict[str, tuple[int, str]],
         stage: str,
         streaming_apps: dict[str, ASGIApp] | None = None,
+        *,
+        method_responses: dict[str, MockResponse] | None = None,
+        request_log: Callable[[str], None] | None = None,
+        on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
     ) -> None:
         self._routes = [(r, _path_regex(r.path)) for r in routes]
+        # API Gateway prefers literal segments to {params}: /v1/llms/test before /v1/llms/{id}.
+        self._paths = sorted(
+            {r.path: regex for r, regex in self._routes}.items(), key=lambda item: _specificity(item[0])
+        )
+        self._method_responses = method_responses or {}
+        self._request_log = request_log
+        self._on_shutdown = on_shutdown or []
         self._functions: dict[str, LocalFunction] = {}
         for r in routes:
             self._functions.setdefault(r.function, LocalFunction(r.function, r.module, r.attribute))
@@ -129,34 +141,60 @@ class FrontDoor:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    for hook in self._on_shutdown:
+                        with contextlib.suppress(Exception):
+                            await hook()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
             return
-        match = self._match(scope["method"], scope["path"])
-        if match is None:
+        if self._request_log is None:
+            await self._route(scope, receive, send, {})
+            return
+        seen: dict[str, Any] = {}
+        watched_send, watched_receive = _watch(scope, send, receive, seen)
+        try:
+            await self._route(scope, watched_receive, watched_send, seen)
+        finally:
+            self._request_log(request_line(scope, seen))
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, seen: dict[str, Any]) -> None:
+        path_match = self._match_path(scope["path"])
+        route = self._match_method(path_match[0], scope["method"]) if path_match else None
+        if path_match is not None and route is None and path_match[0] in self._method_responses:
+            await _mock_response(self._method_responses[path_match[0]])(scope, receive, send)
+            return
+        if path_match is None or route is None:
             await _gateway_response(self._responses, "MISSING_AUTHENTICATION_TOKEN", 403)(
                 scope, receive, send
             )
             return
-        route, path_params = match
+        path_params = path_match[1]
         if route.streaming and route.path in self._streaming:
+            seen["streaming"] = True
             await self._streaming[route.path](scope, receive, send)
             return
         request = Request(scope, receive)
         body = await request.body()
-        response = await self._invoke(route, path_params, request, body)
+        response = await self._invoke(route, path_params, request, body, seen)
         await response(scope, receive, send)
 
-    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        for route, regex in self._routes:
+    def _match_path(self, path: str) -> tuple[str, dict[str, str]] | None:
+        """The API resource the path belongs to, whatever the method."""
+        for resource, regex in self._paths:
             m = regex.match(path)
-            if m and route.method in (method, "ANY"):
-                return route, m.groupdict()
+            if m:
+                return resource, m.groupdict()
         return None
 
+    def _match_method(self, resource: str, method: str) -> Route | None:
+        """The resource's route for this method; an ``ANY`` route only when no exact one exists."""
+        candidates = [r for r, _ in self._routes if r.path == resource]
+        exact = next((r for r in candidates if r.method == method), None)
+        return exact or next((r for r in candidates if r.method == "ANY"), None)
+
     async def _invoke(
-        self, route: Route, path_params: dict[str, str], request: Request, body: bytes
+        self, route: Route, path_params: dict[str, str], request: Request, body: bytes, seen: dict[str, Any]
     ) -> Response:
         if len(body) > MAX_API_PAYLOAD:
             return _gateway_response(self._responses, "REQUEST_TOO_LARGE", 413)
@@ -165,6 +203,7 @@ class FrontDoor:
             denial = await self._authorize(route, request, event)
             if denial is not None:
                 return denial
+            seen["account"] = event["requestContext"]["authorizer"].get("accountId")
         function = self._functions[route.function]
         try:
             result = await anyio.to_thread.run_sync(function.invoke, event)
@@ -268,6 +307,106 @@ class FrontDoor:
             "body": text_body,
             "isBase64Encoded": is_b64,
         }
+
+
+def _mock_response(answer: MockResponse) -> Response:
+    return Response(
+        answer.body, status_code=answer.status, headers=answer.headers, media_type="application/json"
+    )
+
+
+def _specificity(path: str) -> tuple[int, ...]:
+    """Sort key: literal segments before ``{param}`` ones, segment by segment, as API Gateway does."""
+    return tuple(1 if segment.startswith("{") else 0 for segment in path.strip("/").split("/"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The dev terminal's request log
+# ---------------------------------------------------------------------------------------------
+
+_LOG_TAIL_BYTES = 2048
+_ERROR_CODE = re.compile(rb'"code"\s*:\s*"([a-z0-9_]{1,64})"')
+
+
+def _watch(scope: Scope, send: Send, receive: Receive, seen: dict[str, Any]) -> tuple[Send, Receive]:
+    """Wrap send/receive to note what the log line needs: status, first body byte, the body's
+    tail (where an error code or ``[DONE]`` sits) and whether the client went away."""
+    seen["started"] = time.monotonic()
+
+    async def watched_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            seen["status"] = message["status"]
+            content_type = dict(message.get("headers") or []).get(b"content-type", b"")
+            seen["sse"] = content_type.startswith(b"text/event-stream")
+        elif message["type"] == "http.response.body":
+            chunk = message.get("body", b"")
+            if chunk and "first_body" not in seen:
+                seen["first_body"] = time.monotonic()
+            seen["tail"] = (seen.get("tail", b"") + chunk)[-_LOG_TAIL_BYTES:]
+            seen["done"] = not message.get("more_body", False)
+        await send(message)
+
+    async def watched_receive() -> Message:
+        message = await receive()
+        if message["type"] == "http.disconnect" and "status" in seen and not seen.get("done"):
+            seen["disconnected"] = True
+        return message
+
+    return watched_send, watched_receive
+
+
+def request_line(scope: Scope, seen: dict[str, Any]) -> str:
+    """``12:03:04 POST /v1/chat/completions 200 acct_… 1.52 s ttft 210 ms ok``: no query string
+    (it could carry a key), no header, no body."""
+    status = seen.get("status", 0)
+    elapsed = time.monotonic() - seen["started"]
+    parts = [time.strftime("%H:%M:%S"), scope["method"], scope["path"], str(status)]
+    tail: bytes = seen.get("tail", b"")
+    if status >= 400:
+        code = _ERROR_CODE.search(tail)
+        parts.append(code.group(1).decode() if code else "-")
+    account = seen.get("account") or (
+        _session_account(scope) if seen.get("streaming") and status == 200 else None
+    )
+    parts.append(account or "-")
+    parts.append(_duration(elapsed))
+    if seen.get("streaming") and status == 200:
+        if "first_body" in seen:
+            parts.append(f"ttft {_duration(seen['first_body'] - seen['started'])}")
+        parts.append(_stream_outcome(tail, seen))
+    return " ".join(parts)
+
+
+def _stream_outcome(tail: bytes, seen: dict[str, Any]) -> str:
+    if not seen.get("sse"):
+        return "ok"  # stream: false, one JSON object
+    if b"data: [DONE]" in tail:
+        return "ok"
+    last_event = tail.rsplit(b"data: ", 1)[-1]
+    if last_event.startswith(b'{"error"'):
+        code = _ERROR_CODE.search(last_event)
+        return f"error {code.group(1).decode()}" if code else "error"
+    if seen.get("disconnected"):
+        return "client disconnected"
+    return "ended without [DONE]"
+
+
+def _session_account(scope: Scope) -> str | None:
+    """The ``sub`` of the session token the stream app has just accepted (so it is genuine)."""
+    for key, value in scope.get("headers", []):
+        if key == b"authorization":
+            token = value.decode("latin-1").partition(" ")[2].strip()
+            try:
+                payload = token.split(".")[1]
+                claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            except (IndexError, ValueError):
+                return None
+            return str(claims.get("sub")) if isinstance(claims, dict) and claims.get("sub") else None
+    return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def _http_response(result: dict[str, Any]) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -23,6 +24,7 @@ from llm_gateway_cli.local.template import (
     function_environment,
     gateway_responses,
     load_template,
+    method_not_allowed_responses,
     parameter_defaults,
     queue_mappings,
     repo_root,
@@ -31,8 +33,34 @@ from llm_gateway_cli.local.template import (
 LOCAL_STAGE = "local"
 
 
+#: Overrides the default state file (for scripts and tests that must not meet a developer's stack).
+STATE_FILE_ENV = "LLM_GATEWAY_STATE_FILE"
+
+
 def default_state_file() -> Path:
-    return repo_root() / ".local" / "state.json"
+    override = os.environ.get(STATE_FILE_ENV)
+    return Path(override) if override else repo_root() / ".local" / "state.json"
+
+
+class StackStartError(Exception):
+    """A start-up problem of the machine, not of the code: printed as one line, never a traceback."""
+
+
+class PortInUse(StackStartError):
+    def __init__(self, port: int) -> None:
+        super().__init__(
+            f"port {port} on 127.0.0.1 is already in use (another `llm-gateway dev`?); "
+            f"stop that process or pick another port with --port N (--port 0 picks a free one)"
+        )
+        self.port = port
+
+
+class StateFileInUse(StackStartError):
+    def __init__(self, path: Path, api_url: str) -> None:
+        super().__init__(
+            f"another local stack ({api_url}) owns the state file {path}; stop it first, "
+            f"or give this one its own file with --state-file PATH"
+        )
 
 
 def free_port() -> int:
@@ -44,7 +72,17 @@ def free_port() -> int:
 def _bind(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(port) from None
+        if exc.errno == errno.EACCES:
+            raise StackStartError(
+                f"port {port} needs privileges this user lacks; pick one above 1023 with --port N"
+            ) from None
+        raise
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
@@ -63,9 +101,11 @@ class ServerThread:
     def start(self) -> int:
         import uvicorn
 
-        self.sock = _bind(self.port)
+        if self.sock is None:
+            self.sock = _bind(self.port)
+        # Lifespan on: the app's shutdown closes what it opened (the upstream HTTP session).
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=75,
+            self.app, log_level="warning", lifespan="on", access_log=False, timeout_keep_alive=75,
             http="httptools", loop="uvloop",
         )  # fmt: skip
         self.server = uvicorn.Server(config)
@@ -93,11 +133,18 @@ class LocalStack:
     state_file: Path | None = None
     demo: bool = True
     log: Callable[[str], None] = print
+    #: One line per API request (method, path, status, account, duration; TTFT for streams).
+    request_log: Callable[[str], None] | None = None
     state: dict[str, Any] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
+    _api_socket: socket.socket | None = None
+    _wrote_state: bool = False
 
     def start(self) -> dict[str, Any]:
+        """Claim the port and the state file first: a second stack fails before touching anything."""
         started = time.monotonic()
+        self._api_socket = _bind(self.port)
+        self._claim_state_file()
         aws_url = self._start_moto()
         template = load_template()
         resolver = Resolver(parameter_defaults(template, {"Stage": LOCAL_STAGE, "LogLevel": "WARNING"}))
@@ -112,7 +159,7 @@ class LocalStack:
 
         composition.reset()
         front_door = self._front_door(template)
-        http = ServerThread(front_door, self.port)
+        http = ServerThread(front_door, self.port, sock=self._api_socket)
         api_port = http.start()
         self._stoppers.append(http.stop)
         api_url = f"http://127.0.0.1:{api_port}"
@@ -148,6 +195,18 @@ class LocalStack:
         partial = self.state_file.with_name(self.state_file.name + ".partial")
         partial.write_text(json.dumps(self.state, indent=2) + "\n", "utf-8")
         os.replace(partial, self.state_file)
+        self._wrote_state = True
+
+    def _claim_state_file(self) -> None:
+        """Refuse a state file that a running stack still answers for; a stale one is overwritten."""
+        if self.state_file is None or not self.state_file.exists():
+            return
+        try:
+            api_url = str(json.loads(self.state_file.read_text("utf-8")).get("apiUrl") or "")
+        except (OSError, ValueError, AttributeError):
+            return
+        if api_url and _answers(api_url):
+            raise StateFileInUse(self.state_file, api_url)
 
     def _start_moto(self) -> str:
         import logging
@@ -215,7 +274,17 @@ class LocalStack:
         routes = api_routes(template)
         # The stream app is served in this process, on this port: no extra HTTP hop.
         streaming = {r.path: _streaming_app(r.module) for r in routes if r.streaming}
-        return FrontDoor(routes, authorizer, gateway_responses(template), LOCAL_STAGE, streaming)
+        shutdown = [_streaming_shutdown(r.module) for r in routes if r.streaming]
+        return FrontDoor(
+            routes,
+            authorizer,
+            gateway_responses(template),
+            LOCAL_STAGE,
+            streaming,
+            method_responses=method_not_allowed_responses(template),
+            request_log=self.request_log,
+            on_shutdown=[hook for hook in shutdown if hook is not None],
+        )
 
     def stop(self) -> None:
         while self._stoppers:
@@ -224,8 +293,34 @@ class LocalStack:
                 stopper()
             except Exception as exc:  # keep stopping the rest
                 self.log(f"while stopping: {type(exc).__name__}")
-        if self.state_file is not None and self.state_file.exists():
-            self.state_file.unlink()
+        if self._api_socket is not None:
+            self._api_socket.close()
+        self._remove_own_state_file()
+
+    def _remove_own_state_file(self) -> None:
+        """Only the file this stack wrote, and only while it still describes this stack."""
+        if not self._wrote_state or self.state_file is None:
+            return
+        try:
+            on_disk = json.loads(self.state_file.read_text("utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(on_disk, dict) and on_disk.get("apiUrl") == self.state.get("apiUrl"):
+            self.state_file.unlink(missing_ok=True)
+
+
+def _answers(api_url: str) -> bool:
+    """Whether something listens at the URL's loopback port (a live stack, not a stale file)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(api_url)
+    if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", parts.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _streaming_app(module: str) -> Any:
@@ -233,6 +328,13 @@ def _streaming_app(module: str) -> Any:
     import importlib
 
     return importlib.import_module(module).app
+
+
+def _streaming_shutdown(module: str) -> Any:
+    """The module's ``shutdown`` coroutine function (closes its HTTP session), if it has one."""
+    import importlib
+
+    return getattr(importlib.import_module(module), "shutdown", None)
 
 
 def register_demo_llms(account_id: str, fake_url: str) -> dict[str, str]:

@@ -179,6 +179,38 @@ def gateway_responses(template: dict[str, Any]) -> dict[str, tuple[int, str]]:
     return {}
 
 
+@dataclass(frozen=True)
+class MockResponse:
+    """A mock integration's fixed answer (the API's 405s): status, headers and JSON body."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+def method_not_allowed_responses(template: dict[str, Any]) -> dict[str, MockResponse]:
+    """Per API path, the answer of its ``x-amazon-apigateway-any-method`` mock (a 405 with
+    ``Allow``), read from the API's ``DefinitionBody`` exactly as API Gateway would serve it."""
+    out: dict[str, MockResponse] = {}
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Api":
+            continue
+        paths = (resource["Properties"].get("DefinitionBody") or {}).get("paths") or {}
+        for path, item in paths.items():
+            method = (item or {}).get("x-amazon-apigateway-any-method") or {}
+            integration = method.get("x-amazon-apigateway-integration") or {}
+            if str(integration.get("type", "")).lower() != "mock":
+                continue
+            answer = (integration.get("responses") or {}).get("default") or {}
+            headers = {
+                name.removeprefix("method.response.header."): str(value).strip("'")
+                for name, value in (answer.get("responseParameters") or {}).items()
+            }
+            body = (answer.get("responseTemplates") or {}).get("application/json", "")
+            out[str(path)] = MockResponse(int(answer.get("statusCode", 200)), headers, str(body))
+    return out
+
+
 def function_environment(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:
     """Globals plus every function's own variables, resolved (one process runs them all)."""
     env: dict[str, str] = {}

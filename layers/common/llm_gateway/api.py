@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Param, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
+from llm_gateway import validation_messages
 from llm_gateway.errors import (
     BadRequest,
     GatewayError,
@@ -32,15 +33,12 @@ from llm_gateway.errors import (
     UnsupportedMediaType,
 )
 from llm_gateway.models.common import ErrorResponse
-from llm_gateway.models.llm import LlmFormat
 from llm_gateway.observability import get_logger
 from llm_gateway.settings import get_settings
 
 BEARER_SCHEME = "accountApiKey"
 SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 MAX_JSON_DEPTH = 32
-#: Location parts that say where pydantic looked, not which field a customer got wrong.
-_LOC_NOISE = frozenset({"body", *LlmFormat})
 
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -250,15 +248,8 @@ def create_resolver(title: str) -> GatewayResolver:
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[Any]:
-        details = [
-            {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p not in _LOC_NOISE),
-                "message": err.get("msg", ""),
-                "type": err.get("type", ""),
-            }
-            for err in exc.errors()
-        ]
-        return error_response(BadRequest("The request is not valid.", details=details))
+        details = validation_messages.describe(exc.errors())
+        return error_response(BadRequest(validation_messages.headline(details), details=details))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported(exc: RequestUnsupportedContentType) -> Response[Any]:

@@ -21,7 +21,6 @@ class BuiltinLlm(BaseModel):
     model_name: str
     urls: list[EndpointUrl]
     description: str
-    is_default: bool = False
     client_side: bool = False
 
     def to_llm(self) -> Llm:
@@ -34,7 +33,7 @@ class BuiltinLlm(BaseModel):
             model_name=self.model_name,
             status=LlmStatus.VALID,
             validation=ValidationSummary(compatible=True, summary="Built-in LLM operated by the platform."),
-            is_default=self.is_default,
+            is_default=True,  # isDefault means "built in, provided by the platform"
             version=1,
         )
 

@@ -1,4 +1,9 @@
-"""Stream metrics as CloudWatch EMF through Powertools: time to first token, overhead, errors by code."""
+"""Stream metrics as CloudWatch EMF through Powertools: time to first token, overhead, errors by code.
+
+EMF is for CloudWatch: with ``POWERTOOLS_METRICS_DISABLED`` (or ``POWERTOOLS_DEV``) set, as the local
+stack does, nothing is written. Powertools' own ``flush_metrics`` honours that switch; its
+``single_metric`` and its 100-values auto-flush do not, so this adapter checks it first.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from llm_gateway.domain.streaming import OUTCOME_OK
 from llm_gateway.observability import get_metrics
@@ -18,11 +24,15 @@ class StreamMetrics:
     def failed(self, code: str) -> None:
         """Errors by code (an ``ErrorCode``, or a ``GatewayError``'s code before the stream opened):
         one EMF record with its own ``code`` dimension (nothing left behind)."""
+        if is_metrics_disabled():
+            return
         with single_metric(name="StreamErrors", unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="code", value=code)
 
     def finished(self, opened: OpenStream, started: float) -> None:
         """One EMF record per stream, written after the last byte (off the hot path)."""
+        if is_metrics_disabled():
+            return
         metrics = get_metrics()
         timings = opened.timings
         if timings.first_output is not None:

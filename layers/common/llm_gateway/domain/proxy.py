@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from llm_gateway import validation_messages
 from llm_gateway.catalog import BuiltinLlm
 from llm_gateway.domain.sessions import ActiveSession
 from llm_gateway.domain.streaming import Limits, OpenStream, UpstreamTransport, open_stream
@@ -47,17 +48,15 @@ class UrlStats:
 
 def parse_chat(body: bytes) -> ChatRequest:
     try:
-        return ChatRequest.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as exc:
-        details = (
-            [
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in exc.errors(include_input=False)
-            ]
-            if isinstance(exc, ValidationError)
-            else None
-        )
-        raise BadRequest("The body is not a valid Chat Completions request.", details=details) from None
+        data = json.loads(body)
+    except ValueError:
+        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+    try:
+        return ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        details = validation_messages.describe(exc.errors(include_input=False, include_url=False))
+        message = validation_messages.headline(details, "The body is not a valid Chat Completions request")
+        raise BadRequest(message, details=details) from None
 
 
 def with_system_prompt(chat: ChatRequest, system_prompt: str | None) -> ChatRequest:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from llm_gateway import validation_messages
 from llm_gateway.catalog import builtin_llms, get_builtin
 from llm_gateway.domain.ports import (
     CredentialStore,
@@ -24,6 +25,7 @@ from llm_gateway.domain.ports import (
 )
 from llm_gateway.errors import (
     BadRequest,
+    Conflict,
     EndpointUnresolvable,
     Forbidden,
     GatewayError,
@@ -43,6 +45,7 @@ from llm_gateway.models.llm import (
     LlmUpdate,
     OpenAiCreate,
     StoredLlm,
+    Timeouts,
     ValidationSummary,
     secret_hint,
     spec_fields,
@@ -60,11 +63,8 @@ def _now() -> datetime:
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors without the offending input, which may be a secret."""
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_input=False, include_url=False)
-    ]
+    """Pydantic errors in people's words, without the offending input (it may be a secret)."""
+    return list(validation_messages.describe(exc.errors(include_input=False, include_url=False)))
 
 
 @dataclass
@@ -106,6 +106,17 @@ class Registry:
             raise
         self.events.publish(LLM_REGISTERED, _event_detail(stored))
         return stored.public()
+
+    def check_replay(self, account_id: str, llm_id: str) -> None:
+        """An idempotent replay answers with the LLM it created; if that LLM has been deleted
+        since, the key cannot be honoured: 409, never a dead id."""
+        if self.llms.get(account_id, llm_id) is None:
+            raise Conflict(
+                f"This Idempotency-Key already created LLM {llm_id}, which has since been deleted. "
+                "Send the request with a new Idempotency-Key to register it again.",
+                code="idempotency_key_reused",
+                details={"llmId": llm_id},
+            )
 
     # ------------------------------------------------------------------ read
     def get(self, account_id: str, llm_id: str) -> Llm:
@@ -149,7 +160,7 @@ class Registry:
                     f"The LLM is at version {current.version}, not {if_match}. Fetch it again and retry.",
                     details={"currentVersion": current.version},
                 )
-            updated = self._apply(current, changes, new_secret)
+            updated, upstream_changed = self._apply(current, changes, new_secret)
             if new_secret is not None:
                 self.credentials.stage_pending(account_id, llm_id, new_secret)
             try:
@@ -160,13 +171,20 @@ class Registry:
                         "The LLM was changed by another request. Fetch it again and retry."
                     ) from None
                 continue
-            detail = _event_detail(updated) | {"secretStaged": new_secret is not None}
-            self.events.publish(LLM_UPDATED, detail)
+            if upstream_changed or new_secret is not None:  # a rename needs no revalidation
+                detail = _event_detail(updated) | {"secretStaged": new_secret is not None}
+                self.events.publish(LLM_UPDATED, detail)
             return updated.public()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _apply(self, current: StoredLlm, changes: dict[str, Any], new_secret: str | None) -> StoredLlm:
-        """Merge a partial update and re-check the whole config against its spec's rules."""
+    def _apply(
+        self, current: StoredLlm, changes: dict[str, Any], new_secret: str | None
+    ) -> tuple[StoredLlm, bool]:
+        """Merge a partial update and re-check the whole config against its spec's rules.
+
+        Returns the new record and whether the upstream call changed (then ``status`` goes back
+        to ``pending`` until revalidation). A new secret leaves ``status`` alone: the current key
+        stays in service until the new one passes, and the summary says one is pending."""
         merged = {
             **current.model_dump(
                 mode="json",
@@ -181,23 +199,34 @@ class Registry:
         try:
             spec = spec_model.model_validate(merged)
         except ValidationError as exc:
-            raise BadRequest("The updated LLM config is not valid.", details=validation_errors(exc)) from None
-        endpoint_changed = bool(changes)
-        return StoredLlm.model_validate(
+            details = validation_errors(exc)
+            raise BadRequest(
+                validation_messages.headline(details, "The updated LLM config is not valid"), details=details
+            ) from None
+        upstream_changed = _upstream_view(spec) != _upstream_view(current)
+        if upstream_changed:
+            validation = ValidationSummary(summary="Revalidation is queued.")
+        elif new_secret:
+            validation = current.validation.model_copy(
+                update={
+                    "summary": f"A new key ({secret_hint(new_secret)}) is pending validation; "
+                    f"the current key ({current.secret_hint}) stays in service until it passes."
+                }
+            )
+        else:
+            validation = current.validation
+        updated = StoredLlm.model_validate(
             current.model_dump()
             | {
                 **{k: getattr(spec, k) for k in spec_model.model_fields},
-                "status": LlmStatus.PENDING if endpoint_changed else current.status,
-                "validation": (
-                    ValidationSummary(summary="Revalidation is queued.")
-                    if endpoint_changed
-                    else current.validation
-                ),
+                "status": LlmStatus.PENDING if upstream_changed else current.status,
+                "validation": validation,
                 "pending_secret_hint": secret_hint(new_secret) if new_secret else current.pending_secret_hint,
                 "version": current.version + 1,
                 "updated_at": _now(),
             }
         )
+        return updated, upstream_changed
 
     # ------------------------------------------------------------------ delete
     def delete(self, account_id: str, llm_id: str) -> None:
@@ -224,6 +253,25 @@ class Registry:
             raise Forbidden(
                 f"Built-in LLM {llm_id} is read-only and cannot be {verb}.", code="builtin_read_only"
             )
+
+
+#: What shapes the upstream call: a change here sends the LLM back to validation. ``temperature``
+#: and ``maxTokens`` count: they are sent upstream, and a model may refuse them. ``displayName``,
+#: ``description`` and ``metadata`` are ours alone.
+UPSTREAM_FIELDS = frozenset(
+    {
+        "llm_format", "urls", "model_name", "deployment_name", "api_version", "headers", "timeouts",
+        "temperature", "max_tokens",
+    }
+)  # fmt: skip
+
+
+def _upstream_view(config: Any) -> dict[str, Any]:
+    """The upstream-relevant fields, with "absent" and "default" made equal (no header = {})."""
+    view = dict(config.model_dump(mode="json", include=UPSTREAM_FIELDS))
+    view["headers"] = view.get("headers") or {}
+    view["timeouts"] = view.get("timeouts") or Timeouts().model_dump(mode="json")
+    return view
 
 
 def check_endpoint_urls(url_guard: UrlGuard, urls: Sequence[EndpointUrl]) -> None:

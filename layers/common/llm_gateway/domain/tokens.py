@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from llm_gateway.domain.accounts import API_KEY_PREFIX
 from llm_gateway.errors import BadRequest, Forbidden, Unauthorized
 
 ALGORITHM: Final = "ES256"
@@ -70,6 +71,13 @@ class TokenInvalid(Unauthorized):
 
 class TokenMalformed(TokenInvalid):
     code = "token_malformed"
+
+
+#: What to send instead, for callers who sent something that is not a session token at all.
+WHERE_SESSIONS_COME_FROM = (
+    "The chat endpoint takes a session token: mint one with POST /v1/auth/session-token "
+    "(Authorization: Bearer <account API key>) and send its sessionToken as Authorization: Bearer <sessionToken>."
+)
 
 
 class TokenHeaderRejected(TokenInvalid):
@@ -527,10 +535,14 @@ class TokenVerifier:
 
     def _check_structure_and_header(self, token: str) -> tuple[re.Match[str], ec.EllipticCurvePublicKey]:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-            raise TokenMalformed("Session token is malformed")
+            raise TokenMalformed(f"Session token is malformed. {WHERE_SESSIONS_COME_FROM}")
         match = _TOKEN_PATTERN.fullmatch(token)
         if match is None:
-            raise TokenMalformed("Session token is malformed")
+            if token.startswith(API_KEY_PREFIX):
+                raise TokenMalformed(
+                    "This is an account API key, not a session token. " + WHERE_SESSIONS_COME_FROM
+                )
+            raise TokenMalformed(f"Session token is malformed. {WHERE_SESSIONS_COME_FROM}")
         try:
             header = _json_object(match.group(1))
         except (ValueError, binascii.Error) as exc:
