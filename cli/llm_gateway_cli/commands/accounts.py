@@ -39,17 +39,24 @@ def accounts_create(name: str, state_file: Path | None, stack_name: str, *, as_j
                 "TABLE_NAME": state["tableName"],
             }
         )
+        usage_plan_id = state.get("usagePlanId")
     elif state_file is not None:
         print(f"error: no state file at {state_file}; is `llm-gateway dev` running?", file=sys.stderr)
         return USAGE_ERROR
     else:
         os.environ["TABLE_NAME"] = _stack_output(stack_name, "TableName")
+        usage_plan_id = _stack_output(stack_name, "UsagePlanId")
 
     from llm_gateway import composition
     from llm_gateway.domain.accounts import create_account
+    from llm_gateway.domain.usage_plans import enroll_account
 
     composition.reset()
     created = create_account(composition.account_repository(), name)
+    if usage_plan_id:  # the account's own throttle: its key in the stage's usage plan
+        enroll_account(
+            composition.usage_plans(), composition.usage_key_repository(), created.account_id, usage_plan_id
+        )
     if as_json:
         print(json.dumps(created.to_json_dict()))
     else:
