@@ -65,7 +65,7 @@ def door(aws: AwsStack, monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCol
         )
     )
     limits = usage_plan_limits(template, resolver)
-    assert limits is not None and limits.burst == BURST
+    assert limits is not None and limits.default.burst == BURST
     (plan,) = aws.client("apigateway").get_usage_plans()["items"]
     resolver.refs[limits.logical_id] = plan["id"]
     keys = {}

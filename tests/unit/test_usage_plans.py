@@ -6,6 +6,7 @@ import re
 
 from llm_gateway.domain.accounts import create_account
 from llm_gateway.domain.usage_plans import enroll_account, usage_key_value
+from llm_gateway_cli.local.template import Throttle, UsagePlanLimits
 from llm_gateway_cli.local.usage_plan import TokenBucket, UsagePlanGate
 
 
@@ -80,7 +81,7 @@ def test_bucket_allows_the_burst_then_refills_at_the_rate() -> None:
 
 def test_gate_refuses_keys_outside_the_plan_and_throttles_each_key_on_its_own() -> None:
     clock = FakeClock()
-    gate = UsagePlanGate(1.0, 1, is_member=lambda key: key in {"a", "b"}, clock=clock)
+    gate = UsagePlanGate(UsagePlanLimits("Plan", Throttle(1.0, 1)), lambda key: key in {"a", "b"}, clock)
     for key in (None, "stranger"):
         refused = gate.admit(key)
         assert refused is not None and refused.gateway_response == "INVALID_API_KEY", key
@@ -89,3 +90,13 @@ def test_gate_refuses_keys_outside_the_plan_and_throttles_each_key_on_its_own() 
     assert throttled is not None and throttled.gateway_response == "THROTTLED"
     assert throttled.retry_after_s == 1.0
     assert gate.admit("b") is None, "another account's bucket is untouched"
+
+
+def test_a_method_the_plan_throttles_on_its_own_has_its_own_bucket_per_account() -> None:
+    mint = "/v1/auth/session-token/POST"
+    limits = UsagePlanLimits("Plan", Throttle(1.0, 1), {mint: Throttle(1.0, 3)})
+    gate = UsagePlanGate(limits, lambda key: True, FakeClock())
+    assert gate.admit("a", "/v1/llms/GET") is None
+    assert gate.admit("a", "/v1/llms/GET") is not None, "management: burst 1"
+    assert [gate.admit("a", mint) for _ in range(3)] == [None] * 3, "minting: burst 3, its own bucket"
+    assert gate.admit("a", mint) is not None

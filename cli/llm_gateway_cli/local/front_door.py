@@ -191,7 +191,7 @@ class FrontDoor:
                 return authorized
             usage_key = authorized.usage_key
         if route.metered and self._usage_plan is not None:
-            refusal = self._usage_plan.admit(usage_key)
+            refusal = self._usage_plan.admit(usage_key, f"{route.path}/{route.method}")
             if refusal is not None:
                 return self._refusal(refusal.gateway_response, refusal.retry_after_s)
         function = self._functions[route.function]

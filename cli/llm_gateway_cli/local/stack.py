@@ -264,7 +264,7 @@ def usage_plan_gate(template: dict[str, Any], resolver: Resolver) -> UsagePlanGa
         pages = apigateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan_id)
         return any(item.get("value") == usage_key for page in pages for item in page.get("items", []))
 
-    return UsagePlanGate(limits.rate_per_second, limits.burst, is_member)
+    return UsagePlanGate(limits, is_member)
 
 
 def _streaming_app(module: str) -> Any:

@@ -209,21 +209,35 @@ def gateway_response_headers(template: dict[str, Any]) -> dict[str, dict[str, st
 
 
 @dataclass(frozen=True)
-class UsagePlanLimits:
-    """The per-account token bucket of the template's usage plan."""
-
-    logical_id: str
+class Throttle:
     rate_per_second: float
     burst: int
+
+    @staticmethod
+    def of(spec: dict[str, Any]) -> Throttle:
+        return Throttle(float(spec.get("RateLimit", 0)), int(float(spec.get("BurstLimit", 0))))
+
+
+@dataclass(frozen=True)
+class UsagePlanLimits:
+    """The per-account token buckets of the template's usage plan: a default and per method."""
+
+    logical_id: str
+    default: Throttle
+    #: ``"/path/METHOD"`` -> its own per-account limit (the plan's API-stage throttle map).
+    methods: dict[str, Throttle] = field(default_factory=dict)
 
 
 def usage_plan_limits(template: dict[str, Any], resolver: Resolver) -> UsagePlanLimits | None:
     for logical, resource in template["Resources"].items():
         if resource.get("Type") == "AWS::ApiGateway::UsagePlan":
-            throttle = resolver.resolve(resource["Properties"].get("Throttle", {}))
-            return UsagePlanLimits(
-                logical, float(throttle.get("RateLimit", 0)), int(float(throttle.get("BurstLimit", 0)))
-            )
+            props = resolver.resolve({k: v for k, v in resource["Properties"].items() if k != "ApiStages"})
+            methods = {
+                key: Throttle.of(resolver.resolve(spec))
+                for stage in resource["Properties"].get("ApiStages", [])
+                for key, spec in stage.get("Throttle", {}).items()
+            }
+            return UsagePlanLimits(logical, Throttle.of(props.get("Throttle", {})), methods)
     return None
 
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from llm_gateway_cli.local.template import UsagePlanLimits
+
 
 @dataclass
 class TokenBucket:
@@ -48,33 +50,39 @@ class Refusal:
 
 
 class UsagePlanGate:
-    """One plan's membership check and per-key buckets."""
+    """One plan's membership check and per-key (and per-method, where the plan says so) buckets."""
 
     def __init__(
         self,
-        rate_per_second: float,
-        burst: int,
+        limits: UsagePlanLimits,
         is_member: Callable[[str], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.rate_per_second, self.burst = rate_per_second, burst
+        self.limits = limits
         self._is_member = is_member
         self._clock = clock
         self._members: set[str] = set()
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._lock = threading.Lock()
 
-    def admit(self, usage_key: str | None) -> Refusal | None:
-        """``None`` when the request may go on; otherwise the refusal API Gateway would answer."""
+    def admit(self, usage_key: str | None, method: str = "") -> Refusal | None:
+        """``None`` when the request may go on; otherwise the refusal API Gateway would answer.
+
+        ``method`` is ``"/path/METHOD"``: a method the plan throttles on its own has its own bucket.
+        """
         if not usage_key:
             return Refusal("INVALID_API_KEY")
         if usage_key not in self._members:
             if not self._is_member(usage_key):
                 return Refusal("INVALID_API_KEY")
             self._members.add(usage_key)  # keys are never removed from a plan locally
+        throttle = self.limits.methods.get(method)
+        slot = (usage_key, method if throttle else "")
+        throttle = throttle or self.limits.default
         with self._lock:
-            bucket = self._buckets.get(usage_key)
+            bucket = self._buckets.get(slot)
             if bucket is None:
-                bucket = self._buckets[usage_key] = TokenBucket(self.rate_per_second, self.burst, self._clock)
+                bucket = TokenBucket(throttle.rate_per_second, throttle.burst, self._clock)
+                self._buckets[slot] = bucket
             wait = bucket.take()
         return None if wait == 0.0 else Refusal("THROTTLED", wait)
