@@ -9,7 +9,7 @@ export PYENV_VERSION ?= 3.11.7:3.13.0
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install dev test lint typecheck template python313 build deploy pytest openapi bench lock clean
+.PHONY: install dev test lint typecheck template python313 build deploy pytest smoke openapi bench lock clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements/dev.txt layers/common/requirements.txt
 dev: install
 	$(BIN)/llm-gateway dev
 
-test: install lint typecheck template build pytest
+test: install lint typecheck template build pytest smoke
 
 lint: install
 	$(BIN)/ruff check .
@@ -53,7 +53,13 @@ deploy: build
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam deploy $(DEPLOY_ARGS)
 
 pytest: install
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not smoke"
+
+# The public-API end-to-end checks against any gateway: `make smoke API_URL=https://… API_KEY=llmgw_…`
+# plus SMOKE_LLM_URL, SMOKE_LLM_KEY (and SMOKE_LLM_FORMAT, SMOKE_LLM_MODEL) for the LLM it registers.
+# Without API_URL it starts `llm-gateway dev` and uses its fake provider. The key is never echoed.
+smoke: install
+	@SMOKE_API_URL='$(API_URL)' SMOKE_API_KEY='$(API_KEY)' $(BIN)/pytest -m smoke -n 0 tests/e2e
 
 openapi: install
 	$(BIN)/python -m llm_gateway_cli.openapi_export

@@ -13,6 +13,8 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,7 +24,9 @@ from starlette.types import Receive, Scope, Send
 
 from llm_gateway import composition
 from llm_gateway.domain.proxy import StreamProxy
+from llm_gateway.domain.streaming import Timings, UpstreamFailure
 from llm_gateway.errors import ErrorCode, GatewayError, PayloadTooLarge, Unauthorized
+from llm_gateway.observability import get_logger
 
 MAX_BODY_BYTES = 1_048_576
 _SSE_HEADERS = [
@@ -87,6 +91,48 @@ async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round((end - start) * 1000, 1)
+
+
+@dataclass
+class StreamRecord:
+    """The one log line of a stream request: ids, outcome and timings; never content or keys."""
+
+    request_id: str
+    started: float
+    account_id: str | None = None
+    llm_id: str | None = None
+    outcome: str = "unknown"
+    upstream_status: int | None = None
+    timings: Timings | None = None
+    chunks: int = 0
+
+    def fields(self, ended: float) -> dict[str, Any]:
+        t = self.timings
+        return {
+            "request_id": self.request_id,
+            "account_id": self.account_id,
+            "llm_id": self.llm_id,
+            "outcome": self.outcome,
+            "upstream_status": self.upstream_status,
+            "upstream_ttfb_ms": _ms(t.upstream_sent, t.upstream_headers) if t else None,
+            "ttft_ms": _ms(self.started, t.first_output) if t else None,
+            "total_ms": _ms(self.started, ended),
+            "chunks": self.chunks,
+            "attempts": t.attempts if t else 0,
+        }
+
+    def fail(self, error: GatewayError) -> None:
+        self.outcome = error.code
+        if isinstance(error, UpstreamFailure):
+            self.upstream_status = error.upstream_status
+
+    def write(self) -> None:
+        """After the last byte (or the error) went out: off the stream's hot path."""
+        get_logger().info("stream request", extra={"stream": self.fields(time.monotonic())})
+
+
 _proxy: StreamProxy | None = None
 
 
@@ -103,14 +149,26 @@ class ChatCompletions:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
         request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
+        record = StreamRecord(request_id=request_id, started=started)
+        try:
+            await self._serve(scope, receive, send, record)
+        finally:
+            record.write()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
+        request_id = record.request_id
         try:
             proxy = _proxy or await _build_proxy()
             token = _bearer(scope)
             body = await _read_body(receive)
         except GatewayError as error:
+            record.fail(error)
             composition.stream_metrics().failed(error.code)
             await _send_error(send, error, request_id)
             return
+        except asyncio.CancelledError:
+            record.outcome = "client_disconnected"
+            raise
         # From here on a client that goes away cancels the work at once, even while the upstream
         # is still thinking about its first token (the upstream request is aborted with it).
         task = asyncio.current_task()
@@ -125,10 +183,12 @@ class ChatCompletions:
 
         watcher = asyncio.create_task(watch_disconnect())
         try:
-            await self._answer(proxy, scope, send, token, body, started, request_id)
+            await self._answer(proxy, scope, send, token, body, record)
         except asyncio.CancelledError:
             if not disconnected.is_set():
                 raise
+            if record.outcome == "unknown":
+                record.outcome = "client_disconnected"
         finally:
             watcher.cancel()
 
@@ -139,16 +199,19 @@ class ChatCompletions:
         send: Send,
         token: str,
         body: bytes,
-        started: float,
-        request_id: str,
+        record: StreamRecord,
     ) -> None:
+        started, request_id = record.started, record.request_id
         try:
             session = await proxy.authorize(token)
+            record.account_id, record.llm_id = session.record.account_id, session.llm.id
             opened = await proxy.open(session, body, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:
+            record.fail(error)
             composition.stream_metrics().failed(error.code)
             await _send_error(send, error, request_id)
             return
+        record.timings, record.upstream_status = opened.timings, opened.response.status
         await send(
             {
                 "type": "http.response.start",
@@ -164,11 +227,13 @@ class ChatCompletions:
             async with contextlib.aclosing(opened.body()) as pieces:
                 async for piece in pieces:
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
+                    record.chunks += 1
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             opened.outcome = opened.outcome or ErrorCode.CLIENT_DISCONNECTED
             raise
         finally:
+            record.outcome = opened.outcome or "unknown"
             composition.stream_metrics().finished(opened, started)
 
 

@@ -44,8 +44,23 @@ ALLOWED_MANAGED_POLICIES = frozenset(
         "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
     }
 )
+#: AWS-managed policies allowed only on the role API Gateway assumes to write its access logs.
+API_GATEWAY_LOGGING_POLICY = (
+    "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+)
 SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
 SECRET_NAME_PREFIX = "llm-gateway/${Stage}/"
+#: Tenant secrets are llm-gateway/<stage>/<accountId>/<llmId>, and account ids start with acct_.
+TENANT_SECRETS = SECRET_NAME_PREFIX + "acct_*"
+#: Built-in LLMs' platform keys: llm-gateway/<stage>/<PlatformSecretsFolder>/<built-in id>.
+PLATFORM_SECRETS = SECRET_NAME_PREFIX + "${PlatformSecretsFolder}/*"
+#: Functions that may read platform secrets (the built-ins' keys).
+PLATFORM_SECRET_READERS = frozenset({"StreamProxyFunction"})
+#: Secrets Manager actions that change a secret (never on platform secrets).
+SECRET_WRITES = frozenset(
+    {"secretsmanager:createsecret", "secretsmanager:putsecretvalue", "secretsmanager:deletesecret",
+     "secretsmanager:updatesecretversionstage", "secretsmanager:tagresource", "secretsmanager:updatesecret"}
+)  # fmt: skip
 COMMON_LAYER = "CommonLayer"
 RUNTIME = "python3.13"
 REGION = "us-east-1"
@@ -297,13 +312,30 @@ def check_powertools_env(sam: Template, cfn: Template) -> list[str]:
 # ---------------------------------------------------------------------------- IAM
 
 
+def _assumed_by(role: dict[str, Any]) -> set[str]:
+    document = props(role).get("AssumeRolePolicyDocument") or {}
+    return {
+        str(service)
+        for st in as_list(document.get("Statement"))
+        if isinstance(st, dict)
+        for service in as_list((st.get("Principal") or {}).get("Service"))
+    }
+
+
 def check_managed_policies(cfn: Template) -> list[str]:
-    """Function roles carry only the AWS-managed policies SAM itself adds; everything else inline."""
+    """Function roles carry only the AWS-managed policies SAM itself adds; everything else inline.
+
+    The one exception is API Gateway's own logging role, which may carry only AWS's policy for it.
+    """
     problems = []
     for role_id, role in resources(cfn, "AWS::IAM::Role"):
+        apigateway_only = _assumed_by(role) == {"apigateway.amazonaws.com"}
         for arn in as_list(props(role).get("ManagedPolicyArns")):
-            if arn not in ALLOWED_MANAGED_POLICIES:
-                problems.append(f"{role_id}: managed policy {show(arn)} is not allowed; use an inline policy")
+            if isinstance(arn, str) and arn in ALLOWED_MANAGED_POLICIES:
+                continue
+            if apigateway_only and sub_text(arn) == API_GATEWAY_LOGGING_POLICY:
+                continue
+            problems.append(f"{role_id}: managed policy {show(arn)} is not allowed; use an inline policy")
     return problems
 
 
@@ -364,15 +396,46 @@ def check_secrets_scoped_to_stage_prefix(cfn: Template) -> list[str]:
 _DECRYPT_ACTIONS = {"kms:decrypt", "secretsmanager:getsecretvalue"}
 
 
+def _condition_values(st: Statement, key: str) -> list[Any]:
+    """Every value a condition of the statement gives ``key`` (any operator; case-insensitive key)."""
+    return [
+        value
+        for operator in (st.body.get("Condition") or {}).values()
+        if isinstance(operator, dict)
+        for name, values in operator.items()
+        if name.lower() == key.lower()
+        for value in as_list(values)
+    ]
+
+
+def _only_through_secrets_manager(st: Statement) -> bool:
+    """A kms:Decrypt that only Secrets Manager can exercise (kms:ViaService secretsmanager.*)."""
+    via = [sub_text(v) or "" for v in _condition_values(st, "kms:ViaService")]
+    return bool(via) and all(v.startswith("secretsmanager.") for v in via)
+
+
 def check_decrypt_only_on_allowed_functions(
     cfn: Template, allowed: frozenset[str] = DECRYPTING_FUNCTIONS
 ) -> list[str]:
-    """SECURITY 9: kms:Decrypt / GetSecretValue only on the allow-listed decrypting functions."""
+    """SECURITY 9: kms:Decrypt / GetSecretValue only on the allow-listed decrypting functions.
+
+    A writer of secrets (CreateSecret/PutSecretValue under a customer managed key) needs kms:Decrypt
+    too; that grant is allowed elsewhere only through Secrets Manager (kms:ViaService), and only to
+    a role that cannot call GetSecretValue, so it still cannot read a secret.
+    """
     problems = []
     fn_by_role = role_functions(cfn)
+    readers = {
+        role
+        for st in iam_statements(cfn)
+        if st.allows and "secretsmanager:getsecretvalue" in st.actions_lower
+        for role in st.roles
+    }
     for st in iam_statements(cfn):
         granted = st.actions_lower & _DECRYPT_ACTIONS
         if not st.allows or not granted:
+            continue
+        if granted == {"kms:decrypt"} and _only_through_secrets_manager(st) and not set(st.roles) & readers:
             continue
         if not st.roles:
             problems.append(f"{st.where}: grants {sorted(granted)} but is attached to no role")
@@ -644,3 +707,547 @@ def check_credentials_key_rotation(cfn: Template) -> list[str]:
             f"CredentialsKey: EnableKeyRotation is {props(key).get('EnableKeyRotation')!r}, expected true"
         ]
     return []
+
+
+# ---------------------------------------------------------------------------- issue 12: deployable
+
+
+def parameter_default(template: Template, value: Any) -> Any:
+    """A literal, or the Default of the parameter a {"Ref": ...} names (None for other intrinsics)."""
+    if isinstance(value, dict):
+        name = value.get("Ref") if len(value) == 1 else None
+        spec = (template.get("Parameters") or {}).get(name) if isinstance(name, str) else None
+        return spec.get("Default") if isinstance(spec, dict) else None
+    return value
+
+
+def _number(template: Template, value: Any) -> float | None:
+    try:
+        return float(parameter_default(template, value))
+    except (TypeError, ValueError):
+        return None
+
+
+def stream_integration(cfn: Template, path: str = "/v1/chat/completions") -> dict[str, Any] | None:
+    for _, api in resources(cfn, "AWS::ApiGateway::RestApi"):
+        operation = ((props(api).get("Body") or {}).get("paths") or {}).get(path, {}).get("post")
+        if operation:
+            integration: dict[str, Any] = operation.get("x-amazon-apigateway-integration") or {}
+            return integration
+    return None
+
+
+def check_streaming_timeout(cfn: Template, function: str = "StreamProxyFunction") -> list[str]:
+    """The streaming integration may run as long as the function: TimeoutInMillis = Timeout x 1000."""
+    integration = stream_integration(cfn)
+    if integration is None:
+        return ["no POST /v1/chat/completions integration in the translated REST API"]
+    timeout_ms = integration.get("timeoutInMillis")
+    fn_timeout = _number(cfn, props(cfn["Resources"].get(function, {})).get("Timeout"))
+    problems = []
+    if integration.get("responseTransferMode") != "STREAM":
+        problems.append(
+            f"POST /v1/chat/completions: responseTransferMode is {integration.get('responseTransferMode')!r}"
+        )
+    if not isinstance(timeout_ms, int) or timeout_ms > 900_000:
+        problems.append(
+            f"POST /v1/chat/completions: timeoutInMillis is {timeout_ms!r}; a streaming integration needs it set "
+            "(the buffered default of 29,000 ms cuts every longer answer), at most 900,000"
+        )
+    elif fn_timeout is None or timeout_ms != fn_timeout * 1000:
+        problems.append(
+            f"POST /v1/chat/completions: timeoutInMillis {timeout_ms} differs from {function} Timeout {fn_timeout} s"
+        )
+    return problems
+
+
+def _operations(cfn: Template) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    for api_id, api in resources(cfn, "AWS::ApiGateway::RestApi"):
+        for path, item in ((props(api).get("Body") or {}).get("paths") or {}).items():
+            for method, op in (item or {}).items():
+                if method.lower() in _HTTP_METHODS and isinstance(op, dict):
+                    yield api_id, method.upper(), path, op
+
+
+def check_usage_plan_wiring(cfn: Template) -> list[str]:
+    """Per-account limits: keys come from the authorizer, every authorized method needs one, and a
+    usage plan covers the API's stage with its throttles taken from parameters."""
+    problems = []
+    apis = dict(resources(cfn, "AWS::ApiGateway::RestApi"))
+    for api_id, api in apis.items():
+        if props(api).get("ApiKeySourceType") != "AUTHORIZER":
+            problems.append(
+                f"{api_id}: ApiKeySourceType is {props(api).get('ApiKeySourceType')!r}, expected 'AUTHORIZER'"
+            )
+    for api_id, method, path, op in _operations(cfn):
+        names = {name for req in (op.get("security") or []) for name in req}
+        has_authorizer = bool(names - {"api_key", "NONE"})
+        if has_authorizer and "api_key" not in names:
+            problems.append(
+                f"{api_id} {method} {path}: authorized but no API key required, so no per-account limit"
+            )
+        if not has_authorizer and "api_key" in names:
+            problems.append(
+                f"{api_id} {method} {path}: requires an API key but has no authorizer to supply it (403)"
+            )
+    plans = list(resources(cfn, "AWS::ApiGateway::UsagePlan"))
+    if not plans:
+        problems.append("no AWS::ApiGateway::UsagePlan")
+    for plan_id, plan in plans:
+        p = props(plan)
+        stages = as_list(p.get("ApiStages"))
+        if not any(ref_target(st.get("ApiId")) in apis and ref_target(st.get("Stage")) for st in stages):
+            problems.append(f"{plan_id}: ApiStages {show(stages)} do not name the REST API and its stage")
+        throttle = p.get("Throttle") or {}
+        for key in ("RateLimit", "BurstLimit"):
+            if not (isinstance(throttle.get(key), dict) and "Ref" in throttle[key]):
+                problems.append(
+                    f"{plan_id}: Throttle.{key} is {show(throttle.get(key))}, expected a parameter"
+                )
+    return problems
+
+
+def _method_settings(cfn: Template) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (str(ms.get("ResourcePath")), str(ms.get("HttpMethod"))): ms
+        for _, stage in resources(cfn, "AWS::ApiGateway::Stage")
+        for ms in as_list(props(stage).get("MethodSettings"))
+    }
+
+
+#: (resource path as MethodSettings encodes it, method) of the high-volume routes.
+CHAT_ROUTE = ("/~1v1~1chat~1completions", "POST")
+MINT_ROUTES = (("/~1v1~1auth~1session-token", "POST"), ("/~1v1~1session-token", "POST"))
+
+
+def check_method_throttles(cfn: Template) -> list[str]:
+    """Stage throttles per method from parameters: stream starts above mints above management."""
+    settings = _method_settings(cfn)
+    problems = []
+    paths = {path for _, _, path, _ in _operations(cfn)}
+    rates: dict[str, float] = {}
+    for path, _method in settings:
+        if path != "/*" and path[1:].replace("~1", "/") not in paths:
+            problems.append(f"MethodSettings {path} names no route of the API (paths encode / as ~1)")
+    for label, key in (
+        ("management", ("/*", "*")),
+        ("chat", CHAT_ROUTE),
+        *(("mint", r) for r in MINT_ROUTES),
+    ):
+        ms = settings.get(key)
+        if ms is None:
+            problems.append(f"no MethodSettings for {key[1]} {key[0]} ({label})")
+            continue
+        for field in ("ThrottlingRateLimit", "ThrottlingBurstLimit"):
+            if not (isinstance(ms.get(field), dict) and "Ref" in ms[field]):
+                problems.append(
+                    f"MethodSettings {key[1]} {key[0]}: {field} is {show(ms.get(field))}, expected a parameter"
+                )
+        rate = _number(cfn, ms.get("ThrottlingRateLimit"))
+        if rate is not None:
+            rates[label] = rate
+    if {"chat", "mint", "management"} <= set(rates) and not rates["chat"] > rates["mint"] > 0:
+        problems.append(f"default stage rates {rates}: stream starts must get more than mints")
+    if {"mint", "management"} <= set(rates) and not rates["mint"] > rates["management"] / 2:
+        problems.append(f"default stage rates {rates}: minting is starved next to management")
+    return problems
+
+
+def check_single_stage(cfn: Template) -> list[str]:
+    """One stage per REST API: no SAM legacy stage named "Stage" (set OpenApiVersion)."""
+    problems = []
+    for dep_id, dep in resources(cfn, "AWS::ApiGateway::Deployment"):
+        if props(dep).get("StageName"):
+            problems.append(
+                f"{dep_id}: creates the extra stage {props(dep)['StageName']!r} (set OpenApiVersion on the Api)"
+            )
+    by_api: dict[str, list[str]] = {}
+    for stage_id, stage in resources(cfn, "AWS::ApiGateway::Stage"):
+        by_api.setdefault(str(ref_target(props(stage).get("RestApiId"))), []).append(stage_id)
+    for api_id, stages in by_api.items():
+        if len(stages) != 1:
+            problems.append(f"{api_id}: {len(stages)} stages {stages}, expected one")
+    return problems
+
+
+def check_access_logs(cfn: Template) -> list[str]:
+    """Every stage writes JSON access logs (with the streaming-relevant fields) to a retained log group."""
+    problems = []
+    log_groups = dict(resources(cfn, "AWS::Logs::LogGroup"))
+    required = {"requestId", "status", "responseLatency", "responseLength", "integrationLatency", "integrationStatus",
+                "resourcePath", "httpMethod", "errorType"}  # fmt: skip
+    for stage_id, stage in resources(cfn, "AWS::ApiGateway::Stage"):
+        setting = props(stage).get("AccessLogSetting") or {}
+        target = ref_target(setting.get("DestinationArn"))
+        if target not in log_groups:
+            problems.append(
+                f"{stage_id}: AccessLogSetting.DestinationArn {show(setting.get('DestinationArn'))} is no log group of the stack"
+            )
+        elif props(log_groups[target]).get("RetentionInDays") in (None, ""):
+            problems.append(f"{stage_id}: access log group {target} has no RetentionInDays")
+        fmt = setting.get("Format")
+        try:
+            fields = json.loads(render_gateway_template(fmt)) if isinstance(fmt, str) else None
+        except ValueError:
+            fields = None
+        if not isinstance(fields, dict):
+            problems.append(
+                f"{stage_id}: access log Format is not one JSON object once rendered: {show(fmt)}"
+            )
+            continue
+        missing = required - set(fields)
+        if missing:
+            problems.append(f"{stage_id}: access log Format lacks {sorted(missing)}")
+    if list(resources(cfn, "AWS::ApiGateway::Stage")) and not list(
+        resources(cfn, "AWS::ApiGateway::Account")
+    ):
+        problems.append("no AWS::ApiGateway::Account: REST access logs need the region's CloudWatch role")
+    return problems
+
+
+def check_table_redeployable(cfn: Template) -> list[str]:
+    """Tables keep their data on delete but have no fixed name, so a redeploy of the stage works."""
+    problems = []
+    for table_id, table in resources(cfn, "AWS::DynamoDB::Table"):
+        if "TableName" in props(table):
+            problems.append(
+                f"{table_id}: fixed TableName {show(props(table)['TableName'])} blocks delete-and-redeploy while the data is retained"
+            )
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if table.get(policy) not in ("Retain", "RetainExceptOnCreate", "Snapshot"):
+                problems.append(
+                    f"{table_id}: {policy} is {table.get(policy)!r}; the data must survive a stack delete"
+                )
+    return problems
+
+
+WEB_ADAPTER_LAYER = "753240598075:layer:LambdaAdapterLayerArm64:"
+
+
+def check_web_adapter_layer(cfn: Template, function: str = "StreamProxyFunction") -> list[str]:
+    """The Web Adapter layer ARN is built from the region (no fixed region), with an override parameter."""
+    layers = as_list(props(cfn["Resources"].get(function, {})).get("Layers"))
+    built = [layer for layer in layers if isinstance(layer, dict) and "Fn::If" in layer]
+    if not built:
+        return [f"{function}: Layers {show(layers)} has no Fn::If between an override and the regional ARN"]
+    _, override, regional = built[0]["Fn::If"]
+    problems = []
+    if not (isinstance(override, dict) and "Ref" in override):
+        problems.append(f"{function}: the layer override is {show(override)}, expected a parameter")
+    text = sub_text(regional) or ""
+    if "${AWS::Region}" not in text or WEB_ADAPTER_LAYER not in text:
+        problems.append(
+            f"{function}: the default layer ARN {show(regional)} is not built from ${{AWS::Region}}"
+        )
+    for layer in layers:
+        if isinstance(layer, str) and re.search(r":lambda:[a-z]{2}-[a-z]+-\d:", layer):
+            problems.append(f"{function}: layer {layer} is fixed to one region")
+    return problems
+
+
+def check_capacity_parameters(cfn: Template) -> list[str]:
+    """Authorizer and minting keep reserved concurrency; the stream function's memory is a parameter."""
+    problems = []
+    res = cfn["Resources"]
+    for fn in ("AuthorizerFunction", "SessionTokensFunction"):
+        reserved = props(res.get(fn, {})).get("ReservedConcurrentExecutions")
+        refs = json.dumps(reserved)
+        if reserved is None or '"Ref": "' not in refs:
+            problems.append(f"{fn}: ReservedConcurrentExecutions is {show(reserved)}, expected a parameter")
+        elif not any((_number(cfn, {"Ref": name}) or 0) > 0 for name in re.findall(r'"Ref": "(\w+)"', refs)):
+            problems.append(f"{fn}: the reserved-concurrency parameter defaults to no reservation")
+    memory = props(res.get("StreamProxyFunction", {})).get("MemorySize")
+    if not (isinstance(memory, dict) and "Ref" in memory):
+        problems.append(f"StreamProxyFunction: MemorySize is {show(memory)}, expected a parameter")
+    return problems
+
+
+def check_queue_consumers(cfn: Template) -> list[str]:
+    """SQS event sources: one record per invocation (or per-record failures), bounded concurrency,
+    and a queue visibility timeout of at least six times the function timeout."""
+    problems = []
+    res = cfn["Resources"]
+    fn_timeouts = {fn_id: _number(cfn, props(fn).get("Timeout")) or 3 for fn_id, fn in functions(cfn)}
+    for esm_id, esm in resources(cfn, "AWS::Lambda::EventSourceMapping"):
+        p = props(esm)
+        queue = ref_target(p.get("EventSourceArn"))
+        if queue not in res or res[queue].get("Type") != "AWS::SQS::Queue":
+            continue
+        fn = ref_target(p.get("FunctionName"))
+        batch = _number(cfn, p.get("BatchSize")) or 10
+        if batch != 1 and "ReportBatchItemFailures" not in as_list(p.get("FunctionResponseTypes")):
+            problems.append(
+                f"{esm_id}: BatchSize {batch:g} without ReportBatchItemFailures: one slow record fails the batch"
+            )
+        if batch != 1:
+            problems.append(
+                f"{esm_id}: BatchSize {batch:g}; records run one after another inside one timeout"
+            )
+        if not (p.get("ScalingConfig") or {}).get("MaximumConcurrency"):
+            problems.append(f"{esm_id}: no ScalingConfig.MaximumConcurrency")
+        visibility = _number(cfn, props(res[queue]).get("VisibilityTimeout")) or 30
+        timeout = fn_timeouts.get(str(fn), 3)
+        if visibility < 6 * timeout:
+            problems.append(
+                f"{queue}: VisibilityTimeout {visibility:g} s is less than 6 x {fn} Timeout {timeout:g} s"
+            )
+    return problems
+
+
+def check_rule_targets(cfn: Template) -> list[str]:
+    """EventBridge targets retry on purpose and dead-letter what they cannot deliver."""
+    problems = []
+    policies = [props(qp) for _, qp in resources(cfn, "AWS::SQS::QueuePolicy")]
+    for rule_id, rule in resources(cfn, "AWS::Events::Rule"):
+        for target in as_list(props(rule).get("Targets")):
+            where = f"{rule_id} target {target.get('Id')}"
+            retry = target.get("RetryPolicy") or {}
+            if not {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"} <= set(retry):
+                problems.append(
+                    f"{where}: no RetryPolicy (MaximumRetryAttempts and MaximumEventAgeInSeconds)"
+                )
+            dlq = ref_target((target.get("DeadLetterConfig") or {}).get("Arn"))
+            if dlq is None:
+                problems.append(f"{where}: no DeadLetterConfig")
+                continue
+            allowed = any(
+                dlq in {ref_target(q) for q in as_list(qp.get("Queues"))}
+                and any(
+                    "events.amazonaws.com" in json.dumps(st.get("Principal"))
+                    and rule_id in json.dumps(st.get("Condition"))
+                    for st in as_list((qp.get("PolicyDocument") or {}).get("Statement"))
+                )
+                for qp in policies
+            )
+            if not allowed:
+                problems.append(
+                    f"{where}: dead-letter queue {dlq} has no policy letting this rule send to it"
+                )
+    return problems
+
+
+def check_encryption_context_guards(cfn: Template) -> list[str]:
+    """ForAllValues on kms:EncryptionContextKeys also matches a request with no context at all:
+    each such statement needs a Null (or ForAnyValue) guard that requires the keys."""
+    problems = []
+    for st in iam_statements(cfn):
+        conditions = st.body.get("Condition") or {}
+        for operator, keys in conditions.items():
+            if not (operator.startswith("ForAllValues:") and isinstance(keys, dict)):
+                continue
+            if not any(k.lower() == "kms:encryptioncontextkeys" for k in keys):
+                continue
+            null = conditions.get("Null") or {}
+            guarded = any(
+                k.lower().startswith("kms:encryptioncontext") and str(v).lower() == "false"
+                for k, v in null.items()
+            ) or any(
+                op.startswith("ForAnyValue:") and any(k.lower() == "kms:encryptioncontextkeys" for k in body)
+                for op, body in conditions.items()
+                if isinstance(body, dict)
+            )
+            if not guarded:
+                problems.append(
+                    f"{st.where}: {operator} on kms:EncryptionContextKeys without a Null/ForAnyValue guard also allows an empty context"
+                )
+    return problems
+
+
+def check_secrets_manager_cmk_permissions(cfn: Template, key: str = "CredentialsKey") -> list[str]:
+    """A role that writes secrets under the customer managed key needs kms:GenerateDataKey and
+    kms:Decrypt on it (Secrets Manager documents both for CreateSecret/PutSecretValue)."""
+    problems = []
+    statements = iam_statements(cfn)
+    writers = {
+        role
+        for st in statements
+        if st.allows and st.actions_lower & {"secretsmanager:createsecret", "secretsmanager:putsecretvalue"}
+        for role in st.roles
+    }
+    for role in sorted(writers):
+        granted = {
+            action
+            for st in statements
+            if st.allows
+            and role in st.roles
+            and any(ref_target(r) == key for r in as_list(st.body.get("Resource")))
+            for action in st.actions_lower
+        }
+        for needed in ("kms:generatedatakey", "kms:decrypt"):
+            if needed not in granted:
+                problems.append(f"{role}: writes secrets under {key} without {needed} on it")
+    return problems
+
+
+def _secret_names(st: Statement) -> list[str]:
+    """The secret names (after the ARN prefix) a statement's resources and SecretARN conditions use."""
+    texts = (
+        [sub_text(r) for r in as_list(st.body.get("Resource"))]
+        if any(a.startswith("secretsmanager:") for a in st.actions_lower)
+        else []
+    )
+    texts += [sub_text(v) for v in _condition_values(st, "kms:EncryptionContext:SecretARN")]
+    return [t[len(SECRET_ARN_PREFIX) :] if t and t.startswith(SECRET_ARN_PREFIX) else str(t) for t in texts]
+
+
+def check_secret_scopes(
+    cfn: Template, platform_readers: frozenset[str] = PLATFORM_SECRET_READERS
+) -> list[str]:
+    """Tenant secrets (acct_*) and platform secrets are separate grants: nobody writes platform keys,
+    only the stream function reads them, and no grant spans the whole stage prefix."""
+    problems = []
+    fn_by_role = role_functions(cfn)
+    for st in iam_statements(cfn):
+        if not st.allows:
+            continue
+        fns = {fn for role in st.roles for fn in fn_by_role.get(role, set())}
+        for name in _secret_names(st):
+            if name == TENANT_SECRETS:
+                continue
+            if name == PLATFORM_SECRETS:
+                if st.actions_lower & SECRET_WRITES:
+                    problems.append(
+                        f"{st.where}: may change platform secrets ({sorted(st.actions_lower & SECRET_WRITES)})"
+                    )
+                for fn in sorted(fns - platform_readers):
+                    problems.append(f"{st.where}: gives {fn} the platform secrets")
+                continue
+            problems.append(
+                f"{st.where}: secret scope {name!r} is neither {TENANT_SECRETS!r} nor {PLATFORM_SECRETS!r}"
+            )
+    return problems
+
+
+def _alarms(cfn: Template) -> list[tuple[str, dict[str, Any]]]:
+    return [(a_id, props(a)) for a_id, a in resources(cfn, "AWS::CloudWatch::Alarm")]
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(namespace, metric, dimension json) of an alarm's metric(s), plus ("", "", expression) ones."""
+    found = []
+    if alarm.get("MetricName"):
+        found.append(
+            (
+                str(alarm.get("Namespace")),
+                str(sub_text(alarm["MetricName"])),
+                json.dumps(alarm.get("Dimensions")),
+            )
+        )
+    for query in as_list(alarm.get("Metrics")):
+        metric = (query.get("MetricStat") or {}).get("Metric") or {}
+        if metric:
+            found.append(
+                (
+                    str(metric.get("Namespace")),
+                    str(metric.get("MetricName")),
+                    json.dumps(metric.get("Dimensions")),
+                )
+            )
+        if query.get("Expression"):
+            found.append(("", "", str(sub_text(query["Expression"]))))
+    return found
+
+
+def check_alarms(cfn: Template) -> list[str]:
+    """Alarms to the SNS topic: every DLQ's depth, every function's errors and throttles, API 5XX,
+    stream errors by code, mint throttles and account concurrency."""
+    problems = []
+    alarms = _alarms(cfn)
+    topics = {t_id for t_id, _ in resources(cfn, "AWS::SNS::Topic")}
+    for a_id, alarm in alarms:
+        if not {ref_target(a) for a in as_list(alarm.get("AlarmActions"))} & topics:
+            problems.append(f"{a_id}: notifies no SNS topic of the stack")
+    for t_id, topic in resources(cfn, "AWS::SNS::Topic"):
+        if "Ref" not in json.dumps(props(topic).get("TopicName")):
+            problems.append(
+                f"{t_id}: TopicName {show(props(topic).get('TopicName'))} is not named by a parameter"
+            )
+    metrics = [(a_id, m) for a_id, alarm in alarms for m in _alarm_metrics(alarm)]
+
+    def watched(namespace: str, metric: str, dimension: str = "") -> bool:
+        return any(
+            ns == namespace and name == metric and dimension in dims for _, (ns, name, dims) in metrics
+        )
+
+    res = cfn["Resources"]
+    dlqs = {
+        ref_target((props(q).get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
+        for _, q in resources(cfn, "AWS::SQS::Queue")
+    }
+    dlqs |= {
+        ref_target((t.get("DeadLetterConfig") or {}).get("Arn"))
+        for _, r in resources(cfn, "AWS::Events::Rule")
+        for t in as_list(props(r).get("Targets"))
+    }
+    for dlq in sorted(d for d in dlqs if d in res):
+        if not watched("AWS/SQS", "ApproximateNumberOfMessagesVisible", f'"{dlq}"'):
+            problems.append(f"{dlq}: no alarm on its depth (ApproximateNumberOfMessagesVisible)")
+    for fn_id, _ in functions(cfn):
+        for metric in ("Errors", "Throttles"):
+            if not watched("AWS/Lambda", metric, f'"{fn_id}"'):
+                problems.append(f"{fn_id}: no alarm on {metric}")
+    expressions = " ".join(dims for _, (ns, _, dims) in metrics if not ns)
+    if not watched("AWS/ApiGateway", "5XXError"):
+        problems.append("no alarm on the API's 5XXError rate")
+    if "StreamErrors" not in expressions or "GROUP BY code" not in expressions:
+        problems.append("no alarm on stream errors by code (StreamErrors ... GROUP BY code)")
+    if not any(ns == "LlmGateway" and "MintThrottled" in name for _, (ns, name, _) in metrics):
+        problems.append("no alarm on mint throttles")
+    if not watched("AWS/Lambda", "ClaimedAccountConcurrency"):
+        problems.append("no alarm on account concurrency (ClaimedAccountConcurrency)")
+    return problems
+
+
+METRICS_ADAPTER = REPO / "layers" / "common" / "llm_gateway" / "adapters" / "metrics.py"
+
+
+def emitted_metrics(source: str | None = None) -> set[str]:
+    """The metric names the stream app really emits (adapters/metrics.py)."""
+    text = METRICS_ADAPTER.read_text("utf-8") if source is None else source
+    return set(re.findall(r'name="([A-Za-z]+)"', text))
+
+
+def check_stream_dashboard(cfn: Template, emitted: set[str] | None = None) -> list[str]:
+    """A dashboard charts TTFT and overhead at p50/p95, errors by code and concurrent streams, from
+    metric names the code emits, under the namespace and service dimension it emits them with."""
+    emitted = emitted_metrics() if emitted is None else emitted
+    dashboards = list(resources(cfn, "AWS::CloudWatch::Dashboard"))
+    if not dashboards:
+        return ["no AWS::CloudWatch::Dashboard"]
+    problems = []
+    for d_id, dashboard in dashboards:
+        body = sub_text(props(dashboard).get("DashboardBody")) or ""
+        try:
+            widgets = json.loads(body)["widgets"]
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"{d_id}: DashboardBody is not JSON with widgets")
+            continue
+        charted = set(re.findall(r'"LlmGateway", "(\w+)"', body)) | set(re.findall(r"SUM\((\w+)\)", body))
+        for name in sorted(charted - emitted):
+            problems.append(
+                f"{d_id}: charts {name}, which the stream app never emits (it emits {sorted(emitted)})"
+            )
+        for name in ("TimeToFirstToken", "GatewayOverhead"):
+            for stat in ("p50", "p95"):
+                if not re.search(rf'"{name}"[^\]]*"stat": "{stat}"', body):
+                    problems.append(f"{d_id}: no {name} {stat}")
+        if "StreamErrors" not in charted or "GROUP BY code" not in body:
+            problems.append(f"{d_id}: no stream errors by code")
+        if '"ConcurrentExecutions", "FunctionName", "${StreamProxyFunction}"' not in body:
+            problems.append(f"{d_id}: no concurrent streams (the stream function's ConcurrentExecutions)")
+        env = (props(cfn["Resources"].get("StreamProxyFunction", {})).get("Environment") or {}).get(
+            "Variables"
+        ) or {}
+        service = sub_text(env.get("POWERTOOLS_SERVICE_NAME"))
+        if (
+            env.get("POWERTOOLS_METRICS_NAMESPACE") != "LlmGateway"
+            or not service
+            or f'"{service}"' not in body
+        ):
+            problems.append(
+                f"{d_id}: does not chart namespace/service {env.get('POWERTOOLS_METRICS_NAMESPACE')!r}/{service!r}, "
+                "which the stream function emits under"
+            )
+        if len(widgets) < 4:
+            problems.append(f"{d_id}: {len(widgets)} widgets")
+    return problems

@@ -8,6 +8,7 @@ route, the correct gateway-response form) does pass.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,41 @@ def _gateway(sam: Template, rtype: str, template: str) -> None:
 
 
 _SECRET = {"Fn::Sub": tc.SECRET_ARN_PREFIX + tc.SECRET_NAME_PREFIX + "*"}
+_PLATFORM = {"Fn::Sub": tc.SECRET_ARN_PREFIX + tc.PLATFORM_SECRETS}
+
+
+def _sid(sam: Template, fn: str, sid: str) -> dict[str, Any]:
+    return next(st for st in _statements(sam, fn) if st.get("Sid") == sid)
+
+
+def _event(sam: Template, fn: str, event: str) -> dict[str, Any]:
+    props: dict[str, Any] = sam["Resources"][fn]["Properties"]["Events"][event]["Properties"]
+    return props
+
+
+def _api(sam: Template) -> dict[str, Any]:
+    props: dict[str, Any] = sam["Resources"]["Api"]["Properties"]
+    return props
+
+
+def _target(sam: Template) -> dict[str, Any]:
+    target: dict[str, Any] = sam["Resources"]["LlmChangedRule"]["Properties"]["Targets"][0]
+    return target
+
+
+def _drop(sam: Template, *resources: str) -> None:
+    for resource in resources:
+        sam["Resources"].pop(resource)
+    for name, output in list(sam.get("Outputs", {}).items()):
+        if any(r in json.dumps(output) for r in resources):
+            sam["Outputs"].pop(name)
+
+
+def _dashboard(sam: Template, old: str, new: str) -> None:
+    body = sam["Resources"]["StreamDashboard"]["Properties"]["DashboardBody"]
+    body["Fn::Sub"] = body["Fn::Sub"].replace(old, new)
+
+
 _KEY = {"Fn::GetAtt": ["CredentialsKey", "Arn"]}
 _CONTEXT = {"StringEquals": {"kms:EncryptionContext:tenant_id": "t"}}
 _DECRYPT_OK = {
@@ -97,6 +133,313 @@ def _sam_only(check: Callable[[Template], list[str]]) -> Checker:
 
 
 BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
+    # -------------------------------------------------------------- issue 12: deployable for real
+    (
+        "stream-timeout-default",
+        lambda s: _event(s, "StreamProxyFunction", "ChatCompletions").pop("TimeoutInMillis"),
+        _cfn_only(tc.check_streaming_timeout),
+        "timeoutInMillis is None",
+    ),
+    (
+        "stream-timeout-below-function",
+        lambda s: _event(s, "StreamProxyFunction", "ChatCompletions").update(TimeoutInMillis=600_000),
+        _cfn_only(tc.check_streaming_timeout),
+        "timeoutInMillis 600000 differs from StreamProxyFunction Timeout 900",
+    ),
+    (
+        "api-key-from-header",
+        lambda s: _api(s).update(ApiKeySourceType="HEADER"),
+        _cfn_only(tc.check_usage_plan_wiring),
+        "Api: ApiKeySourceType is 'HEADER'",
+    ),
+    (
+        "no-api-key-required",
+        lambda s: (_api(s)["Auth"].pop("ApiKeyRequired"), _drop_api_key_opt_outs(s)),
+        _cfn_only(tc.check_usage_plan_wiring),
+        "Api GET /v1/llms: authorized but no API key required",
+    ),
+    (
+        "public-route-needs-a-key",
+        lambda s: _event(s, "SessionTokensFunction", "Jwks")["Auth"].pop("ApiKeyRequired"),
+        _cfn_only(tc.check_usage_plan_wiring),
+        "Api GET /.well-known/jwks.json: requires an API key but has no authorizer",
+    ),
+    (
+        "usage-plan-fixed-throttle",
+        lambda s: s["Resources"]["AccountUsagePlan"]["Properties"]["Throttle"].update(RateLimit=100),
+        _cfn_only(tc.check_usage_plan_wiring),
+        "AccountUsagePlan: Throttle.RateLimit is 100",
+    ),
+    (
+        "no-usage-plan",
+        lambda s: _drop(s, "AccountUsagePlan"),
+        _cfn_only(tc.check_usage_plan_wiring),
+        "no AWS::ApiGateway::UsagePlan",
+    ),
+    (
+        "no-chat-throttle",
+        lambda s: _api(s)["MethodSettings"].pop(1),
+        _cfn_only(tc.check_method_throttles),
+        "no MethodSettings for POST /~1v1~1chat~1completions",
+    ),
+    (
+        "throttle-path-not-encoded",
+        lambda s: _api(s)["MethodSettings"][2].update(ResourcePath="/v1/auth/session-token"),
+        _cfn_only(tc.check_method_throttles),
+        "MethodSettings /v1/auth/session-token names no route",
+    ),
+    (
+        "mint-throttle-fixed",
+        lambda s: _api(s)["MethodSettings"][3].update(ThrottlingRateLimit=100),
+        _cfn_only(tc.check_method_throttles),
+        "MethodSettings POST /~1v1~1session-token: ThrottlingRateLimit is 100",
+    ),
+    (
+        "legacy-stage",
+        lambda s: _api(s).pop("OpenApiVersion"),
+        _cfn_only(tc.check_single_stage),
+        "creates the extra stage 'Stage'",
+    ),
+    (
+        "no-access-logs",
+        lambda s: _api(s).pop("AccessLogSetting"),
+        _cfn_only(tc.check_access_logs),
+        "ApiStage: AccessLogSetting.DestinationArn",
+    ),
+    (
+        "access-logs-not-json",
+        lambda s: _api(s)["AccessLogSetting"].update(Format="$context.requestId $context.status"),
+        _cfn_only(tc.check_access_logs),
+        "ApiStage: access log Format is not one JSON object",
+    ),
+    (
+        "access-logs-no-latency",
+        lambda s: _api(s)["AccessLogSetting"].update(Format='{"requestId":"$context.requestId"}'),
+        _cfn_only(tc.check_access_logs),
+        "lacks ['errorType', 'httpMethod', 'integrationLatency'",
+    ),
+    (
+        "table-fixed-name",
+        lambda s: _set(s, "Table", "TableName", {"Fn::Sub": "llm-gateway-${Stage}"}),
+        _cfn_only(tc.check_table_redeployable),
+        "Table: fixed TableName",
+    ),
+    (
+        "table-deleted-with-the-stack",
+        lambda s: s["Resources"]["Table"].update(DeletionPolicy="Delete"),
+        _cfn_only(tc.check_table_redeployable),
+        "Table: DeletionPolicy is 'Delete'",
+    ),
+    (
+        "layer-one-region",
+        lambda s: _set(
+            s,
+            "StreamProxyFunction",
+            "Layers",
+            ["arn:aws:lambda:us-east-1:753240598075:layer:LambdaAdapterLayerArm64:25"],
+        ),
+        _cfn_only(tc.check_web_adapter_layer),
+        "StreamProxyFunction: Layers",
+    ),
+    (
+        "no-reserved-authorizer",
+        lambda s: s["Resources"]["AuthorizerFunction"]["Properties"].pop("ReservedConcurrentExecutions"),
+        _cfn_only(tc.check_capacity_parameters),
+        "AuthorizerFunction: ReservedConcurrentExecutions is null",
+    ),
+    (
+        "fixed-stream-memory",
+        lambda s: _set(s, "StreamProxyFunction", "MemorySize", 1024),
+        _cfn_only(tc.check_capacity_parameters),
+        "StreamProxyFunction: MemorySize is 1024",
+    ),
+    (
+        "batch-of-five",
+        lambda s: _set(s, "ValidatorQueueMapping", "BatchSize", 5),
+        _cfn_only(tc.check_queue_consumers),
+        "ValidatorQueueMapping: BatchSize 5",
+    ),
+    (
+        "short-visibility",
+        lambda s: _set(s, "ValidationQueue", "VisibilityTimeout", 300),
+        _cfn_only(tc.check_queue_consumers),
+        "ValidationQueue: VisibilityTimeout 300 s is less than 6 x ValidatorFunction Timeout 90 s",
+    ),
+    (
+        "unbounded-validation",
+        lambda s: s["Resources"]["ValidatorQueueMapping"]["Properties"].pop("ScalingConfig"),
+        _cfn_only(tc.check_queue_consumers),
+        "ValidatorQueueMapping: no ScalingConfig.MaximumConcurrency",
+    ),
+    (
+        "rule-without-dlq",
+        lambda s: _target(s).pop("DeadLetterConfig"),
+        _cfn_only(tc.check_rule_targets),
+        "LlmChangedRule target validation-queue: no DeadLetterConfig",
+    ),
+    (
+        "rule-without-retry-policy",
+        lambda s: _target(s).pop("RetryPolicy"),
+        _cfn_only(tc.check_rule_targets),
+        "LlmChangedRule target validation-queue: no RetryPolicy",
+    ),
+    (
+        "rule-dlq-closed",
+        lambda s: _drop(s, "LlmEventsDeadLetterQueuePolicy"),
+        _cfn_only(tc.check_rule_targets),
+        "dead-letter queue LlmEventsDeadLetterQueue has no policy",
+    ),
+    (
+        "context-keys-unguarded",
+        lambda s: _sid(s, "ValidatorFunction", "DecryptTenantBoundCredentials")["Condition"].pop("Null"),
+        _cfn_only(tc.check_encryption_context_guards),
+        "(Sid DecryptTenantBoundCredentials): ForAllValues:StringEquals on kms:EncryptionContextKeys without",
+    ),
+    (
+        "registry-without-decrypt",
+        lambda s: _sid(s, "RegistryFunction", "SecretsManagerEnvelopeOnly").update(
+            Action="kms:GenerateDataKey"
+        ),
+        _cfn_only(tc.check_secrets_manager_cmk_permissions),
+        "RegistryFunctionRole: writes secrets under CredentialsKey without kms:decrypt",
+    ),
+    (
+        "registry-decrypts-directly",
+        lambda s: _sid(s, "RegistryFunction", "SecretsManagerEnvelopeOnly")["Condition"]["StringEquals"].pop(
+            "kms:ViaService"
+        ),
+        _cfn_only(tc.check_decrypt_only_on_allowed_functions),
+        "(Sid SecretsManagerEnvelopeOnly): grants ['kms:decrypt'] to RegistryFunction",
+    ),
+    (
+        "registry-decrypt-and-read",
+        lambda s: _add_statement(s, "RegistryFunction", {**_READ_SECRET, "Resource": _SECRET}),
+        _cfn_only(tc.check_decrypt_only_on_allowed_functions),
+        "(Sid SecretsManagerEnvelopeOnly): grants ['kms:decrypt'] to RegistryFunction",
+    ),
+    (
+        "registry-whole-stage",
+        lambda s: _sid(s, "RegistryFunction", "ManageCustomerSecrets").update(Resource=_SECRET),
+        _cfn_only(tc.check_secret_scopes),
+        "(Sid ManageCustomerSecrets): secret scope 'llm-gateway/${Stage}/*'",
+    ),
+    (
+        "validator-reads-platform",
+        lambda s: _add_statement(s, "ValidatorFunction", {**_READ_SECRET, "Resource": _PLATFORM}),
+        _cfn_only(tc.check_secret_scopes),
+        "(Sid ReadSecret): gives ValidatorFunction the platform secrets",
+    ),
+    (
+        "registry-writes-platform",
+        lambda s: _add_statement(
+            s,
+            "RegistryFunction",
+            {
+                "Sid": "Overwrite",
+                "Effect": "Allow",
+                "Action": "secretsmanager:PutSecretValue",
+                "Resource": _PLATFORM,
+            },
+        ),
+        _cfn_only(tc.check_secret_scopes),
+        "(Sid Overwrite): may change platform secrets",
+    ),
+    (
+        "validator-envelope-whole-stage",
+        lambda s: _sid(s, "ValidatorFunction", "DecryptSecretsManagerEnvelope")["Condition"][
+            "StringLike"
+        ].update({"kms:EncryptionContext:SecretARN": _SECRET}),
+        _cfn_only(tc.check_secret_scopes),
+        "(Sid DecryptSecretsManagerEnvelope): secret scope 'llm-gateway/${Stage}/*'",
+    ),
+    (
+        "no-dlq-alarm",
+        lambda s: _drop(s, "ValidationDeadLetterAlarm"),
+        _cfn_only(tc.check_alarms),
+        "ValidationDeadLetterQueue: no alarm on its depth",
+    ),
+    (
+        "no-event-dlq-alarm",
+        lambda s: _drop(s, "LlmEventsDeadLetterAlarm"),
+        _cfn_only(tc.check_alarms),
+        "LlmEventsDeadLetterQueue: no alarm on its depth",
+    ),
+    (
+        "no-throttle-alarm",
+        lambda s: _drop(s, "StreamProxyFunctionThrottlesAlarm"),
+        _cfn_only(tc.check_alarms),
+        "StreamProxyFunction: no alarm on Throttles",
+    ),
+    (
+        "no-error-alarm",
+        lambda s: _drop(s, "AuthorizerFunctionErrorsAlarm"),
+        _cfn_only(tc.check_alarms),
+        "AuthorizerFunction: no alarm on Errors",
+    ),
+    (
+        "no-5xx-alarm",
+        lambda s: _drop(s, "Api5xxRateAlarm"),
+        _cfn_only(tc.check_alarms),
+        "no alarm on the API's 5XXError rate",
+    ),
+    (
+        "no-stream-error-alarm",
+        lambda s: _drop(s, "StreamErrorsByCodeAlarm"),
+        _cfn_only(tc.check_alarms),
+        "no alarm on stream errors by code",
+    ),
+    (
+        "no-mint-alarm",
+        lambda s: _drop(s, "MintThrottledAlarm"),
+        _cfn_only(tc.check_alarms),
+        "no alarm on mint throttles",
+    ),
+    (
+        "no-concurrency-alarm",
+        lambda s: _drop(s, "ConcurrencyNearLimitAlarm"),
+        _cfn_only(tc.check_alarms),
+        "no alarm on account concurrency",
+    ),
+    (
+        "silent-alarm",
+        lambda s: s["Resources"]["Api5xxRateAlarm"]["Properties"].pop("AlarmActions"),
+        _cfn_only(tc.check_alarms),
+        "Api5xxRateAlarm: notifies no SNS topic",
+    ),
+    (
+        "topic-fixed-name",
+        lambda s: _set(s, "AlarmTopic", "TopicName", "alarms"),
+        _cfn_only(tc.check_alarms),
+        'AlarmTopic: TopicName "alarms" is not named by a parameter',
+    ),
+    (
+        "dashboard-metric-typo",
+        lambda s: _dashboard(s, "TimeToFirstToken", "TimeToFirstByte"),
+        _cfn_only(tc.check_stream_dashboard),
+        "charts TimeToFirstByte, which the stream app never emits",
+    ),
+    (
+        "dashboard-no-p95",
+        lambda s: _dashboard(s, '"stat": "p95"', '"stat": "p90"'),
+        _cfn_only(tc.check_stream_dashboard),
+        "StreamDashboard: no TimeToFirstToken p95",
+    ),
+    (
+        "dashboard-other-service",
+        lambda s: s["Globals"]["Function"]["Environment"]["Variables"].update(
+            POWERTOOLS_SERVICE_NAME="llm-gateway"
+        ),
+        _cfn_only(tc.check_stream_dashboard),
+        "StreamDashboard: does not chart namespace/service 'LlmGateway'/'llm-gateway'",
+    ),
+    (
+        "logging-policy-on-a-function",
+        lambda s: s["Resources"]["RegistryFunction"]["Properties"]["Policies"].append(
+            "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+        ),
+        _cfn_only(tc.check_managed_policies),
+        "RegistryFunctionRole: managed policy",
+    ),
     (
         "runtime",
         lambda s: _set(s, "RegistryFunction", "Runtime", "python3.12"),
@@ -508,9 +851,30 @@ def test_the_correct_messagestring_form_passes(sam: Template) -> None:
     assert not [p for p in tc.check_gateway_response_templates(cfn) if "DEFAULT_5XX" in p]
 
 
+def _drop_api_key_opt_outs(s: Template) -> None:
+    """SAM refuses ApiKeyRequired: false on an event once the API requires no key."""
+    for resource in s["Resources"].values():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            event.get("Properties", {}).get("Auth", {}).pop("ApiKeyRequired", None)
+
+
 def _drop_public_route_opt_outs(s: Template) -> None:
     for resource in s["Resources"].values():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for event in resource["Properties"].get("Events", {}).values():
             event.get("Properties", {}).pop("Auth", None)
+
+
+def test_the_dashboard_check_follows_the_code_not_a_copy_of_the_names(cfn: Template) -> None:
+    """Rename a metric in adapters/metrics.py and the dashboard check fails until the dashboard follows."""
+    renamed = tc.METRICS_ADAPTER.read_text("utf-8").replace('name="TimeToFirstToken"', 'name="FirstTokenMs"')
+    problems = tc.check_stream_dashboard(cfn, tc.emitted_metrics(renamed))
+    assert any("charts TimeToFirstToken, which the stream app never emits" in p for p in problems), problems
+
+
+def test_decrypt_through_secrets_manager_for_a_writer_that_cannot_read_passes(cfn: Template) -> None:
+    """The registry's kms:Decrypt (needed to write under the CMK) is not a way to read secrets."""
+    assert not tc.check_decrypt_only_on_allowed_functions(cfn)
+    registry = [st for st in tc.iam_statements(cfn) if st.body.get("Sid") == "SecretsManagerEnvelopeOnly"]
+    assert registry and "kms:decrypt" in registry[0].actions_lower

@@ -29,6 +29,23 @@ def test_chat_completions_uses_the_response_streaming_integration(cfn: Template)
     assert integration["type"] == "aws_proxy"
 
 
+def test_the_stream_may_run_fifteen_minutes_not_the_buffered_29_seconds(cfn: Template) -> None:
+    """Without TimeoutInMillis the integration keeps the 29,000 ms default and cuts longer answers."""
+    assert _chat_completions_integration(cfn)["timeoutInMillis"] == 900_000
+    assert props(cfn["Resources"]["StreamProxyFunction"])["Timeout"] * 1000 == 900_000
+
+
+def test_the_relay_gives_up_before_the_integration_and_the_function_do(cfn: Template) -> None:
+    """The longest per-LLM total plus the proxy's safety margin ends before the integration's
+    timeout, so the client always gets a terminal event rather than a cut connection."""
+    from llm_gateway.domain.proxy import LAMBDA_SAFETY_MARGIN_S
+    from llm_gateway.models.llm import Timeouts
+
+    longest_total_ms = next(m.le for m in Timeouts.model_fields["total_ms"].metadata if hasattr(m, "le"))
+    timeout_ms = _chat_completions_integration(cfn)["timeoutInMillis"]
+    assert longest_total_ms + LAMBDA_SAFETY_MARGIN_S * 1000 <= timeout_ms
+
+
 def test_the_stream_function_runs_behind_the_web_adapter(sam: Template) -> None:
     function = sam["Resources"]["StreamProxyFunction"]["Properties"]
     env = function["Environment"]["Variables"]
@@ -36,5 +53,7 @@ def test_the_stream_function_runs_behind_the_web_adapter(sam: Template) -> None:
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
     assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/healthz"
     assert function["Handler"] == "run.sh"
-    assert {"Ref": "LambdaWebAdapterLayerArn"} in function["Layers"], "the layer ARN is a parameter"
+    layer = function["Layers"][0]["Fn::If"]
+    assert layer[1] == {"Ref": "LambdaWebAdapterLayerArn"}, "the layer ARN can be overridden"
+    assert "${AWS::Region}" in layer[2]["Fn::Sub"], "by default it is built from the region"
     assert function["Timeout"] > 300, "long enough for a session's answer"

@@ -112,3 +112,88 @@ def test_table_is_on_demand_with_ttl_and_pitr(cfn: Template) -> None:
 
 def test_credentials_key_rotates(cfn: Template) -> None:
     _ok(tc.check_credentials_key_rotation(cfn))
+
+
+# ---------------------------------------------------------------- issue 12: deployable for real
+
+
+def test_streams_may_run_as_long_as_the_function(cfn: Template) -> None:
+    _ok(tc.check_streaming_timeout(cfn))
+
+
+def test_every_authorized_route_is_limited_per_account_by_the_usage_plan(cfn: Template) -> None:
+    _ok(tc.check_usage_plan_wiring(cfn))
+
+
+def test_stage_throttles_per_method_come_from_parameters(cfn: Template) -> None:
+    _ok(tc.check_method_throttles(cfn))
+
+
+def test_the_api_has_one_stage(cfn: Template) -> None:
+    _ok(tc.check_single_stage(cfn))
+
+
+def test_access_logs_are_json_with_retention(cfn: Template) -> None:
+    _ok(tc.check_access_logs(cfn))
+
+
+def test_the_table_survives_a_delete_and_allows_a_redeploy(cfn: Template) -> None:
+    _ok(tc.check_table_redeployable(cfn))
+
+
+def test_the_web_adapter_layer_follows_the_region(cfn: Template) -> None:
+    _ok(tc.check_web_adapter_layer(cfn))
+
+
+def test_reserved_concurrency_and_stream_memory_are_parameters(cfn: Template) -> None:
+    _ok(tc.check_capacity_parameters(cfn))
+
+
+def test_queue_consumers_take_one_record_with_bounded_concurrency_and_a_long_enough_visibility(
+    cfn: Template,
+) -> None:
+    _ok(tc.check_queue_consumers(cfn))
+
+
+def test_event_rule_targets_retry_and_dead_letter(cfn: Template) -> None:
+    _ok(tc.check_rule_targets(cfn))
+
+
+def test_encryption_context_conditions_cannot_match_an_empty_context(cfn: Template) -> None:
+    _ok(tc.check_encryption_context_guards(cfn))
+
+
+def test_secret_writers_have_the_kms_permissions_secrets_manager_documents(cfn: Template) -> None:
+    _ok(tc.check_secrets_manager_cmk_permissions(cfn))
+
+
+def test_tenant_and_platform_secrets_are_separate_grants(cfn: Template) -> None:
+    _ok(tc.check_secret_scopes(cfn))
+
+
+def test_alarms_watch_dlqs_functions_api_streams_mints_and_concurrency(cfn: Template) -> None:
+    _ok(tc.check_alarms(cfn))
+
+
+def test_the_dashboard_charts_the_metrics_the_stream_app_emits(cfn: Template) -> None:
+    _ok(tc.check_stream_dashboard(cfn))
+
+
+def test_the_metrics_the_dashboard_needs_are_the_ones_the_code_emits() -> None:
+    assert {"TimeToFirstToken", "GatewayOverhead", "StreamErrors"} <= tc.emitted_metrics()
+
+
+def test_throttled_answers_say_when_to_retry(sam: Template) -> None:
+    throttled = sam["Resources"]["Api"]["Properties"]["GatewayResponses"]["THROTTLED"]
+    assert throttled["ResponseParameters"]["Headers"]["Retry-After"] == "'1'"
+
+
+def test_limits_default_to_more_for_minting_than_management_per_account(sam: Template) -> None:
+    params = sam["Parameters"]
+    assert params["AccountMintThrottleRateLimit"]["Default"] > params["AccountThrottleRateLimit"]["Default"]
+    assert params["MintThrottleRateLimit"]["Default"] < 300, "below the account's KMS ECC Sign quota"
+
+
+def test_platform_folder_can_never_look_like_a_tenant(sam: Template) -> None:
+    """Tenant grants are acct_*; the platform folder pattern has no underscore, so they never meet."""
+    assert "_" not in sam["Parameters"]["PlatformSecretsFolder"]["AllowedPattern"]

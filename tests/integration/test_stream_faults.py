@@ -529,3 +529,70 @@ def test_host_resolving_private_at_proxy_time_is_refused_before_connecting(gatew
     assert answer.status == 502
     assert answer.json_error()["code"] == "endpoint_blocked"
     assert asked == [("llm.customer.example", 443)], "resolved once, never retried"
+
+
+# -- one structured log line per stream request (issue 12) ------------------------------------------
+
+
+def stream_log_lines(
+    capsys: pytest.CaptureFixture[str], request_id: str, seen: list[str]
+) -> list[dict[str, Any]]:
+    """The app's "stream request" records for this request id (written after the stream ended)."""
+    seen.append(capsys.readouterr().out)
+    records = []
+    for line in "".join(seen).splitlines():
+        if line.startswith("{") and '"stream request"' in line:
+            record = json.loads(line)
+            if record["stream"]["request_id"] == request_id:
+                records.append(record)
+    return records
+
+
+def wait_for_log(capsys: pytest.CaptureFixture[str], request_id: str) -> tuple[dict[str, Any], str]:
+    seen: list[str] = []
+    wait_for(lambda: stream_log_lines(capsys, request_id, seen), timeout=5)
+    records = stream_log_lines(capsys, request_id, seen)
+    assert len(records) == 1, f"exactly one line per request, got {records}"
+    output = "".join(seen)
+    print(output, end="")  # keep it for the leak scan of this test's output
+    return records[0]["stream"], output
+
+
+def test_a_stream_writes_one_log_line_with_ids_outcome_and_timings_but_no_content(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    llm_id = gateway.llm(headers=PACED)
+    token = gateway.token(llm_id)
+    answer = gateway.stream(token, headers={"x-request-id": "req-log-ok"})
+    assert answer.status == 200 and DONE in answer.body
+    record, output = wait_for_log(capsys, "req-log-ok")
+    assert record["account_id"] == gateway.account
+    assert record["llm_id"] == llm_id
+    assert record["outcome"] == "ok"
+    assert record["upstream_status"] == 200
+    assert record["chunks"] >= 2
+    assert 0 < record["upstream_ttfb_ms"] <= record["ttft_ms"] <= record["total_ms"]
+    assert answer.text() and answer.text() not in output, "the answer's content is never logged"
+    assert "hello" not in json.dumps(record), "nor the prompt"
+    assert token not in output and DEFAULT_KEY not in output, "nor the session token or the LLM's key"
+
+
+def test_a_failed_stream_logs_its_code_and_the_upstream_status(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = gateway.token(gateway.llm(headers=faults("status-503")))
+    answer = gateway.stream(token, headers={"x-request-id": "req-log-503"})
+    assert answer.status == 502
+    record, _ = wait_for_log(capsys, "req-log-503")
+    assert record["outcome"] == "upstream_server_error"
+    assert record["upstream_status"] == 503
+    assert record["chunks"] == 0 and record["ttft_ms"] is None
+
+
+def test_a_refused_token_is_logged_too(gateway: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
+    answer = gateway.stream("not-a-token", headers={"x-request-id": "req-log-401"})
+    assert answer.status == 401
+    record, output = wait_for_log(capsys, "req-log-401")
+    assert record["outcome"] == answer.json_error()["code"]
+    assert record["account_id"] is None and record["upstream_status"] is None
+    assert "not-a-token" not in output

@@ -99,6 +99,7 @@ def _local_environment(path: Path, *, explicit: bool) -> dict[str, str] | None:
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": str(state.get("region", "us-east-1")),
             "TABLE_NAME": str(state["tableName"]),
+            "USAGE_PLAN_ID": str(state.get("usagePlanId") or ""),
         }
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: cannot read the state file {path} ({type(exc).__name__})", file=sys.stderr)
@@ -134,9 +135,11 @@ def _deployed_environment(stack_name: str) -> dict[str, str] | None:
     except BotoCoreError as exc:
         print(f"error: cannot reach {where}: {exc}", file=sys.stderr)
         return None
-    for output in stacks[0].get("Outputs", []) if stacks else []:
-        if output["OutputKey"] == "TableName":
-            return {"TABLE_NAME": str(output["OutputValue"])}
+    outputs = {
+        o["OutputKey"]: str(o["OutputValue"]) for o in (stacks[0].get("Outputs", []) if stacks else [])
+    }
+    if "TableName" in outputs:
+        return {"TABLE_NAME": outputs["TableName"], "USAGE_PLAN_ID": outputs.get("UsagePlanId", "")}
     print(f"error: {where} has no TableName output; is it an LLM Gateway stack?", file=sys.stderr)
     return None
 
@@ -146,13 +149,22 @@ def _create(name: str, environment: dict[str, str], *, as_json: bool, target: st
 
     from botocore.exceptions import BotoCoreError, ClientError
 
+    usage_plan_id = environment.pop("USAGE_PLAN_ID", "")
     os.environ.update(environment)
     from llm_gateway import composition
     from llm_gateway.domain.accounts import create_account
+    from llm_gateway.domain.usage_plans import enroll_account
 
     composition.reset()
     try:
         created = create_account(composition.account_repository(), name)
+        if usage_plan_id:  # the account's own throttle: its key in the stage's usage plan
+            enroll_account(
+                composition.usage_plans(),
+                composition.usage_key_repository(),
+                created.account_id,
+                usage_plan_id,
+            )
     except (BotoCoreError, ClientError) as exc:
         print(f"error: cannot create the account in {target}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return FAILURE

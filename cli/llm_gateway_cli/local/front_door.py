@@ -10,6 +10,7 @@ import base64
 import contextlib
 import importlib
 import json
+import math
 import re
 import threading
 import time
@@ -23,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llm_gateway.domain.authorization import AUTHORIZATION, AmbiguousCredentials, single_header
 from llm_gateway_cli.local.template import ACCOUNT_ID, REGION, MockResponse, Route
+from llm_gateway_cli.local.usage_plan import UsagePlanGate
 
 API_ID = "localapi01"
 MAX_API_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own limit; functions enforce their smaller ones
@@ -84,18 +87,33 @@ def _path_regex(path: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$")
 
 
-def _gateway_response(responses: dict[str, tuple[int, str]], name: str, default_status: int) -> Response:
+def _gateway_response(
+    responses: dict[str, tuple[int, str]],
+    name: str,
+    default_status: int,
+    headers: dict[str, str] | None = None,
+) -> Response:
     status, body = responses.get(name, (default_status, '{"message": $context.error.messageString}'))
     # API Gateway fills $context.error.messageString with a quoted JSON string.
     body = body.replace("$context.error.messageString", json.dumps(_GATEWAY_MESSAGES.get(name, "Error")))
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 _GATEWAY_MESSAGES = {
     "DEFAULT_5XX": "Internal server error",
     "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
     "UNAUTHORIZED": "Unauthorized",
+    "INVALID_API_KEY": "Forbidden",
+    "THROTTLED": "Too Many Requests",
 }
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """What API Gateway keeps from an Allow: the context for the function, the usage-plan key."""
+
+    context: dict[str, Any]
+    usage_key: str | None
 
 
 class FrontDoor:
@@ -112,6 +130,8 @@ class FrontDoor:
         method_responses: dict[str, MockResponse] | None = None,
         request_log: Callable[[str], None] | None = None,
         on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
+        usage_plan: UsagePlanGate | None = None,
+        response_headers: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self._routes = [(r, _path_regex(r.path)) for r in routes]
         # API Gateway prefers literal segments to {params}: /v1/llms/test before /v1/llms/{id}.
@@ -128,7 +148,10 @@ class FrontDoor:
         self._responses = gateway_responses
         self._stage = stage
         self._streaming = streaming_apps or {}
-        self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._usage_plan = usage_plan
+        self._response_headers = response_headers or {}
+        #: Keyed by the one Authorization value the authorizer judged (never a guess among several).
+        self._auth_cache: dict[str, tuple[float, Authorized | None]] = {}
 
     def function(self, name: str, module: str, attribute: str) -> LocalFunction:
         """The one in-process instance of a function (shared by its API routes and queues)."""
@@ -199,11 +222,17 @@ class FrontDoor:
         if len(body) > MAX_API_PAYLOAD:
             return _gateway_response(self._responses, "REQUEST_TOO_LARGE", 413)
         event = self._proxy_event(route, path_params, request, body)
+        usage_key: str | None = None
         if route.authorized and self._authorizer is not None:
-            denial = await self._authorize(route, request, event)
-            if denial is not None:
-                return denial
+            authorized = await self._authorize(route, event)
+            if isinstance(authorized, Response):
+                return authorized
+            usage_key = authorized.usage_key
             seen["account"] = event["requestContext"]["authorizer"].get("accountId")
+        if route.metered and self._usage_plan is not None:
+            refusal = self._usage_plan.admit(usage_key, f"{route.path}/{route.method}")
+            if refusal is not None:
+                return self._refusal(refusal.gateway_response, refusal.retry_after_s)
         function = self._functions[route.function]
         try:
             result = await anyio.to_thread.run_sync(function.invoke, event)
@@ -211,22 +240,34 @@ class FrontDoor:
             return _gateway_response(self._responses, "DEFAULT_5XX", 502)
         return _http_response(result)
 
-    async def _authorize(self, route: Route, request: Request, event: dict[str, Any]) -> Response | None:
-        token = request.headers.get("authorization")
-        if not token:
-            return _gateway_response(self._responses, "UNAUTHORIZED", 401)
-        cached = self._auth_cache.get(token)
-        if cached and cached[0] > time.monotonic():
-            context = cached[1]
-        else:
-            context = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
-            self._auth_cache[token] = (time.monotonic() + AUTHORIZER_TTL_SECONDS, context)
-        if context is None:
-            return _gateway_response(self._responses, "UNAUTHORIZED", 401)
-        event["requestContext"]["authorizer"] = context
-        return None
+    def _refusal(self, name: str, retry_after_s: float | None = None) -> Response:
+        status = {"INVALID_API_KEY": 403, "THROTTLED": 429}.get(name, 400)
+        headers = dict(self._response_headers.get(name, {}))
+        if retry_after_s is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(min(retry_after_s, 86_400))))
+        return _gateway_response(self._responses, name, status, headers)
 
-    def _call_authorizer(self, route: Route, event: dict[str, Any]) -> dict[str, Any] | None:
+    async def _authorize(self, route: Route, event: dict[str, Any]) -> Authorized | Response:
+        try:
+            token = single_header(AUTHORIZATION, event["headers"], event["multiValueHeaders"])
+        except AmbiguousCredentials:
+            # API Gateway still asks the authorizer, which refuses; nothing is cached for it.
+            authorized = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
+        else:
+            if not token:
+                return _gateway_response(self._responses, "UNAUTHORIZED", 401)
+            cached = self._auth_cache.get(token)
+            if cached and cached[0] > time.monotonic():
+                authorized = cached[1]
+            else:
+                authorized = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
+                self._auth_cache[token] = (time.monotonic() + AUTHORIZER_TTL_SECONDS, authorized)
+        if authorized is None:
+            return _gateway_response(self._responses, "UNAUTHORIZED", 401)
+        event["requestContext"]["authorizer"] = authorized.context
+        return authorized
+
+    def _call_authorizer(self, route: Route, event: dict[str, Any]) -> Authorized | None:
         assert self._authorizer is not None
         method_arn = (
             f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}/{self._stage}/{route.method}{event['path']}"
@@ -252,7 +293,8 @@ class FrontDoor:
         statements = policy.get("policyDocument", {}).get("Statement", [])
         if not any(s.get("Effect") == "Allow" for s in statements):
             return None
-        return {**(policy.get("context") or {}), "principalId": policy.get("principalId")}
+        context = {**(policy.get("context") or {}), "principalId": policy.get("principalId")}
+        return Authorized(context=context, usage_key=policy.get("usageIdentifierKey"))
 
     def _proxy_event(
         self, route: Route, path_params: dict[str, str], request: Request, body: bytes

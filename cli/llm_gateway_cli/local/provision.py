@@ -18,6 +18,10 @@ def _table(client: Client, r: Resolver, logical: str, props: dict[str, Any]) -> 
         for k in ("TableName", "AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
         if k in props
     }
+    # Without a TableName CloudFormation names the table after the stack; so do we (per stage).
+    kwargs.setdefault(
+        "TableName", f"{r.lookup('AWS::StackName')}-{r.parameters.get('Stage', 'local')}-{logical}"
+    )
     desc = ddb.create_table(**kwargs)["TableDescription"]
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
@@ -80,6 +84,19 @@ def _rule(client: Client, r: Resolver, logical: str, props: dict[str, Any]) -> N
     r.refs[logical] = name
 
 
+def _usage_plan(client: Client, r: Resolver, logical: str, props: dict[str, Any]) -> None:
+    """The plan and its throttle; its API stages are the local front door, which enforces it."""
+    throttle = r.resolve(props.get("Throttle", {}))
+    plan = client("apigateway").create_usage_plan(
+        name=str(r.resolve(props.get("UsagePlanName", logical))),
+        throttle={
+            "rateLimit": float(throttle.get("RateLimit", 0)),
+            "burstLimit": int(float(throttle.get("BurstLimit", 0))),
+        },
+    )
+    r.refs[logical] = plan["id"]
+
+
 PROVISIONERS: dict[str, Callable[[Client, Resolver, str, dict[str, Any]], None]] = {
     "AWS::DynamoDB::Table": _table,
     "AWS::KMS::Key": _kms_key,
@@ -87,6 +104,7 @@ PROVISIONERS: dict[str, Callable[[Client, Resolver, str, dict[str, Any]], None]]
     "AWS::Events::EventBus": _event_bus,
     "AWS::SQS::Queue": _queue,
     "AWS::Events::Rule": _rule,
+    "AWS::ApiGateway::UsagePlan": _usage_plan,
 }
 #: Creation order: things referenced first (queues before the DLQ-using queue is handled by sorting).
 ORDER = list(PROVISIONERS)

@@ -22,13 +22,16 @@ from llm_gateway_cli.local.template import (
     api_routes,
     authorizer_function,
     function_environment,
+    gateway_response_headers,
     gateway_responses,
     load_template,
     method_not_allowed_responses,
     parameter_defaults,
     queue_mappings,
     repo_root,
+    usage_plan_limits,
 )
+from llm_gateway_cli.local.usage_plan import UsagePlanGate
 
 LOCAL_STAGE = "local"
 
@@ -158,7 +161,7 @@ class LocalStack:
         from llm_gateway import composition
 
         composition.reset()
-        front_door = self._front_door(template)
+        front_door = self._front_door(template, resolver)
         http = ServerThread(front_door, self.port, sock=self._api_socket)
         api_port = http.start()
         self._stoppers.append(http.stop)
@@ -168,6 +171,13 @@ class LocalStack:
         from llm_gateway.domain.accounts import create_account
 
         demo = create_account(composition.account_repository(), "demo") if self.demo else None
+        usage_plan_id = self._usage_plan_id(template, resolver)
+        if demo and usage_plan_id:
+            from llm_gateway.domain.usage_plans import enroll_account
+
+            enroll_account(
+                composition.usage_plans(), composition.usage_key_repository(), demo.account_id, usage_plan_id
+            )
         llms = register_demo_llms(demo.account_id, fake_url) if demo else {}
         self.state = {
             "apiUrl": api_url,
@@ -178,6 +188,7 @@ class LocalStack:
             "llms": llms,
             "stage": LOCAL_STAGE,
             "tableName": os.environ["TABLE_NAME"],
+            "usagePlanId": usage_plan_id,
             "region": REGION,
             "startupSeconds": round(time.monotonic() - started, 2),
         }
@@ -268,7 +279,12 @@ class LocalStack:
             poller.start()
             self._stoppers.append(poller.stop)
 
-    def _front_door(self, template: dict[str, Any]) -> FrontDoor:
+    @staticmethod
+    def _usage_plan_id(template: dict[str, Any], resolver: Resolver) -> str | None:
+        limits = usage_plan_limits(template, resolver)
+        return resolver.lookup(limits.logical_id) if limits else None
+
+    def _front_door(self, template: dict[str, Any], resolver: Resolver) -> FrontDoor:
         auth = authorizer_function(template)
         authorizer = LocalFunction("authorizer", *auth) if auth else None
         routes = api_routes(template)
@@ -284,6 +300,8 @@ class LocalStack:
             method_responses=method_not_allowed_responses(template),
             request_log=self.request_log,
             on_shutdown=[hook for hook in shutdown if hook is not None],
+            usage_plan=usage_plan_gate(template, resolver),
+            response_headers=gateway_response_headers(template),
         )
 
     def stop(self) -> None:
@@ -321,6 +339,21 @@ def _answers(api_url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def usage_plan_gate(template: dict[str, Any], resolver: Resolver) -> UsagePlanGate | None:
+    """The template's usage plan as the front door enforces it: members are the plan's keys in moto."""
+    limits = usage_plan_limits(template, resolver)
+    if limits is None:
+        return None
+    plan_id = resolver.lookup(limits.logical_id)
+    apigateway = _client_factory()("apigateway")
+
+    def is_member(usage_key: str) -> bool:
+        pages = apigateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan_id)
+        return any(item.get("value") == usage_key for page in pages for item in page.get("items", []))
+
+    return UsagePlanGate(limits, is_member)
 
 
 def _streaming_app(module: str) -> Any:

@@ -114,10 +114,22 @@ class Route:
     path: str
     authorized: bool
     streaming: bool
+    #: API Gateway requires a usage-plan key (here: from the authorizer) before it invokes.
+    metered: bool = False
+
+
+def _api_key_required(template: dict[str, Any]) -> dict[str, bool]:
+    """Each SAM API's default ``Auth.ApiKeyRequired``."""
+    return {
+        logical: bool(resource["Properties"].get("Auth", {}).get("ApiKeyRequired", False))
+        for logical, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::Serverless::Api"
+    }
 
 
 def api_routes(template: dict[str, Any]) -> list[Route]:
     routes: list[Route] = []
+    key_required = _api_key_required(template)
     for logical, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
@@ -133,6 +145,8 @@ def api_routes(template: dict[str, Any]) -> list[Route]:
                 continue
             ev = event["Properties"]
             auth = ev.get("Auth", {}).get("Authorizer")
+            api = ev.get("RestApiId", {}).get("Ref") if isinstance(ev.get("RestApiId"), dict) else None
+            metered = ev.get("Auth", {}).get("ApiKeyRequired", key_required.get(str(api), False))
             routes.append(
                 Route(
                     function=logical,
@@ -142,6 +156,7 @@ def api_routes(template: dict[str, Any]) -> list[Route]:
                     path=str(ev["Path"]),
                     authorized=auth != "NONE",
                     streaming=ev.get("ResponseTransferMode") == "RESPONSE_STREAM",
+                    metered=bool(metered),
                 )
             )
     return routes
@@ -209,6 +224,53 @@ def method_not_allowed_responses(template: dict[str, Any]) -> dict[str, MockResp
             body = (answer.get("responseTemplates") or {}).get("application/json", "")
             out[str(path)] = MockResponse(int(answer.get("statusCode", 200)), headers, str(body))
     return out
+
+
+def gateway_response_headers(template: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Static headers of each gateway response (``ResponseParameters.Headers``, quotes removed)."""
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Api":
+            return {
+                name: {
+                    header: str(value).strip("'")
+                    for header, value in spec.get("ResponseParameters", {}).get("Headers", {}).items()
+                }
+                for name, spec in resource["Properties"].get("GatewayResponses", {}).items()
+            }
+    return {}
+
+
+@dataclass(frozen=True)
+class Throttle:
+    rate_per_second: float
+    burst: int
+
+    @staticmethod
+    def of(spec: dict[str, Any]) -> Throttle:
+        return Throttle(float(spec.get("RateLimit", 0)), int(float(spec.get("BurstLimit", 0))))
+
+
+@dataclass(frozen=True)
+class UsagePlanLimits:
+    """The per-account token buckets of the template's usage plan: a default and per method."""
+
+    logical_id: str
+    default: Throttle
+    #: ``"/path/METHOD"`` -> its own per-account limit (the plan's API-stage throttle map).
+    methods: dict[str, Throttle] = field(default_factory=dict)
+
+
+def usage_plan_limits(template: dict[str, Any], resolver: Resolver) -> UsagePlanLimits | None:
+    for logical, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::ApiGateway::UsagePlan":
+            props = resolver.resolve({k: v for k, v in resource["Properties"].items() if k != "ApiStages"})
+            methods = {
+                key: Throttle.of(resolver.resolve(spec))
+                for stage in resource["Properties"].get("ApiStages", [])
+                for key, spec in stage.get("Throttle", {}).items()
+            }
+            return UsagePlanLimits(logical, Throttle.of(props.get("Throttle", {})), methods)
+    return None
 
 
 def function_environment(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:

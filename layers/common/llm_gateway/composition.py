@@ -275,3 +275,23 @@ def validator() -> Validator:
         events=event_publisher(),
         probe=config_probe(),
     )
+
+
+# --- per-account usage plans ----------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from llm_gateway.adapters.dynamodb import DynamoUsageKeyRepository
+    from llm_gateway.adapters.usage_plans import ApiGatewayUsagePlans
+
+
+def usage_plans() -> ApiGatewayUsagePlans:
+    """API Gateway keys and usage plans (account creation only, never on a request path)."""
+    from llm_gateway.adapters.usage_plans import ApiGatewayUsagePlans
+
+    return ApiGatewayUsagePlans(aws.apigateway())
+
+
+def usage_key_repository() -> DynamoUsageKeyRepository:
+    from llm_gateway.adapters.dynamodb import DynamoUsageKeyRepository
+
+    return DynamoUsageKeyRepository(aws.dynamodb(), get_settings().table_name)

@@ -6,6 +6,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_kms import KMSClient
@@ -40,3 +41,7 @@ def events() -> EventBridgeClient:
 
 def sqs() -> SQSClient:
     return client("sqs")  # type: ignore[no-any-return]
+
+
+def apigateway() -> APIGatewayClient:
+    return client("apigateway")  # type: ignore[no-any-return]

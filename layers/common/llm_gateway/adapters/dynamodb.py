@@ -247,3 +247,23 @@ class DynamoSessionRepository:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+
+class DynamoUsageKeyRepository:
+    """``ACCOUNT#<id>`` / ``USAGEKEY``: which API Gateway key and usage plan limit the account."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def save_usage_key(self, account_id: str, usage_plan_id: str, key_id: str) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "PK": {"S": account_pk(account_id)},
+                "SK": {"S": "USAGEKEY"},
+                "kind": {"S": "usagekey"},
+                "usagePlanId": {"S": usage_plan_id},
+                "apiKeyId": {"S": key_id},
+            },
+        )

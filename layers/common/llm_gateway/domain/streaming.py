@@ -58,10 +58,19 @@ MESSAGES: dict[str, str] = {
 class UpstreamFailure(GatewayError):
     """A failure attributed to the customer's LLM endpoint; never carries upstream text."""
 
-    def __init__(self, code: str, *, retry_after_s: float | None = None, retriable: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        *,
+        retry_after_s: float | None = None,
+        retriable: bool = False,
+        upstream_status: int | None = None,
+    ) -> None:
         super().__init__(MESSAGES.get(code, "The LLM endpoint failed."), code=code)
         self.status = STATUS_FOR_CODE.get(code, 502)
         self.retry_after_s = retry_after_s
+        #: The HTTP status the upstream answered, when it answered at all (for the request log).
+        self.upstream_status = upstream_status
         #: Safe to try again before the first byte: nothing was generated (connect error, 429, 502-504).
         self.retriable = retriable
 
@@ -282,7 +291,10 @@ async def _try_once(
         body = await _read_error_body(response, first_token_at, clock)
         code, retry_after = classify(response.status, body, response.headers)
         raise UpstreamFailure(
-            code, retry_after_s=retry_after, retriable=response.status in RETRIABLE_STATUSES
+            code,
+            retry_after_s=retry_after,
+            retriable=response.status in RETRIABLE_STATUSES,
+            upstream_status=response.status,
         )
     relay = make_relay()
     try:
