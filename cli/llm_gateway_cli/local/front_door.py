@@ -26,7 +26,6 @@ from llm_gateway_cli.local.template import ACCOUNT_ID, REGION, Route
 
 API_ID = "localapi01"
 MAX_API_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own limit; functions enforce their smaller ones
-AUTHORIZER_TTL_SECONDS = 60
 
 
 @dataclass
@@ -116,7 +115,6 @@ class FrontDoor:
         self._responses = gateway_responses
         self._stage = stage
         self._streaming = streaming_apps or {}
-        self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     def function(self, name: str, module: str, attribute: str) -> LocalFunction:
         """The one in-process instance of a function (shared by its API routes and queues)."""
@@ -149,10 +147,13 @@ class FrontDoor:
         await response(scope, receive, send)
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        for route, regex in self._routes:
-            m = regex.match(path)
-            if m and route.method in (method, "ANY"):
-                return route, m.groupdict()
+        # API Gateway routes ``/lab/`` to the ``/lab`` resource (the event keeps the slash).
+        candidates = [path, path.rstrip("/")] if len(path) > 1 and path.endswith("/") else [path]
+        for candidate in candidates:
+            for route, regex in self._routes:
+                m = regex.match(candidate)
+                if m and route.method in (method, "ANY"):
+                    return route, m.groupdict()
         return None
 
     async def _invoke(
@@ -173,15 +174,13 @@ class FrontDoor:
         return _http_response(result)
 
     async def _authorize(self, route: Route, request: Request, event: dict[str, Any]) -> Response | None:
+        """Every request asks the authorizer: no result cache, unlike API Gateway's (the template's
+        ``ReauthorizeEvery``), so a revoked API key is refused on its very next request locally.
+        The authorizer is one GetItem on loopback; exactness is worth that millisecond here."""
         token = request.headers.get("authorization")
         if not token:
             return _gateway_response(self._responses, "UNAUTHORIZED", 401)
-        cached = self._auth_cache.get(token)
-        if cached and cached[0] > time.monotonic():
-            context = cached[1]
-        else:
-            context = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
-            self._auth_cache[token] = (time.monotonic() + AUTHORIZER_TTL_SECONDS, context)
+        context = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
         if context is None:
             return _gateway_response(self._responses, "UNAUTHORIZED", 401)
         event["requestContext"]["authorizer"] = context
