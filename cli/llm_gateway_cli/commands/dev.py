@@ -45,6 +45,7 @@ def _print_banner(state: dict[str, Any], state_file: Path | None) -> None:
     lines = [
         f"LLM Gateway local stack is up in {state['startupSeconds']} s",
         f"  API:           {api}",
+        f"  Lab:           {state['labUrl']}  (the web console; sign in with the demo API key)",
         f"  AWS (moto):    {state['awsEndpointUrl']}",
         f"  fake provider: {fake}  (key: fake-key)",
         f"  state file:    {state_file}",
