@@ -71,8 +71,8 @@ export function rotationText(report) {
   };
 }
 
-const BAR_HEIGHT = 9;
-const ROW_GAP = 10;
+const BAR_HEIGHT = 16;
+const ROW_GAP = 12;
 const LABEL_WIDTH = 150;
 const CHART_WIDTH = 600;
 const KINDS = [["ttfbMs", "ttfb", "TTFB"], ["ttftMs", "ttft", "TTFT"], ["totalMs", "total", "Total"]];
@@ -98,16 +98,16 @@ export function timingsFigure(reports) {
   });
   withTimes.forEach((report, index) => {
     const top = index * groupHeight;
-    chart.append(svg("text", { x: 0, y: top + BAR_HEIGHT * 2 }, index === 0 ? "latest" : formatTime(report.checkedAt)));
+    chart.append(svg("text", { x: 0, y: top + BAR_HEIGHT * 2 - 4 }, index === 0 ? "latest" : formatTime(report.checkedAt)));
     KINDS.forEach(([key, cls, label], k) => {
       const value = report.timings[key];
       if (value == null) return;
       const y = top + k * BAR_HEIGHT;
       const width = Math.max(1, value * scale);
       chart.append(
-        svg("rect", { x: LABEL_WIDTH, y, width, height: BAR_HEIGHT - 2, class: `bar-${cls}`, rx: 2 },
+        svg("rect", { x: LABEL_WIDTH, y, width, height: BAR_HEIGHT - 4, class: `bar-${cls}`, rx: 2 },
           svg("title", null, `${label} ${ms(value)}`)),
-        svg("text", { x: LABEL_WIDTH + width + 6, y: y + BAR_HEIGHT - 2 }, `${label} ${ms(value)}`),
+        svg("text", { x: LABEL_WIDTH + width + 6, y: y + BAR_HEIGHT - 6 }, `${label} ${ms(value)}`),
       );
     });
   });
