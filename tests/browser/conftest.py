@@ -44,8 +44,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: while Playwright's sync API runs, the worker's thread counts
+    as inside an event loop, which would break the asyncio tests xdist sends it afterwards."""
     executable = shutil.which("chromium")
     assert executable, "the system Chromium is missing: `make chromium` installs it"
     with sync_playwright() as playwright:

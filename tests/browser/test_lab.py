@@ -36,7 +36,7 @@ def test_sign_in_is_refused_with_a_wrong_key_and_sign_out_forgets_the_key(lab: L
     assert key_box.get_attribute("autocomplete") == "off"
     key_box.fill("llmgw_not-a-real-key")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text("This key was not accepted")).to_be_visible()
+    expect(page.get_by_role("main").get_by_text("This key was not accepted")).to_be_visible()
     assert lab.storage()["session"] == {}
 
     lab.sign_in()
@@ -44,7 +44,7 @@ def test_sign_in_is_refused_with_a_wrong_key_and_sign_out_forgets_the_key(lab: L
     assert lab.api_key not in lab.storage()["url"]
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-    expect(page.get_by_text("Signed out.", exact=True)).to_be_visible()
+    expect(page.get_by_role("main").get_by_text("Signed out.", exact=True)).to_be_visible()
     assert lab.storage()["session"] == {} and lab.storage()["local"] == {}
 
 
@@ -57,7 +57,7 @@ def test_register_an_llm_and_watch_it_turn_valid_with_its_report(lab: Lab) -> No
     lab.shot("new-llm")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", name=name)).to_be_visible()
-    expect(page.get_by_text("valid", exact=True)).to_be_visible()
+    expect(page.get_by_role("main").get_by_text("valid", exact=True)).to_be_visible()
     llm_id = page.url.rsplit("/", 1)[1]
     report = lab.api.get(f"/v1/llms/{llm_id}/validation").json()
     region = page.get_by_role("region", name="Validation report")
@@ -80,7 +80,7 @@ def test_a_wrong_endpoint_key_reads_as_such_in_the_report(lab: Lab) -> None:
     lab.sign_in()
     _fill_new_llm(lab, "Wrong key", CANARY)
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_text("invalid", exact=True)).to_be_visible()
+    expect(page.get_by_role("main").get_by_text("invalid", exact=True)).to_be_visible()
     region = page.get_by_role("region", name="Validation report")
     failed = region.get_by_role("row").filter(has_text="fail")
     expect(failed.filter(has_text="The endpoint rejected the API key").first).to_be_visible()
@@ -96,7 +96,9 @@ def test_test_runs_the_suite_without_saving(lab: Lab) -> None:
     name = f"Dry run {uuid.uuid4().hex[:6]}"
     _fill_new_llm(lab, name, "fake-key")
     page.get_by_role("button", name="Test").click()
-    expect(page.get_by_text("Test passed: this config is compatible. Nothing was saved.")).to_be_visible()
+    expect(
+        page.get_by_role("main").get_by_text("Test passed: this config is compatible. Nothing was saved.")
+    ).to_be_visible()
     region = page.get_by_role("region", name="Validation report")
     expect(region).to_contain_text("Compatible ·")
     assert region.get_by_role("row").count() > 5
@@ -110,7 +112,7 @@ def test_test_runs_the_suite_without_saving(lab: Lab) -> None:
     expect(page.get_by_label("API version")).to_be_visible()
     page.get_by_label("API version").fill("2024-10")
     page.get_by_label("API version").blur()
-    expect(page.get_by_text("Use the form 2024-10-21")).to_be_visible()
+    expect(page.get_by_role("main").get_by_text("Use the form 2024-10-21")).to_be_visible()
     expect(page.get_by_label("Format").locator("option")).to_have_text(["OpenAI", "Azure OpenAI", "Gemini"])
 
 
@@ -128,7 +130,7 @@ def test_rotate_a_key_refused_then_promoted(lab: Lab) -> None:
         page.get_by_role("button", name="Save").click()
         expect(page.get_by_role("heading", name="Rotating")).to_be_visible()
         expect(page.get_by_role("status").filter(has_text=outcome)).to_be_visible()
-        expect(page.get_by_text("valid", exact=True)).to_be_visible()
+        expect(page.get_by_role("main").get_by_text("valid", exact=True)).to_be_visible()
         assert new_key not in str(lab.storage()["inputs"])  # gone from the page once saved
     lab.shot("rotated")
 
@@ -183,7 +185,9 @@ def test_create_an_api_key_then_revoke_it_and_see_it_refused(lab: Lab) -> None:
     page.get_by_role("button", name="Sign out").click()
     page.get_by_label("API key").fill(new_key)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text("This key was not accepted: it is wrong or has been revoked.")).to_be_visible()
+    expect(
+        page.get_by_role("main").get_by_text("This key was not accepted: it is wrong or has been revoked.")
+    ).to_be_visible()
 
 
 def test_a_key_revoked_elsewhere_signs_the_lab_out(lab: Lab) -> None:
@@ -192,7 +196,7 @@ def test_a_key_revoked_elsewhere_signs_the_lab_out(lab: Lab) -> None:
     lab.sign_in(created["key"])
     assert lab.api.delete(f"/v1/api-keys/{created['id']}").status_code == 204
     page.get_by_role("link", name="API keys").click()
-    expect(page.get_by_text("Your API key was refused")).to_be_visible()
+    expect(page.get_by_role("main").get_by_text("Your API key was refused")).to_be_visible()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert lab.storage()["session"] == {}
 
@@ -227,7 +231,7 @@ def test_keyboard_only_sign_in_new_llm_save(lab: Lab) -> None:
     expect(page.get_by_role("button", name="Save")).to_be_focused()
     keyboard.press("Enter")
     expect(page.get_by_role("heading", name=name)).to_be_focused()
-    expect(page.get_by_text("valid", exact=True)).to_be_visible()
+    expect(page.get_by_role("main").get_by_text("valid", exact=True)).to_be_visible()
 
 
 def test_page_headers_forbid_inline_script_and_framing(lab: Lab) -> None:
