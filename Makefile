@@ -9,7 +9,7 @@ export PYENV_VERSION ?= 3.11.7:3.13.0
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install dev test lint typecheck template python313 build deploy pytest smoke openapi bench lock clean
+.PHONY: install chromium dev test lint typecheck template python313 build deploy pytest smoke openapi bench lock clean
 
 install: $(STAMP)
 
@@ -19,10 +19,16 @@ $(STAMP): pyproject.toml requirements/dev.txt layers/common/requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The browser tests drive the system Chromium (Debian's package): installed here when missing,
+# as CI starts from a fresh machine. Playwright's own browser download is never used.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+
 dev: install
 	$(BIN)/llm-gateway dev
 
-test: install lint typecheck template build pytest smoke
+test: install chromium lint typecheck template build pytest smoke
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,7 +58,7 @@ DEPLOY_ARGS ?= --guided
 deploy: build
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam deploy $(DEPLOY_ARGS)
 
-pytest: install
+pytest: install chromium
 	$(BIN)/pytest -n 2 --dist loadgroup -m "not smoke"
 
 # The public-API end-to-end checks against any gateway: `make smoke API_URL=https://… API_KEY=llmgw_…`

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+#: The local stack fixtures (`stack`, `api`, `other_api`, …) for the e2e and browser tiers.
+pytest_plugins = ["tests.local_stack"]
+
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = REPO / "events"
 #: One canary key per test session; it must never show up in anything we capture.

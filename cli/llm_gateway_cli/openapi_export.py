@@ -12,7 +12,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-HANDLERS = ("functions.registry.handler", "functions.validator.handler", "functions.session_tokens.handler")
+HANDLERS = (
+    "functions.registry.handler",
+    "functions.validator.handler",
+    "functions.session_tokens.handler",
+    "functions.api_keys.handler",
+)
 TITLE = "LLM Gateway management API"
 #: Routes anyone may call (Powertools drops an empty ``security`` list, so it is set here).
 PUBLIC_OPERATIONS = {("/.well-known/jwks.json", "get")}

@@ -39,12 +39,14 @@ def test_every_object_route_hides_other_accounts_objects(
         "/v1/llms/{llm_id}",
         "/v1/llms/{llm_id}/validate",
         "/v1/sessions/{session_id}",
+        "/v1/api-keys/{key_id}",
     }
     owned = {
         "llm_id": stack.llms["openai"],
         "session_id": api.post(
             "/v1/auth/session-token", json={"personaConfig": {"name": "p", "llmId": stack.llms["openai"]}}
         ).json()["sessionId"],
+        "key_id": api.get("/v1/api-keys").json()["data"][0]["id"],
     }
     for method, path, param in routes:
         theirs, made_up = owned[param], str(uuid.uuid4())
@@ -55,3 +57,4 @@ def test_every_object_route_hides_other_accounts_objects(
         assert _shape(existing, theirs) == _shape(missing, made_up), (method, path)
     # And the owner still has everything.
     assert api.get(f"/v1/llms/{owned['llm_id']}").status_code == 200
+    assert owned["key_id"] in {k["id"] for k in api.get("/v1/api-keys").json()["data"]}

@@ -34,6 +34,8 @@ PUBLIC_ROUTES = frozenset(
         ("GET", "/v1/openapi.json"),  # the OpenAPI document
         ("GET", "/.well-known/jwks.json"),  # public verification keys
         ("POST", "/v1/chat/completions"),  # authenticates with a session token in the function
+        ("GET", "/lab"),  # the Lab page: it signs in with an account API key itself, in the browser
+        ("GET", "/lab/{proxy+}"),  # the Lab's static files
     }
 )
 #: AWS-managed policies SAM attaches on its own (basic logging, X-Ray, SQS event source).

@@ -545,7 +545,7 @@ BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
             Resource=[{"Fn::GetAtt": ["Table", "Arn"]}, {"Fn::Sub": "${Table.Arn}/index/*"}]
         ),
         _cfn_only(tc.check_one_resource_per_statement),
-        "(Sid ReadApiKeyHashes): names 2 resources",
+        "(Sid ReadApiKeyHashesRecordLastUse): names 2 resources",
     ),
     (
         "secrets-outside-prefix",
@@ -827,7 +827,8 @@ def test_new_functions_are_covered_without_listing_them(sam: Template) -> None:
 
 
 def test_public_routes_may_skip_the_authorizer(sam: Template) -> None:
-    """The template's own public routes (OpenAPI, JWKS, the session-token stream) pass the checks."""
+    """The template's own public routes (OpenAPI, JWKS, the session-token stream, the Lab's page and
+    files) pass the checks."""
     public = {
         (e["Properties"]["Method"], e["Properties"]["Path"])
         for r in sam["Resources"].values()
@@ -839,6 +840,8 @@ def test_public_routes_may_skip_the_authorizer(sam: Template) -> None:
         ("GET", "/v1/openapi.json"),
         ("GET", "/.well-known/jwks.json"),
         ("POST", "/v1/chat/completions"),
+        ("GET", "/lab"),
+        ("GET", "/lab/{proxy+}"),
     }
     same, cfn = _translated(sam, lambda s: None)
     assert tc.check_api_events_use_authorizer(same) == []

@@ -7,7 +7,7 @@ functions are covered the moment they are added. Each failure lists every offend
 from __future__ import annotations
 
 from tests.infra import template_checks as tc
-from tests.infra.template_checks import Template
+from tests.infra.template_checks import Template, props
 
 
 def _ok(problems: list[str]) -> None:
@@ -197,3 +197,54 @@ def test_limits_default_to_more_for_minting_than_management_per_account(sam: Tem
 def test_platform_folder_can_never_look_like_a_tenant(sam: Template) -> None:
     """Tenant grants are acct_*; the platform folder pattern has no underscore, so they never meet."""
     assert "_" not in sam["Parameters"]["PlatformSecretsFolder"]["AllowedPattern"]
+
+
+# ---------------------------------------------------------------- API keys and the Lab
+
+
+def _authorizer_identity(sam: Template) -> dict[str, object]:
+    (api,) = [props(r) for _, r in tc.resources(sam, "AWS::Serverless::Api")]
+    auth = api["Auth"]
+    return dict(auth["Authorizers"][auth["DefaultAuthorizer"]]["Identity"])
+
+
+def test_authorizer_results_are_cached_for_ten_seconds_so_a_revoked_key_stops_soon(
+    sam: Template, cfn: Template
+) -> None:
+    """DELETE /v1/api-keys/{id} promises the key stops working within 10 s: API Gateway's cache."""
+    assert _authorizer_identity(sam)["ReauthorizeEvery"] == 10
+    # What SAM deploys: the REST API's OpenAPI body carries the TTL.
+    ttls = [
+        definition["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"]
+        for _, api in tc.resources(cfn, "AWS::ApiGateway::RestApi")
+        for definition in props(api)["Body"]["securityDefinitions"].values()
+        if "x-amazon-apigateway-authorizer" in definition
+    ]
+    assert ttls == [10]
+
+
+def test_lab_routes_have_no_authorizer_and_nothing_else_under_lab_exists(sam: Template) -> None:
+    """The Lab's page signs in itself in the browser; the gateway must serve it to anyone."""
+    lab = {
+        (e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"]
+        .get("Auth", {})
+        .get("Authorizer")
+        for _, r in tc.resources(sam, "AWS::Serverless::Function")
+        for e in (props(r).get("Events") or {}).values()
+        if e.get("Type") == "Api" and str(e["Properties"]["Path"]).startswith("/lab")
+    }
+    assert lab == {("GET", "/lab"): "NONE", ("GET", "/lab/{proxy+}"): "NONE"}
+
+
+def test_api_key_routes_use_the_authorizer(sam: Template) -> None:
+    routes = {
+        (e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"].get("Auth")
+        for _, r in tc.resources(sam, "AWS::Serverless::Function")
+        for e in (props(r).get("Events") or {}).values()
+        if e.get("Type") == "Api" and str(e["Properties"]["Path"]).startswith("/v1/api-keys")
+    }
+    assert routes == {
+        ("GET", "/v1/api-keys"): None,
+        ("POST", "/v1/api-keys"): None,
+        ("DELETE", "/v1/api-keys/{id}"): None,
+    }

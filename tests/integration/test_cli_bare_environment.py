@@ -48,6 +48,9 @@ CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["token", "--llm", "X"], NO_GATEWAY),
     (["sessions", "revoke", "X"], NO_GATEWAY),
     (["chat", "--llm", "X", "--message", "hi"], NO_GATEWAY),
+    (["api-keys", "list"], NO_GATEWAY),
+    (["api-keys", "create", "--name", "ci"], NO_GATEWAY),
+    (["api-keys", "revoke", "X"], NO_GATEWAY),
     (["fake-provider", "--port", "{busy}"], ("cannot listen", "{busy}", "--port")),
 ]  # fmt: skip
 

@@ -92,6 +92,7 @@ def _print_banner(state: dict[str, Any], state_file: Path | None) -> None:
     lines = [
         f"LLM Gateway local stack is up in {state['startupSeconds']} s",
         f"  API:           {api}",
+        f"  Lab:           {state.get('labUrl') or api + '/lab/'}  (the web console; sign in with an API key)",
         f"  AWS (moto):    {state['awsEndpointUrl']}",
         f"  fake provider: {fake}  (key: fake-key)",
         f"  state file:    {state_file}",

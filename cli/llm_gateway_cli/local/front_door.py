@@ -30,7 +30,6 @@ from llm_gateway_cli.local.usage_plan import UsagePlanGate
 
 API_ID = "localapi01"
 MAX_API_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own limit; functions enforce their smaller ones
-AUTHORIZER_TTL_SECONDS = 60
 
 
 @dataclass
@@ -150,8 +149,6 @@ class FrontDoor:
         self._streaming = streaming_apps or {}
         self._usage_plan = usage_plan
         self._response_headers = response_headers or {}
-        #: Keyed by the one Authorization value the authorizer judged (never a guess among several).
-        self._auth_cache: dict[str, tuple[float, Authorized | None]] = {}
 
     def function(self, name: str, module: str, attribute: str) -> LocalFunction:
         """The one in-process instance of a function (shared by its API routes and queues)."""
@@ -203,11 +200,14 @@ class FrontDoor:
         await response(scope, receive, send)
 
     def _match_path(self, path: str) -> tuple[str, dict[str, str]] | None:
-        """The API resource the path belongs to, whatever the method."""
-        for resource, regex in self._paths:
-            m = regex.match(path)
-            if m:
-                return resource, m.groupdict()
+        """The API resource the path belongs to, whatever the method. API Gateway routes ``/lab/``
+        to the ``/lab`` resource (the event keeps the slash)."""
+        candidates = [path, path.rstrip("/")] if len(path) > 1 and path.endswith("/") else [path]
+        for candidate in candidates:
+            for resource, regex in self._paths:
+                m = regex.match(candidate)
+                if m:
+                    return resource, m.groupdict()
         return None
 
     def _match_method(self, resource: str, method: str) -> Route | None:
@@ -248,20 +248,15 @@ class FrontDoor:
         return _gateway_response(self._responses, name, status, headers)
 
     async def _authorize(self, route: Route, event: dict[str, Any]) -> Authorized | Response:
+        """Every request asks the authorizer: no result cache, unlike API Gateway's (the template's
+        ``ReauthorizeEvery``), so a revoked API key is refused on its very next request locally.
+        The authorizer is one GetItem on loopback; exactness is worth that millisecond here."""
         try:
-            token = single_header(AUTHORIZATION, event["headers"], event["multiValueHeaders"])
-        except AmbiguousCredentials:
-            # API Gateway still asks the authorizer, which refuses; nothing is cached for it.
-            authorized = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
-        else:
-            if not token:
+            if not single_header(AUTHORIZATION, event["headers"], event["multiValueHeaders"]):
                 return _gateway_response(self._responses, "UNAUTHORIZED", 401)
-            cached = self._auth_cache.get(token)
-            if cached and cached[0] > time.monotonic():
-                authorized = cached[1]
-            else:
-                authorized = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
-                self._auth_cache[token] = (time.monotonic() + AUTHORIZER_TTL_SECONDS, authorized)
+        except AmbiguousCredentials:
+            pass  # API Gateway still asks the authorizer, which refuses several values
+        authorized = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
         if authorized is None:
             return _gateway_response(self._responses, "UNAUTHORIZED", 401)
         event["requestContext"]["authorizer"] = authorized.context

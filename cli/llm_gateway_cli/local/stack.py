@@ -181,6 +181,7 @@ class LocalStack:
         llms = register_demo_llms(demo.account_id, fake_url) if demo else {}
         self.state = {
             "apiUrl": api_url,
+            "labUrl": f"{api_url}/lab/",
             "apiKey": demo.api_key if demo else None,
             "accountId": demo.account_id if demo else None,
             "awsEndpointUrl": aws_url,

@@ -1,16 +1,19 @@
-"""Single-table storage. Keys: ``ACCOUNT#<id>`` / ``LLM#<id>``, ``APIKEY#<sha256>`` / ``APIKEY``.
+"""Single-table storage. Keys: ``ACCOUNT#<id>`` / ``LLM#<id>`` and ``APIKEY#<keyId>``,
+``APIKEY#<sha256>`` / ``APIKEY`` (the authorizer's lookup).
 
 Each LLM item keeps the document as JSON plus the attributes conditions need (``version``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from llm_gateway.domain.ports import AlreadyExists, VersionConflict
+from llm_gateway.domain.ports import AlreadyExists, LastKey, TooManyKeys, VersionConflict
+from llm_gateway.models.account import KeyOwner, StoredApiKey
 from llm_gateway.models.llm import StoredLlm
 from llm_gateway.models.report import Report
 from llm_gateway.models.session import SessionRecord
@@ -95,53 +98,189 @@ class DynamoLlmRepository:
         return True
 
 
+def api_key_lookup_pk(key_hash: str) -> str:
+    return f"APIKEY#{key_hash}"
+
+
+API_KEY_LOOKUP_SK = "APIKEY"
+
+
+def api_key_sk(key_id: str) -> str:
+    return f"APIKEY#{key_id}"
+
+
+def _cancellation_codes(exc: Exception) -> list[str]:
+    """Per-item reasons of a cancelled transaction ("None" for items that did not fail)."""
+    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+    return [str(r.get("Code", "None")) for r in reasons]
+
+
 class DynamoAccountRepository:
+    """Accounts and their API keys.
+
+    - ``ACCOUNT#<id>`` / ``ACCOUNT``: the account, with ``keyCount`` (the limit is a condition on it)
+    - ``ACCOUNT#<id>`` / ``APIKEY#<keyId>``: a key's public fields, its hash, ``lastUsedAt`` (epoch s)
+    - ``APIKEY#<sha256>`` / ``APIKEY``: what the authorizer reads, one GetItem per new key
+
+    Adding and revoking a key write all three in one transaction, so the lookup item exists exactly
+    as long as the key is listed, and the count cannot drift.
+    """
+
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._db = client
         self._table = table_name
 
-    def create(self, account_id: str, name: str, key_hash: str, created_at: datetime) -> None:
+    def _key_puts(self, account_id: str, key: StoredApiKey) -> list[dict[str, Any]]:
+        return [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        "PK": {"S": account_pk(account_id)},
+                        "SK": {"S": api_key_sk(key.id)},
+                        "kind": {"S": "apikey-meta"},
+                        "keyHash": {"S": key.key_hash},
+                        "doc": {"S": key.public().model_dump_json(exclude={"last_used_at"})},
+                    },
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        "PK": {"S": api_key_lookup_pk(key.key_hash)},
+                        "SK": {"S": API_KEY_LOOKUP_SK},
+                        "kind": {"S": "apikey"},
+                        "accountId": {"S": account_id},
+                        "keyId": {"S": key.id},
+                    },
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+        ]
+
+    def create(self, account_id: str, name: str, first_key: StoredApiKey, created_at: datetime) -> None:
+        account = {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    "PK": {"S": account_pk(account_id)},
+                    "SK": {"S": "ACCOUNT"},
+                    "kind": {"S": "account"},
+                    "keyCount": {"N": "1"},
+                    "doc": {"S": json.dumps({"accountId": account_id, "name": name,
+                                             "createdAt": created_at.isoformat()})},
+                },
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }  # fmt: skip
         try:
-            self._write_account(account_id, name, key_hash, created_at)
+            self._db.transact_write_items(TransactItems=[account, *self._key_puts(account_id, first_key)])  # type: ignore[list-item]
         except self._db.exceptions.TransactionCanceledException:  # the account or key hash exists
             raise AlreadyExists(account_id) from None
 
-    def _write_account(self, account_id: str, name: str, key_hash: str, created_at: datetime) -> None:
-        self._db.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {
-                            "PK": {"S": account_pk(account_id)},
-                            "SK": {"S": "ACCOUNT"},
-                            "kind": {"S": "account"},
-                            "doc": {"S": json.dumps({"accountId": account_id, "name": name,
-                                                     "createdAt": created_at.isoformat()})},
-                        },
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {
-                            "PK": {"S": f"APIKEY#{key_hash}"},
-                            "SK": {"S": "APIKEY"},
-                            "kind": {"S": "apikey"},
-                            "accountId": {"S": account_id},
-                        },
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                },
-            ]
-        )  # fmt: skip
-
-    def account_for_key_hash(self, key_hash: str) -> str | None:
+    def owner_of_key(self, key_hash: str) -> KeyOwner | None:
         item = self._db.get_item(
-            TableName=self._table, Key={"PK": {"S": f"APIKEY#{key_hash}"}, "SK": {"S": "APIKEY"}}
+            TableName=self._table,
+            Key={"PK": {"S": api_key_lookup_pk(key_hash)}, "SK": {"S": API_KEY_LOOKUP_SK}},
         ).get("Item")
-        return item["accountId"]["S"] if item else None
+        if not item:
+            return None
+        key_id = item.get("keyId", {}).get("S")
+        return KeyOwner(account_id=item["accountId"]["S"], key_id=key_id)
+
+    def add_key(self, account_id: str, key: StoredApiKey, max_keys: int) -> None:
+        # Accounts made before keys had ids hold exactly one key and no keyCount.
+        count = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"PK": {"S": account_pk(account_id)}, "SK": {"S": "ACCOUNT"}},
+                "UpdateExpression": "SET keyCount = if_not_exists(keyCount, :one) + :one",
+                "ConditionExpression": "attribute_exists(PK) AND "
+                "(attribute_not_exists(keyCount) OR keyCount < :max)",
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(max_keys)}},
+            }
+        }
+        try:
+            self._db.transact_write_items(TransactItems=[count, *self._key_puts(account_id, key)])  # type: ignore[list-item]
+        except self._db.exceptions.TransactionCanceledException as exc:
+            if _cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                raise TooManyKeys(account_id) from None
+            raise
+
+    def list_keys(self, account_id: str) -> list[StoredApiKey]:
+        items = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": account_pk(account_id)}, ":prefix": {"S": "APIKEY#"}},
+            ConsistentRead=True,
+        ).get("Items", [])
+        return [self._stored_key(item) for item in items]
+
+    @staticmethod
+    def _stored_key(item: dict[str, Any]) -> StoredApiKey:
+        fields = json.loads(item["doc"]["S"]) | {"keyHash": item["keyHash"]["S"]}
+        if "lastUsedAt" in item:
+            fields["lastUsedAt"] = datetime.fromtimestamp(int(item["lastUsedAt"]["N"]), UTC).isoformat()
+        return StoredApiKey.model_validate(fields)
+
+    def delete_key(self, account_id: str, key_id: str) -> bool:
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"PK": {"S": account_pk(account_id)}, "SK": {"S": api_key_sk(key_id)}},
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return False
+        key_hash = item["keyHash"]["S"]
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": {"PK": {"S": account_pk(account_id)}, "SK": {"S": api_key_sk(key_id)}},
+                            "ConditionExpression": "attribute_exists(PK)",
+                        }
+                    },
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": {"PK": {"S": api_key_lookup_pk(key_hash)}, "SK": {"S": API_KEY_LOOKUP_SK}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"PK": {"S": account_pk(account_id)}, "SK": {"S": "ACCOUNT"}},
+                            "UpdateExpression": "SET keyCount = keyCount - :one",
+                            "ConditionExpression": "keyCount > :one",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ]
+            )
+        except self._db.exceptions.TransactionCanceledException as exc:
+            if _cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                return False  # revoked meanwhile by another request
+            raise LastKey(key_id) from None
+        return True
+
+    def touch_key(self, account_id: str, key_id: str, used_at: datetime, stale_before: datetime) -> None:
+        # A use after ``stale_before`` already recorded is the condition failing: nothing to do.
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+            self._db.update_item(
+                TableName=self._table,
+                Key={"PK": {"S": account_pk(account_id)}, "SK": {"S": api_key_sk(key_id)}},
+                UpdateExpression="SET lastUsedAt = :now",
+                ConditionExpression="attribute_exists(PK) AND "
+                "(attribute_not_exists(lastUsedAt) OR lastUsedAt < :stale)",
+                ExpressionAttributeValues={
+                    ":now": {"N": str(int(used_at.timestamp()))},
+                    ":stale": {"N": str(int(stale_before.timestamp()))},
+                },
+            )
 
 
 class DynamoReportRepository:

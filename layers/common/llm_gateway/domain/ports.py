@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from llm_gateway.models.account import KeyOwner, StoredApiKey
 from llm_gateway.models.llm import StoredLlm
 
 
@@ -42,6 +43,26 @@ class UrlGuard(Protocol):
     def check(self, url: str) -> None: ...
 
 
+class TooManyKeys(Exception):
+    """The account already holds the most API keys it may."""
+
+
+class LastKey(Exception):
+    """Revoking this key would leave the account with none (and locked out for good)."""
+
+
 class AccountRepository(Protocol):
-    def create(self, account_id: str, name: str, key_hash: str, created_at: datetime) -> None: ...
-    def account_for_key_hash(self, key_hash: str) -> str | None: ...
+    def create(self, account_id: str, name: str, first_key: StoredApiKey, created_at: datetime) -> None: ...
+    def owner_of_key(self, key_hash: str) -> KeyOwner | None: ...
+    def add_key(self, account_id: str, key: StoredApiKey, max_keys: int) -> None:
+        """Raises ``TooManyKeys`` when the account already has ``max_keys``."""
+        ...
+
+    def list_keys(self, account_id: str) -> list[StoredApiKey]: ...
+    def delete_key(self, account_id: str, key_id: str) -> bool:
+        """False when the account has no such key; raises ``LastKey`` for its only key."""
+        ...
+
+    def touch_key(self, account_id: str, key_id: str, used_at: datetime, stale_before: datetime) -> None:
+        """Record a use, unless one after ``stale_before`` is already recorded (bounded writes)."""
+        ...
