@@ -1,4 +1,5 @@
-"""Validator function: validates LLMs from the SQS queue (fed by the bus), and on demand over REST.
+"""Validator function: validates LLMs from the SQS queue (fed by the bus), queues on-demand runs,
+serves their reports, and runs ``llms/test`` synchronously within its 25 s budget.
 
 It is the only management function allowed to decrypt customer keys.
 """
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,10 +26,12 @@ from llm_gateway.api import (
     ok_response,
     resolve,
 )
+from llm_gateway.catalog import get_builtin
+from llm_gateway.domain.conformance.budget import config_test_budget, validator_budget
 from llm_gateway.domain.registry import check_endpoint_urls
 from llm_gateway.errors import Forbidden, NotFound
-from llm_gateway.models.llm import LlmCreate
-from llm_gateway.models.report import Report
+from llm_gateway.models.llm import LlmCreate, StoredLlm
+from llm_gateway.models.report import LatestReport, Report, ValidationRun
 from llm_gateway.observability import get_logger, get_tracer
 
 composition.require_settings()
@@ -35,9 +39,12 @@ app = create_resolver("LLM Gateway validation API")
 
 
 class LlmChanged(BaseModel):
+    """``LLM Registered`` / ``LLM Updated``, or ``LLM Validation Requested`` with the run's id."""
+
     accountId: str
     llmId: str
-    version: int
+    version: int | None = None
+    validationId: str | None = None
 
 
 class LlmChangedEvent(BaseModel):
@@ -59,61 +66,91 @@ def _report_response(report: Report) -> Response[Any]:
 _REPORT = ok_response(Report, "The conformance report")
 
 
-def _own_llm(account: str, llm_id: str) -> None:
+def _own_llm(account: str, llm_id: str) -> StoredLlm:
     """404 for anything not this account's (same as missing); built-ins are not ours to validate."""
-    llm = composition.registry().get(account, llm_id)
-    if llm.is_default or llm.id in _builtin_ids():
+    if get_builtin(llm_id) is not None:
         raise Forbidden("Built-in LLMs are validated by the platform.", code="builtin_read_only")
+    stored = composition.llm_repository().get(account, llm_id)
+    if stored is None or stored.account_id != account:
+        raise NotFound(f"No LLM with id {llm_id!r}.", code="llm_not_found")
+    return stored
 
 
-def _builtin_ids() -> set[str]:
-    from llm_gateway.catalog import builtin_llms
+def _remaining_ms() -> int | None:
+    context = getattr(app, "lambda_context", None)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return int(remaining()) if callable(remaining) else None
 
-    return set(builtin_llms())
+
+def _validation_location() -> str:
+    """Where the report will be: the path the client called, ``…/validate`` → ``…/validation``."""
+    event = app.current_event.raw_event
+    path = str((event.get("requestContext") or {}).get("path") or event.get("path") or "")
+    return path.removesuffix("/validate") + "/validation"
+
+
+_ACCEPTED: dict[int, OpenAPIResponse] = {
+    202: {
+        "description": "Accepted: the run is queued (or the pending run is joined); the report will be "
+        "at the Location",
+        "headers": {
+            "Location": {"description": "GET /v1/llms/{id}/validation", "schema": {"type": "string"}}
+        },
+        "content": {"application/json": {"model": ValidationRun}},
+    }
+}
 
 
 @app.post(
     "/v1/llms/<llm_id>/validate",
-    summary="Run the conformance suite now",
-    responses=_REPORT | error_responses(401, 403, 404),
+    summary="Queue a conformance run now; the report arrives at GET /v1/llms/{id}/validation",
+    responses=_ACCEPTED | error_responses(401, 403, 404),
 )
 def validate_now(llm_id: LlmId) -> Response[Any]:
-    account = account_id(app)
-    _own_llm(account, llm_id)
-    report = composition.validator().validate(account, llm_id)
-    if report is None:
-        raise NotFound(f"No LLM with id {llm_id!r}.", code="llm_not_found")
-    return _report_response(report)
+    llm = _own_llm(account_id(app), llm_id)
+    run = composition.validation_requests().request(llm)
+    return json_response(202, run.to_json_dict(), headers={"Location": _validation_location()})
 
 
 @app.get(
     "/v1/llms/<llm_id>/validation",
-    summary="The latest conformance report",
-    responses=_REPORT | error_responses(401, 404),
+    summary="The latest conformance report, and the run still in progress (pending)",
+    responses=ok_response(LatestReport, "The latest report; pending names a run not finished yet")
+    | ok_response(ValidationRun, "No report yet: a requested run is queued or running", 202)
+    | error_responses(401, 404),
 )
 def latest_report(llm_id: LlmId) -> Response[Any]:
     account = account_id(app)
     _own_llm(account, llm_id)
+    pending = composition.validation_requests().pending(account, llm_id)
     report = composition.report_repository().latest(account, llm_id)
     if report is None:
+        if pending is not None:
+            return json_response(202, pending.to_json_dict())
         raise NotFound("This LLM has not been validated yet.", code="validation_not_found")
-    return _report_response(report)
+    latest = LatestReport.model_validate(report.model_dump() | {"pending": pending})
+    return json_response(200, latest.to_json_dict())
 
 
 @app.post(
     "/v1/llms/test",
-    summary="Run the conformance suite on an unsaved config (nothing is stored)",
+    summary="Run the conformance suite on an unsaved config (nothing is stored; answers within 25 s)",
     responses=_REPORT | error_responses(400, 401, 413),
 )
 def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account_id(app)
     check_endpoint_urls(composition.url_guard(), request.urls)
-    return _report_response(composition.config_probe()(request, request.secret.get_secret_value()))
+    budget = config_test_budget(_remaining_ms())
+    return _report_response(composition.config_probe()(request, request.secret.get_secret_value(), budget))
 
 
-def record_handler(record: LlmChangedRecord) -> None:
+def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | None = None) -> None:
+    """One queued validation, within what is left of this invocation (batch size 1 in the template)."""
     detail = record.body.detail
-    composition.validator().validate(detail.accountId, detail.llmId)
+    remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
+    composition.validator().validate(
+        detail.accountId, detail.llmId, validation_id=detail.validationId, budget=validator_budget(remaining)
+    )
 
 
 @get_logger().inject_lambda_context(clear_state=True)

@@ -996,6 +996,34 @@ def check_queue_consumers(cfn: Template) -> list[str]:
     return problems
 
 
+def check_validation_budgets(cfn: Template) -> list[str]:
+    """The validator's Timeout leaves room for a queued run's budget and for /llms/test's 25 s, and
+    on-demand requests (POST /validate) reach the validation queue through the bus like registrations."""
+    from llm_gateway.domain.conformance import budget
+    from llm_gateway.domain.validation import LLM_VALIDATION_REQUESTED
+
+    problems = []
+    validator = props(cfn["Resources"].get("ValidatorFunction", {}))
+    timeout = _number(cfn, validator.get("Timeout")) or 3
+    needed = budget.VALIDATOR_BUDGET_S + budget.VALIDATOR_MARGIN_S
+    if timeout < needed:
+        problems.append(
+            f"ValidatorFunction: Timeout {timeout:g} s is less than the validation budget "
+            f"{budget.VALIDATOR_BUDGET_S:g} s + margin {budget.VALIDATOR_MARGIN_S:g} s"
+        )
+    if timeout < budget.CONFIG_TEST_BUDGET_S + budget.CONFIG_TEST_MARGIN_S:
+        problems.append(f"ValidatorFunction: Timeout {timeout:g} s is too short for /llms/test's budget")
+    routed = [
+        rule_id
+        for rule_id, rule in resources(cfn, "AWS::Events::Rule")
+        if LLM_VALIDATION_REQUESTED in as_list((props(rule).get("EventPattern") or {}).get("detail-type"))
+        and any(ref_target(t.get("Arn")) == "ValidationQueue" for t in as_list(props(rule).get("Targets")))
+    ]
+    if not routed:
+        problems.append(f"no rule sends {LLM_VALIDATION_REQUESTED!r} events to ValidationQueue")
+    return problems
+
+
 def check_rule_targets(cfn: Template) -> list[str]:
     """EventBridge targets retry on purpose and dead-letter what they cannot deliver."""
     problems = []

@@ -266,6 +266,20 @@ BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
         "ValidationQueue: VisibilityTimeout 300 s is less than 6 x ValidatorFunction Timeout 90 s",
     ),
     (
+        "validator-timeout-below-budget",
+        lambda s: _set(s, "ValidatorFunction", "Timeout", 60),
+        _cfn_only(tc.check_validation_budgets),
+        "ValidatorFunction: Timeout 60 s is less than the validation budget 75 s + margin 10 s",
+    ),
+    (
+        "validate-requests-not-routed",
+        lambda s: s["Resources"]["LlmChangedRule"]["Properties"]["EventPattern"].update(
+            {"detail-type": ["LLM Registered", "LLM Updated"]}
+        ),
+        _cfn_only(tc.check_validation_budgets),
+        "no rule sends 'LLM Validation Requested' events to ValidationQueue",
+    ),
+    (
         "unbounded-validation",
         lambda s: s["Resources"]["ValidatorQueueMapping"]["Properties"].pop("ScalingConfig"),
         _cfn_only(tc.check_queue_consumers),

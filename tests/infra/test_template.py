@@ -155,6 +155,10 @@ def test_queue_consumers_take_one_record_with_bounded_concurrency_and_a_long_eno
     _ok(tc.check_queue_consumers(cfn))
 
 
+def test_validation_budgets_fit_the_validator_timeout_and_requests_reach_the_queue(cfn: Template) -> None:
+    _ok(tc.check_validation_budgets(cfn))
+
+
 def test_event_rule_targets_retry_and_dead_letter(cfn: Template) -> None:
     _ok(tc.check_rule_targets(cfn))
 

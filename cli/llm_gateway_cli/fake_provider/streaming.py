@@ -120,6 +120,10 @@ class PacedBody(Response):
         if name == "drip":
             await self._drip(send, fault.int_arg(1000) / 1000 if fault else 1.0)
             return "closed"
+        if name == "buffered":
+            await asyncio.sleep(fault.int_arg(2500) / 1000 if fault else 2.5)
+            await send({"type": "http.response.body", "body": b"".join(self.pieces), "more_body": False})
+            return "closed"
         limit = fault.int_arg(1) if fault and name in ("stall", "reset") else None
         # Events leave on the model's own clock (start + i * interval), as a real LLM's tokens do:
         # a slow reader delays nothing but its own copy, so pacing does not drift with the consumer.

@@ -22,7 +22,11 @@ from llm_gateway.settings import Settings, get_settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from llm_gateway.adapters.dynamodb import DynamoReportRepository, DynamoSessionRepository
+    from llm_gateway.adapters.dynamodb import (
+        DynamoReportRepository,
+        DynamoSessionRepository,
+        DynamoValidationRuns,
+    )
     from llm_gateway.adapters.kms_signer import KmsSigner
     from llm_gateway.adapters.metrics import StreamMetrics
     from llm_gateway.adapters.upstream_http import AiohttpUpstream
@@ -31,7 +35,8 @@ if TYPE_CHECKING:
     from llm_gateway.domain.proxy import StreamProxy
     from llm_gateway.domain.sessions import SessionService, StreamTokenVerifier
     from llm_gateway.domain.tokens import PublicKeySet
-    from llm_gateway.domain.validation import Validator
+    from llm_gateway.domain.conformance.budget import RunBudget
+    from llm_gateway.domain.validation import ValidationRequests, Validator
     from llm_gateway.models.llm import StoredLlm
     from llm_gateway.models.report import Report
 
@@ -250,11 +255,14 @@ def probe_http() -> HttpPort:
     return HttpPort(client=ProbeHttpClient(guarded.sync_client()), guard=guarded)
 
 
-def config_probe() -> Callable[[Any, str], Report]:
-    """Runs the conformance suite on any LLM-shaped config (stored, or an unsaved create body)."""
+def config_probe() -> Callable[[Any, str, RunBudget], Report]:
+    """Runs the conformance suite on any LLM-shaped config (stored, or an unsaved create body),
+    within the run's budget."""
     from llm_gateway.domain.conformance import EndpointConfig, run_conformance
 
-    return lambda llm, api_key: run_conformance(EndpointConfig.from_llm(llm), api_key, probe_http())
+    return lambda llm, api_key, budget: run_conformance(
+        EndpointConfig.from_llm(llm), api_key, probe_http(), budget=budget
+    )
 
 
 @lru_cache(maxsize=1)
@@ -274,7 +282,22 @@ def validator() -> Validator:
         credentials=credential_store(),
         events=event_publisher(),
         probe=config_probe(),
+        runs=validation_runs(),
     )
+
+
+@lru_cache(maxsize=1)
+def validation_runs() -> DynamoValidationRuns:
+    from llm_gateway.adapters.dynamodb import DynamoValidationRuns
+
+    return DynamoValidationRuns(aws.dynamodb(), get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def validation_requests() -> ValidationRequests:
+    from llm_gateway.domain.validation import ValidationRequests
+
+    return ValidationRequests(runs=validation_runs(), events=event_publisher())
 
 
 # --- per-account usage plans ----------------------------------------------------------------------

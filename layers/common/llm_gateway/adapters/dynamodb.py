@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from llm_gateway.domain.ports import AlreadyExists, LastKey, TooManyKeys, VersionConflict
 from llm_gateway.models.account import KeyOwner, StoredApiKey
 from llm_gateway.models.llm import StoredLlm
-from llm_gateway.models.report import Report
+from llm_gateway.models.report import Report, ValidationRun, ValidationRunStatus
 from llm_gateway.models.session import SessionRecord
 
 if TYPE_CHECKING:
@@ -318,6 +318,74 @@ class DynamoReportRepository:
             ConsistentRead=True,
         ).get("Items", [])
         return Report.model_validate_json(items[0]["doc"]["S"]) if items else None
+
+
+class DynamoValidationRuns:
+    """The latest requested validation run per LLM: ``VALIDATION_RUN#<llmId>`` under the account.
+
+    One item per LLM: a request claims it only when the run there is done or expired (one
+    conditional ``PutItem``), so concurrent requests join one run; ``ttl`` tidies it away."""
+
+    RETENTION_SECONDS = 24 * 3600
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def _key(self, account_id: str, llm_id: str) -> dict[str, Any]:
+        return {"PK": {"S": account_pk(account_id)}, "SK": {"S": f"VALIDATION_RUN#{llm_id}"}}
+
+    def claim(
+        self, account_id: str, llm_id: str, run: ValidationRun, expires_at: datetime
+    ) -> tuple[ValidationRun, bool]:
+        expires = int(expires_at.timestamp())
+        item = self._key(account_id, llm_id) | {
+            "kind": {"S": "validation_run"},
+            "validationId": {"S": run.validation_id},
+            "runStatus": {"S": run.status.value},
+            "doc": {"S": run.model_dump_json(by_alias=True)},
+            "expiresAt": {"N": str(expires)},
+            "ttl": {"N": str(expires + self.RETENTION_SECONDS)},
+        }
+        for _attempt in range(2):  # a pending run that settles between put and get: try once more
+            try:
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(PK) OR runStatus = :done OR expiresAt < :now",
+                    ExpressionAttributeValues={
+                        ":done": {"S": ValidationRunStatus.DONE.value},
+                        ":now": {"N": str(int(run.requested_at.timestamp()))},
+                    },
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                existing = self.pending(account_id, llm_id, run.requested_at)
+                if existing is not None:
+                    return existing, False
+                continue
+            return run, True
+        raise RuntimeError("validation run item keeps changing")  # pragma: no cover
+
+    def pending(self, account_id: str, llm_id: str, now: datetime) -> ValidationRun | None:
+        item = self._db.get_item(
+            TableName=self._table, Key=self._key(account_id, llm_id), ConsistentRead=True
+        ).get("Item")
+        if item is None or item["runStatus"]["S"] == ValidationRunStatus.DONE.value:
+            return None
+        if int(item["expiresAt"]["N"]) < int(now.timestamp()):
+            return None
+        run = ValidationRun.model_validate_json(item["doc"]["S"])
+        return run.model_copy(update={"status": ValidationRunStatus(item["runStatus"]["S"])})
+
+    def mark(self, account_id: str, llm_id: str, validation_id: str, status: ValidationRunStatus) -> None:
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(account_id, llm_id),
+                UpdateExpression="SET runStatus = :status",
+                ConditionExpression="validationId = :id",
+                ExpressionAttributeValues={":status": {"S": status.value}, ":id": {"S": validation_id}},
+            )
 
 
 def session_pk(session_id: str) -> str:

@@ -7,19 +7,85 @@ fails, the current key stays in service and the report says why the rotation was
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from llm_gateway.domain.conformance.budget import RunBudget, validator_budget
 from llm_gateway.domain.ports import EventPublisher, LlmRepository, VersionConflict
 from llm_gateway.models.llm import LlmStatus, StoredLlm, ValidationSummary
-from llm_gateway.models.report import CheckStatus, Report
+from llm_gateway.models.report import CheckStatus, Report, ValidationRun, ValidationRunStatus
 
 LLM_VALIDATED = "LLM Validated"
+#: ``POST /validate`` asks for a run through the same bus → queue → validator path as a registration.
+LLM_VALIDATION_REQUESTED = "LLM Validation Requested"
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
+#: A requested run that never reports (its message died) stops counting as pending after this;
+#: a new request then queues a fresh run. Longer than three queue deliveries of a healthy run.
+PENDING_RUN_EXPIRY = timedelta(minutes=15)
+#: A staged key is probed with this share of the run's budget; the current key gets the rest.
+STAGED_KEY_SHARE = 0.5
 
-#: Runs the conformance suite against a stored config with the given key.
-Probe = Callable[[StoredLlm, str], Report]
+#: Runs the conformance suite against a stored config with the given key, within the budget.
+Probe = Callable[[StoredLlm, str, RunBudget], Report]
+
+
+def new_validation_id() -> str:
+    return "val_" + uuid.uuid4().hex[:24]
+
+
+class ValidationRuns(Protocol):
+    """The latest requested run per LLM (at most one is pending: new requests join it)."""
+
+    def claim(
+        self, account_id: str, llm_id: str, run: ValidationRun, expires_at: datetime
+    ) -> tuple[ValidationRun, bool]:
+        """Store ``run`` unless another is pending (not done, not expired): (the pending run, created)."""
+        ...
+
+    def pending(self, account_id: str, llm_id: str, now: datetime) -> ValidationRun | None: ...
+
+    def mark(self, account_id: str, llm_id: str, validation_id: str, status: ValidationRunStatus) -> None:
+        """Set the run's status, if it is still the latest requested one (else nothing)."""
+        ...
+
+
+@dataclass
+class ValidationRequests:
+    """``POST /v1/llms/{id}/validate``: queue a run (or join the pending one) and say which it is."""
+
+    runs: ValidationRuns
+    events: EventPublisher
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def request(self, llm: StoredLlm) -> ValidationRun:
+        now = self.clock()
+        run = ValidationRun(
+            validation_id=new_validation_id(), status=ValidationRunStatus.QUEUED, requested_at=now
+        )
+        pending, created = self.runs.claim(llm.account_id, llm.id, run, now + PENDING_RUN_EXPIRY)
+        if not created:
+            return pending
+        try:
+            self.events.publish(
+                LLM_VALIDATION_REQUESTED,
+                {
+                    "accountId": llm.account_id,
+                    "llmId": llm.id,
+                    "version": llm.version,
+                    "validationId": run.validation_id,
+                },
+            )
+        except Exception:
+            # Nothing will run it: do not leave a pending run that later requests would join.
+            self.runs.mark(llm.account_id, llm.id, run.validation_id, ValidationRunStatus.DONE)
+            raise
+        return run
+
+    def pending(self, account_id: str, llm_id: str) -> ValidationRun | None:
+        return self.runs.pending(account_id, llm_id, self.clock())
 
 
 class CredentialReader(Protocol):
@@ -55,15 +121,39 @@ class Validator:
     credentials: CredentialReader
     events: EventPublisher
     probe: Probe
+    runs: ValidationRuns | None = None
 
-    def validate(self, account_id: str, llm_id: str) -> Report | None:
-        """Validate the LLM as stored now; ``None`` when it no longer exists (nothing to do)."""
+    def validate(
+        self,
+        account_id: str,
+        llm_id: str,
+        *,
+        validation_id: str | None = None,
+        budget: RunBudget | None = None,
+    ) -> Report | None:
+        """Validate the LLM as stored now, within ``budget`` (the validator's by default), as run
+        ``validation_id`` (a requested run) or a new one; ``None`` when the LLM no longer exists."""
+        run_id = validation_id or new_validation_id()
+        if validation_id is not None and self.runs is not None:
+            self.runs.mark(account_id, llm_id, validation_id, ValidationRunStatus.RUNNING)
+        try:
+            return self._validate(account_id, llm_id, run_id, budget or validator_budget())
+        finally:
+            if validation_id is not None and self.runs is not None:
+                self.runs.mark(account_id, llm_id, validation_id, ValidationRunStatus.DONE)
+
+    def _validate(self, account_id: str, llm_id: str, run_id: str, budget: RunBudget) -> Report | None:
         llm = self.llms.get(account_id, llm_id)
         if llm is None:
             return None
         rotation_note: str | None = None
         if self.credentials.has_pending(account_id, llm_id):
-            staged = self.probe(llm, self.credentials.read(account_id, llm_id, llm.secret_ref, PENDING))
+            staged_budget = budget.part(STAGED_KEY_SHARE, "the new key")
+            budget = budget.part(1 - STAGED_KEY_SHARE, "the current key")
+            staged = self.probe(
+                llm, self.credentials.read(account_id, llm_id, llm.secret_ref, PENDING), staged_budget
+            )
+            staged.validation_id = run_id
             if staged.compatible:
                 self.credentials.promote_pending(account_id, llm_id)
                 staged.details = (staged.details or {}) | {
@@ -79,7 +169,8 @@ class Validator:
                 "secretHint": llm.pending_secret_hint,
             }
             self.reports.add(account_id, llm_id, staged)
-        report = self.probe(llm, self.credentials.read(account_id, llm_id, llm.secret_ref, CURRENT))
+        report = self.probe(llm, self.credentials.read(account_id, llm_id, llm.secret_ref, CURRENT), budget)
+        report.validation_id = run_id
         if rotation_note is not None:
             report.details = (report.details or {}) | {
                 "rotation": "refused",
@@ -117,6 +208,7 @@ class Validator:
                 "version": llm.version,
                 "compatible": report.compatible,
                 "errorCode": report.error_code,
+                "validationId": report.validation_id,
             },
         )
         return report

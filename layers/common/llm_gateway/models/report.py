@@ -48,6 +48,8 @@ class Timings(ApiModel):
 
 
 class Report(ApiModel):
+    """``validationId`` names the run that produced a stored report (null from ``check`` and ``llms/test``)."""
+
     compatible: bool
     llm_format: str
     endpoint: str
@@ -56,3 +58,27 @@ class Report(ApiModel):
     timings: Timings = Field(default_factory=Timings)
     checks: list[Check]
     details: dict[str, Any] | None = None
+    validation_id: str | None = None
+
+
+class ValidationRunStatus(StrEnum):
+    QUEUED = "queued"  # accepted, on its way through the bus and the queue
+    RUNNING = "running"  # the validator is probing the endpoint
+    DONE = "done"  # its report is stored
+
+
+class ValidationRun(ApiModel):
+    """One requested validation: the 202 answer of ``POST /validate``, ``pending`` on ``GET /validation``."""
+
+    validation_id: str
+    status: ValidationRunStatus
+    requested_at: datetime
+
+
+class LatestReport(Report):
+    """``GET /validation``: the latest report, and the run still in progress (``pending``), if any.
+
+    A client waiting for its run polls until ``pending`` no longer names it; the report is then
+    that run's (``validationId``) or a newer one."""
+
+    pending: ValidationRun | None = None

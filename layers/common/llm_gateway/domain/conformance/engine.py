@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from llm_gateway.domain.conformance.budget import RunBudget, RunClock
 from llm_gateway.domain.conformance.config import (
     PROBE_MAX_TOKENS,
     EndpointConfig,
@@ -23,7 +25,7 @@ from llm_gateway.domain.conformance.config import (
     public_url,
 )
 from llm_gateway.domain.conformance.exchange import Budget, Exchange, TokenWatch, exchange
-from llm_gateway.domain.conformance.failures import Failure, transport_failure
+from llm_gateway.domain.conformance.failures import Failure, budget_failure, budget_hint, transport_failure
 from llm_gateway.errors import EndpointBlocked, ErrorCode, TransportError
 from llm_gateway.models.report import Check, CheckCategory, CheckStatus, Report, Timings
 from llm_gateway.providers.common.findings import trim_evidence
@@ -41,6 +43,13 @@ AUTH_PROBE_MAX_S = 10.0
 AUTH_PROBE_BODY_BYTES = 16 * 1024
 #: Obviously not a real key in any provider's format, so no real account is ever hit with it.
 WRONG_KEY = "llm-gateway-conformance-probe-invalid-key-000000"
+#: A stream whose events all arrive in one read after this long was held back, not streamed
+#: (judged only with enough token events to have been spread out; a one-word answer may be one read).
+BUFFERED_AFTER_S = 2.0
+BUFFERED_MIN_TOKEN_EVENTS = 3
+#: Past the run's deadline, URL probes still running get this long to report their own cut (every
+#: read is bounded by the deadline, so they end within about one read).
+JOIN_GRACE_S = 2.0
 
 _NETWORK, _AUTH, _ENDPOINT = CheckCategory.NETWORK, CheckCategory.AUTH, CheckCategory.ENDPOINT
 _STREAMING, _LATENCY = CheckCategory.STREAMING, CheckCategory.LATENCY
@@ -105,6 +114,7 @@ class _Prober:
         http: HttpPort,
         budget: Budget,
         monotonic: Callable[[], float],
+        run: RunClock | None = None,
     ) -> None:
         self.config = config
         self.provider = provider_for(config.llm_format)
@@ -112,38 +122,63 @@ class _Prober:
         self.http = http
         self.budget = budget
         self.monotonic = monotonic
+        self.run = run
         self.secrets = tuple(s for s in (api_key, WRONG_KEY) if s)
 
-    def skipped(self, reason: str, *, address: bool = False) -> list[_Finding]:
+    def skipped(self, reason: str, *, address: bool = False, hint: str | None = None) -> list[_Finding]:
         """Everything after a check that stopped the probe, as ``skip`` with ``reason``."""
-        out = [_check("address", _NETWORK, _SKIP, reason)] if address else []
-        out.append(_check("connection", _NETWORK, _SKIP, reason))
-        out += [_check(cid, cat, _SKIP, reason) for cid, cat in self.provider.plan.without_response]
-        out.append(_check("stream_complete", _NETWORK, _SKIP, reason))
-        out.append(_check("latency", _LATENCY, _SKIP, reason))
-        out.append(_check("auth_probe", _AUTH, _SKIP, reason))
-        return out
+        ids = [("address", _NETWORK)] if address else []
+        ids += [("connection", _NETWORK), *self.provider.plan.without_response, ("stream_complete", _NETWORK),
+                ("incremental", _STREAMING), ("latency", _LATENCY), ("auth_probe", _AUTH)]  # fmt: skip
+        return [_check(cid, cat, _SKIP, reason, hint) for cid, cat in ids]
 
-    def probe(self, url: str) -> _UrlResult:
+    def _url(self, url: str) -> tuple[UpstreamRequest | None, _Finding]:
         try:
             request = build_probe_request(self.config, url, self.api_key)
         except ProbeConfigError as exc:
-            unusable = _check("url", _ENDPOINT, _FAIL, f"the URL cannot be used: {exc}", self.provider.url_hint,
-                              code=ErrorCode.UPSTREAM_BAD_REQUEST)  # fmt: skip
-            findings = [unusable, *self.skipped("skipped: the URL cannot be used", address=True)]
+            return None, _check("url", _ENDPOINT, _FAIL, f"the URL cannot be used: {exc}", self.provider.url_hint,
+                                code=ErrorCode.UPSTREAM_BAD_REQUEST)  # fmt: skip
+        return request, _check("url", _ENDPOINT, _PASS, f"POST {public_url(request.url)}")
+
+    def _out_of_time(self) -> bool:
+        return self.run is not None and not self.run.allows()
+
+    def cut_short(self, url: str) -> _UrlResult:
+        """A URL the run's budget cut short: it had not answered (or not started) by the deadline."""
+        assert self.run is not None
+        request, url_check = self._url(url)
+        failure = budget_failure(self.run.label, "headers")
+        reason = f"skipped: {self.run.label} ran out"
+        findings = [url_check, _check("address", _NETWORK, _SKIP, reason, failure.hint)]
+        skipped = self.skipped(reason, hint=failure.hint)
+        if request is not None:  # an unusable URL has failed already; otherwise the budget did
+            skipped[0] = _check(
+                "connection", _NETWORK, _FAIL, failure.message, failure.hint, code=failure.code
+            )
+        return _UrlResult(findings + skipped, Timings(), public_url(request.url if request else url), None)
+
+    def probe(self, url: str) -> _UrlResult:
+        request, url_check = self._url(url)
+        if request is None:
+            findings = [url_check, *self.skipped("skipped: the URL cannot be used", address=True)]
             return _UrlResult(findings, Timings(), public_url(url), None)
+        if self._out_of_time():
+            return self.cut_short(url)
         shown = public_url(request.url)
-        findings = [_check("url", _ENDPOINT, _PASS, f"POST {shown}")]
+        findings = [url_check]
         host = urlsplit(request.url).hostname or "?"
         address = self._address(request.url, host)
         findings.append(address)
         if address.check.status is _FAIL:
             findings += self.skipped("skipped: the address check failed")
             return _UrlResult(findings, Timings(), shown, None)
+        if self._out_of_time():
+            return self.cut_short(url)
         watch = TokenWatch(self.provider)
         main = exchange(
-            self.http.client, request, self.budget, watch, self.monotonic, max_body=MAX_STREAM_BYTES
-        )
+            self.http.client, request, self.budget, watch, self.monotonic, max_body=MAX_STREAM_BYTES,
+            run=self.run,
+        )  # fmt: skip
         timings = Timings(ttfb_ms=_ms(main.ttfb_s), ttft_ms=_ms(main.ttft_s), total_ms=_ms(main.total_s))
         if main.status is None:
             findings.append(self._no_response(main))
@@ -184,6 +219,7 @@ class _Prober:
         status = main.status or 0
         streaming = 200 <= status < 300
         findings.append(self._stream_complete(main, streaming))
+        findings.append(self._incremental(main, streaming))
         if 300 <= status < 400:
             findings.append(self._redirect(main))
             findings += [_check(cid, cat, _SKIP, f"skipped: HTTP {status} redirect")
@@ -265,6 +301,34 @@ class _Prober:
             duration_s=main.total_s,
         )  # fmt: skip
 
+    def _incremental(self, main: Exchange, streaming: bool) -> _Finding:
+        """Whether the events came as they were generated or all at once (a buffering server or proxy)."""
+        if not streaming:
+            return _check("incremental", _STREAMING, _SKIP, f"no stream: HTTP {main.status}")
+        if main.event_reads == 0:
+            return _check(
+                "incremental", _STREAMING, _SKIP, "no SSE event arrived, so delivery cannot be timed"
+            )
+        if main.event_reads > 1:
+            return _check("incremental", _STREAMING, _PASS,
+                          f"events arrived as they were sent ({main.events} events in {main.event_reads} reads)")  # fmt: skip
+        waited = main.first_event_s or 0.0
+        if waited < BUFFERED_AFTER_S:
+            return _check("incremental", _STREAMING, _PASS,
+                          f"the whole answer ({main.events} events) arrived within {_fmt_s(waited)}")  # fmt: skip
+        if main.token_events < BUFFERED_MIN_TOKEN_EVENTS or not main.complete:
+            return _check("incremental", _STREAMING, _SKIP,
+                          f"cannot tell: a short answer ({main.events} events) arrived in one read after {_fmt_s(waited)}")  # fmt: skip
+        return _check(
+            "incremental", _STREAMING, _FAIL,
+            f"not streamed: all {main.events} events ({main.token_events} with tokens) arrived at once, "
+            f"after {_fmt_s(waited)}",
+            "The answer was held back and sent in one piece, so users wait for all of it. Flush each SSE "
+            "event as soon as it is generated, and turn off response buffering in any proxy in front of the "
+            "endpoint (nginx: `proxy_buffering off` or `X-Accel-Buffering: no`).",
+            duration_s=waited, code=ErrorCode.UPSTREAM_PROTOCOL_ERROR,
+        )  # fmt: skip
+
     def _latency(self, main: Exchange, streaming: bool) -> _Finding:
         if not streaming:
             return _check("latency", _LATENCY, _SKIP, f"no stream: HTTP {main.status}")
@@ -285,13 +349,22 @@ class _Prober:
         skipped = self._auth_probe_skipped(main, spec)
         if skipped is not None:
             return skipped
+        if self.run is not None and not self.run.allows():
+            return _check("auth_probe", _AUTH, _SKIP, f"skipped: {self.run.label} ran out",
+                          budget_hint(self.run.label))  # fmt: skip
         try:
             wrong = build_probe_request(self.config, request.url, WRONG_KEY)
         except ProbeConfigError:  # pragma: no cover - the same URL built once already
             return _check("auth_probe", _AUTH, _SKIP, "skipped: the URL cannot be used")
         budget = self.budget.capped(AUTH_PROBE_MAX_S)
         result = exchange(
-            self.http.client, wrong, budget, None, self.monotonic, max_body=AUTH_PROBE_BODY_BYTES
+            self.http.client,
+            wrong,
+            budget,
+            None,
+            self.monotonic,
+            max_body=AUTH_PROBE_BODY_BYTES,
+            run=self.run,
         )
         if result.status is None:
             failure = result.failure
@@ -371,30 +444,22 @@ def run_conformance(
     http: HttpPort,
     *,
     max_total_s: float = DEFAULT_MAX_TOTAL_S,
-    overall_budget_s: float | None = None,
+    budget: RunBudget | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Report:
-    """Probe every URL of ``config`` with ``api_key`` and return the report. Never raises for
-    anything the endpoint does; ``overall_budget_s`` bounds all URLs together (Lambda time)."""
+    """Probe every URL of ``config`` with ``api_key`` (all at once) and return the report. Never
+    raises for anything the endpoint does; ``budget`` bounds the whole run: what it cuts short is
+    reported as such, and the report comes back by the deadline (plus one read at most)."""
     checked_at = now()
-    budget = Budget.of(config.timeouts, max_total_s)
-    prober = _Prober(config, api_key, http, budget, monotonic)
+    per_check = Budget.of(config.timeouts, max_total_s)
+    run = budget.start(monotonic) if budget is not None else None
+    prober = _Prober(config, api_key, http, per_check, monotonic, run)
     several = len(config.urls) > 1
-    started = monotonic()
-    findings: list[_Finding] = []
-    results: list[_UrlResult] = []
-    for index, url in enumerate(config.urls):
-        left = None if overall_budget_s is None else overall_budget_s - (monotonic() - started)
-        if left is not None and index and left < budget.total_s:
-            findings.append(
-                _check(f"url@{index + 1}", _ENDPOINT, _SKIP,
-                       f"[{public_url(url)}] not probed: the validation time budget is used up")
-            )  # fmt: skip
-            continue
-        result = prober.probe(url)
-        results.append(result)
-        findings += _for_url(result.findings, index, result.probed_url, several)
+    results = _probe_all(prober, config.urls, run)
+    findings = [
+        f for index, r in enumerate(results) for f in _for_url(r.findings, index, r.probed_url, several)
+    ]
     first_failure = next((f for f in findings if f.check.status is _FAIL), None)
     primary = results[0] if results else None
     return Report(
@@ -406,8 +471,26 @@ def run_conformance(
         timings=primary.timings if primary else Timings(),
         checks=[f.check for f in findings],
         details={
-            "probe": {"maxTokens": PROBE_MAX_TOKENS, "stream": True, "timeoutS": budget.total_s},
+            "probe": {"maxTokens": PROBE_MAX_TOKENS, "stream": True, "timeoutS": per_check.total_s}
+            | ({"budgetS": round(budget.seconds, 1)} if budget is not None else {}),
             "urls": [r.probed_url for r in results],
             "specConforms": primary.spec_conforms if primary else None,
         },
     )
+
+
+def _probe_all(prober: _Prober, urls: tuple[str, ...], run: RunClock | None) -> list[_UrlResult]:
+    """Every URL at once (one thread each); without a budget and with one URL, in this thread.
+
+    Each probe bounds itself by the deadline; a probe still running a grace period after it (a
+    resolver that hangs) is reported as cut short and left to finish on its own."""
+    if run is None and len(urls) == 1:
+        return [prober.probe(urls[0])]
+    pool = ThreadPoolExecutor(max_workers=max(1, len(urls)), thread_name_prefix="conformance")
+    try:
+        futures: list[Future[_UrlResult]] = [pool.submit(prober.probe, url) for url in urls]
+        timeout = None if run is None else max(0.0, run.remaining()) + JOIN_GRACE_S
+        done, _ = wait(futures, timeout=timeout)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [f.result() if f in done else prober.cut_short(url) for f, url in zip(futures, urls, strict=True)]

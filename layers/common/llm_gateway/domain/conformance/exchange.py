@@ -9,14 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from llm_gateway.domain.conformance.budget import RunClock
 from llm_gateway.domain.conformance.config import StreamingClient
 from llm_gateway.domain.conformance.failures import (
     Failure,
+    budget_failure,
     timeout_failure,
     transport_failure,
     unexpected_failure,
 )
-from llm_gateway.errors import EndpointBlocked, TransportError
+from llm_gateway.errors import EndpointBlocked, ErrorCode, TransportError
 from llm_gateway.models.llm import Timeouts
 from llm_gateway.providers.base import Provider
 from llm_gateway.providers.request import UpstreamRequest
@@ -24,6 +26,8 @@ from llm_gateway.providers.sse import SseLimitExceeded, SseParser
 
 #: An error body is read up to this size (enough for any error object).
 MAX_ERROR_BODY_BYTES = 64 * 1024
+#: A socket timeout may fire a hair before the deadline it was cut to.
+_CLOCK_SLACK_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,16 @@ class Budget:
             total_s=min(self.total_s, limit_s),
         )
 
+    def within(self, left_s: float) -> Budget:
+        """Every bound cut to what is ``left_s`` of the run (never below a few milliseconds)."""
+        left = max(0.01, left_s)
+        return Budget(
+            connect_s=min(self.connect_s, left),
+            first_token_s=min(self.first_token_s, left),
+            idle_s=min(self.idle_s, left),
+            total_s=min(self.total_s, left),
+        )
+
 
 class _Deadline(Exception):
     def __init__(self, phase: str, budget_s: float) -> None:
@@ -75,6 +89,12 @@ class Exchange:
     total_s: float | None = None
     failure: Failure | None = None
     oversized: bool = False
+    #: How the stream was delivered: reads that completed at least one SSE event, the events,
+    #: the token-carrying ones, and when the first read with an event came (for ``incremental``).
+    event_reads: int = 0
+    events: int = 0
+    token_events: int = 0
+    first_event_s: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -82,23 +102,26 @@ class Exchange:
 
 
 class TokenWatch:
-    """Finds the first event that carries model output (as the provider reads it), to time the first token."""
+    """Reads the stream's SSE events as they arrive (as the provider reads them): the first one that
+    carries model output times the first token, and the counts show whether delivery was incremental."""
 
     def __init__(self, provider: Provider) -> None:
         self.carries_token = provider.carries_token
         self.parser: SseParser | None = SseParser(max_line_bytes=256 * 1024)
         self.seen = False
 
-    def feed(self, chunk: bytes) -> bool:
-        if self.seen or self.parser is None:
-            return self.seen
+    def feed(self, chunk: bytes) -> tuple[int, int]:
+        """(events, token-carrying events) completed by ``chunk``."""
+        if self.parser is None:
+            return 0, 0
         try:
             events = self.parser.feed(chunk)
         except SseLimitExceeded:
             self.parser = None  # the spec checks report it; timing just stops looking
-            return False
-        self.seen = any(self._carries_token(e.data) for e in events)
-        return self.seen
+            return 0, 0
+        tokens = sum(1 for e in events if self._carries_token(e.data))
+        self.seen = self.seen or tokens > 0
+        return len(events), tokens
 
     def _carries_token(self, data: str) -> bool:
         try:
@@ -116,9 +139,32 @@ def exchange(
     monotonic: Callable[[], float],
     *,
     max_body: int,
+    run: RunClock | None = None,
 ) -> Exchange:
-    """Send once and read the body as it arrives, timing the first byte and the first token."""
+    """Send once and read the body as it arrives, timing the first byte and the first token.
+
+    ``budget`` bounds this exchange; ``run`` (the whole run's deadline) cuts every bound to what is
+    left of it, and a timeout caused by that cut is reported as the run's budget running out."""
+    if run is not None:
+        budget = budget.within(run.remaining())
     out = Exchange()
+    phase = _read(client, request, budget, watch, monotonic, max_body, out)
+    timed_out = out.failure is not None and out.failure.code is ErrorCode.UPSTREAM_TIMEOUT
+    if run is not None and timed_out and run.remaining() <= _CLOCK_SLACK_S:
+        out.failure = budget_failure(run.label, phase)
+    return out
+
+
+def _read(
+    client: StreamingClient,
+    request: UpstreamRequest,
+    budget: Budget,
+    watch: TokenWatch | None,
+    monotonic: Callable[[], float],
+    max_body: int,
+    out: Exchange,
+) -> str:
+    """The exchange itself; fills ``out`` and returns the phase it ended in."""
     host = urlsplit(request.url).hostname or "?"
     start = monotonic()
     phase = "headers"
@@ -136,9 +182,10 @@ def exchange(
             for chunk in response.iter_bytes():
                 now = monotonic() - start
                 out.body += chunk
-                if watch is not None and out.ttft_s is None and streaming and watch.feed(chunk):
-                    out.ttft_s = now
-                    phase = "stream"
+                if watch is not None and streaming:
+                    _watch(watch, chunk, now, out)
+                    if out.ttft_s is not None:
+                        phase = "stream"
                 if len(out.body) >= limit:
                     del out.body[limit:]
                     out.oversized = streaming
@@ -158,7 +205,20 @@ def exchange(
         if exc.connecting:
             phase_budget = budget.connect_s
         out.failure = transport_failure(exc, host=host, phase=phase, budget_s=phase_budget)
+        phase = "connect" if exc.connecting else phase
     except Exception as exc:  # a client error no adapter typed: reported, never raised
         out.failure = unexpected_failure(exc, phase=phase)
     out.total_s = monotonic() - start
-    return out
+    return phase
+
+
+def _watch(watch: TokenWatch, chunk: bytes, now: float, out: Exchange) -> None:
+    events, tokens = watch.feed(chunk)
+    if events:
+        out.event_reads += 1
+        out.events += events
+        out.token_events += tokens
+        if out.first_event_s is None:
+            out.first_event_s = now
+    if tokens and out.ttft_s is None:
+        out.ttft_s = now

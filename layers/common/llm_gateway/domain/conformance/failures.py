@@ -13,10 +13,19 @@ _BLOCKED_HINT = (
     "https URL; private, loopback and metadata addresses are refused (the local stack and "
     "`llm-gateway check --allow-private` allow private ones for development)."
 )
-_TIMEOUT_HINT = (
-    "The endpoint must start answering quickly and keep sending: check its load, model "
-    "warm-up and that it flushes each SSE event instead of buffering the response."
-)
+#: One hint per way of being too slow: each points at what usually causes that one.
+_TIMEOUT_HINTS = {
+    "headers": "The endpoint accepted the connection but sent no response headers in time: check "
+    "that it is not queueing requests (load, concurrency limits, cold starts) and that a proxy in "
+    "front of it does not hold the response until the end.",
+    "first_token": "The endpoint answered but sent no token in time: check the model's load and "
+    "warm-up (a cold or overloaded model), and that the server flushes each SSE event as it is "
+    "generated instead of buffering.",
+    "stream": "The stream stopped mid-answer and stayed silent: check the server's logs for a hung "
+    "generation, and that every event is flushed (proxies with response buffering hold bytes back).",
+    "total": "The endpoint kept sending but did not finish a 16-token answer in time: it streams too "
+    "slowly (a drip of bytes); check its generation speed and any proxy that re-chunks the stream.",
+}
 _BROKE_HINT = (
     "Keep the connection open until the last event (`data: [DONE]` for OpenAI/Azure) is sent; "
     "check the server and any proxy in front of it for idle or response-size limits."
@@ -32,13 +41,40 @@ class Failure:
 
 
 def timeout_failure(phase: str, budget_s: float, evidence: str | None = None) -> Failure:
+    """A per-check bound (the LLM's own timeouts, capped for a probe) ran out in ``phase``."""
     what = {
         "headers": f"no response headers within {budget_s:g} s",
         "first_token": f"no first token within {budget_s:g} s",
         "stream": f"no bytes for {budget_s:g} s (the stream stalled)",
         "total": f"the stream did not finish within {budget_s:g} s",
     }[phase]
-    return Failure(f"timeout: {what}", _TIMEOUT_HINT, ErrorCode.UPSTREAM_TIMEOUT, evidence)
+    return Failure(f"timeout: {what}", _TIMEOUT_HINTS[phase], ErrorCode.UPSTREAM_TIMEOUT, evidence)
+
+
+_BUDGET_WHERE = {
+    "connect": "before a connection was made",
+    "headers": "before the response headers arrived",
+    "first_token": "before the first token arrived",
+    "stream": "before the stream finished",
+    "total": "before the stream finished",
+}
+
+
+def budget_failure(label: str, phase: str) -> Failure:
+    """The whole run's budget (``label`` names it) ran out while this exchange was in ``phase``."""
+    return Failure(
+        f"timeout: {label} ran out {_BUDGET_WHERE.get(phase, 'before this check finished')}",
+        budget_hint(label),
+        ErrorCode.UPSTREAM_TIMEOUT,
+    )
+
+
+def budget_hint(label: str) -> str:
+    return (
+        f"The endpoint was too slow for {label}, which covers every URL and check of one validation. "
+        "A 16-token answer should start within a few seconds and finish soon after: check the "
+        "endpoint's load and cold starts, and any proxy that holds the stream back; then validate again."
+    )
 
 
 def transport_failure(exc: TransportError, *, host: str, phase: str, budget_s: float) -> Failure:
@@ -91,7 +127,8 @@ def transport_failure(exc: TransportError, *, host: str, phase: str, budget_s: f
         )
     return Failure(
         f"the connection to {host} was reset before a response",
-        "Check that the endpoint is reachable and answers HTTP requests on this URL.",
+        "The server closed or reset the connection without answering: check that it speaks https on "
+        "this port and that no firewall or load balancer in front of it drops the request.",
         ErrorCode.UPSTREAM_UNREACHABLE,
         detail,
     )
@@ -113,7 +150,8 @@ def unexpected_failure(exc: Exception, *, phase: str) -> Failure:
         return broken_failure(detail)
     return Failure(
         f"the request could not be completed ({type(exc).__name__})",
-        "Check that the endpoint is reachable and answers HTTP requests on this URL.",
+        "The gateway's HTTP client failed in a way it does not recognise (see the evidence). If the "
+        "URL answers `curl -N` with a stream, report this evidence to the gateway's operators.",
         ErrorCode.UPSTREAM_UNREACHABLE,
         detail,
     )

@@ -11,6 +11,7 @@ from typing import Any
 from llm_gateway.models.report import Check, CheckCategory
 from llm_gateway.providers.common.findings import Findings
 from llm_gateway.providers.common.http import media_type
+from llm_gateway.providers.common.stream_errors import stream_error_hint
 from llm_gateway.providers.gemini.errors import classify_stream_error, error_label, gemini_error_object
 from llm_gateway.providers.sse import SseEvent, SseLimitExceeded, SseObservations, parse_sse
 
@@ -355,8 +356,7 @@ def _payload_checks(facts: _StreamFacts, findings: Findings) -> list[str]:
         findings.fail(
             "mid_stream_error",
             f"the upstream reported an error during the stream ({error_label(error)}; {classify_stream_error(error)})",
-            "The endpoint aborted the test request mid-stream; check its logs or quota and validate "
-            "again. Errors found before streaming should be a non-2xx JSON response.",
+            stream_error_hint(classify_stream_error(error), after_tokens=facts.has_parts),
             raw,
         )
     else:

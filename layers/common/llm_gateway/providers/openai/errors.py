@@ -28,7 +28,11 @@ _BY_STATUS: dict[ErrorCode, tuple[CheckCategory, str]] = {
         "The endpoint rejected the API key. Check the secret (and, on Azure, that the key belongs "
         "to this resource and region).",
     ),
-    ErrorCode.UPSTREAM_TIMEOUT: (CheckCategory.NETWORK, "The endpoint timed out; check that it is healthy."),
+    ErrorCode.UPSTREAM_TIMEOUT: (
+        CheckCategory.NETWORK,
+        "The endpoint (or a gateway in front of it) answered with a timeout status before streaming: "
+        "it could not start the answer in time. Check its load and the timeouts between its proxy and model.",
+    ),
     ErrorCode.UPSTREAM_SERVER_ERROR: (
         CheckCategory.ENDPOINT,
         "The endpoint failed with a server error. Check its health and logs, then validate again.",

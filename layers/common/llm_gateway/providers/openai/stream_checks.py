@@ -8,7 +8,8 @@ from typing import Any
 
 from llm_gateway.models.report import CheckCategory, CheckStatus
 from llm_gateway.providers.common.findings import Findings
-from llm_gateway.providers.openai.errors import classify_upstream_error
+from llm_gateway.providers.common.stream_errors import stream_error_hint
+from llm_gateway.providers.openai.errors import classify_upstream_error, inband_code
 from llm_gateway.providers.openai.wire import FINISH_REASONS, is_azure_annotation
 from llm_gateway.providers.sse import SseEvent, SseLimitExceeded, SseObservations, SseParser
 
@@ -202,11 +203,12 @@ class StreamChecker:
             if self.content_seen
             else "before any token (it should have been a non-2xx JSON error)"
         )
+        code = info.code if status else inband_code(error_obj)
         self.f.add(
             "inband_error",
             CheckStatus.FAIL,
             f"the stream carries an error event {when}: {info.message}",
-            info.hint,
+            stream_error_hint(code, after_tokens=self.content_seen),
             evidence=data,
             category=info.category if status else CheckCategory.FORMAT,
         )

@@ -1,0 +1,100 @@
+"""The time a validation run may take, as a whole and per check, and how each caller's is derived.
+
+A run has a hard budget: ``POST /v1/llms/test`` answers inside API Gateway's 29 s integration
+limit, and the validator function stores its report before Lambda's ``Timeout``. Every check has
+its own bound too (``exchange.Budget``); a check never waits past the run's deadline, and what the
+deadline cut short is reported (``fail``/``skip`` naming the budget), never lost.
+
+Pure arithmetic: the clock is injected, so unit tests drive it with fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: ``POST /v1/llms/test`` stays synchronous behind API Gateway's 29 s integration timeout.
+CONFIG_TEST_BUDGET_S = 25.0
+API_GATEWAY_LIMIT_S = 29.0
+#: What the test route keeps of the function's remaining time for answering (locally the context
+#: says 29 s; deployed the function has more, and API Gateway's 29 s is what binds).
+CONFIG_TEST_MARGIN_S = 3.0
+#: The validator's budget when no Lambda context says how long is left; template.yaml's
+#: ``ValidatorFunction.Timeout`` must be at least this plus ``VALIDATOR_MARGIN_S`` (tests/infra).
+VALIDATOR_BUDGET_S = 75.0
+#: Kept back from the validator's remaining time: store the report, update the LLM, emit the event.
+VALIDATOR_MARGIN_S = 10.0
+#: A budget is never below this: a run that has (almost) no time still produces its report quickly.
+MIN_BUDGET_S = 0.5
+#: A check is not started with less than this left of the run: it is reported as cut by the budget.
+MIN_CHECK_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class RunBudget:
+    """How long a whole run may take, and a name for messages ("the 25 s budget of POST …")."""
+
+    seconds: float
+    label: str
+
+    def start(self, monotonic: Callable[[], float]) -> RunClock:
+        return RunClock(self, monotonic() + self.seconds, monotonic)
+
+    def part(self, fraction: float, what: str) -> RunBudget:
+        """A share of this budget for one of several runs in a row (a staged key's probe)."""
+        seconds = max(MIN_BUDGET_S, self.seconds * fraction)
+        return RunBudget(seconds, f"{_s(seconds)} of {self.label}, kept for {what}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunClock:
+    """A started budget: its deadline on the injected monotonic clock."""
+
+    budget: RunBudget
+    deadline: float
+    monotonic: Callable[[], float]
+
+    @property
+    def label(self) -> str:
+        return self.budget.label
+
+    def remaining(self) -> float:
+        return self.deadline - self.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def allows(self, seconds: float = MIN_CHECK_S) -> bool:
+        """Whether a check that needs at least ``seconds`` may still start."""
+        return self.remaining() >= seconds
+
+
+def config_test_budget(remaining_ms: int | None = None) -> RunBudget:
+    """``POST /v1/llms/test``: 25 s, less when the function itself has less time left."""
+    seconds = CONFIG_TEST_BUDGET_S
+    if remaining_ms is not None:
+        seconds = min(seconds, remaining_ms / 1000 - CONFIG_TEST_MARGIN_S)
+    seconds = max(MIN_BUDGET_S, seconds)
+    return RunBudget(
+        seconds,
+        f"the {_s(seconds)} budget of POST /v1/llms/test (it answers within API Gateway's "
+        f"{API_GATEWAY_LIMIT_S:g} s limit)",
+    )
+
+
+def validator_budget(remaining_ms: int | None = None) -> RunBudget:
+    """A queued validation: the function's remaining time less a margin to store the report,
+    at most ``VALIDATOR_BUDGET_S`` (which is what applies without a Lambda context)."""
+    seconds = VALIDATOR_BUDGET_S
+    if remaining_ms is not None:
+        seconds = min(seconds, remaining_ms / 1000 - VALIDATOR_MARGIN_S)
+    seconds = max(MIN_BUDGET_S, seconds)
+    return RunBudget(
+        seconds,
+        f"the validator's {_s(seconds)} budget (its Lambda time left, less {VALIDATOR_MARGIN_S:g} s "
+        "to store the report)",
+    )
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:.0f} s"
