@@ -82,11 +82,13 @@ def _remaining_ms() -> int | None:
     return int(remaining()) if callable(remaining) else None
 
 
-def _validation_location() -> str:
-    """Where the report will be: the path the client called, ``…/validate`` → ``…/validation``."""
+def _validation_location(llm_id: str) -> str:
+    """Where the report will be, under the prefix the client called (stage, base path mapping)."""
     event = app.current_event.raw_event
-    path = str((event.get("requestContext") or {}).get("path") or event.get("path") or "")
-    return path.removesuffix("/validate") + "/validation"
+    path = str(event.get("path") or "")
+    full = str((event.get("requestContext") or {}).get("path") or path)
+    prefix = full[: -len(path)] if path and full.endswith(path) else ""
+    return f"{prefix}/v1/llms/{llm_id}/validation"
 
 
 _ACCEPTED: dict[int, OpenAPIResponse] = {
@@ -109,7 +111,7 @@ _ACCEPTED: dict[int, OpenAPIResponse] = {
 def validate_now(llm_id: LlmId) -> Response[Any]:
     llm = _own_llm(account_id(app), llm_id)
     run = composition.validation_requests().request(llm)
-    return json_response(202, run.to_json_dict(), headers={"Location": _validation_location()})
+    return json_response(202, run.to_json_dict(), headers={"Location": _validation_location(llm.id)})
 
 
 @app.get(

@@ -116,6 +116,33 @@ def test_test_runs_the_suite_without_saving(lab: Lab) -> None:
     expect(page.get_by_label("Format").locator("option")).to_have_text(["OpenAI", "Azure OpenAI", "Gemini"])
 
 
+def test_validate_again_queues_a_run_and_the_page_follows_it_until_its_report(lab: Lab) -> None:
+    page = lab.page
+    # A second and a half to the first byte: long enough to watch the run queued or running.
+    llm_id = lab.register("Revalidated", modelName="fake-fault-delay-first-byte-1500")
+    assert lab.wait_settled(llm_id) == "valid"
+    before = lab.api.get(f"/v1/llms/{llm_id}/validation").json()
+    lab.sign_in()
+    lab.open_llm(llm_id)
+    button = page.get_by_role("button", name="Validate again")
+    expect(button).to_be_enabled()
+    button.click()
+    expect(
+        page.get_by_role("status").filter(has_text=re.compile(r"Validation (queued|running)"))
+    ).to_be_visible()
+    expect(button).to_be_disabled()
+    lab.shot("validate-again-running")
+    # No reload, no click: the page settles by itself once the run's report is stored.
+    expect(page.get_by_role("status").filter(has_text="Validated: valid.")).to_be_visible()
+    expect(button).to_be_enabled()
+    after = lab.api.get(f"/v1/llms/{llm_id}/validation").json()
+    assert after["validationId"] != before["validationId"] and after["pending"] is None
+    region = page.get_by_role("region", name="Validation report")
+    expect(region).to_contain_text("Compatible")
+    expect(region.get_by_role("row")).to_have_count(len(after["checks"]) + 1)
+    lab.shot("validate-again-done")
+
+
 def test_rotate_a_key_refused_then_promoted(lab: Lab) -> None:
     page = lab.page
     llm_id = lab.register("Rotating")

@@ -64,11 +64,23 @@ def test_create_wait_validate_update_delete(cli: Any, stack: RunningStack, api: 
     assert "fake-key" not in created.stdout + created.stderr
     assert api.get(f"/v1/llms/{llm_id}").json()["headers"] == {"X-Team": "e2e"}
 
-    validated = cli("llms", "validate", llm_id)
+    validated = cli("llms", "validate", llm_id)  # queues a run, waits for its report, prints it
     assert validated.returncode == 0, validated.stderr
+    assert "queued" in validated.stderr or "running" in validated.stderr
     assert "done_terminator" in validated.stdout and "Verdict: COMPATIBLE" in validated.stdout
     report = json.loads(cli("llms", "validate", llm_id, "--json").stdout)
     assert report["compatible"] is True and report["llmFormat"] == "openai"
+    assert report["validationId"].startswith("val_") and report["pending"] is None
+    queued = cli("llms", "validate", llm_id, "--no-wait", "--json")
+    assert queued.returncode == 0, queued.stderr
+    run = json.loads(queued.stdout)
+    assert run["status"] in ("queued", "running") and run["validationId"] != report["validationId"]
+    deadline = time.monotonic() + 60
+    while (latest := api.get(f"/v1/llms/{llm_id}/validation").json()).get("validationId") != run[
+        "validationId"
+    ]:
+        assert time.monotonic() < deadline, latest
+        time.sleep(0.1)
 
     got = json.loads(cli("llms", "get", llm_id, "--json").stdout)
     stale = cli("llms", "update", llm_id, "--name", "renamed", "--if-match", str(got["version"] + 5))

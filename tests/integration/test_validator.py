@@ -188,7 +188,28 @@ def api_event(name: str, account: str, llm_id: str | None = None, body: Any = No
     return event
 
 
-def test_validate_now_and_latest_report_routes(
+def drain_validation_queue(aws: AwsStack, leak_collector: LeakCollector) -> int:
+    """Run the validator on everything queued, one record per invocation as the template says."""
+    from functions.validator import handler
+
+    sqs = aws.client("sqs")
+    queue = sqs.get_queue_url(QueueName="llm-gateway-test-validation")["QueueUrl"]
+    arn = "arn:aws:sqs:us-east-1:123456789012:llm-gateway-test-validation"
+    results: list[Any] = []
+
+    def run(event: dict[str, Any]) -> Any:
+        results.append(handler.lambda_handler(event, LambdaContext("validator", timeout_seconds=90)))
+        return results[-1]
+
+    poller = SqsPoller(sqs, queue, arn, run, batch_size=1)
+    while poller.poll_once(wait_seconds=0):
+        pass
+    leak_collector.add("validator results", results)
+    return len(results)
+
+
+def test_validate_now_queues_a_run_whose_report_arrives_at_validation(
+    aws: AwsStack,
     account: str,
     other_account: str,
     private_ok: None,
@@ -199,13 +220,43 @@ def test_validate_now_and_latest_report_routes(
     missing = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
     assert missing["statusCode"] == 404
     assert json.loads(missing["body"])["error"]["code"] == "validation_not_found"
-    ran = invoke(api_event("validator/validate_now", account, llm_id), leak_collector)
-    assert ran["statusCode"] == 200
-    assert json.loads(ran["body"])["compatible"] is True
-    latest = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
-    assert json.loads(latest["body"])["checkedAt"] == json.loads(ran["body"])["checkedAt"]
+    assert drain_validation_queue(aws, leak_collector) == 3  # the three registrations
+    first = json.loads(invoke(api_event("validator/latest_report", account, llm_id), leak_collector)["body"])
+    assert first["pending"] is None and first["validationId"].startswith("val_")
+
+    accepted = invoke(api_event("validator/validate_now", account, llm_id), leak_collector)
+    assert accepted["statusCode"] == 202
+    run = json.loads(accepted["body"])
+    assert run["status"] == "queued" and run["validationId"] != first["validationId"]
+    assert accepted["multiValueHeaders"]["Location"][0].endswith(f"/v1/llms/{llm_id}/validation")
+    # Asked again while queued: the same run, nothing more queued.
+    again = invoke(api_event("validator/validate_now", account, llm_id), leak_collector)
+    assert json.loads(again["body"])["validationId"] == run["validationId"]
+    waiting = json.loads(
+        invoke(api_event("validator/latest_report", account, llm_id), leak_collector)["body"]
+    )
+    assert waiting["validationId"] == first["validationId"]
+    assert waiting["pending"]["validationId"] == run["validationId"]
+
+    assert drain_validation_queue(aws, leak_collector) == 1  # bus -> queue -> validator, one run
+    done = json.loads(invoke(api_event("validator/latest_report", account, llm_id), leak_collector)["body"])
+    assert done["validationId"] == run["validationId"] and done["pending"] is None
+    assert done["compatible"] is True
     theirs = invoke(api_event("validator/validate_now", other_account, llm_id), leak_collector)
     assert theirs["statusCode"] == 404
+
+
+def test_a_run_requested_before_any_report_answers_202_until_it_reports(
+    aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+) -> None:
+    llm_id = register_demo_llms(account, fake.url)["openai"]
+    run = json.loads(invoke(api_event("validator/validate_now", account, llm_id), leak_collector)["body"])
+    pending = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
+    assert pending["statusCode"] == 202
+    assert json.loads(pending["body"]) == run
+    drain_validation_queue(aws, leak_collector)
+    latest = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
+    assert latest["statusCode"] == 200 and json.loads(latest["body"])["pending"] is None
 
 
 def test_test_route_refuses_blocked_endpoints_before_any_connect(

@@ -158,12 +158,24 @@ def register(sub: Any) -> None:
         actions,
         "validate",
         "run the conformance suite on a registered LLM now",
-        "Run the conformance suite on a registered LLM now (POST /v1/llms/{id}/validate) and print\n"
-        "the report: every check, a hint under each failure, timings and a verdict.",
-        "  llm-gateway llms validate LLM_ID\n  llm-gateway llms validate LLM_ID --json\n",
+        "Queue a conformance run on a registered LLM now (POST /v1/llms/{id}/validate answers 202 with\n"
+        "the run's id), wait for its report (GET /v1/llms/{id}/validation) and print it: every check,\n"
+        "a hint under each failure, timings and a verdict. --no-wait prints the run's id and returns.",
+        "  llm-gateway llms validate LLM_ID\n  llm-gateway llms validate LLM_ID --json\n"
+        "  llm-gateway llms validate LLM_ID --no-wait\n",
     )
     validate.add_argument("llm_id", metavar="ID")
-    _common(validate, "print the report as JSON")
+    validate.add_argument(
+        "--no-wait", action="store_true", help="print the queued run ({validationId, status}) and return"
+    )
+    validate.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the report (120)",
+    )
+    _common(validate, "print the report (with --no-wait: the queued run) as JSON")
     validate.set_defaults(run=run_validate)
 
     test = _action(
@@ -522,8 +534,62 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    response = _call(args, "POST", _llm_path(args.llm_id, "/validate"), timeout=REPORT_TIMEOUT_S)
-    return _report(response, as_json=args.json)
+    if not 0 < args.wait_timeout <= 3600:
+        return _usage("--wait-timeout must be between 0 and 3600 seconds")
+    response = _call(args, "POST", _llm_path(args.llm_id, "/validate"), ok=(202,))
+    if isinstance(response, int):
+        return response
+    run: dict[str, Any] = response.json()
+    if args.no_wait:
+        if args.json:
+            print(json.dumps(run, indent=2))
+        else:
+            print(f"Validation {run['validationId']} is {run['status']}.")
+            print(f"`llm-gateway llms validate {args.llm_id}` waits for the report; "
+                  f"GET /v1/llms/{args.llm_id}/validation shows it when done.", file=sys.stderr)  # fmt: skip
+        return 0
+    print(f"Validation {run['validationId']} {run['status']}", end="", file=sys.stderr, flush=True)
+    report = _wait_for_run(args, run)
+    if isinstance(report, int):
+        return report
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        from llm_gateway_cli.commands.check import render, use_color
+
+        render(report, sys.stdout, color=use_color(sys.stdout))
+    return 0 if report.get("compatible") else FAILURE
+
+
+def _wait_for_run(args: argparse.Namespace, run: dict[str, Any]) -> dict[str, Any] | int:
+    """Poll GET /validation until the run is no longer pending; its report (or a newer one), or an
+    error when it never reported (its message was lost) or --wait-timeout passed. Dots on stderr."""
+    wanted = run["validationId"]
+    deadline = time.monotonic() + args.wait_timeout
+    while True:
+        polled = _call(args, "GET", _llm_path(args.llm_id, "/validation"), ok=None)
+        if isinstance(polled, int):
+            print(file=sys.stderr)
+            return polled
+        if polled.status_code not in (200, 202):
+            print(file=sys.stderr)
+            return report_error(polled)
+        body: dict[str, Any] = polled.json()
+        pending = body.get("pending") if polled.status_code == 200 else body
+        if not pending or pending.get("validationId") != wanted:
+            print(" done", file=sys.stderr)
+            checked, requested = _timestamp(body.get("checkedAt")), _timestamp(run.get("requestedAt"))
+            if body.get("validationId") == wanted or (checked and requested and checked >= requested):
+                return body
+            print(f"error: validation {wanted} ended without a report; run it again", file=sys.stderr)
+            return FAILURE
+        if time.monotonic() > deadline:
+            print(file=sys.stderr)
+            print(f"error: validation {wanted} is still {pending.get('status')} after "
+                  f"{args.wait_timeout:g} s; `llm-gateway llms validate {args.llm_id}` waits again", file=sys.stderr)  # fmt: skip
+            return FAILURE
+        print(".", end="", file=sys.stderr, flush=True)
+        time.sleep(0.5)
 
 
 def run_test(args: argparse.Namespace) -> int:

@@ -34,13 +34,20 @@ function remember(llmId, report) {
   return seenReports.get(llmId);
 }
 
-async function latestReport(llmId, signal) {
+/** The latest report and the run still in progress: 200 {…report, pending}, 202 {pending run}, 404 nothing. */
+async function validationState(llmId, signal) {
   try {
-    return (await call("GET", `/v1/llms/${encodeURIComponent(llmId)}/validation`, { signal })).data;
+    const { data, status } = await call("GET", `/v1/llms/${encodeURIComponent(llmId)}/validation`, { signal });
+    if (status === 202) return { report: null, pending: data };
+    return { report: data, pending: data.pending || null };
   } catch (error) {
-    if (error.status === 404) return null;
+    if (error.status === 404) return { report: null, pending: null };
     throw error;
   }
+}
+
+function runText(run) {
+  return run.status === "running" ? "Validation running: probing your endpoint…" : "Validation queued…";
 }
 
 const sleep = (ms, signal) => new Promise((resolve) => {
@@ -89,22 +96,27 @@ export async function renderLlmPage({ root, signal, go }, llmId) {
 
   const validateButton = h("button", { type: "button", class: "secondary" }, "Validate again");
   const deleteButton = h("button", { type: "button", class: "danger" }, "Delete");
+  /** The requested run this page waits for (asked here, or found pending), until it reports. */
+  let awaited = null;
+  /** The report on screen, the run the gateway says is in progress, and whether watch() polls. */
+  let shown = null;
+  let pending = null;
+  let watching = false;
+  function setBusy(busy) {
+    validateButton.disabled = busy;
+    if (busy) validateButton.setAttribute("aria-busy", "true");
+    else validateButton.removeAttribute("aria-busy");
+  }
   validateButton.addEventListener("click", async () => {
-    validateButton.disabled = true;
-    validateButton.setAttribute("aria-busy", "true");
-    actionStatus.textContent = "Running the conformance suite against your endpoint…";
+    setBusy(true);
+    actionStatus.textContent = "Queueing a conformance run against your endpoint…";
     try {
-      const { data: report } = await call("POST", `${path}/validate`, { signal });
-      llm = (await call("GET", path, { signal })).data;
-      renderHeader();
-      renderReport(report);
-      actionStatus.textContent = `Validated: ${llm.status}.`;
-      announce(`Validation finished: ${llm.status}.`);
+      awaited = (await call("POST", `${path}/validate`, { signal })).data;
+      actionStatus.textContent = runText(awaited);
+      watch();
     } catch (error) {
       actionStatus.textContent = describeError(error);
-    } finally {
-      validateButton.disabled = false;
-      validateButton.removeAttribute("aria-busy");
+      setBusy(false);
     }
   });
   deleteButton.addEventListener("click", async () => {
@@ -140,18 +152,45 @@ export async function renderLlmPage({ root, signal, go }, llmId) {
   );
   if (builtin) return;
 
-  let shown = await latestReport(llmId, signal);
+  ({ report: shown, pending } = await validationState(llmId, signal));
   renderReport(shown);
   if (rotations.has(llmId)) rotationNotice.textContent = "Testing the new key… the current key stays in service until it passes.";
+  if (pending) {
+    awaited = pending;
+    setBusy(true);
+    actionStatus.textContent = runText(pending);
+  }
 
-  // Until the status settles (and a saved key rotation is decided), poll by ourselves.
-  const started = Date.now();
-  while (!signal.aborted && Date.now() - started < POLL_LIMIT_MS && (llm.status === "pending" || rotations.has(llmId))) {
-    await sleep(POLL_MS, signal);
-    if (signal.aborted) return;
+  // Until the status settles, a saved key rotation is decided and a requested run reports, poll by ourselves.
+  async function watch() {
+    if (watching) return;
+    watching = true;
+    try {
+      const started = Date.now();
+      while (!signal.aborted && Date.now() - started < POLL_LIMIT_MS && unsettled()) {
+        await sleep(POLL_MS, signal);
+        if (signal.aborted) return;
+        await refresh();
+      }
+      if (awaited && !signal.aborted) setBusy(false); // gave up waiting: let the user ask again
+    } catch (error) {
+      if (!signal.aborted) actionStatus.textContent = describeError(error);
+      setBusy(false);
+    } finally {
+      watching = false;
+    }
+  }
+
+  function unsettled() {
+    return llm.status === "pending" || rotations.has(llmId) || Boolean(pending) || Boolean(awaited);
+  }
+
+  async function refresh() {
     const before = llm.status;
     llm = (await call("GET", path, { signal })).data;
-    const report = await latestReport(llmId, signal);
+    const state = await validationState(llmId, signal);
+    const report = state.report;
+    pending = state.pending;
     const since = rotations.get(llmId);
     if (since && report && Date.parse(report.checkedAt) > Date.parse(since)) {
       rotations.delete(llmId);
@@ -167,5 +206,21 @@ export async function renderLlmPage({ root, signal, go }, llmId) {
       shown = report;
       if (llm.status !== before) announce(`Status: ${llm.status}.`);
     }
+    if (pending) {
+      awaited = pending;
+      setBusy(true);
+      actionStatus.textContent = runText(pending);
+    } else if (awaited) {
+      // The run settled: its report, or a newer one, is the one shown now.
+      const reported = report && (report.validationId === awaited.validationId
+        || Date.parse(report.checkedAt) >= Date.parse(awaited.requestedAt));
+      const text = reported ? `Validated: ${llm.status}.` : `Validation ${awaited.validationId} ended without a report; try again.`;
+      actionStatus.textContent = text;
+      announce(reported ? `Validation finished: ${llm.status}.` : text);
+      awaited = null;
+      setBusy(false);
+    }
   }
+
+  watch();
 }
