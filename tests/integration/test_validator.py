@@ -267,3 +267,14 @@ def test_test_route_refuses_blocked_endpoints_before_any_connect(
     result = invoke(api_event("validator/test_config", account, body=body), leak_collector)
     assert result["statusCode"] == 400
     assert json.loads(result["body"])["error"]["code"] == "endpoint_blocked"
+
+
+def test_a_requested_run_from_its_sample_event_reports_under_its_id(
+    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+) -> None:
+    llm_id = register_demo_llms(account, fake.url)["azure_openai"]
+    event = sqs_event_for(account, llm_id, "validator/sqs_validation_requested")
+    run_id = json.loads(event["Records"][0]["body"])["detail"]["validationId"]
+    assert invoke(event, leak_collector) == {"batchItemFailures": []}
+    report = composition.report_repository().latest(account, llm_id)
+    assert report is not None and report.validation_id == run_id and report.compatible

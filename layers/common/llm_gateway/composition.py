@@ -32,10 +32,10 @@ if TYPE_CHECKING:
     from llm_gateway.adapters.upstream_http import AiohttpUpstream
     from llm_gateway.catalog import BuiltinLlm
     from llm_gateway.domain.conformance import HttpPort
+    from llm_gateway.domain.conformance.budget import RunBudget
     from llm_gateway.domain.proxy import StreamProxy
     from llm_gateway.domain.sessions import SessionService, StreamTokenVerifier
     from llm_gateway.domain.tokens import PublicKeySet
-    from llm_gateway.domain.conformance.budget import RunBudget
     from llm_gateway.domain.validation import ValidationRequests, Validator
     from llm_gateway.models.llm import StoredLlm
     from llm_gateway.models.report import Report
