@@ -183,3 +183,16 @@ def test_a_slow_endpoint_on_five_urls_is_validated_inside_the_budgets(
     assert wait_for_status(api, created["id"], timeout=60)["status"] == "valid"
     queued = validate_now(api, created["id"])
     assert queued["compatible"] is True and len(queued["details"]["urls"]) == 5
+
+
+def test_an_endpoint_that_buffers_its_answer_fails_incremental_delivery(
+    api: httpx.Client, stack: RunningStack
+) -> None:
+    report = api.post(
+        "/v1/llms/test",
+        json=llm_body(stack, secret="fake-key", modelName="fake-fault-buffered-2500"),
+        timeout=60,
+    ).json()
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    assert [(c["id"], c["category"]) for c in failed] == [("incremental", "streaming")]
+    assert "not streamed" in failed[0]["message"] and "buffering" in failed[0]["hint"]

@@ -45,10 +45,15 @@ def spec_args(base: str, spec: str, model: str) -> list[str]:
 
 
 def run_check(
-    capsys: pytest.CaptureFixture[str], args: list[str], *, key: str = KEY, private: bool = True
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    *,
+    key: str = KEY,
+    private: bool = True,
+    timeout: str = "1",
 ) -> tuple[int, dict[str, Any]]:
     capsys.readouterr()
-    flags = ["--api-key", key, "--json", "--timeout", "1"] + (["--allow-private"] if private else [])
+    flags = ["--api-key", key, "--json", "--timeout", timeout] + (["--allow-private"] if private else [])
     code = main(["check", *flags, *args])
     out = capsys.readouterr().out
     return code, json.loads(out)
@@ -108,6 +113,8 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "status-503": ("endpoint", "upstream_server_error"),
 }
 GEMINI_EXPECTED = {"mid-stream-error": ("streaming", "upstream_server_error")}
+#: Faults about how the answer is delivered, not how fast: they need more than the 1 s timeout.
+DELIVERY_FAULTS: dict[str, tuple[str, str]] = {"buffered-2500": ("streaming", "upstream_protocol_error")}
 #: Gemini streams have no terminator, so "no [DONE]" is just a normal Gemini stream.
 NOT_APPLICABLE = {("gemini", "no-done")}
 
@@ -116,9 +123,22 @@ def test_every_fault_of_the_fake_is_covered() -> None:
     missing = [
         name
         for name in FAULT_NAMES
-        if name != "accept-any-key" and not any(k == name or k.startswith(f"{name}-") for k in EXPECTED)
+        if name != "accept-any-key"
+        and not any(k == name or k.startswith(f"{name}-") for k in EXPECTED | DELIVERY_FAULTS)
     ]
     assert not missing, f"faults without a conformance test: {missing}"
+
+
+@pytest.mark.parametrize(("spec", "fault"), [(spec, fault) for spec in SPECS for fault in DELIVERY_FAULTS])
+def test_an_answer_held_back_and_sent_at_once_is_not_a_stream(
+    fake: FakeProviderHandle, spec: str, fault: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_check(capsys, spec_args(fake.url, spec, f"fake-fault-{fault}"), timeout="10")
+    failures = failed(report)
+    assert code == 1 and [(f["id"], f["category"]) for f in failures] == [("incremental", "streaming")]
+    assert report["errorCode"] == DELIVERY_FAULTS[fault][1]
+    assert "buffering" in failures[0]["hint"]
+    assert_well_formed(report)
 
 
 @pytest.mark.parametrize(

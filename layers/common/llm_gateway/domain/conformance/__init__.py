@@ -19,14 +19,18 @@ Semantics (DESIGN.md §4):
   is kept in ``details.specConforms`` for callers that want it (fixture verdicts).
 - A check that cannot run because an earlier one failed is ``skip``, never ``fail``.
 - ``errorCode`` is the gateway code of the first failed check.
-- Several ``urls``: every URL is probed (the gateway fails over between them, so each must
-  work). Checks of the first URL keep their plain ids; those of URL *n* > 1 get ``@n``, and
-  every message names its URL. ``timings`` and ``endpoint`` describe the first URL.
+- Several ``urls``: every URL is probed, all at once (the gateway fails over between them, so
+  each must work). Checks of the first URL keep their plain ids; those of URL *n* > 1 get
+  ``@n``, and every message names its URL. ``timings`` and ``endpoint`` describe the first URL.
 - Deadlines: per URL, connect / first token / idle / total from the config's ``Timeouts``,
   with the total capped at ``max_total_s`` (30 s by default). A read blocks at most
   ``min(first token, idle, total)``, so one URL takes at most about total + that read timeout.
+- Budget: a whole run may have a hard ``RunBudget`` (``budget``): every bound is cut to what is
+  left of it, and what it cuts short fails or is skipped with a message and a hint naming it, so
+  the report arrives by the deadline (plus one read). See ``budget`` for each caller's budget.
 """
 
+from llm_gateway.domain.conformance.budget import RunBudget, config_test_budget, validator_budget
 from llm_gateway.domain.conformance.config import (
     PROBE_MAX_TOKENS,
     EndpointConfig,
@@ -47,8 +51,11 @@ __all__ = [
     "HttpPort",
     "ProbeConfigError",
     "ProbeResponse",
+    "RunBudget",
     "StreamingClient",
     "build_probe_request",
+    "config_test_budget",
     "public_url",
     "run_conformance",
+    "validator_budget",
 ]
