@@ -78,7 +78,7 @@ def test_llms_test_on_five_slow_urls_reports_inside_its_budget(
     assert result["statusCode"] == 200
     report = json.loads(result["body"])
     assert_cut_by_the_budget(report, "budget of POST /v1/llms/test")
-    assert report["details"]["probe"]["budgetS"] == BUDGET_S
+    assert 0 < report["details"]["probe"]["budgetS"] <= BUDGET_S  # what the context had left
     assert elapsed < CEILING_S
 
 
@@ -98,5 +98,5 @@ def test_a_queued_run_on_five_slow_urls_stores_its_report_inside_its_budget(
     assert stored is not None and stored.status is LlmStatus.INVALID
     report = composition.report_repository().latest(account, llm_id)
     assert report is not None
-    assert_cut_by_the_budget(report.to_json_dict(), "the validator's 3 s budget")
+    assert_cut_by_the_budget(report.to_json_dict(), "the validator's")
     assert elapsed < CEILING_S
