@@ -22,6 +22,7 @@ from llm_gateway.api import (
     error_responses,
     json_response,
     ok_response,
+    request_origins,
     resolve,
 )
 from llm_gateway.domain.registry import check_endpoint_urls
@@ -107,7 +108,7 @@ def latest_report(llm_id: LlmId) -> Response[Any]:
 )
 def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account_id(app)
-    check_endpoint_urls(composition.url_guard(), request.urls)
+    check_endpoint_urls(composition.url_guard(), request.urls, request_origins(app))
     return _report_response(composition.config_probe()(request, request.secret.get_secret_value()))
 
 

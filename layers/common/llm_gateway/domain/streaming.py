@@ -39,6 +39,7 @@ STATUS_FOR_CODE: dict[str, int] = {
     ErrorCode.UPSTREAM_PROTOCOL_ERROR: 502,
     ErrorCode.ENDPOINT_BLOCKED: 502,
     ErrorCode.LOOP_DETECTED: 508,
+    ErrorCode.GATEWAY_DEADLINE: 504,  # only a non-streaming answer reports it as a status
 }
 MESSAGES: dict[str, str] = {
     ErrorCode.UPSTREAM_UNAUTHORIZED: "The LLM endpoint rejected the stored credentials.",
