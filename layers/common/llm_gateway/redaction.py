@@ -55,8 +55,8 @@ def _char_pattern(char: str) -> str:
     forms.append("".join(f"%{byte:02x}" for byte in encoded))
     if len(char) == 1 and ord(char) < 0x10000:
         forms.append(f"\\\\u{ord(char):04x}")
-    if char == "/":
-        forms.append(r"\\/")
+    if char in '/"\\':
+        forms.append("\\\\" + re.escape(char))
     return forms[0] if len(forms) == 1 else "(?:" + "|".join(forms) + ")"
 
 

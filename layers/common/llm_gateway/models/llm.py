@@ -81,8 +81,16 @@ def _credential_in_url(value: str) -> None:
             )
 
 
-class EndpointUrl(ApiModel):
-    """One upstream URL. Syntax is checked here; addresses are checked by the SSRF guard."""
+class LlmUrl(ApiModel):
+    """One upstream URL as stored and shown. What a customer sends is an ``EndpointUrl``: the rules
+    apply when a URL comes in, never when a stored one is read back (an older item must stay
+    readable, to be shown redacted and fixed)."""
+
+    url: str
+
+
+class EndpointUrl(LlmUrl):
+    """One upstream URL sent by a customer. Syntax is checked here; addresses by the SSRF guard."""
 
     url: Annotated[str, StringConstraints(min_length=8, max_length=MAX_URL_CHARS)]
 
@@ -298,7 +306,7 @@ class Llm(ApiModel):
     display_name: str
     description: str | None = None
     llm_format: LlmFormat
-    urls: list[EndpointUrl]
+    urls: list[LlmUrl]
     model_name: str
     deployment_name: str | None = None
     api_version: str | None = None
@@ -352,5 +360,5 @@ class StoredLlm(Llm):
         public = Llm.model_validate(
             self.model_dump(exclude={"account_id", "secret_ref", "pending_secret_hint"})
         )
-        public.urls = [EndpointUrl.model_construct(url=redact_url(u.url)) for u in public.urls]
+        public.urls = [LlmUrl(url=redact_url(u.url)) for u in public.urls]
         return public
