@@ -26,5 +26,11 @@ def test_every_management_route_is_documented_with_bearer_auth() -> None:
 def test_the_error_codes_a_client_can_meet_are_documented() -> None:
     document = json.loads(render())
     code = document["components"]["schemas"]["ErrorDetail"]["properties"]["code"]
-    for name in ("invalid_request", "credential_in_url", "loop_detected", "endpoint_blocked", "internal_error"):
+    for name in (
+        "invalid_request",
+        "credential_in_url",
+        "loop_detected",
+        "endpoint_blocked",
+        "internal_error",
+    ):
         assert f"`{name}`" in code["description"], name

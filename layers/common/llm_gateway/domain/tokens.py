@@ -68,6 +68,7 @@ def low_s(signature: bytes) -> bytes:
         return signature
     return signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
 
+
 Clock = Callable[[], float]
 """Seconds since the epoch; injected so tests control time (PyJWT's own checks cannot be)."""
 
