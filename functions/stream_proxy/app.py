@@ -205,7 +205,7 @@ class ChatCompletions:
             if composition.hop_marker().seen_in(scope["headers"]):
                 raise LoopDetected()  # before any lookup: the gateway is calling itself
             token = _bearer(scope)
-            chat = parse_chat(await _read_body(receive))
+            body = await _read_body(receive)
             proxy = _proxy or await _build_proxy()
         except GatewayError as error:
             record.fail(error)
@@ -229,7 +229,7 @@ class ChatCompletions:
 
         watcher = asyncio.create_task(watch_disconnect())
         try:
-            await self._answer(proxy, scope, send, token, chat, record)
+            await self._answer(proxy, scope, send, token, body, record)
         except asyncio.CancelledError:
             if not disconnected.is_set():
                 raise
@@ -244,13 +244,14 @@ class ChatCompletions:
         scope: Scope,
         send: Send,
         token: str,
-        chat: ChatRequest,
+        body: bytes,
         record: StreamRecord,
     ) -> None:
         started, request_id = record.started, record.request_id
         try:
-            session = await proxy.authorize(token)
+            session = await proxy.authorize(token)  # who asks comes first: 401/403/409 before a 400
             record.account_id, record.llm_id = session.record.account_id, session.llm.id
+            chat = parse_chat(body)
             upstream_chat = chat if chat.stream else with_usage(chat)
             opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:

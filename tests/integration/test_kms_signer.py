@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from moto import mock_aws
 
 from llm_gateway.adapters.kms_signer import KmsSigner, der_to_raw_signature
+from llm_gateway.domain.signatures import P256_ORDER
 from llm_gateway.domain.tokens import (
-    P256_ORDER,
     PublicKeySet,
     Signer,
     TokenMinter,

@@ -172,6 +172,7 @@ def test_a_management_request_carrying_our_hop_marker_is_508(invoke_registry: In
         ("headers", {"X-Trace": "tab\there"}),
         ("headers", {"Via": "1.1 spoofed"}),
         ("headers", {"X-LLM-Gateway-Hop": "spoofed"}),
+        ("secret", "sk-\ud800-lone"),
     ],
 )
 def test_text_fields_and_header_values_refuse_what_cannot_be_stored_or_sent(

@@ -20,7 +20,7 @@ def test_the_resource_names_are_required() -> None:
 
 def test_a_missing_one_is_named_and_nothing_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TABLE_NAME")
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", "sometimes")
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", "ftp://sometimes")
     get_settings.cache_clear()
     try:
         with pytest.raises(SettingsError) as error:

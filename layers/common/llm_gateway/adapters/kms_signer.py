@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from llm_gateway.domain.tokens import jwk_thumbprint, low_s, public_jwk, public_key_from_spki_der
+from llm_gateway.domain.signatures import low_s
+from llm_gateway.domain.tokens import jwk_thumbprint, public_jwk, public_key_from_spki_der
 from llm_gateway.errors import SigningThrottled
 
 if TYPE_CHECKING:

@@ -29,10 +29,10 @@ from typing import Any, Final, Protocol, runtime_checkable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from llm_gateway.domain.accounts import API_KEY_PREFIX
+from llm_gateway.domain.signatures import der_signature, low_s
 from llm_gateway.errors import BadRequest, Forbidden, Unauthorized
 
 ALGORITHM: Final = "ES256"
@@ -55,19 +55,6 @@ _TOKEN_PATTERN: Final = re.compile(rf"({_SEGMENT})\.({_SEGMENT})\.([A-Za-z0-9_-]
 _RAW_SIGNATURE_LENGTH: Final = 64
 _P256_COORDINATE_LENGTH: Final = 32
 _ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
-#: The order n of the P-256 group. (r, s) and (r, n - s) both verify; only s <= n/2 is accepted,
-#: so a token has exactly one valid signature (no malleable second spelling of the same token).
-P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_HALF_ORDER: Final = P256_ORDER // 2
-
-
-def low_s(signature: bytes) -> bytes:
-    """A raw r‖s ES256 signature in its low-s form (s ≤ n/2): the one the verifier accepts."""
-    s = int.from_bytes(signature[32:], "big")
-    if s <= _HALF_ORDER:
-        return signature
-    return signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
-
 
 Clock = Callable[[], float]
 """Seconds since the epoch; injected so tests control time (PyJWT's own checks cannot be)."""
@@ -472,8 +459,7 @@ class TokenMinter:
         signature = self._signer.sign(signing_input.encode("ascii"))
         if len(signature) != _RAW_SIGNATURE_LENGTH:
             raise ValueError("signer must return a raw 64-byte r||s signature")
-        signature = low_s(signature)  # any signer: the verifier accepts only the low-s form
-        return MintedToken(token=f"{signing_input}.{b64url_encode(signature)}", claims=claims)
+        return MintedToken(token=f"{signing_input}.{b64url_encode(low_s(signature))}", claims=claims)
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -487,13 +473,9 @@ def _check_signature(signing_input: str, signature_segment: str, key: ec.Ellipti
         raise TokenMalformed("Session token signature is malformed") from exc
     if len(raw) != _RAW_SIGNATURE_LENGTH:
         raise TokenMalformed("Session token signature is malformed")
-    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
-    if s > _HALF_ORDER:
-        raise TokenSignatureInvalid("Session token signature is invalid")
-    der = encode_dss_signature(r, s)
-    try:
-        key.verify(der, signing_input.encode("ascii"), _ECDSA_SHA256)
-    except InvalidSignature as exc:
+    try:  # only the low-s spelling: a token has exactly one valid signature
+        key.verify(der_signature(raw), signing_input.encode("ascii"), _ECDSA_SHA256)
+    except (InvalidSignature, ValueError) as exc:
         raise TokenSignatureInvalid("Session token signature is invalid") from exc
 
 

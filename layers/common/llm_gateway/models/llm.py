@@ -201,6 +201,7 @@ def _check_secret(value: SecretStr) -> SecretStr:
     if any(ch.isspace() for ch in text):
         raise ValueError("secret must not contain whitespace")
     _no_control_chars(text, "secret")
+    plain_text(text, "secret")  # a lone surrogate could not be encrypted or sent
     return value
 
 
