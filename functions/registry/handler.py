@@ -28,6 +28,7 @@ from llm_gateway.api import (
     ok_response,
     resolve,
 )
+from llm_gateway.api import request_origins as own_origins
 from llm_gateway.errors import BadRequest, Conflict
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
 from llm_gateway.observability import get_logger, get_tracer
@@ -53,7 +54,7 @@ idempotency_config = IdempotencyConfig(
 def create_once(scope: dict[str, str], request: LlmCreate, ran: list[bool]) -> dict[str, Any]:
     """Runs once per (account, key); ``ran`` tells the caller whether this call created or replayed."""
     ran.append(True)
-    return composition.registry().create(scope["accountId"], request).to_json_dict()
+    return composition.registry().create(scope["accountId"], request, own=own_origins(app)).to_json_dict()
 
 
 @app.post(
@@ -65,7 +66,9 @@ def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account = account_id(app)
     key = header(app, "Idempotency-Key")
     if key is None:
-        return json_response(201, composition.registry().create(account, request).to_json_dict())
+        return json_response(
+            201, composition.registry().create(account, request, own=own_origins(app)).to_json_dict()
+        )
     if not _IDEMPOTENCY_KEY.match(key):
         raise BadRequest(
             "Idempotency-Key must be 1-255 printable ASCII characters.", code="invalid_idempotency_key"
@@ -129,7 +132,7 @@ def get_llm(llm_id: LlmId) -> Response[Any]:
 )
 def update_llm(llm_id: LlmId, patch: Annotated[LlmUpdate, Body()]) -> Response[Any]:
     updated = composition.registry().update(
-        account_id(app), llm_id, patch, _if_match(header(app, "If-Match"))
+        account_id(app), llm_id, patch, _if_match(header(app, "If-Match")), own=own_origins(app)
     )
     return json_response(200, updated.to_json_dict(), headers={"ETag": f'"{updated.version}"'})
 

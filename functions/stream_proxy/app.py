@@ -11,24 +11,37 @@ import asyncio
 import contextlib
 import json
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway import composition
+from llm_gateway.domain.chat_body import parse_chat
+from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
 from llm_gateway.domain.proxy import StreamProxy
-from llm_gateway.domain.streaming import Timings, UpstreamFailure
-from llm_gateway.errors import ErrorCode, GatewayError, PayloadTooLarge, Unauthorized
+from llm_gateway.domain.streaming import OUTCOME_OK, OpenStream, Timings, UpstreamFailure, error_event
+from llm_gateway.errors import (
+    ErrorCode,
+    GatewayError,
+    InternalError,
+    LoopDetected,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from llm_gateway.models.chat import ChatRequest
 from llm_gateway.observability import get_logger
 
 MAX_BODY_BYTES = 1_048_576
+INTERNAL_ERROR = InternalError.code
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -143,24 +156,57 @@ async def _build_proxy() -> StreamProxy:
     return _proxy
 
 
+class _Response:
+    """``send``, remembering how far the response got (so a failure answers the right way)."""
+
+    __slots__ = ("_send", "ended", "started")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = self.ended = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif not message.get("more_body", False):
+            self.ended = True
+        await self._send(message)
+
+
 class ChatCompletions:
-    """Pure ASGI endpoint: the response status is decided only once the first output exists."""
+    """Pure ASGI endpoint: the response status is decided only once the first output exists.
+
+    One outermost guard: whatever goes wrong unexpectedly is a JSON 500 ``internal_error`` with
+    the request id (or, once the stream has started, a final error event), logged through the
+    redacting logger, never a bare 500 from the server.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
         request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
         record = StreamRecord(request_id=request_id, started=started)
+        response = _Response(send)
         try:
-            await self._serve(scope, receive, send, record)
+            await self._serve(scope, receive, response, record)
+        except Exception as exc:
+            record.outcome = INTERNAL_ERROR
+            _log_unexpected(exc, request_id)
+            with contextlib.suppress(Exception):
+                if not response.started:
+                    await _send_error(response, InternalError(), request_id)
+                elif not response.ended:
+                    await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
             record.write()
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
         request_id = record.request_id
         try:
-            proxy = _proxy or await _build_proxy()
+            if composition.hop_marker().seen_in(scope["headers"]):
+                raise LoopDetected()  # before any lookup: the gateway is calling itself
             token = _bearer(scope)
             body = await _read_body(receive)
+            proxy = _proxy or await _build_proxy()
         except GatewayError as error:
             record.fail(error)
             composition.stream_metrics().failed(error.code)
@@ -203,26 +249,25 @@ class ChatCompletions:
     ) -> None:
         started, request_id = record.started, record.request_id
         try:
-            session = await proxy.authorize(token)
+            session = await proxy.authorize(token)  # who asks comes first: 401/403/409 before a 400
             record.account_id, record.llm_id = session.record.account_id, session.llm.id
-            opened = await proxy.open(session, body, lambda_deadline=_lambda_deadline(scope))
+            chat = parse_chat(body)
+            upstream_chat = chat if chat.stream else with_usage(chat)
+            opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:
             record.fail(error)
             composition.stream_metrics().failed(error.code)
             await _send_error(send, error, request_id)
             return
         record.timings, record.upstream_status = opened.timings, opened.response.status
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    *_SSE_HEADERS,
-                    (b"x-request-id", request_id.encode()),
-                    (b"server-timing", opened.timings.server_timing(started).encode()),
-                ],
-            }
-        )
+        headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"server-timing", opened.timings.server_timing(started).encode()),
+        ]
+        if not chat.stream:
+            await _answer_whole(opened, send, record, headers, session.llm.model_name)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS, *headers]})
         try:
             async with contextlib.aclosing(opened.body()) as pieces:
                 async for piece in pieces:
@@ -235,6 +280,53 @@ class ChatCompletions:
         finally:
             record.outcome = opened.outcome or "unknown"
             composition.stream_metrics().finished(opened, started)
+
+
+def with_usage(chat: ChatRequest) -> ChatRequest:
+    """A non-streaming answer reports usage, as OpenAI's does: ask the upstream stream for it."""
+    if chat.stream_options is not None:
+        return chat
+    return chat.model_copy(update={"stream_options": {"include_usage": True}})
+
+
+async def _answer_whole(
+    opened: OpenStream, send: Send, record: StreamRecord, headers: list[tuple[bytes, bytes]], model: str
+) -> None:
+    """``stream: false``: drain the relay into one ``chat.completion``; a failure on the way is a
+    JSON error with a real status (nothing was sent yet)."""
+    aggregator = CompletionAggregator(model)
+    try:
+        async with contextlib.aclosing(opened.body()) as pieces:
+            async for piece in pieces:
+                aggregator.feed(piece)
+                record.chunks += 1
+    except AnswerTooLarge:
+        opened.outcome = ErrorCode.UPSTREAM_PROTOCOL_ERROR
+    except asyncio.CancelledError:
+        opened.outcome = opened.outcome or ErrorCode.CLIENT_DISCONNECTED
+        raise
+    finally:
+        record.outcome = opened.outcome or "unknown"
+        composition.stream_metrics().finished(opened, record.started)
+    if opened.outcome != OUTCOME_OK:
+        await _send_error(
+            send, UpstreamFailure(opened.outcome or ErrorCode.UPSTREAM_PROTOCOL_ERROR), record.request_id
+        )
+        return
+    body = json.dumps(aggregator.result(), ensure_ascii=False, separators=(",", ":")).encode()
+    start_headers = [(b"content-type", b"application/json"), *headers]
+    await send({"type": "http.response.start", "status": 200, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _log_unexpected(exc: BaseException, request_id: str) -> None:
+    """Our bug: the type and where it happened (file, line, function), never the message, which
+    could quote a request's text or a key."""
+    frames = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+    get_logger().error(
+        "stream request failed unexpectedly",
+        extra={"request_id": request_id, "error_type": type(exc).__name__, "where": frames[-8:]},
+    )
 
 
 async def shutdown() -> None:

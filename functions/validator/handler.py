@@ -24,6 +24,7 @@ from llm_gateway.api import (
     error_responses,
     json_response,
     ok_response,
+    request_origins,
     resolve,
 )
 from llm_gateway.catalog import get_builtin
@@ -141,7 +142,7 @@ def latest_report(llm_id: LlmId) -> Response[Any]:
 )
 def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account_id(app)
-    check_endpoint_urls(composition.url_guard(), request.urls)
+    check_endpoint_urls(composition.url_guard(), request.urls, request_origins(app))
     budget = config_test_budget(_remaining_ms())
     return _report_response(composition.config_probe()(request, request.secret.get_secret_value(), budget))
 

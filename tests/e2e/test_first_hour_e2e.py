@@ -94,7 +94,7 @@ def test_the_chat_endpoint_tells_an_account_key_where_session_tokens_come_from(
     assert stack.api_key not in response.text
 
 
-def test_malformed_json_on_the_chat_endpoint_is_invalid_json(
+def test_malformed_json_on_the_chat_endpoint_is_invalid_request(
     stack: RunningStack, api: httpx.Client, anonymous: httpx.Client
 ) -> None:
     token = _session_token(api, stack.llms["openai"])
@@ -104,7 +104,7 @@ def test_malformed_json_on_the_chat_endpoint_is_invalid_json(
         content=b'{"messages": [',
     )
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_json"
+    assert response.json()["error"]["code"] == "invalid_request"
 
 
 def test_if_match_star_updates_whatever_the_version(api: httpx.Client, stack: RunningStack) -> None:
@@ -265,7 +265,7 @@ def test_quiet_dev_streams_then_stops_cleanly_on_ctrl_c(
             answer = client.post(
                 "/v1/chat/completions",
                 headers={"Authorization": f"Bearer {token}"},
-                json={"messages": [{"role": "user", "content": "hi"}]},
+                json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
             )
             assert answer.status_code == 200 and "[DONE]" in answer.text
             failed = client.post("/v1/chat/completions", headers=auth, json={"messages": []})

@@ -115,6 +115,20 @@ def test_a_session_token_streams_with_the_openai_sdk(
     assert finish == ["stop"]
 
 
+def test_a_non_streaming_call_answers_one_chat_completion(
+    smoke_target: SmokeTarget, api: httpx.Client, smoke_llm: dict[str, Any]
+) -> None:
+    token = mint(api, smoke_llm["id"])["sessionToken"]
+    completion = sdk(smoke_target, token).chat.completions.create(
+        model="ignored", messages=[{"role": "user", "content": "Say hello."}], stream=False
+    )
+    assert completion.object == "chat.completion"
+    [choice] = completion.choices
+    assert choice.message.role == "assistant"
+    assert (choice.message.content or "").strip()
+    assert choice.finish_reason in ("stop", "length")
+
+
 def test_the_raw_stream_carries_request_id_and_server_timing_and_ends_with_done(
     smoke_target: SmokeTarget, api: httpx.Client, smoke_llm: dict[str, Any]
 ) -> None:

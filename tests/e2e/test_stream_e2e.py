@@ -78,6 +78,37 @@ def test_sdk_streams_text_from_each_demo_llm(
 
 
 @pytest.mark.parametrize("spec", SPECS)
+def test_the_sdks_non_streaming_call_returns_the_same_text_as_streaming(
+    stack: RunningStack, api: httpx.Client, leak_collector: LeakCollector, spec: str
+) -> None:
+    """Issue 9: `stream=False` is one chat.completion object, built from the upstream's stream."""
+    token = mint(api, stack.llms[spec])["sessionToken"]
+    client = sdk(stack, token)
+    messages: Any = [{"role": "user", "content": "Say hello in a few words."}]
+    streamed = "".join(
+        choice.delta.content or ""
+        for chunk in client.chat.completions.create(model="m", messages=messages, stream=True)
+        for choice in chunk.choices
+    )
+    completion = client.chat.completions.create(model="m", messages=messages, stream=False)
+    leak_collector.add(f"sdk non-streaming {spec}", completion.model_dump_json())
+    assert completion.object == "chat.completion"
+    [choice] = completion.choices
+    assert choice.message.role == "assistant"
+    assert choice.message.content == streamed != ""
+    assert choice.finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    tools = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER_TOOL],
+        tool_choice="required",
+    )  # fmt: skip
+    [call] = tools.choices[0].message.tool_calls or []
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments)["city"]  # type: ignore[union-attr]
+    assert tools.choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("spec", SPECS)
 def test_sdk_streams_tool_calls_from_each_demo_llm(stack: RunningStack, api: httpx.Client, spec: str) -> None:
     token = mint(api, stack.llms[spec])["sessionToken"]
     stream = sdk(stack, token).chat.completions.create(

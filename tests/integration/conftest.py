@@ -46,7 +46,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCollector) -> Itera
         env = function_environment(template, resolver)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "false")
+        monkeypatch.delenv("PRIVATE_ENDPOINT_ORIGINS", raising=False)
         composition.reset()
         stack = AwsStack(env=env, client=lambda service: boto3.client(service))
         yield stack

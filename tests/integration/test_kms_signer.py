@@ -12,11 +12,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from moto import mock_aws
 
 from llm_gateway.adapters.kms_signer import KmsSigner, der_to_raw_signature
+from llm_gateway.domain.signatures import P256_ORDER
 from llm_gateway.domain.tokens import (
     PublicKeySet,
     Signer,
@@ -61,6 +62,21 @@ def test_kms_signature_is_raw_64_bytes_and_verifies_with_the_public_key(kms: Any
     assert len(signature) == 64
     r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
     signer.public_key.verify(encode_dss_signature(r, s), b"header.payload", ec.ECDSA(hashes.SHA256()))
+
+
+def test_kms_returns_either_s_and_the_signer_always_hands_out_the_low_one(kms: Any) -> None:
+    key_id = create_signing_key(kms)
+    signer = KmsSigner(kms, key_id)
+    kms_high = 0
+    for i in range(32):
+        message = f"header.payload-{i}".encode()
+        der = kms.sign(KeyId=key_id, Message=message, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
+        kms_high += decode_dss_signature(der["Signature"])[1] > P256_ORDER // 2
+        raw = signer.sign(message)
+        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+        assert s <= P256_ORDER // 2
+        signer.public_key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+    assert kms_high > 0, "KMS (moto) never returned a high s in 32 signatures: the check proves nothing"
 
 
 def test_minted_token_verifies_with_plain_pyjwt_and_the_get_public_key_key(kms: Any) -> None:

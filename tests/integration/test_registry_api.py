@@ -90,7 +90,6 @@ def test_azure_classic_without_deployment_is_a_400_that_says_why(
         ("secret", "sk-with\nnewline"),
         ("secret", "sk-with\x00nul"),
         ("secret", "s" * 4097),
-        ("urls", [{"url": "https://user:pw@api.openai.com/v1"}]),
         ("urls", [{"url": "ftp://api.openai.com/v1"}]),
         ("displayName", ""),
         ("temperature", 3),

@@ -223,7 +223,7 @@ class Answer:
 def gateway(
     aws: AwsStack, fake: FakeProviderHandle, monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCollector
 ) -> Iterator[Gateway]:
-    monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "true")  # the fake provider lives on loopback
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", fake.url)  # the fake provider lives on loopback
     composition.reset()
     monkeypatch.setattr(stream_app, "_proxy", None)
     fake.state.reset()
@@ -316,10 +316,14 @@ def test_503_every_time_is_one_502_json_error_with_no_partial_body(gateway: Gate
     assert "x-request-id" in answer.headers
 
 
-def test_with_two_urls_the_second_is_tried_next(gateway: Gateway) -> None:
+def test_with_two_urls_the_second_is_tried_next(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as closed:  # a port nobody listens on: connection refused
         closed.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/v1/chat/completions"
+        dead_origin = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        dead = f"{dead_origin}/v1/chat/completions"
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", f"{gateway.fake.url},{dead_origin}")
+    composition.reset()
+    monkeypatch.setattr(stream_app, "_proxy", None)
     token = gateway.token(gateway.llm(urls=[dead, gateway.fake.url + "/v1/chat/completions"]))
     answer = gateway.stream(token)
     assert answer.status == 200 and answer.events()[-1] == b"data: [DONE]"
@@ -404,7 +408,7 @@ def test_client_disconnect_mid_stream_aborts_the_upstream_within_a_second(gatewa
         with client.stream(
             "POST",
             f"{gateway.url}/v1/chat/completions",
-            json={"messages": [{"role": "user", "content": "go"}]},
+            json={"messages": [{"role": "user", "content": "go"}], "stream": True},
             headers={"Authorization": f"Bearer {token}"},
         ) as response:
             assert response.status_code == 200
@@ -427,7 +431,7 @@ def test_client_disconnect_while_waiting_for_the_first_token_aborts_the_upstream
     with httpx.Client(timeout=0.5) as client, pytest.raises(httpx.ReadTimeout):
         client.post(
             f"{gateway.url}/v1/chat/completions",
-            json={"messages": [{"role": "user", "content": "go"}]},
+            json={"messages": [{"role": "user", "content": "go"}], "stream": True},
             headers={"Authorization": f"Bearer {token}"},
         )
     wait_for(lambda: _connections(gateway)["aborted"] == 1, timeout=1.0)

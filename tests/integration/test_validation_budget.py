@@ -38,8 +38,8 @@ def fake() -> Iterator[FakeProviderHandle]:
 
 
 @pytest.fixture
-def private_ok(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "true")
+def private_ok(aws: Any, fake: FakeProviderHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", fake.url)  # the fake provider lives on loopback
     composition.reset()
 
 

@@ -25,9 +25,9 @@ def fake() -> Iterator[FakeProviderHandle]:
 
 
 @pytest.fixture
-def private_ok(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake provider lives on loopback, as in the local stack."""
-    monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "true")
+def private_ok(aws: AwsStack, fake: FakeProviderHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake provider lives on loopback: its origin is allowed, as in the local stack."""
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", fake.url)
     composition.reset()
 
 
@@ -73,6 +73,21 @@ def test_a_malformed_record_fails_alone(
     result = invoke(event, leak_collector)
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
     assert composition.llm_repository().get(account, llm_id).status is LlmStatus.VALID  # type: ignore[union-attr]
+
+
+def test_every_probe_carries_this_deployments_hop_marker(
+    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+) -> None:
+    """A probe that leads back to the gateway is refused there (508), never served (issue 9)."""
+    fake.state.reset()
+    for llm_id in register_demo_llms(account, fake.url).values():
+        invoke(sqs_event_for(account, llm_id), leak_collector)
+    marker = composition.hop_marker().headers
+    probes = fake.state.requests()
+    assert len(probes) >= 6, "a main request and a wrong-key request per spec"
+    for probe in probes:
+        assert probe["headers"]["x-llm-gateway-hop"] == marker["X-LLM-Gateway-Hop"]
+        assert probe["headers"]["via"] == marker["Via"]
 
 
 def test_an_event_for_a_deleted_llm_is_a_no_op(

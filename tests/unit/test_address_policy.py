@@ -157,7 +157,7 @@ def test_allowed_ports(url: str) -> None:
     STRICT.check_url(url)
 
 
-def test_local_stack_allows_http_any_port_and_loopback() -> None:
+def test_check_allow_private_allows_http_any_port_and_loopback() -> None:
     endpoint = LOCAL.check_url("http://127.0.0.1:9001/v1")
     assert (endpoint.scheme, endpoint.host, endpoint.port) == ("http", "127.0.0.1", 9001)
     assert LOCAL.check_url("http://localhost:8080/").host == "localhost"
@@ -165,6 +165,65 @@ def test_local_stack_allows_http_any_port_and_loopback() -> None:
         LOCAL.check_url("http://169.254.169.254/latest/meta-data/")
     with pytest.raises(EndpointBlocked):
         LOCAL.check_url("http://user@localhost:8080/")
+
+
+# --- the local stack: private addresses for listed origins only (issue 9 item 5) -------------------
+
+FAKE, MINE, API, MOTO = 41000, 8000, 8787, 5000
+STACK = AddressPolicy(
+    private_origins=[f"http://127.0.0.1:{FAKE}", f"http://127.0.0.1:{MINE}", f"http://127.0.0.1:{API}"],
+    refused_local_ports={API, MOTO},
+)
+
+
+def _resolve(policy: AddressPolicy, url: str, answers: list[str]) -> None:
+    endpoint = policy.check_url(url)
+    policy.check_resolved(endpoint, answers if endpoint.ip_literal is None else [str(endpoint.ip_literal)])
+
+
+@pytest.mark.parametrize("port", [FAKE, MINE])
+def test_a_listed_origin_may_use_http_and_loopback(port: int) -> None:
+    _resolve(STACK, f"http://127.0.0.1:{port}/v1/chat/completions", [])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/v1",  # an unlisted loopback port
+        f"http://127.0.0.1:{MOTO}/",  # moto
+        f"http://localhost:{FAKE}/v1",  # same port, another spelling: not the listed origin
+        f"https://127.0.0.1:{FAKE}/v1",  # another scheme
+        "http://10.0.0.5:8000/v1",  # a private network
+        "http://metadata.internal/",
+    ],
+)
+def test_anything_unlisted_is_refused_like_in_aws(url: str) -> None:
+    with pytest.raises(EndpointBlocked) as caught:
+        _resolve(STACK, url, ["127.0.0.1"])
+    assert "--allow-endpoint" in caught.value.message
+
+
+@pytest.mark.parametrize("port", [API, MOTO])
+def test_the_stacks_own_api_and_moto_are_refused_even_when_listed_or_reached_by_name(port: int) -> None:
+    listed = AddressPolicy(private_origins=[f"http://127.0.0.1:{port}", f"http://gw.test:{port}"],
+                           refused_local_ports={API, MOTO})  # fmt: skip
+    for url, answers in ((f"http://127.0.0.1:{port}/v1", []), (f"http://gw.test:{port}/v1", ["127.0.0.1"])):
+        with pytest.raises(EndpointBlocked) as caught:
+            _resolve(listed, url, answers)
+        assert _reason(caught) == "gateway_service"
+
+
+def test_a_listed_name_that_resolves_public_and_private_is_still_checked_per_address() -> None:
+    policy = AddressPolicy(private_origins=["http://llm.test:8000"])
+    _resolve(policy, "http://llm.test:8000/v1", ["127.0.0.1", "93.184.215.14"])
+    with pytest.raises(EndpointBlocked):
+        _resolve(policy, "http://llm.test:8000/v1", ["169.254.169.254"])  # metadata: never
+
+
+def test_public_https_endpoints_work_the_same_in_the_local_stack() -> None:
+    _resolve(STACK, "https://api.openai.com/v1", ["104.18.6.192"])
+    with pytest.raises(EndpointBlocked):
+        _resolve(STACK, "https://api.openai.com:9443/v1", ["104.18.6.192"])
 
 
 def test_custom_port_allow_list() -> None:

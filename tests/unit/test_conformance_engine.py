@@ -371,6 +371,6 @@ def test_gemini_endpoint_has_no_key_in_the_report() -> None:
 
 def test_public_url_strips_credentials() -> None:
     assert (
-        public_url("https://u:p@h.example.com:8443/x?key=1&alt=sse&api-key=2")
-        == "https://h.example.com:8443/x?alt=sse"
+        public_url("https://u:p@h.example.com:8443/x?key=1&alt=sse&API-Key=2&code=3&x-api-key=4")
+        == "https://h.example.com:8443/x?key=[REDACTED]&alt=sse&API-Key=[REDACTED]&code=[REDACTED]&x-api-key=[REDACTED]"
     )

@@ -21,3 +21,16 @@ def test_every_management_route_is_documented_with_bearer_auth() -> None:
     assert document["paths"]["/.well-known/jwks.json"]["get"]["security"] == []
     responses = [op["responses"] for ops in document["paths"].values() for op in ops.values()]
     assert not [r for r in responses if "422" in r], "validation errors are documented as 400"
+
+
+def test_the_error_codes_a_client_can_meet_are_documented() -> None:
+    document = json.loads(render())
+    code = document["components"]["schemas"]["ErrorDetail"]["properties"]["code"]
+    for name in (
+        "invalid_request",
+        "credential_in_url",
+        "loop_detected",
+        "endpoint_blocked",
+        "internal_error",
+    ):
+        assert f"`{name}`" in code["description"], name

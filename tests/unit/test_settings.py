@@ -20,7 +20,7 @@ def test_the_resource_names_are_required() -> None:
 
 def test_a_missing_one_is_named_and_nothing_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TABLE_NAME")
-    monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "sometimes")
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", "ftp://sometimes")
     get_settings.cache_clear()
     try:
         with pytest.raises(SettingsError) as error:
@@ -28,7 +28,7 @@ def test_a_missing_one_is_named_and_nothing_defaults(monkeypatch: pytest.MonkeyP
     finally:
         get_settings.cache_clear()
     assert "missing required environment variable(s): TABLE_NAME" in str(error.value)
-    assert "invalid environment variable(s): ALLOW_PRIVATE_ENDPOINTS" in str(error.value)
+    assert "invalid environment variable(s): PRIVATE_ENDPOINT_ORIGINS" in str(error.value)
     assert "sometimes" not in str(error.value), "values are never echoed (one could be a secret)"
 
 

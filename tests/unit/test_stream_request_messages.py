@@ -29,16 +29,16 @@ def test_any_other_garbage_gets_the_same_hint(verifier: TokenVerifier) -> None: 
 
 
 @pytest.mark.parametrize("body", [b"{", b'{"messages": [', b"\xff", b""])
-def test_a_body_that_is_not_json_is_invalid_json(body: bytes) -> None:
+def test_a_body_that_is_not_json_is_invalid_request(body: bytes) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_chat(body)
-    assert caught.value.code == "invalid_json"
+    assert caught.value.code == "invalid_request"
 
 
 def test_a_json_body_that_is_not_a_chat_request_names_the_field() -> None:
     with pytest.raises(BadRequest) as caught:
         parse_chat(b'{"messages": [], "temperature": 9}')
-    assert caught.value.code == "validation_error"
+    assert caught.value.code == "invalid_request"
     assert caught.value.details == [
         {"field": "messages", "message": "needs at least 1 item", "type": "too_short"},
         {"field": "temperature", "message": "must be at most 2.0", "type": "less_than_equal"},

@@ -16,11 +16,11 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from llm_gateway.domain import tokens
+from llm_gateway.domain import signatures, tokens
 from llm_gateway.domain.tokens import (
     InMemoryConsumedTokenIds,
     PublicKeySet,
@@ -75,7 +75,7 @@ class LocalSigner:
         from cryptography.hazmat.primitives import hashes
 
         r, s = decode_dss_signature(self.private_key.sign(message, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return signatures.low_s(r.to_bytes(32, "big") + s.to_bytes(32, "big"))  # as the KMS signer does
 
 
 def b64(data: bytes) -> str:
@@ -189,8 +189,41 @@ def test_token_signed_by_plain_pyjwt_verifies_with_our_verifier(
         algorithm="ES256",
         headers={"typ": tokens.TOKEN_TYPE, "kid": signer.key_id},
     )
+    signing_input, _, signature = token.rpartition(".")
+    # PyJWT leaves s as ECDSA produced it; the verifier takes the low-s spelling only.
+    low = tokens.b64url_encode(signatures.low_s(tokens.b64url_decode(signature)))
 
-    assert verifier.verify(token).token_id == "tok_abc"
+    assert verifier.verify(f"{signing_input}.{low}").token_id == "tok_abc"
+
+
+def _other_s(token: str) -> str:
+    """The same token with its signature's other valid spelling, (r, n - s)."""
+    signing_input, _, signature = token.rpartition(".")
+    raw = tokens.b64url_decode(signature)
+    s = int.from_bytes(raw[32:], "big")
+    return (
+        f"{signing_input}.{tokens.b64url_encode(raw[:32] + (signatures.P256_ORDER - s).to_bytes(32, 'big'))}"
+    )
+
+
+def test_minted_signatures_are_low_s_and_the_high_s_twin_is_refused(
+    minter: TokenMinter, verifier: TokenVerifier, signer: LocalSigner
+) -> None:
+    for _ in range(16):  # ECDSA's s is random: both halves turn up in 16 tries (1 - 2**-16)
+        token = minter.mint(account_id="a", session_id="s", llm_id="l").token
+        raw = tokens.b64url_decode(token.rpartition(".")[2])
+        assert int.from_bytes(raw[32:], "big") <= signatures.P256_ORDER // 2
+        assert verifier.verify(token).account_id == "a"
+        twin = _other_s(token)
+        # (r, n - s) is a mathematically valid ECDSA signature of the same token...
+        r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+        der = encode_dss_signature(r, signatures.P256_ORDER - s)
+        signer.private_key.public_key().verify(
+            der, token.rpartition(".")[0].encode(), ec.ECDSA(hashes.SHA256())
+        )
+        # ...and the gateway still refuses it: one token, one signature.
+        with pytest.raises(tokens.TokenSignatureInvalid):
+            verifier.verify(twin)
 
 
 @pytest.mark.parametrize(

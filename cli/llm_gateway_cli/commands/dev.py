@@ -17,7 +17,8 @@ provider. With the demo (the default) it creates an account and one validated LL
 
 Once ready it writes a state file (JSON: apiUrl, apiKey, awsEndpointUrl, fakeProviderUrl, llms)
 that the other commands read. Everything lives in memory: a restart starts empty, with a new demo
-key. Each request prints one line (method, path, status, account, duration; time to first token
+key. LLM endpoints must be public https URLs, except the fake provider and any origin listed with
+--allow-endpoint (the stack's own API and moto are refused even then). Each request prints one line (method, path, status, account, duration; time to first token
 and outcome for streams); --quiet turns that off. Ctrl-C stops everything it started.
 """
 
@@ -26,6 +27,7 @@ examples:
   llm-gateway dev                          # port 8787, state file .local/state.json
   llm-gateway dev --port 0 --state-file /tmp/gw.json   # any free port, own state file
   llm-gateway dev --no-demo --quiet        # empty stack; then: llm-gateway accounts create --name me
+  llm-gateway dev --allow-endpoint http://127.0.0.1:8000   # LLMs may also use a server of yours
 """
 
 
@@ -46,10 +48,40 @@ def register(sub: Any) -> None:
     )
     dev.add_argument("--no-demo", action="store_true", help="start without the demo account and LLMs")
     dev.add_argument("--quiet", action="store_true", help="no per-request log lines")
-    dev.set_defaults(run=lambda a: run_dev(a.port, a.state_file, demo=not a.no_demo, quiet=a.quiet))
+    dev.add_argument(
+        "--allow-endpoint",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGIN",
+        help="let LLMs use this private origin (http://127.0.0.1:8000), besides the fake provider; "
+        "repeatable. The stack's own API and AWS ports stay refused",
+    )
+    dev.set_defaults(
+        run=lambda a: run_dev(
+            a.port, a.state_file, demo=not a.no_demo, quiet=a.quiet, allowed_endpoints=a.allow_endpoint
+        )
+    )
 
 
-def run_dev(port: int, state_file: Path | None, *, demo: bool, quiet: bool = False) -> int:
+def _origin(value: str) -> str:
+    from llm_gateway.origins import parse_origin
+
+    try:
+        scheme, host, port = parse_origin(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (e.g. http://127.0.0.1:8000)") from None
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def run_dev(
+    port: int,
+    state_file: Path | None,
+    *,
+    demo: bool,
+    quiet: bool = False,
+    allowed_endpoints: list[str] | None = None,
+) -> int:
     from llm_gateway_cli.local.stack import LocalStack, StackStartError, default_state_file
 
     if not 0 <= port <= 65535:
@@ -57,7 +89,11 @@ def run_dev(port: int, state_file: Path | None, *, demo: bool, quiet: bool = Fal
         return 2
     request_log = None if quiet else (lambda line: print(line, flush=True))
     stack = LocalStack(
-        port=port, state_file=state_file or default_state_file(), demo=demo, request_log=request_log
+        port=port,
+        state_file=state_file or default_state_file(),
+        demo=demo,
+        request_log=request_log,
+        allowed_endpoints=list(allowed_endpoints or []),
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

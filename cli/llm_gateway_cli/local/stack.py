@@ -138,6 +138,9 @@ class LocalStack:
     log: Callable[[str], None] = print
     #: One line per API request (method, path, status, account, duration; TTFT for streams).
     request_log: Callable[[str], None] | None = None
+    #: Origins besides the fake provider's that tenants' LLMs may use on private addresses
+    #: (`--allow-endpoint`); the stack's own API and moto stay refused even when listed.
+    allowed_endpoints: list[str] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _api_socket: socket.socket | None = None
@@ -153,9 +156,9 @@ class LocalStack:
         resolver = Resolver(parameter_defaults(template, {"Stage": LOCAL_STAGE, "LogLevel": "WARNING"}))
         provision(template, resolver, _client_factory())
         os.environ.update(function_environment(template, resolver))
-        os.environ["ALLOW_PRIVATE_ENDPOINTS"] = "true"  # the fake provider lives on loopback
         fake_url = self._start_fake_provider()
         os.environ["BUILTIN_BASE_URL"] = fake_url
+        os.environ.update(self._endpoint_settings(fake_url, aws_url))
         self._create_platform_secrets()
 
         from llm_gateway import composition
@@ -208,6 +211,22 @@ class LocalStack:
         partial.write_text(json.dumps(self.state, indent=2) + "\n", "utf-8")
         os.replace(partial, self.state_file)
         self._wrote_state = True
+
+    def _endpoint_settings(self, fake_url: str, aws_url: str) -> dict[str, str]:
+        """Which private endpoints tenants may use (the fake provider's, plus `--allow-endpoint`),
+        and the stack's own origin, which no LLM may point at (it would call itself)."""
+        assert self._api_socket is not None
+        own = f"http://127.0.0.1:{self._api_socket.getsockname()[1]}"
+        refused = {own.rsplit(":", 1)[1], aws_url.rsplit(":", 1)[1]}
+        for origin in self.allowed_endpoints:
+            if origin.rstrip("/").rsplit(":", 1)[-1] in refused:
+                self.log(
+                    f"--allow-endpoint {origin}: refused all the same, it is this stack's own API or moto"
+                )
+        return {
+            "PRIVATE_ENDPOINT_ORIGINS": ",".join([fake_url, *self.allowed_endpoints]),
+            "GATEWAY_ORIGINS": f"{own},http://localhost:{own.rsplit(':', 1)[1]}",
+        }
 
     def _claim_state_file(self) -> None:
         """Refuse a state file that a running stack still answers for; a stale one is overwritten."""

@@ -6,6 +6,7 @@ The local stack provisions from these same definitions; it keeps no second copy 
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,12 @@ class Resolver:
     parameters: dict[str, str]
     refs: dict[str, str] = field(default_factory=dict)
     attrs: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Like CloudFormation's, new for every stack: each `llm-gateway dev` start has its own hop marker.
+    stack_id: str = field(
+        default_factory=lambda: (
+            f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/llm-gateway-local/{uuid.uuid4()}"
+        )
+    )
 
     def pseudo(self) -> dict[str, str]:
         return {
@@ -58,6 +65,7 @@ class Resolver:
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::Partition": "aws",
             "AWS::StackName": "llm-gateway-local",
+            "AWS::StackId": self.stack_id,
             "AWS::URLSuffix": "amazonaws.com",
         }
 

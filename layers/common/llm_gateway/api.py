@@ -23,10 +23,12 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Param, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from llm_gateway import validation_messages
+from llm_gateway import composition, validation_messages
+from llm_gateway.domain.loops import OwnOrigins
 from llm_gateway.errors import (
     BadRequest,
     GatewayError,
+    LoopDetected,
     NotFound,
     PayloadTooLarge,
     Unauthorized,
@@ -34,6 +36,7 @@ from llm_gateway.errors import (
 )
 from llm_gateway.models.common import ErrorResponse
 from llm_gateway.observability import get_logger
+from llm_gateway.origins import host_and_port
 from llm_gateway.settings import get_settings
 
 BEARER_SCHEME = "accountApiKey"
@@ -110,9 +113,28 @@ def path_problem(event: dict[str, Any]) -> GatewayError | None:
     return None
 
 
+def loop_problem(event: dict[str, Any]) -> GatewayError | None:
+    """A request carrying this deployment's hop marker is the gateway calling itself: 508."""
+    headers = [(k, v) for k, vs in (event.get("multiValueHeaders") or {}).items() for v in vs or ()]
+    headers += list((event.get("headers") or {}).items())
+    return LoopDetected() if composition.hop_marker().seen_in_text(headers) else None
+
+
+def request_origins(app: APIGatewayRestResolver) -> OwnOrigins:
+    """The gateway's own origins: those settings name, the host this request arrived on, and its
+    API's execute-api host names (API Gateway names both in the request context)."""
+    context = app.current_event.raw_event.get("requestContext") or {}
+    domain, api_id = context.get("domainName"), context.get("apiId")
+    place = host_and_port(f"https://{domain}") if isinstance(domain, str) and domain else None
+    arrived = OwnOrigins(
+        frozenset({place} if place else ()), frozenset({api_id} if isinstance(api_id, str) and api_id else ())
+    )
+    return composition.own_origins() | arrived
+
+
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Check the raw body, then route. Every management handler enters here."""
-    problem = path_problem(event) or body_problem(event)
+    """Check for a loop and the raw body, then route. Every management handler enters here."""
+    problem = loop_problem(event) or path_problem(event) or body_problem(event)
     if problem is not None:
         return {
             "statusCode": problem.status,
@@ -249,7 +271,7 @@ def create_resolver(title: str) -> GatewayResolver:
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[Any]:
         details = validation_messages.describe(exc.errors())
-        return error_response(BadRequest(validation_messages.headline(details), details=details))
+        return error_response(validation_messages.bad_request(details))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported(exc: RequestUnsupportedContentType) -> Response[Any]:

@@ -14,6 +14,7 @@ from llm_gateway.adapters.dynamodb import DynamoAccountRepository, DynamoLlmRepo
 from llm_gateway.adapters.events import EventBridgePublisher
 from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
 from llm_gateway.cache import TtlCache
+from llm_gateway.domain.loops import HopMarker, OwnOrigins
 from llm_gateway.domain.ports import UrlGuard
 from llm_gateway.domain.registry import Registry
 from llm_gateway.domain.tokens import TokenPolicy
@@ -22,6 +23,7 @@ from llm_gateway.settings import Settings, get_settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from llm_gateway.adapters.address_policy import AddressPolicy
     from llm_gateway.adapters.dynamodb import (
         DynamoReportRepository,
         DynamoSessionRepository,
@@ -70,16 +72,45 @@ def event_publisher() -> EventBridgePublisher:
 
 
 @lru_cache(maxsize=1)
-def url_guard() -> UrlGuard:
-    from llm_gateway.adapters.guarded_http import registration_url_guard
+def address_policy() -> AddressPolicy:
+    """The one SSRF policy of registration, probes and the proxy: public https endpoints, plus the
+    private origins the local stack lists; never the local stack's own services."""
+    from llm_gateway.adapters.address_policy import AddressPolicy
 
-    return registration_url_guard(allow_private=get_settings().allow_private_endpoints)
+    s = get_settings()
+    return AddressPolicy(
+        private_origins=[f"{scheme}://{host}:{port}" for scheme, host, port in s.private_origins],
+        refused_local_ports=s.refused_local_ports,
+    )
+
+
+@lru_cache(maxsize=1)
+def url_guard() -> UrlGuard:
+    from llm_gateway.adapters.guarded_http import GuardedHttp
+
+    return GuardedHttp(address_policy())
+
+
+@lru_cache(maxsize=1)
+def hop_marker() -> HopMarker:
+    """This deployment's hop marker: sent on every outbound call, refused on every inbound one."""
+    s = get_settings()
+    return HopMarker(stage=s.stage, value=s.hop_marker)
+
+
+def own_origins() -> OwnOrigins:
+    """The gateway's own origins that settings name (a custom domain; the local stack's URL)."""
+    return OwnOrigins.of(get_settings().own_origins)
 
 
 @lru_cache(maxsize=1)
 def registry() -> Registry:
     return Registry(
-        llms=llm_repository(), credentials=credential_store(), events=event_publisher(), url_guard=url_guard()
+        llms=llm_repository(),
+        credentials=credential_store(),
+        events=event_publisher(),
+        url_guard=url_guard(),
+        own_origins=own_origins(),
     )
 
 
@@ -172,11 +203,10 @@ def stream_token_verifier() -> StreamTokenVerifier:
 
 @lru_cache(maxsize=1)
 def upstream_transport() -> AiohttpUpstream:
-    from llm_gateway.adapters.address_policy import AddressPolicy
     from llm_gateway.adapters.guarded_http import AddressGuard
     from llm_gateway.adapters.upstream_http import AiohttpUpstream
 
-    return AiohttpUpstream(AddressGuard(AddressPolicy(allow_private=get_settings().allow_private_endpoints)))
+    return AiohttpUpstream(AddressGuard(address_policy()), hop_headers=hop_marker().headers)
 
 
 @lru_cache(maxsize=1)
@@ -247,12 +277,14 @@ def stream_metrics() -> StreamMetrics:
 @lru_cache(maxsize=1)
 def probe_http() -> HttpPort:
     """One guarded client per container for the conformance probes (pooled, never redirected)."""
-    from llm_gateway.adapters.guarded_http import registration_url_guard
+    from llm_gateway.adapters.guarded_http import GuardedHttp
     from llm_gateway.adapters.probe_http import ProbeHttpClient
     from llm_gateway.domain.conformance import HttpPort
 
-    guarded = registration_url_guard(allow_private=get_settings().allow_private_endpoints)
-    return HttpPort(client=ProbeHttpClient(guarded.sync_client()), guard=guarded)
+    guarded = GuardedHttp(address_policy())
+    return HttpPort(
+        client=ProbeHttpClient(guarded.sync_client(), hop_headers=hop_marker().headers), guard=guarded
+    )
 
 
 def config_probe() -> Callable[[Any, str, RunBudget], Report]:

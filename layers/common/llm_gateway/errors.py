@@ -46,8 +46,27 @@ class GatewayError(Exception):
         return {"error": error}
 
 
+class InternalError(GatewayError):
+    """Our own bug, as a client sees it: no detail, and the request id to quote."""
+
+    def __init__(self) -> None:
+        super().__init__("Something went wrong on our side; quote the x-request-id when reporting it.")
+
+
 class BadRequest(GatewayError):
     status, code = 400, "validation_error"
+
+
+class InvalidRequest(BadRequest):
+    """A stream request body the gateway cannot use (not JSON, wrong types, unencodable text)."""
+
+    code = "invalid_request"
+
+
+class CredentialInUrl(BadRequest):
+    """A URL carries a credential (user information or a key-like query parameter)."""
+
+    code = "credential_in_url"
 
 
 class Unauthorized(GatewayError):
@@ -102,6 +121,18 @@ class EndpointUnresolvable(EndpointBlocked):
 
     def __init__(self, message: str = "The endpoint host could not be resolved.") -> None:
         super().__init__(message, details={"reason": "unresolvable"})
+
+
+class LoopDetected(GatewayError):
+    """The request carries this deployment's own hop marker: the gateway is calling itself."""
+
+    status, code = 508, ErrorCode.LOOP_DETECTED
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The request came back to this gateway: an LLM endpoint points at the gateway itself. "
+            "Register the LLM provider's own URL instead."
+        )
 
 
 class CredentialsUnavailable(GatewayError):

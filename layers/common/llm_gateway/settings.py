@@ -7,10 +7,13 @@ with an error naming the variable, instead of quietly pointing at some default r
 
 from __future__ import annotations
 
+import hashlib
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from llm_gateway.origins import LOOPBACK_NAMES, Origin, host_and_port, parse_origins
 
 
 class SettingsError(RuntimeError):
@@ -29,7 +32,16 @@ class Settings(BaseModel):
     token_signing_key_id: str = Field(alias="TOKEN_SIGNING_KEY_ID", min_length=1)
     token_issuer: str = Field(alias="TOKEN_ISSUER", min_length=1)
     token_audience: str = Field("llm-gateway-stream", alias="TOKEN_AUDIENCE")
-    allow_private_endpoints: bool = Field(False, alias="ALLOW_PRIVATE_ENDPOINTS")
+    #: Local stack only: origins (``http://127.0.0.1:8000``, comma-separated) whose private
+    #: addresses the gateway may call; everything else must be a public https endpoint.
+    private_endpoint_origins: str = Field("", alias="PRIVATE_ENDPOINT_ORIGINS")
+    #: The gateway's own public origins besides the API's execute-api host, which each request
+    #: names itself (a custom domain; the local stack's base URL). URLs there are refused.
+    gateway_origins: str = Field("", alias="GATEWAY_ORIGINS")
+    #: What this deployment's hop marker derives from (the stack id); unset, the resource names.
+    hop_marker_value: str | None = Field(None, alias="HOP_MARKER", max_length=256)
+    #: Set only where AWS is emulated (moto in the local stack): that port is never an LLM endpoint.
+    aws_endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES")
     idempotency_ttl_seconds: int = Field(3600, alias="IDEMPOTENCY_TTL_SECONDS")
     event_source: str = Field("llm-gateway.registry", alias="EVENT_SOURCE")
@@ -37,6 +49,39 @@ class Settings(BaseModel):
     platform_secret_prefix_override: str | None = Field(None, alias="PLATFORM_SECRET_PREFIX")
     #: Local stack only: send built-ins to this base URL (the fake provider) instead of the vendors.
     builtin_base_url: str | None = Field(None, alias="BUILTIN_BASE_URL")
+
+    @field_validator("private_endpoint_origins", "gateway_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        parse_origins(value)  # a typo fails the function's init, naming the variable
+        return value
+
+    @property
+    def private_origins(self) -> tuple[Origin, ...]:
+        return parse_origins(self.private_endpoint_origins)
+
+    @property
+    def own_origins(self) -> tuple[Origin, ...]:
+        return parse_origins(self.gateway_origins)
+
+    @property
+    def refused_local_ports(self) -> frozenset[int]:
+        """Loopback ports of the gateway's own services (its API, emulated AWS): never an LLM."""
+        places = [(host, port) for _, host, port in self.own_origins]
+        aws = host_and_port(self.aws_endpoint_url) if self.aws_endpoint_url else None
+        places += [aws] if aws else []
+        return frozenset(port for host, port in places if host in LOOPBACK_NAMES or host.startswith("127."))
+
+    @property
+    def hop_marker(self) -> str:
+        """The same value in every function of one deployment, different in any other deployment:
+        a hash of ``HOP_MARKER`` (the template passes the stack id, a UUID CloudFormation makes per
+        stack; hashed, so upstreams never learn the account or stack name), else of the
+        deployment's own resource names."""
+        seed = self.hop_marker_value or "|".join(
+            (self.stage, self.table_name, self.token_signing_key_id, self.event_bus_name)
+        )
+        return hashlib.sha256(f"llm-gateway-hop|{seed}".encode()).hexdigest()[:32]
 
     @property
     def secret_name_prefix(self) -> str:

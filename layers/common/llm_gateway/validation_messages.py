@@ -15,21 +15,35 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
+from llm_gateway.errors import BadRequest, CredentialInUrl
+
 #: Location parts that say where pydantic looked, not which field a customer got wrong.
 _LOC_SOURCES = frozenset({"body", "query", "path", "header"})
 _QUOTED = re.compile(r"'([^']*)'")
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 _HEADLINE_ITEMS = 3
+#: How pydantic names the branches of a plain union in an error's location (``content.str``).
+_TYPE_BRANCHES = frozenset({"str", "int", "float", "bool", "none", "dict", "list"})
 
 
-def describe(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """``[{field, message, type}]``, one entry per problem, in a stable order, no duplicates."""
+def describe(errors: Iterable[Mapping[str, Any]], *, json_names: bool = True) -> list[dict[str, str]]:
+    """``[{field, message, type}]``, one entry per problem, in a stable order, no duplicates.
+
+    ``json_names=False`` keeps field names as the model spells them (the chat body is snake_case)."""
     out: list[dict[str, str]] = []
     for error in errors:
-        for entry in _describe_one(error):
-            if entry not in out:
+        for entry in _describe_one(error, json_names):
+            last = out[-1] if out else None
+            if last and last["field"] == entry["field"] and _alternative_types(last, entry):
+                # One value, several accepted types (a union): one sentence, "a string or a list".
+                last["message"] += " or " + entry["message"].removeprefix("must be ")
+            elif entry not in out:
                 out.append(entry)
     return out
+
+
+def _alternative_types(first: dict[str, str], second: dict[str, str]) -> bool:
+    return first["type"].endswith("_type") and second["type"].endswith("_type")
 
 
 def headline(details: list[dict[str, str]], lead: str = "The request is not valid") -> str:
@@ -39,6 +53,15 @@ def headline(details: list[dict[str, str]], lead: str = "The request is not vali
     items = [_sentence(d) for d in details[:_HEADLINE_ITEMS]]
     more = len(details) - _HEADLINE_ITEMS
     return f"{lead}: " + "; ".join(items) + (f" (and {more} more)." if more > 0 else ".")
+
+
+def bad_request(details: list[dict[str, str]], lead: str = "The request is not valid") -> BadRequest:
+    """The 400 for these problems: ``credential_in_url`` when a URL carries a credential (the code
+    a client can act on), else ``validation_error``."""
+    message = headline(details, lead)
+    if any(d["type"] == "credential_in_url" for d in details):
+        return CredentialInUrl(message, details=details)
+    return BadRequest(message, details=details)
 
 
 def _sentence(detail: dict[str, str]) -> str:
@@ -54,10 +77,10 @@ def _sentence(detail: dict[str, str]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _describe_one(error: Mapping[str, Any]) -> list[dict[str, str]]:
+def _describe_one(error: Mapping[str, Any], json_names: bool = True) -> list[dict[str, str]]:
     kind = str(error.get("type", ""))
     ctx: Mapping[str, Any] = error.get("ctx") or {}
-    field = field_name(error.get("loc", ()))
+    field = field_name(error.get("loc", ()), camel=json_names)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return _discriminator_problem(kind, ctx, error.get("input"), field)
     if kind == "missing" and not field:
@@ -67,7 +90,7 @@ def _describe_one(error: Mapping[str, Any]) -> list[dict[str, str]]:
     return [_entry(field, _message(kind, ctx, str(error.get("msg", ""))), kind)]
 
 
-def field_name(loc: Iterable[Any]) -> str:
+def field_name(loc: Iterable[Any], *, camel: bool = True) -> str:
     """``('body', 'openai', 'urls', 0, 'url')`` → ``urls[0].url``; a Python name that slipped in
     (a model validated by field name, ``first_token_ms``) becomes its JSON name (``firstTokenMs``)."""
     parts = list(loc)
@@ -78,14 +101,19 @@ def field_name(loc: Iterable[Any]) -> str:
         if isinstance(part, int):
             name += f"[{part}]"
         elif isinstance(part, str) and not _is_union_branch(part):
-            part = to_camel(part) if _SNAKE.fullmatch(part) else part
+            part = to_camel(part) if camel and _SNAKE.fullmatch(part) else part
             name += f".{part}" if name else part
     return name
 
 
 def _is_union_branch(part: str) -> bool:
     """A discriminated union's branch name (``openai``) or a validator wrapper (``function-after[…]``)."""
-    return part in _union_tags() or part.startswith(("function-", "json-or-python["))
+    return (
+        part in _union_tags()
+        or part.startswith(("function-", "json-or-python["))
+        or part in _TYPE_BRANCHES
+        or "[" in part
+    )
 
 
 def _entry(field: str, message: str, kind: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from llm_gateway.models.chat import ChatRequest
+from llm_gateway.models.chat import ChatMessage, ChatRequest
 from llm_gateway.providers.gemini import (
     SKIP_THOUGHT_SIGNATURE,
     GeminiRequestError,
@@ -188,8 +188,10 @@ def test_tool_message_without_known_call_is_rejected() -> None:
 
 
 def test_unknown_role_is_rejected() -> None:
+    # The chat model refuses it first (400 at parse time); the translation stays defensive.
+    chat = ChatRequest.model_construct(messages=[ChatMessage.model_construct(role="narrator", content="x")])
     with pytest.raises(GeminiRequestError):
-        _body(messages=[{"role": "narrator", "content": "x"}])
+        build_request(url=BASE, model_name="gemini-2.5-flash", api_key="AIzaKEY", chat=chat)
 
 
 WEATHER_TOOL = {

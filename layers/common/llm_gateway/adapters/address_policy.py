@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from llm_gateway.errors import EndpointBlocked, EndpointUnresolvable
+from llm_gateway.origins import DEFAULT_PORTS, parse_origin
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_ALLOWED_PORTS: frozenset[int] = frozenset({443, 8443})
-DEFAULT_PORTS: dict[str, int] = {"https": 443, "http": 80}
 MAX_URL_LENGTH = 2048
 
 _METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
@@ -94,6 +94,8 @@ class Endpoint:
     host: str
     port: int
     ip_literal: IPAddress | None = None
+    #: The origin is listed as a private endpoint: private addresses may answer for it.
+    private_ok: bool = False
 
     @property
     def is_ip_literal(self) -> bool:
@@ -207,10 +209,14 @@ def _is_inet_aton_number(host: str) -> bool:
 class AddressPolicy:
     """Decides which URLs and addresses the gateway may connect to.
 
-    ``allow_private`` comes from settings at the composition layer; only the local stack sets
-    it. It admits http, any port, loopback, RFC 1918, unique-local and CGNAT addresses and
-    internal names. Metadata, link-local, unspecified, multicast and reserved addresses are
-    refused in every mode.
+    Only public addresses over https on the allowed ports, unless an origin is listed in
+    ``private_origins`` (the local stack lists the fake provider's and whatever ``llm-gateway dev
+    --allow-endpoint`` names): a URL with exactly that scheme, host and port may use http and
+    reach loopback, RFC 1918, unique-local and CGNAT addresses. ``allow_private`` admits every
+    origin that way; only ``llm-gateway check --allow-private`` (a developer's own machine) uses
+    it. Loopback addresses on ``refused_local_ports`` (the local stack's own API and moto) are
+    refused even when listed. Metadata, link-local, unspecified, multicast and reserved addresses
+    are refused in every mode.
     """
 
     def __init__(
@@ -218,10 +224,26 @@ class AddressPolicy:
         *,
         allow_private: bool = False,
         allowed_ports: Iterable[int] = DEFAULT_ALLOWED_PORTS,
+        private_origins: Iterable[str] = (),
+        refused_local_ports: Iterable[int] = (),
     ) -> None:
         self.allow_private = allow_private
         self.allowed_ports = frozenset(allowed_ports)
-        self.allowed_schemes = frozenset({"https", "http"} if allow_private else {"https"})
+        self.private_origins = frozenset(parse_origin(origin) for origin in private_origins)
+        self.refused_local_ports = frozenset(refused_local_ports)
+        may_use_http = allow_private or any(scheme == "http" for scheme, _, _ in self.private_origins)
+        self.allowed_schemes = frozenset({"https", "http"} if may_use_http else {"https"})
+
+    def _listed(self, scheme: str, host: str, port: int) -> bool:
+        return self.allow_private or (scheme, host.lower().strip("[]"), port) in self.private_origins
+
+    def _not_public_hint(self) -> str:
+        if self.private_origins and not self.allow_private:
+            return (
+                " The local stack calls a private address only for an origin listed with "
+                "`llm-gateway dev --allow-endpoint scheme://host:port`."
+            )
+        return ""
 
     # -- URLs -------------------------------------------------------------------------------
 
@@ -266,23 +288,26 @@ class AddressPolicy:
     def check_origin(self, *, scheme: str, userinfo: str, host: str, port: int | None) -> Endpoint:
         """Check parsed URL parts exactly as the HTTP client will use them."""
         scheme = scheme.lower()
-        if scheme not in self.allowed_schemes:
+        if scheme not in DEFAULT_PORTS:
             raise _blocked("The endpoint URL must use https.", "scheme")
         if userinfo:
             raise _blocked("The endpoint URL must not contain user information ('user@').", "userinfo")
         effective_port = DEFAULT_PORTS[scheme] if port is None else port
         if not 0 < effective_port < 65536:
             raise _blocked("The endpoint port is invalid.", "port")
-        if not self.allow_private and effective_port not in self.allowed_ports:
+        listed = self._listed(scheme, host, effective_port)
+        if scheme != "https" and not listed:
+            raise _blocked("The endpoint URL must use https." + self._not_public_hint(), "scheme")
+        if not listed and effective_port not in self.allowed_ports:
             allowed = ", ".join(str(p) for p in sorted(self.allowed_ports))
-            raise _blocked(f"The endpoint port must be one of: {allowed}.", "port")
-        ip_literal = self._parse_host(host)
+            raise _blocked(f"The endpoint port must be one of: {allowed}." + self._not_public_hint(), "port")
+        ip_literal = self._parse_host(host, internal_ok=listed)
+        endpoint = Endpoint(scheme, host, effective_port, ip_literal, private_ok=listed)
         if ip_literal is not None:
-            self.check_addresses(host, [ip_literal], literal=True)
-            return Endpoint(scheme, host, effective_port, ip_literal)
-        return Endpoint(scheme, host, effective_port)
+            self.check_addresses(host, [ip_literal], literal=True, endpoint=endpoint)
+        return endpoint
 
-    def _parse_host(self, host: str) -> IPAddress | None:
+    def _parse_host(self, host: str, *, internal_ok: bool) -> IPAddress | None:
         """Return the address of an IP-literal host, validate a name, reject everything else."""
         if not host:
             raise _blocked("The endpoint URL has no host.", "invalid_host")
@@ -311,20 +336,23 @@ class AddressPolicy:
                 "The endpoint host name is not valid (letters, digits and hyphens only).",
                 "invalid_host",
             )
-        if not self.allow_private and (
+        if not internal_ok and (
             len(labels) < 2 or host in _INTERNAL_NAMES or host.endswith(_INTERNAL_SUFFIXES)
         ):
-            raise _blocked("The endpoint host name is not a public DNS name.", "internal_name")
+            raise _blocked(
+                "The endpoint host name is not a public DNS name." + self._not_public_hint(), "internal_name"
+            )
         return None
 
     # -- addresses --------------------------------------------------------------------------
 
-    def is_allowed(self, address: IPAddress) -> bool:
-        """Whether a single address may be connected to under this policy."""
+    def is_allowed(self, address: IPAddress, *, private_ok: bool | None = None) -> bool:
+        """Whether a single address may be connected to (``private_ok``: the origin is listed)."""
         address_class = classify_address(address)
         if address_class is AddressClass.PUBLIC:
             return True
-        return self.allow_private and address_class in PRIVATE_CLASSES
+        private_ok = self.allow_private if private_ok is None else private_ok
+        return private_ok and address_class in PRIVATE_CLASSES
 
     def check_addresses(
         self,
@@ -332,6 +360,7 @@ class AddressPolicy:
         addresses: Iterable[str | IPAddress],
         *,
         literal: bool = False,
+        endpoint: Endpoint | None = None,
     ) -> tuple[IPAddress, ...]:
         """Check every answer for ``host``; one blocked answer rejects the whole set.
 
@@ -345,22 +374,36 @@ class AddressPolicy:
                 parsed.append(address)
         if not parsed:
             raise EndpointUnresolvable("The endpoint host did not resolve to any address.")
+        private_ok = endpoint.private_ok if endpoint is not None else None
         for address in parsed:
-            if self.is_allowed(address):
-                continue
             address_class = classify_address(address)
+            if (
+                endpoint is not None
+                and endpoint.port in self.refused_local_ports
+                and address_class is AddressClass.LOOPBACK
+            ):
+                raise _blocked(
+                    "The endpoint is one of the local stack's own services (its API or AWS endpoint).",
+                    "gateway_service",
+                )
+            if self.is_allowed(address, private_ok=private_ok):
+                continue
             if literal:
                 raise _blocked(
-                    f"The endpoint address is not publicly routable ({address_class.value}).",
+                    f"The endpoint address is not publicly routable ({address_class.value})."
+                    + self._not_public_hint(),
                     address_class.value,
                 )
             raise _blocked(
-                "The endpoint host resolves to an address that is not publicly routable.",
+                "The endpoint host resolves to an address that is not publicly routable."
+                + self._not_public_hint(),
                 "non_public_address",
             )
         return tuple(parsed)
 
     def check_resolved(self, endpoint: Endpoint, addresses: Iterable[str | IPAddress]) -> ResolvedTarget:
         """Bind an endpoint to its checked answer set."""
-        checked = self.check_addresses(endpoint.host, addresses, literal=endpoint.is_ip_literal)
+        checked = self.check_addresses(
+            endpoint.host, addresses, literal=endpoint.is_ip_literal, endpoint=endpoint
+        )
         return ResolvedTarget(endpoint.scheme, endpoint.host, endpoint.port, checked)

@@ -404,5 +404,6 @@ class GuardedHttp:
 
 
 def registration_url_guard(*, allow_private: bool, resolver: Resolver = system_resolver) -> GuardedHttp:
-    """The registry's ``UrlGuard``; ``allow_private`` comes from settings in the composition layer."""
+    """A ``UrlGuard`` on a plain policy (tests, tools); the gateway's own is built from settings in
+    ``composition.url_guard`` (public endpoints plus the local stack's listed private origins)."""
     return GuardedHttp(AddressPolicy(allow_private=allow_private), resolver=resolver)

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from llm_gateway.domain.signatures import low_s
 from llm_gateway.domain.tokens import jwk_thumbprint, public_jwk, public_key_from_spki_der
 from llm_gateway.errors import SigningThrottled
 
@@ -28,9 +29,10 @@ _THROTTLED = frozenset({"ThrottlingException", "LimitExceededException"})
 
 
 def der_to_raw_signature(der: bytes) -> bytes:
-    """DER ``SEQUENCE {r, s}`` → r‖s, each left-padded to 32 bytes (what JWS ES256 expects)."""
+    """DER ``SEQUENCE {r, s}`` → r‖s, each left-padded to 32 bytes (what JWS ES256 expects), in the
+    low-s form: KMS returns either s or n - s (both verify), the token verifier accepts only s ≤ n/2."""
     r, s = decode_dss_signature(der)
-    return r.to_bytes(_COORDINATE_LENGTH, "big") + s.to_bytes(_COORDINATE_LENGTH, "big")
+    return low_s(r.to_bytes(_COORDINATE_LENGTH, "big") + s.to_bytes(_COORDINATE_LENGTH, "big"))
 
 
 class KmsSigner:

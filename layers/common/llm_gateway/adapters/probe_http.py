@@ -86,10 +86,13 @@ class _Response:
 
 class ProbeHttpClient:
     """``StreamingClient`` for the conformance engine over any httpx-like client (production:
-    ``GuardedHttp.sync_client()``); connect, TLS, timeout and read failures become ``TransportError``."""
+    ``GuardedHttp.sync_client()``); connect, TLS, timeout and read failures become ``TransportError``.
+    ``hop_headers`` (the deployment's hop marker) go on every request."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, hop_headers: Mapping[str, str] | None = None) -> None:
         self._client = client
+        #: The deployment's hop marker, on every probe (the gateway refuses requests carrying it).
+        self._hop_headers = dict(hop_headers or {})
 
     @contextmanager
     def stream(
@@ -104,7 +107,13 @@ class ProbeHttpClient:
         with ExitStack() as stack:
             with _typed():
                 response = stack.enter_context(
-                    self._client.stream(method, url, content=content, headers=headers, timeout=timeout)
+                    self._client.stream(
+                        method,
+                        url,
+                        content=content,
+                        headers={**headers, **self._hop_headers},
+                        timeout=timeout,
+                    )
                 )
             yield _Response(response)
 

@@ -85,9 +85,16 @@ class AiohttpUpstream:
     """``UpstreamTransport`` for the relay. One per container; its pool is reused across requests."""
 
     def __init__(
-        self, guard: AddressGuard, *, ssl_context: ssl.SSLContext | None = None, pool_size: int = 256
+        self,
+        guard: AddressGuard,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        pool_size: int = 256,
+        hop_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._guard = guard
+        #: The deployment's hop marker, on every request (the gateway refuses requests carrying it).
+        self._hop_headers = dict(hop_headers or {})
         self._ssl = ssl_context or ssl.create_default_context()
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
@@ -130,7 +137,7 @@ class AiohttpUpstream:
                 "POST",
                 url,
                 data=call.body,
-                headers=call.headers,
+                headers={**call.headers, **self._hop_headers} if self._hop_headers else call.headers,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=connect_timeout_s, connect=connect_timeout_s

@@ -7,22 +7,26 @@ those come from the stored config alone. The persona's system prompt goes first.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
-
-from llm_gateway import validation_messages
 from llm_gateway.catalog import BuiltinLlm
+from llm_gateway.domain.chat_body import parse_chat as parse_chat  # re-exported: the stream app parses first
 from llm_gateway.domain.sessions import ActiveSession
 from llm_gateway.domain.streaming import Limits, OpenStream, UpstreamTransport, open_stream
 from llm_gateway.domain.tokens import SessionClaims
-from llm_gateway.errors import BadRequest
+from llm_gateway.errors import InvalidRequest
 from llm_gateway.models.chat import ChatMessage, ChatRequest
 from llm_gateway.models.llm import Llm, StoredLlm, Timeouts
-from llm_gateway.providers.dispatch import EndpointSpec, build_call, classify_status, make_relay
+from llm_gateway.providers.base import UnsupportedChatRequest
+from llm_gateway.providers.dispatch import (
+    EndpointSpec,
+    UpstreamRequest,
+    build_call,
+    classify_status,
+    make_relay,
+)
 
 #: Stop this long before the function's own deadline, so the client gets a terminal event.
 LAMBDA_SAFETY_MARGIN_S = 3.0
@@ -46,25 +50,23 @@ class UrlStats:
         return sorted(urls, key=lambda u: (self._ewma.get(u, 0.0), urls.index(u)))
 
 
-def parse_chat(body: bytes) -> ChatRequest:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
-    try:
-        return ChatRequest.model_validate(data)
-    except ValidationError as exc:
-        details = validation_messages.describe(exc.errors(include_input=False, include_url=False))
-        message = validation_messages.headline(details, "The body is not a valid Chat Completions request")
-        raise BadRequest(message, details=details) from None
-
-
 def with_system_prompt(chat: ChatRequest, system_prompt: str | None) -> ChatRequest:
     if not system_prompt:
         return chat
     return chat.model_copy(
         update={"messages": [ChatMessage(role="system", content=system_prompt), *chat.messages]}
     )
+
+
+def build_calls(specs: list[EndpointSpec], chat: ChatRequest, api_key: str) -> list[UpstreamRequest]:
+    """The upstream requests; what the LLM's spec cannot take in the chat request is a 400."""
+    try:
+        return [build_call(spec, chat, api_key) for spec in specs]
+    except UnsupportedChatRequest as exc:
+        raise InvalidRequest(
+            f"The body is not a valid request for this LLM: {exc}.",
+            details=[{"field": "messages", "message": str(exc), "type": "unsupported"}],
+        ) from None
 
 
 def endpoint_specs(llm: Llm, urls: list[str]) -> list[EndpointSpec]:
@@ -111,9 +113,10 @@ class StreamProxy:
         return session
 
     async def open(
-        self, session: ActiveSession, body: bytes, *, lambda_deadline: float | None = None
+        self, session: ActiveSession, request: ChatRequest, *, lambda_deadline: float | None = None
     ) -> OpenStream:
-        chat = with_system_prompt(parse_chat(body), session.record.persona.system_prompt)
+        """``request`` comes from ``parse_chat``: the app answers a bad body before it gets here."""
+        chat = with_system_prompt(request, session.record.persona.system_prompt)
         llm = session.llm
         api_key: str
         if session.builtin is not None:
@@ -125,7 +128,7 @@ class StreamProxy:
             api_key = cached if cached is not None else await asyncio.to_thread(self.load_secret, llm)
         ordered = self.stats.order(urls)
         specs = endpoint_specs(llm, ordered)
-        calls = [build_call(spec, chat, api_key) for spec in specs]
+        calls = build_calls(specs, chat, api_key)
         limits = self._limits(llm.timeouts, lambda_deadline)
         secrets = (api_key,)
 

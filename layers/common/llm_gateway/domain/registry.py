@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from llm_gateway import validation_messages
 from llm_gateway.catalog import builtin_llms, get_builtin
+from llm_gateway.domain.loops import OwnOrigins, refuse_own_origin
 from llm_gateway.domain.ports import (
     CredentialStore,
     EventPublisher,
@@ -24,7 +25,6 @@ from llm_gateway.domain.ports import (
     VersionConflict,
 )
 from llm_gateway.errors import (
-    BadRequest,
     Conflict,
     EndpointUnresolvable,
     Forbidden,
@@ -73,10 +73,18 @@ class Registry:
     credentials: CredentialStore
     events: EventPublisher
     url_guard: UrlGuard
+    #: The gateway's own origins known from settings; a request adds the ones it arrived on.
+    own_origins: OwnOrigins = field(default_factory=OwnOrigins)
 
     # ------------------------------------------------------------------ create
-    def create(self, account_id: str, request: OpenAiCreate | AzureOpenAiCreate | GeminiCreate) -> Llm:
-        self._check_urls(request.urls)
+    def create(
+        self,
+        account_id: str,
+        request: OpenAiCreate | AzureOpenAiCreate | GeminiCreate,
+        *,
+        own: OwnOrigins | None = None,
+    ) -> Llm:
+        self._check_urls(request.urls, own)
         if len(self.llms.list(account_id)) >= MAX_LLMS_PER_ACCOUNT:
             raise GatewayError(
                 f"An account can register at most {MAX_LLMS_PER_ACCOUNT} LLMs.", code="llm_limit_reached"
@@ -148,11 +156,19 @@ class Registry:
         )
 
     # ------------------------------------------------------------------ update
-    def update(self, account_id: str, llm_id: str, patch: LlmUpdate, if_match: int | None) -> Llm:
+    def update(
+        self,
+        account_id: str,
+        llm_id: str,
+        patch: LlmUpdate,
+        if_match: int | None,
+        *,
+        own: OwnOrigins | None = None,
+    ) -> Llm:
         self._refuse_builtin(llm_id, "changed")
         changes = patch.model_dump(exclude_unset=True, exclude={"secret"})
         new_secret = patch.secret.get_secret_value() if patch.secret is not None else None
-        self._check_urls(patch.urls or [])
+        self._check_urls(patch.urls or [], own)
         for attempt in range(_UPDATE_RETRIES):
             current = self._own(account_id, llm_id)
             if if_match is not None and current.version != if_match:
@@ -200,9 +216,7 @@ class Registry:
             spec = spec_model.model_validate(merged)
         except ValidationError as exc:
             details = validation_errors(exc)
-            raise BadRequest(
-                validation_messages.headline(details, "The updated LLM config is not valid"), details=details
-            ) from None
+            raise validation_messages.bad_request(details, "The updated LLM config is not valid") from None
         upstream_changed = _upstream_view(spec) != _upstream_view(current)
         if upstream_changed:
             validation = ValidationSummary(summary="Revalidation is queued.")
@@ -238,8 +252,8 @@ class Registry:
         self.events.publish(LLM_DELETED, _event_detail(current))
 
     # ------------------------------------------------------------------ helpers
-    def _check_urls(self, urls: Sequence[EndpointUrl]) -> None:
-        check_endpoint_urls(self.url_guard, urls)
+    def _check_urls(self, urls: Sequence[EndpointUrl], own: OwnOrigins | None) -> None:
+        check_endpoint_urls(self.url_guard, urls, self.own_origins | (own or OwnOrigins()))
 
     def _own(self, account_id: str, llm_id: str) -> StoredLlm:
         stored = self.llms.get(account_id, llm_id)
@@ -274,9 +288,13 @@ def _upstream_view(config: Any) -> dict[str, Any]:
     return view
 
 
-def check_endpoint_urls(url_guard: UrlGuard, urls: Sequence[EndpointUrl]) -> None:
-    """Refuse blocked addresses now; a name that does not resolve yet is validation's to report."""
+def check_endpoint_urls(
+    url_guard: UrlGuard, urls: Sequence[EndpointUrl], own: OwnOrigins | None = None
+) -> None:
+    """Refuse the gateway's own origins and blocked addresses now; a name that does not resolve
+    yet is validation's to report."""
     for endpoint in urls:
+        refuse_own_origin(endpoint.url, own or OwnOrigins())
         with contextlib.suppress(EndpointUnresolvable):
             url_guard.check(endpoint.url)
 

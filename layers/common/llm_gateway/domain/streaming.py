@@ -39,6 +39,7 @@ STATUS_FOR_CODE: dict[str, int] = {
     ErrorCode.UPSTREAM_PROTOCOL_ERROR: 502,
     ErrorCode.ENDPOINT_BLOCKED: 502,
     ErrorCode.LOOP_DETECTED: 508,
+    ErrorCode.GATEWAY_DEADLINE: 504,  # only a non-streaming answer reports it as a status
 }
 MESSAGES: dict[str, str] = {
     ErrorCode.UPSTREAM_UNAUTHORIZED: "The LLM endpoint rejected the stored credentials.",
@@ -289,7 +290,12 @@ async def _try_once(
     timings.upstream_headers = clock()
     if response.status != 200:
         body = await _read_error_body(response, first_token_at, clock)
-        code, retry_after = classify(response.status, body, response.headers)
+        # 508 is a gateway (this one, behind some alias or relay) refusing its own hop marker.
+        code, retry_after = (
+            (ErrorCode.LOOP_DETECTED, None)
+            if response.status == 508
+            else classify(response.status, body, response.headers)
+        )
         raise UpstreamFailure(
             code,
             retry_after_s=retry_after,

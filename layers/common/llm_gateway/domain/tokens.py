@@ -29,10 +29,10 @@ from typing import Any, Final, Protocol, runtime_checkable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from llm_gateway.domain.accounts import API_KEY_PREFIX
+from llm_gateway.domain.signatures import der_signature, low_s
 from llm_gateway.errors import BadRequest, Forbidden, Unauthorized
 
 ALGORITHM: Final = "ES256"
@@ -459,7 +459,7 @@ class TokenMinter:
         signature = self._signer.sign(signing_input.encode("ascii"))
         if len(signature) != _RAW_SIGNATURE_LENGTH:
             raise ValueError("signer must return a raw 64-byte r||s signature")
-        return MintedToken(token=f"{signing_input}.{b64url_encode(signature)}", claims=claims)
+        return MintedToken(token=f"{signing_input}.{b64url_encode(low_s(signature))}", claims=claims)
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -473,10 +473,9 @@ def _check_signature(signing_input: str, signature_segment: str, key: ec.Ellipti
         raise TokenMalformed("Session token signature is malformed") from exc
     if len(raw) != _RAW_SIGNATURE_LENGTH:
         raise TokenMalformed("Session token signature is malformed")
-    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
-    try:
-        key.verify(der, signing_input.encode("ascii"), _ECDSA_SHA256)
-    except InvalidSignature as exc:
+    try:  # only the low-s spelling: a token has exactly one valid signature
+        key.verify(der_signature(raw), signing_input.encode("ascii"), _ECDSA_SHA256)
+    except (InvalidSignature, ValueError) as exc:
         raise TokenSignatureInvalid("Session token signature is invalid") from exc
 
 

@@ -6,27 +6,34 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from llm_gateway.models.common import ApiModel, PageMeta
+from llm_gateway.redaction import is_credential_param, redact_url
 
 MAX_SECRET_CHARS = 4096
 MAX_HEADER_VALUE_CHARS = 1024
 MAX_URL_CHARS = 2048
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Never in a text field: C0/C1 control characters and lone surrogates (unencodable), however the
+#: JSON spelled them (raw, or escaped as \u0000).
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: A header value as it goes on the wire: visible ASCII, inner spaces only.
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 #: Headers a customer may not set: credentials travel only in ``secret``; hop-by-hop headers are ours.
 FORBIDDEN_HEADERS = frozenset(
     {
         "authorization", "proxy-authorization", "api-key", "x-api-key", "x-goog-api-key", "cookie",
         "set-cookie", "host", "content-length", "content-type", "transfer-encoding", "connection",
-        "keep-alive", "te", "trailer", "upgrade", "expect", "accept-encoding",
+        "keep-alive", "te", "trailer", "upgrade", "expect", "accept-encoding", "via", "forwarded",
     }
 )  # fmt: skip
 #: Header name prefixes a customer may not use either: proxy controls and AWS request signing.
-FORBIDDEN_HEADER_PREFIXES = ("proxy-", "x-amz-")
+FORBIDDEN_HEADER_PREFIXES = ("proxy-", "x-amz-", "x-llm-gateway-")
 
 
 class LlmFormat(StrEnum):
@@ -47,8 +54,43 @@ def _no_control_chars(value: str, what: str) -> str:
     return value
 
 
-class EndpointUrl(ApiModel):
-    """One upstream URL. Syntax is checked here; addresses are checked by the SSRF guard."""
+def plain_text(value: str, what: str = "text") -> str:
+    """Refuse control characters (raw or ``\\u0000``-escaped: the same once parsed) and lone
+    surrogates, which no store or log could encode."""
+    if _UNSAFE_TEXT.search(value):
+        raise ValueError(f"{what} must not contain control characters (NUL, CR, LF, ...) or invalid Unicode")
+    return value
+
+
+def _credential_in_url(value: str) -> None:
+    """A credential never lives in a URL: it would be stored, shown and logged with it."""
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise PydanticCustomError(
+            "credential_in_url",
+            "url must not carry credentials (user:password@); put the key in `secret`",
+        )
+    for piece in parts.query.split("&"):
+        name, sep, _ = piece.partition("=")
+        if sep and is_credential_param(name):
+            raise PydanticCustomError(
+                "credential_in_url",
+                "url must not carry a credential in its query ({name}=…); put the key in `secret`, "
+                "and the gateway sends it the way the provider expects (Gemini's key too)",
+                {"name": unquote_plus(name)[:40]},
+            )
+
+
+class LlmUrl(ApiModel):
+    """One upstream URL as stored and shown. What a customer sends is an ``EndpointUrl``: the rules
+    apply when a URL comes in, never when a stored one is read back (an older item must stay
+    readable, to be shown redacted and fixed)."""
+
+    url: str
+
+
+class EndpointUrl(LlmUrl):
+    """One upstream URL sent by a customer. Syntax is checked here; addresses by the SSRF guard."""
 
     url: Annotated[str, StringConstraints(min_length=8, max_length=MAX_URL_CHARS)]
 
@@ -61,10 +103,9 @@ class EndpointUrl(ApiModel):
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http"):
             raise ValueError("url must start with https://")
+        _credential_in_url(value)
         if not parts.hostname:
             raise ValueError("url must name a host")
-        if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-            raise ValueError("url must not carry credentials (user:password@); put the key in `secret`")
         if parts.fragment:
             raise ValueError("url must not have a #fragment")
         try:
@@ -86,7 +127,14 @@ class Timeouts(ApiModel):
 #: An API key as a request carries it: ``repr``/``str``/JSON dumps show ``**********``; only
 #: ``get_secret_value()`` reveals it (the credential store, the probe).
 SecretValue = Annotated[SecretStr, Field(min_length=1, max_length=MAX_SECRET_CHARS)]
-DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+DisplayName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=120, strip_whitespace=True),
+    AfterValidator(lambda v: plain_text(v, "displayName")),
+]
+Description = Annotated[
+    str, StringConstraints(max_length=1000), AfterValidator(lambda v: plain_text(v, "description"))
+]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
 DeploymentName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 ApiVersion = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")]
@@ -105,6 +153,10 @@ def check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
         if len(value) > MAX_HEADER_VALUE_CHARS:
             raise ValueError(f"header {name!r} is longer than {MAX_HEADER_VALUE_CHARS} characters")
         _no_control_chars(value, f"header {name!r}")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"header {name!r} must be visible ASCII, with spaces only between words (none at either end)"
+            )
     return headers
 
 
@@ -114,7 +166,8 @@ def check_metadata(metadata: dict[str, str] | None) -> dict[str, str] | None:
     for key, value in metadata.items():
         if not 1 <= len(key) <= 64 or len(value) > 512:
             raise ValueError("metadata keys are 1-64 characters, values at most 512")
-        _no_control_chars(key, "metadata key")
+        plain_text(key, "metadata keys")
+        plain_text(value, "metadata values")
     return metadata
 
 
@@ -126,7 +179,7 @@ class _LlmFields(ApiModel):
     """Fields shared by every spec; each spec's subclass adds its own rules."""
 
     display_name: DisplayName
-    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    description: Description | None = None
     urls: Annotated[list[EndpointUrl], Field(min_length=1, max_length=5)]
     model_name: ModelName
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -148,6 +201,7 @@ def _check_secret(value: SecretStr) -> SecretStr:
     if any(ch.isspace() for ch in text):
         raise ValueError("secret must not contain whitespace")
     _no_control_chars(text, "secret")
+    plain_text(text, "secret")  # a lone surrogate could not be encrypted or sent
     return value
 
 
@@ -218,7 +272,7 @@ class LlmUpdate(ApiModel):
     """A partial update: only the fields present change. A new ``secret`` is staged, not swapped."""
 
     display_name: DisplayName | None = None
-    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    description: Description | None = None
     llm_format: LlmFormat | None = None
     urls: Annotated[list[EndpointUrl], Field(min_length=1, max_length=5)] | None = None
     model_name: ModelName | None = None
@@ -253,7 +307,7 @@ class Llm(ApiModel):
     display_name: str
     description: str | None = None
     llm_format: LlmFormat
-    urls: list[EndpointUrl]
+    urls: list[LlmUrl]
     model_name: str
     deployment_name: str | None = None
     api_version: str | None = None
@@ -302,6 +356,10 @@ class StoredLlm(Llm):
     pending_secret_hint: str | None = None
 
     def public(self) -> Llm:
-        return Llm.model_validate(
+        """What an API response shows; a URL stored before credentials were refused in URLs is
+        shown redacted, like every URL the gateway shows."""
+        public = Llm.model_validate(
             self.model_dump(exclude={"account_id", "secret_ref", "pending_secret_hint"})
         )
+        public.urls = [LlmUrl(url=redact_url(u.url)) for u in public.urls]
+        return public

@@ -25,6 +25,7 @@ __all__ = [
     "Provider",
     "ProviderConfigError",
     "StreamRelay",
+    "UnsupportedChatRequest",
     "UpstreamError",
 ]
 
@@ -36,6 +37,10 @@ class ProviderConfigError(ValueError):
 
 class EndpointUrlError(ProviderConfigError):
     """The configured URL cannot be turned into the spec's streaming URL."""
+
+
+class UnsupportedChatRequest(ProviderConfigError):
+    """The chat request holds something this spec cannot take: the client's 400, not the config's."""
 
 
 @dataclass(frozen=True, slots=True)

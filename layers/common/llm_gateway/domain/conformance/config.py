@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from llm_gateway.domain.ports import UrlGuard
 from llm_gateway.models.chat import ChatMessage, ChatRequest
@@ -14,14 +13,11 @@ from llm_gateway.models.llm import LlmFormat, Timeouts
 from llm_gateway.providers.base import EndpointSpec
 from llm_gateway.providers.registry import provider_for
 from llm_gateway.providers.request import UpstreamRequest
+from llm_gateway.redaction import redact_url
 
 #: The probe asks for a few tokens: enough to see a stream, cheap for the LLM owner.
 PROBE_MAX_TOKENS = 16
 PROBE_PROMPT = "Reply with one short word: ok"
-
-_SECRET_QUERY_PARAMS = frozenset(
-    {"key", "api-key", "api_key", "apikey", "access_token", "token", "sig", "signature", "secret", "password"}
-)
 
 
 class ProbeResponse(Protocol):
@@ -134,19 +130,5 @@ def build_probe_request(config: EndpointConfig, url: str, api_key: str) -> Upstr
 
 
 def public_url(url: str) -> str:
-    """``url`` without credentials: no userinfo, no ``key=``-like query parameters."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "(invalid URL)"
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc += f":{port}"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in _SECRET_QUERY_PARAMS
-    ]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+    """``url`` as a report shows it: the one URL redaction (no userinfo, no credential values)."""
+    return redact_url(url)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_gateway.models.chat import ChatMessage, ChatRequest
-from llm_gateway.providers.base import ProviderConfigError
+from llm_gateway.providers.base import UnsupportedChatRequest
 
 DEFAULT_API_VERSION = "v1beta"
 
@@ -20,7 +20,7 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
 
 
-class GeminiRequestError(ProviderConfigError):
+class GeminiRequestError(UnsupportedChatRequest):
     """The chat request holds something Gemini cannot take (a client error, not an upstream one)."""
 
 
