@@ -154,6 +154,9 @@ class ChatCompletions:
             await self._serve(scope, receive, send, record)
         finally:
             record.write()
+            composition.traffic_recorder().stream_ended(
+                record.account_id, record.llm_id, record.outcome, record.fields(time.monotonic())["ttft_ms"]
+            )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
         request_id = record.request_id
@@ -241,6 +244,8 @@ async def shutdown() -> None:
     """Close the upstream HTTP session if one was opened (a clean exit, no unclosed-session warning)."""
     if composition.upstream_transport.cache_info().currsize:
         await composition.upstream_transport().aclose()
+    if composition.traffic_recorder.cache_info().currsize:  # the last traffic counters
+        await asyncio.to_thread(composition.traffic_recorder().close)
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ from llm_gateway.api import (
     resolve,
 )
 from llm_gateway.domain.registry import check_endpoint_urls
+from llm_gateway.domain.revalidation import REVALIDATION_DUE
 from llm_gateway.errors import Forbidden, NotFound
 from llm_gateway.models.llm import LlmCreate
 from llm_gateway.models.report import Report
@@ -113,7 +114,11 @@ def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
 
 def record_handler(record: LlmChangedRecord) -> None:
     detail = record.body.detail
-    composition.validator().validate(detail.accountId, detail.llmId)
+    if record.body.detail_type == REVALIDATION_DUE:  # from the re-validation schedule
+        composition.revalidator().revalidate(detail.accountId, detail.llmId)
+        return
+    report = composition.validator().validate(detail.accountId, detail.llmId)
+    composition.revalidator().after_validation(detail.accountId, detail.llmId, report)
 
 
 @get_logger().inject_lambda_context(clear_state=True)

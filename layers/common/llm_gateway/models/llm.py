@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, SecretStr, StringConstraints, field_validator, model_validator
 
 from llm_gateway.models.common import ApiModel, PageMeta
+from llm_gateway.models.health import LlmHealth
 
 MAX_SECRET_CHARS = 4096
 MAX_HEADER_VALUE_CHARS = 1024
@@ -269,6 +270,8 @@ class Llm(ApiModel):
     version: int
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: Beside ``status``: how the LLM is doing now (``GET /v1/llms/{id}`` only; never stored here).
+    health: LlmHealth | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("headers", "metadata", "timeouts", mode="before")
     @classmethod

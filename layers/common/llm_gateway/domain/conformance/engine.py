@@ -105,7 +105,9 @@ class _Prober:
         http: HttpPort,
         budget: Budget,
         monotonic: Callable[[], float],
+        light: bool = False,
     ) -> None:
+        self.light = light
         self.config = config
         self.provider = provider_for(config.llm_format)
         self.api_key = api_key
@@ -282,6 +284,8 @@ class _Prober:
 
     def _auth_probe(self, request: UpstreamRequest, main: Exchange, spec: list[Check]) -> _Finding:
         """Send the same request with a wrong key: accepting it is a warning, never a failure."""
+        if self.light:
+            return _check("auth_probe", _AUTH, _SKIP, "not run: a re-validation sends one streaming request")
         skipped = self._auth_probe_skipped(main, spec)
         if skipped is not None:
             return skipped
@@ -374,12 +378,15 @@ def run_conformance(
     overall_budget_s: float | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    light: bool = False,
 ) -> Report:
     """Probe every URL of ``config`` with ``api_key`` and return the report. Never raises for
-    anything the endpoint does; ``overall_budget_s`` bounds all URLs together (Lambda time)."""
+    anything the endpoint does; ``overall_budget_s`` bounds all URLs together (Lambda time).
+    ``light`` is the scheduled re-validation's probe set: one streaming request per URL, no
+    wrong-key probe (``auth_probe`` is ``skip``)."""
     checked_at = now()
     budget = Budget.of(config.timeouts, max_total_s)
-    prober = _Prober(config, api_key, http, budget, monotonic)
+    prober = _Prober(config, api_key, http, budget, monotonic, light)
     several = len(config.urls) > 1
     started = monotonic()
     findings: list[_Finding] = []
@@ -406,7 +413,8 @@ def run_conformance(
         timings=primary.timings if primary else Timings(),
         checks=[f.check for f in findings],
         details={
-            "probe": {"maxTokens": PROBE_MAX_TOKENS, "stream": True, "timeoutS": budget.total_s},
+            "probe": {"maxTokens": PROBE_MAX_TOKENS, "stream": True, "timeoutS": budget.total_s}
+            | ({"probeSet": "light"} if light else {}),
             "urls": [r.probed_url for r in results],
             "specConforms": primary.spec_conforms if primary else None,
         },
