@@ -19,6 +19,9 @@ Once ready it writes a state file (JSON: apiUrl, apiKey, awsEndpointUrl, fakePro
 that the other commands read. Everything lives in memory: a restart starts empty, with a new demo
 key. Each request prints one line (method, path, status, account, duration; time to first token
 and outcome for streams); --quiet turns that off. Ctrl-C stops everything it started.
+
+The re-validation schedule runs as a local timer (every 15 minutes, each LLM once per 6 hours, as
+deployed); --revalidate-every re-validates every LLM that often instead, to watch health change.
 """
 
 _EPILOG = """\
@@ -26,6 +29,7 @@ examples:
   llm-gateway dev                          # port 8787, state file .local/state.json
   llm-gateway dev --port 0 --state-file /tmp/gw.json   # any free port, own state file
   llm-gateway dev --no-demo --quiet        # empty stack; then: llm-gateway accounts create --name me
+  llm-gateway dev --revalidate-every 30s   # re-validate every LLM every 30 s (health, webhooks)
 """
 
 
@@ -46,18 +50,44 @@ def register(sub: Any) -> None:
     )
     dev.add_argument("--no-demo", action="store_true", help="start without the demo account and LLMs")
     dev.add_argument("--quiet", action="store_true", help="no per-request log lines")
-    dev.set_defaults(run=lambda a: run_dev(a.port, a.state_file, demo=not a.no_demo, quiet=a.quiet))
+    dev.add_argument(
+        "--revalidate-every",
+        metavar="DURATION",
+        help="re-validate every LLM this often (30s, 5m, 1h; default: the template's 6 h)",
+    )
+    dev.set_defaults(
+        run=lambda a: run_dev(
+            a.port, a.state_file, demo=not a.no_demo, quiet=a.quiet, revalidate_every=a.revalidate_every
+        )
+    )
 
 
-def run_dev(port: int, state_file: Path | None, *, demo: bool, quiet: bool = False) -> int:
+def run_dev(
+    port: int,
+    state_file: Path | None,
+    *,
+    demo: bool,
+    quiet: bool = False,
+    revalidate_every: str | None = None,
+) -> int:
+    from llm_gateway_cli.local.schedules import parse_duration
     from llm_gateway_cli.local.stack import LocalStack, StackStartError, default_state_file
 
     if not 0 <= port <= 65535:
         print(f"error: --port {port} is not a port number (0-65535)", file=sys.stderr)
         return 2
+    try:
+        every = parse_duration(revalidate_every) if revalidate_every else None
+    except ValueError as exc:
+        print(f"error: --revalidate-every: {exc}", file=sys.stderr)
+        return 2
     request_log = None if quiet else (lambda line: print(line, flush=True))
     stack = LocalStack(
-        port=port, state_file=state_file or default_state_file(), demo=demo, request_log=request_log
+        port=port,
+        state_file=state_file or default_state_file(),
+        demo=demo,
+        request_log=request_log,
+        revalidate_every=every,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

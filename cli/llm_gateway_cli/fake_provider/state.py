@@ -38,6 +38,8 @@ class FakeState:
         self._next_stream_id = 1
         self._open: set[int] = set()
         self._counts = {"opened": 0, "closed": 0, "aborted": 0, "reset": 0, "stalled_out": 0}
+        #: Scripted faults (``PUT /_fake/faults``): model (or "*") -> (fault spec, ratio, requests seen).
+        self._scripted: dict[str, list[Any]] = {}
 
     def record_request(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -56,6 +58,29 @@ class FakeState:
                 return False
             self._fault_uses[key] = used + 1
             return True
+
+    def script_fault(self, model: str, spec: str | None, ratio: float = 1.0) -> None:
+        """From now on ``ratio`` of the requests for ``model`` ("*": any) get the fault ``spec``;
+        ``spec`` None removes it. Deterministic: with 0.3, requests 4, 7, 10, 14, ... fail."""
+        with self._lock:
+            if spec is None:
+                self._scripted.pop(model, None)
+            else:
+                self._scripted[model] = [spec, max(0.0, min(1.0, ratio)), 0]
+
+    def scripted_fault(self, model: str) -> str | None:
+        """The scripted fault spec this request of ``model`` gets, if its turn has come."""
+        with self._lock:
+            rule = self._scripted.get(model) or self._scripted.get("*")
+            if rule is None:
+                return None
+            spec, ratio, seen = rule
+            rule[2] = seen + 1
+            return str(spec) if int((seen + 1) * ratio) > int(seen * ratio) else None
+
+    def scripted_faults(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {m: {"fault": r[0], "ratio": r[1], "requests": r[2]} for m, r in self._scripted.items()}
 
     def stream_opened(self, path: str) -> int:
         with self._lock:
@@ -84,6 +109,7 @@ class FakeState:
             self._requests.clear()
             self._events.clear()
             self._fault_uses.clear()
+            self._scripted.clear()
             for key in self._counts:
                 self._counts[key] = 0
             # Streams still running keep their ids; they are no longer counted as active.

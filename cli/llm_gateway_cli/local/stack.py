@@ -138,6 +138,8 @@ class LocalStack:
     log: Callable[[str], None] = print
     #: One line per API request (method, path, status, account, duration; TTFT for streams).
     request_log: Callable[[str], None] | None = None
+    #: Re-validate every LLM this often (seconds; ``--revalidate-every``) instead of the template's 6 h.
+    revalidate_every: float | None = None
     state: dict[str, Any] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _api_socket: socket.socket | None = None
@@ -154,6 +156,8 @@ class LocalStack:
         provision(template, resolver, _client_factory())
         os.environ.update(function_environment(template, resolver))
         os.environ["ALLOW_PRIVATE_ENDPOINTS"] = "true"  # the fake provider lives on loopback
+        if self.revalidate_every:
+            os.environ["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
         fake_url = self._start_fake_provider()
         os.environ["BUILTIN_BASE_URL"] = fake_url
         self._create_platform_secrets()
@@ -167,6 +171,7 @@ class LocalStack:
         self._stoppers.append(http.stop)
         api_url = f"http://127.0.0.1:{api_port}"
         self._start_pollers(template, resolver, front_door)
+        self._start_schedules(template, front_door)
 
         from llm_gateway.domain.accounts import create_account
 
@@ -279,6 +284,17 @@ class LocalStack:
             )
             poller.start()
             self._stoppers.append(poller.stop)
+
+    def _start_schedules(self, template: dict[str, Any], front_door: FrontDoor) -> None:
+        """The template's schedules as timers; ``--revalidate-every`` shortens the period."""
+        from llm_gateway_cli.local.schedules import LocalSchedule, schedule_targets
+
+        for target in schedule_targets(template):
+            function = front_door.function(target.function, target.module, target.attribute)
+            period = min(self.revalidate_every, target.period_s) if self.revalidate_every else None
+            schedule = LocalSchedule(target, function.invoke, period_s=period, on_error=self.log)
+            schedule.start()
+            self._stoppers.append(schedule.stop)
 
     @staticmethod
     def _usage_plan_id(template: dict[str, Any], resolver: Resolver) -> str | None:
