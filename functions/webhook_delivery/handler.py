@@ -51,7 +51,11 @@ def record_handler(record: SqsRecordModel) -> None:
 @get_logger().inject_lambda_context(clear_state=True)
 @get_tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.SQS, model=SqsRecordModel)
+    # A receiver that fails is routine, not our error: the record is reported failed (and comes
+    # back after its backoff) without failing the invocation, so the Errors alarm means our bugs.
+    processor = BatchProcessor(
+        event_type=EventType.SQS, model=SqsRecordModel, raise_on_entire_batch_failure=False
+    )
     return dict(
         process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
