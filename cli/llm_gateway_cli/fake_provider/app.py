@@ -259,12 +259,12 @@ class FakeProvider:
             }
         )
 
-    def _select_fault(self, request: Request, model: str) -> Fault | None:
+    def _select_fault(self, request: Request, model: str, body: Any = None) -> Fault | None:
         """Header wins over the model name; ``x-fake-fault-times`` limits how often it fires."""
         header = request.headers.get(FAULT_HEADER)
         fault = parse_fault_header(header) if header else fault_from_model(model)
         if fault is None and not header:
-            scripted = self.state.scripted_fault(model)
+            scripted = self.state.scripted_fault(model, body if isinstance(body, str) else json.dumps(body))
             fault = parse_fault_header(scripted) if scripted else None
         times = request.headers.get(FAULT_TIMES_HEADER)
         if fault is not None and times is not None:
@@ -282,7 +282,7 @@ class FakeProvider:
     ) -> tuple[Fault | None, Response | None]:
         """Record the request, then the faults and checks that come before any model work."""
         try:
-            fault = self._select_fault(request, model)
+            fault = self._select_fault(request, model, body)
         except UnknownFaultError as exc:
             self._record(request, spec, model, body, None)
             return None, JSONResponse({"error": {"message": str(exc), "type": "fake_provider_error"}}, 400)
@@ -552,8 +552,9 @@ class FakeProvider:
 
     async def fake_faults(self, request: Request) -> Response:
         """``PUT {"fault": "status-500", "model": "fake-model", "ratio": 0.3}`` scripts a fault for a
-        fraction of a model's requests (model defaults to "*", ratio to 1); ``DELETE ?model=M`` (or
-        without ``model``: all) removes it; ``GET`` lists them."""
+        fraction of a model's requests (model defaults to "*", ratio to 1; ``when``/``unless``: only
+        requests whose body contains / lacks that text); ``DELETE ?model=M`` (or without ``model``:
+        all) removes it; ``GET`` lists them."""
         if request.method == "PUT":
             body = await request.json()
             spec, model = str(body.get("fault") or ""), str(body.get("model") or "*")
@@ -562,7 +563,10 @@ class FakeProvider:
                 ratio = float(body.get("ratio", 1.0))
             except (UnknownFaultError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": {"message": str(exc), "type": "fake_provider_error"}}, 400)
-            self.state.script_fault(model, spec, ratio)
+            when, unless = body.get("when"), body.get("unless")
+            self.state.script_fault(
+                model, spec, ratio, when=when and str(when), unless=unless and str(unless)
+            )
         elif request.method == "DELETE":
             models = [request.query_params["model"]] if "model" in request.query_params else None
             for model in models or list(self.state.scripted_faults()):

@@ -38,8 +38,8 @@ class FakeState:
         self._next_stream_id = 1
         self._open: set[int] = set()
         self._counts = {"opened": 0, "closed": 0, "aborted": 0, "reset": 0, "stalled_out": 0}
-        #: Scripted faults (``PUT /_fake/faults``): model (or "*") -> (fault spec, ratio, requests seen).
-        self._scripted: dict[str, list[Any]] = {}
+        #: Scripted faults (``PUT /_fake/faults``): model (or "*") -> the rule and its request count.
+        self._scripted: dict[str, dict[str, Any]] = {}
 
     def record_request(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -59,28 +59,45 @@ class FakeState:
             self._fault_uses[key] = used + 1
             return True
 
-    def script_fault(self, model: str, spec: str | None, ratio: float = 1.0) -> None:
-        """From now on ``ratio`` of the requests for ``model`` ("*": any) get the fault ``spec``;
-        ``spec`` None removes it. Deterministic: with 0.3, requests 4, 7, 10, 14, ... fail."""
+    def script_fault(
+        self,
+        model: str,
+        spec: str | None,
+        ratio: float = 1.0,
+        when: str | None = None,
+        unless: str | None = None,
+    ) -> None:
+        """From now on ``ratio`` of the requests for ``model`` ("*": any) get the fault ``spec``
+        (``spec`` None removes it); only requests whose body contains ``when`` / lacks ``unless``
+        count. Deterministic: with 0.3, the 4th, 7th, 10th, 14th, ... request fails."""
         with self._lock:
             if spec is None:
                 self._scripted.pop(model, None)
             else:
-                self._scripted[model] = [spec, max(0.0, min(1.0, ratio)), 0]
+                ratio = max(0.0, min(1.0, ratio))
+                self._scripted[model] = {
+                    "fault": spec,
+                    "ratio": ratio,
+                    "when": when,
+                    "unless": unless,
+                    "requests": 0,
+                }
 
-    def scripted_fault(self, model: str) -> str | None:
+    def scripted_fault(self, model: str, body: str) -> str | None:
         """The scripted fault spec this request of ``model`` gets, if its turn has come."""
         with self._lock:
             rule = self._scripted.get(model) or self._scripted.get("*")
-            if rule is None:
+            if rule is None or (rule["when"] and rule["when"] not in body):
                 return None
-            spec, ratio, seen = rule
-            rule[2] = seen + 1
-            return str(spec) if int((seen + 1) * ratio) > int(seen * ratio) else None
+            if rule["unless"] and rule["unless"] in body:
+                return None
+            seen = rule["requests"]
+            rule["requests"] = seen + 1
+            return str(rule["fault"]) if int((seen + 1) * rule["ratio"]) > int(seen * rule["ratio"]) else None
 
     def scripted_faults(self) -> dict[str, dict[str, Any]]:
         with self._lock:
-            return {m: {"fault": r[0], "ratio": r[1], "requests": r[2]} for m, r in self._scripted.items()}
+            return {model: dict(rule) for model, rule in self._scripted.items()}
 
     def stream_opened(self, path: str) -> int:
         with self._lock:
