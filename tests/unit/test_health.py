@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
 from llm_gateway.domain import streaming
 from llm_gateway.domain.health import (
     LLM_HEALTH_CHANGED,
@@ -344,3 +346,71 @@ def test_old_buckets_leave_the_window_so_traffic_recovers() -> None:
     change = later.record_traffic([_bucket(30, 0, start=T0 + timedelta(minutes=20))])
     assert [c.record.state for c in change] == [HEALTHY]
     assert events.published[-1][1]["previousState"] == "failing"
+
+
+# ---------------------------------------------------------------- the stream app's recorder
+
+
+class Flushes:
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[list[TrafficCounts]] = []
+        self.fail = fail
+        self.flushed = threading.Event()
+
+    def __call__(self, batch: list[TrafficCounts]) -> None:
+        self.batches.append(batch)
+        self.flushed.set()
+        if self.fail:
+            raise RuntimeError("throttled")
+
+    @property
+    def requests(self) -> int:
+        return sum(c.requests for batch in self.batches for c in batch)
+
+
+def test_recording_does_no_io_and_a_full_buffer_wakes_the_flush() -> None:
+    flushes = Flushes()
+    recorder = BufferedTrafficRecorder(flushes, interval_s=3600, max_pending=5)
+    for _ in range(4):
+        recorder.stream_ended("acct", "llm", "ok", 100.0)
+    assert flushes.batches == []  # nothing written on the request's side
+    recorder.stream_ended("acct", "llm", "upstream_timeout", None)
+    assert flushes.flushed.wait(5), "a full buffer is flushed without waiting for the interval"
+    assert flushes.requests == 5
+    recorder.close()
+
+
+def test_the_interval_flushes_what_is_pending() -> None:
+    flushes = Flushes()
+    recorder = BufferedTrafficRecorder(flushes, interval_s=0.05, max_pending=1000)
+    recorder.stream_ended("acct", "llm", "ok", 100.0)
+    assert flushes.flushed.wait(5)
+    recorder.close()
+    assert flushes.requests == 1
+
+
+def test_shutdown_flushes_the_rest() -> None:
+    flushes = Flushes()
+    recorder = BufferedTrafficRecorder(flushes, interval_s=3600)
+    recorder.stream_ended("acct", "llm", "ok", 100.0)
+    recorder.close()
+    assert flushes.requests == 1
+
+
+def test_builtins_anonymous_requests_and_our_own_refusals_are_not_recorded() -> None:
+    flushes = Flushes()
+    recorder = BufferedTrafficRecorder(flushes, interval_s=3600, skip_llms={"ANAM_GPT_4O_MINI_V1"})
+    recorder.stream_ended("acct", "ANAM_GPT_4O_MINI_V1", "ok", 100.0)
+    recorder.stream_ended(None, None, "token_missing", None)
+    recorder.stream_ended("acct", "llm", "validation_error", None)
+    recorder.close()
+    assert flushes.batches == []
+
+
+def test_a_failed_flush_is_dropped_not_retried() -> None:
+    flushes = Flushes(fail=True)
+    recorder = BufferedTrafficRecorder(flushes, interval_s=3600)
+    recorder.stream_ended("acct", "llm", "ok", 100.0)
+    assert recorder.flush_now() == 0
+    assert recorder.flush_now() == 0 and len(flushes.batches) == 1
+    recorder.close()

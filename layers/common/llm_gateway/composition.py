@@ -80,6 +80,8 @@ def registry() -> Registry:
 
 def reset() -> None:
     """Forget every cached adapter and the settings (tests change the environment between cases)."""
+    if traffic_recorder.cache_info().currsize:  # its thread and counts belong to the old environment
+        traffic_recorder().close(flush=False)
     for value in list(globals().values()):
         clear = getattr(value, "cache_clear", None)
         if callable(clear):

@@ -83,10 +83,15 @@ class BufferedTrafficRecorder:
             if not self._stopping:
                 self.flush_now()
 
-    def close(self, timeout_s: float = 1.0) -> None:
-        """At shutdown: stop the thread and flush what is left (Lambda allows a few hundred ms)."""
+    def close(self, timeout_s: float = 1.0, *, flush: bool = True) -> None:
+        """At shutdown: stop the thread and flush what is left (Lambda allows a few hundred ms);
+        ``flush=False`` drops it instead (tests that swap the whole environment)."""
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
-        self.flush_now()
+        if flush:
+            self.flush_now()
+        else:
+            with self._lock:
+                self._aggregator.drain()
