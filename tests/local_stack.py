@@ -110,7 +110,11 @@ def launch_stack(
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, leak_collector: LeakCollector) -> Iterator[RunningStack]:
-    with launch_stack(tmp_path_factory.mktemp("stack"), leak_collector) as running:
+    # No scheduled re-validations here: tests count the fake provider's requests (test_health_e2e
+    # runs a stack of its own with a fast schedule).
+    with launch_stack(
+        tmp_path_factory.mktemp("stack"), leak_collector, "--revalidate-every", "off"
+    ) as running:
         yield running
 
 

@@ -124,3 +124,10 @@ def test_the_summary_says_state_since_and_what_traffic_did() -> None:
     assert "degraded since 2026-11-25 11:55:00 UTC" in text
     assert "30 requests, 30% upstream errors (upstream_server_error x9)" in text
     assert "TTFT p50 52 ms, p95 99 ms" in text
+
+
+def test_dev_refuses_a_bad_interval_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    from llm_gateway_cli.commands.dev import run_dev
+
+    assert run_dev(0, None, demo=False, revalidate_every="soon") == 2
+    assert "--revalidate-every" in capsys.readouterr().err

@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
     dev.add_argument(
         "--revalidate-every",
         metavar="DURATION",
-        help="re-validate every LLM this often (30s, 5m, 1h; default: the template's 6 h)",
+        help="re-validate every LLM this often (30s, 5m, 1h; default: the template's 6 h; off: never)",
     )
     dev.set_defaults(
         run=lambda a: run_dev(
@@ -77,7 +77,13 @@ def run_dev(
         print(f"error: --port {port} is not a port number (0-65535)", file=sys.stderr)
         return 2
     try:
-        every = parse_duration(revalidate_every) if revalidate_every else None
+        every = (
+            None
+            if revalidate_every is None
+            else 0.0
+            if revalidate_every == "off"
+            else parse_duration(revalidate_every)
+        )
     except ValueError as exc:
         print(f"error: --revalidate-every: {exc}", file=sys.stderr)
         return 2

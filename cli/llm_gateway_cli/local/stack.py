@@ -138,7 +138,8 @@ class LocalStack:
     log: Callable[[str], None] = print
     #: One line per API request (method, path, status, account, duration; TTFT for streams).
     request_log: Callable[[str], None] | None = None
-    #: Re-validate every LLM this often (seconds; ``--revalidate-every``) instead of the template's 6 h.
+    #: Re-validate every LLM this often (seconds; ``--revalidate-every``) instead of the template's 6 h;
+    #: 0 runs no schedule at all (``off``: test stacks that count upstream requests).
     revalidate_every: float | None = None
     state: dict[str, Any] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
@@ -289,6 +290,8 @@ class LocalStack:
         """The template's schedules as timers; ``--revalidate-every`` shortens the period."""
         from llm_gateway_cli.local.schedules import LocalSchedule, schedule_targets
 
+        if self.revalidate_every == 0:
+            return
         for target in schedule_targets(template):
             function = front_door.function(target.function, target.module, target.attribute)
             period = min(self.revalidate_every, target.period_s) if self.revalidate_every else None
