@@ -6,6 +6,7 @@ same fixtures: one stack per xdist worker, started on first use.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,11 +50,13 @@ class RunningStack:
         )
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, leak_collector: LeakCollector) -> Iterator[RunningStack]:
-    workdir = tmp_path_factory.mktemp("stack")
+@contextlib.contextmanager
+def launch_stack(
+    workdir: Path, leak_collector: LeakCollector, *args: str, env: dict[str, str] | None = None
+) -> Iterator[RunningStack]:
+    """A `llm-gateway dev` process with ``args``; stopped (and checked to exit cleanly) on exit."""
     state_file, log_file = workdir / "state.json", workdir / "dev.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | (env or {})
     with log_file.open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -65,10 +68,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, leak_collector: LeakCollecto
                 "0",
                 "--state-file",
                 str(state_file),
+                *args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=environment,
         )
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not state_file.exists():
@@ -102,6 +106,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, leak_collector: LeakCollecto
         leak_collector.add("local stack log", log_file.read_text(errors="replace"))
     assert proc.returncode == 0, f"llm-gateway dev exited with {proc.returncode}"
     assert not state_file.exists(), "the state file outlived the stack"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, leak_collector: LeakCollector) -> Iterator[RunningStack]:
+    # No scheduled re-validations here: tests count the fake provider's requests (test_health_e2e
+    # runs a stack of its own with a fast schedule).
+    with launch_stack(
+        tmp_path_factory.mktemp("stack"), leak_collector, "--revalidate-every", "off"
+    ) as running:
+        yield running
 
 
 def recording_client(base_url: str, api_key: str | None, leak_collector: LeakCollector) -> httpx.Client:

@@ -17,6 +17,7 @@ HANDLERS = (
     "functions.validator.handler",
     "functions.session_tokens.handler",
     "functions.api_keys.handler",
+    "functions.webhooks.handler",
 )
 TITLE = "LLM Gateway management API"
 #: Routes anyone may call (Powertools drops an empty ``security`` list, so it is set here).

@@ -29,7 +29,8 @@ from llm_gateway.api import (
     resolve,
 )
 from llm_gateway.api import request_origins as own_origins
-from llm_gateway.errors import BadRequest, Conflict
+from llm_gateway.errors import BadRequest, Conflict, NotFound
+from llm_gateway.models.health import LlmHealthHistory
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
 from llm_gateway.observability import get_logger, get_tracer
 
@@ -122,7 +123,23 @@ def list_llms(
     responses=ok_response(Llm) | error_responses(401, 404),
 )
 def get_llm(llm_id: LlmId) -> Response[Any]:
-    return json_response(200, composition.registry().get(account_id(app), llm_id).to_json_dict())
+    account = account_id(app)
+    llm = composition.registry().get(account, llm_id)
+    if not llm.is_default:  # built-ins are the platform's to watch
+        llm.health = composition.health_service().summary(account, llm_id)
+    return json_response(200, llm.to_json_dict())
+
+
+@app.get(
+    "/v1/llms/<llm_id>/health",
+    summary="An LLM's health and its real traffic in 5-minute buckets over the last hours",
+    responses=ok_response(LlmHealthHistory) | error_responses(400, 401, 404),
+)
+def get_llm_health(llm_id: LlmId, hours: Annotated[int, Query(ge=1, le=48)] = 24) -> Response[Any]:
+    account = account_id(app)
+    if composition.registry().get(account, llm_id).is_default:
+        raise NotFound("Built-in LLMs have no health record of yours.", code="health_not_tracked")
+    return json_response(200, composition.health_service().history(account, llm_id, hours).to_json_dict())
 
 
 @app.put(

@@ -198,6 +198,9 @@ class ChatCompletions:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
             record.write()
+            composition.traffic_recorder().stream_ended(
+                record.account_id, record.llm_id, record.outcome, record.fields(time.monotonic())["ttft_ms"]
+            )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
         request_id = record.request_id
@@ -333,6 +336,8 @@ async def shutdown() -> None:
     """Close the upstream HTTP session if one was opened (a clean exit, no unclosed-session warning)."""
     if composition.upstream_transport.cache_info().currsize:
         await composition.upstream_transport().aclose()
+    if composition.traffic_recorder.cache_info().currsize:  # the last traffic counters
+        await asyncio.to_thread(composition.traffic_recorder().close)
 
 
 @contextlib.asynccontextmanager

@@ -30,6 +30,7 @@ from llm_gateway.api import (
 from llm_gateway.catalog import get_builtin
 from llm_gateway.domain.conformance.budget import config_test_budget, validator_budget
 from llm_gateway.domain.registry import check_endpoint_urls
+from llm_gateway.domain.revalidation import REVALIDATION_DUE
 from llm_gateway.errors import Forbidden, NotFound
 from llm_gateway.models.llm import LlmCreate, StoredLlm
 from llm_gateway.models.report import LatestReport, Report, ValidationRun
@@ -150,10 +151,14 @@ def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
 def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | None = None) -> None:
     """One queued validation, within what is left of this invocation (batch size 1 in the template)."""
     detail = record.body.detail
+    if record.body.detail_type == REVALIDATION_DUE:  # from the re-validation schedule
+        composition.revalidator().revalidate(detail.accountId, detail.llmId)
+        return
     remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
-    composition.validator().validate(
+    report = composition.validator().validate(
         detail.accountId, detail.llmId, validation_id=detail.validationId, budget=validator_budget(remaining)
     )
+    composition.revalidator().after_validation(detail.accountId, detail.llmId, report)
 
 
 @get_logger().inject_lambda_context(clear_state=True)

@@ -5,6 +5,7 @@ finds them."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import httpx
@@ -283,3 +284,42 @@ def test_no_key_is_kept_in_local_storage_cookies_or_the_url(lab: Lab) -> None:
     assert lab.api_key not in storage["url"]
     assert lab.api_key not in lab.page.content()
     assert all(lab.api_key not in url for url in lab.requests)
+
+
+def test_the_llm_page_shows_its_health_and_a_day_of_traffic(lab: Lab) -> None:
+    page = lab.page
+    llm_id = lab.register("Watched")
+    assert lab.wait_settled(llm_id) == "valid"
+    token = lab.api.post(
+        "/v1/auth/session-token", json={"personaConfig": {"name": "Ava", "llmId": llm_id}}
+    ).json()["sessionToken"]
+    marker = f"lab-health-{uuid.uuid4().hex}"  # only these streams fail: other tests share the fake
+    fake = httpx.Client(base_url=str(lab.stack.fake_provider_url), timeout=10)
+    rule = {"model": "fake-model", "fault": "status-500", "ratio": 0.5, "when": marker}
+    fake.put("/_fake/faults", json=rule).raise_for_status()
+    try:
+        for _ in range(24):
+            httpx.post(
+                f"{lab.stack.api_url}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"messages": [{"role": "user", "content": marker}], "stream": True},
+                timeout=30,
+            )
+    finally:
+        fake.delete("/_fake/faults", params={"model": "fake-model"}).raise_for_status()
+    deadline = time.monotonic() + 30  # the stream app flushes its counters every 10 s
+    while lab.api.get(f"/v1/llms/{llm_id}").json()["health"]["window"]["requests"] < 24:
+        assert time.monotonic() < deadline, "the traffic was never counted"
+        time.sleep(0.5)
+    lab.sign_in()
+    lab.open_llm(llm_id)
+    health = page.get_by_role("region", name="Health")
+    expect(health).to_contain_text("Health: failing")
+    expect(
+        health.get_by_role("img", name=re.compile(r"^Last 24 hours: 24 requests, 12 upstream errors"))
+    ).to_be_visible()
+    expect(health).to_contain_text("upstream_server_error × 12")
+    expect(health).to_contain_text("p50")
+    health.get_by_text("Traffic by 5 minutes").click()
+    expect(health.get_by_role("table")).to_contain_text("50%")
+    lab.shot("health")

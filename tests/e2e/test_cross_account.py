@@ -40,6 +40,8 @@ def test_every_object_route_hides_other_accounts_objects(
         "/v1/llms/{llm_id}/validate",
         "/v1/sessions/{session_id}",
         "/v1/api-keys/{key_id}",
+        "/v1/llms/{llm_id}/health",
+        "/v1/webhooks/{webhook_id}",
     }
     owned = {
         "llm_id": stack.llms["openai"],
@@ -47,6 +49,7 @@ def test_every_object_route_hides_other_accounts_objects(
             "/v1/auth/session-token", json={"personaConfig": {"name": "p", "llmId": stack.llms["openai"]}}
         ).json()["sessionId"],
         "key_id": api.get("/v1/api-keys").json()["data"][0]["id"],
+        "webhook_id": _a_webhook(api, stack),
     }
     for method, path, param in routes:
         theirs, made_up = owned[param], str(uuid.uuid4())
@@ -58,3 +61,14 @@ def test_every_object_route_hides_other_accounts_objects(
     # And the owner still has everything.
     assert api.get(f"/v1/llms/{owned['llm_id']}").status_code == 200
     assert owned["key_id"] in {k["id"] for k in api.get("/v1/api-keys").json()["data"]}
+    assert owned["webhook_id"] in {w["id"] for w in api.get("/v1/webhooks").json()["data"]}
+
+
+def _a_webhook(api: httpx.Client, stack: RunningStack) -> str:
+    """One of the demo account's webhooks (other tests may have made the most it can have)."""
+    existing = api.get("/v1/webhooks").json()["data"]
+    if existing:
+        return str(existing[0]["id"])
+    created = api.post("/v1/webhooks", json={"url": f"{stack.fake_provider_url}/hooks"})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])

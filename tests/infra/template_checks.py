@@ -27,7 +27,7 @@ TEMPLATE_PATH = REPO / "template.yaml"
 Template = dict[str, Any]
 
 #: Functions allowed to decrypt customer credentials (kms:Decrypt, secretsmanager:GetSecretValue).
-DECRYPTING_FUNCTIONS = frozenset({"ValidatorFunction", "StreamProxyFunction"})
+DECRYPTING_FUNCTIONS = frozenset({"ValidatorFunction", "StreamProxyFunction", "WebhookDeliveryFunction"})
 #: Routes that may skip the account-key authorizer: (METHOD, path).
 PUBLIC_ROUTES = frozenset(
     {
@@ -54,6 +54,10 @@ SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::
 SECRET_NAME_PREFIX = "llm-gateway/${Stage}/"
 #: Tenant secrets are llm-gateway/<stage>/<accountId>/<llmId>, and account ids start with acct_.
 TENANT_SECRETS = SECRET_NAME_PREFIX + "acct_*"
+#: Webhook signing secrets: llm-gateway/<stage>/webhooks/<accountId>/<webhookId>, apart from LLM keys.
+WEBHOOK_SECRETS = SECRET_NAME_PREFIX + "webhooks/acct_*"
+#: Functions that may touch webhook signing secrets (the webhooks API writes, delivery reads).
+WEBHOOK_SECRET_USERS = frozenset({"WebhooksFunction", "WebhookDeliveryFunction"})
 #: Built-in LLMs' platform keys: llm-gateway/<stage>/<PlatformSecretsFolder>/<built-in id>.
 PLATFORM_SECRETS = SECRET_NAME_PREFIX + "${PlatformSecretsFolder}/*"
 #: Functions that may read platform secrets (the built-ins' keys).
@@ -1134,6 +1138,10 @@ def check_secret_scopes(
         for name in _secret_names(st):
             if name == TENANT_SECRETS:
                 continue
+            if name == WEBHOOK_SECRETS:
+                for fn in sorted(fns - WEBHOOK_SECRET_USERS):
+                    problems.append(f"{st.where}: gives {fn} the webhook signing secrets")
+                continue
             if name == PLATFORM_SECRETS:
                 if st.actions_lower & SECRET_WRITES:
                     problems.append(
@@ -1143,7 +1151,62 @@ def check_secret_scopes(
                     problems.append(f"{st.where}: gives {fn} the platform secrets")
                 continue
             problems.append(
-                f"{st.where}: secret scope {name!r} is neither {TENANT_SECRETS!r} nor {PLATFORM_SECRETS!r}"
+                f"{st.where}: secret scope {name!r} is none of {TENANT_SECRETS!r}, {WEBHOOK_SECRETS!r}, "
+                f"{PLATFORM_SECRETS!r}"
+            )
+    return problems
+
+
+_TABLE_WRITES = {"dynamodb:putitem", "dynamodb:updateitem", "dynamodb:deleteitem", "dynamodb:batchwriteitem"}
+
+
+def check_stream_writes_health_only(cfn: Template, function: str = "StreamProxyFunction") -> list[str]:
+    """The function that faces every stream client writes only health items (``HEALTH#*`` partition
+    keys, by a ``dynamodb:LeadingKeys`` condition): never a session, an LLM or an account."""
+    problems = []
+    roles = {role for role, fns in role_functions(cfn).items() if function in fns}
+    for st in iam_statements(cfn):
+        writes = st.actions_lower & _TABLE_WRITES
+        if not st.allows or not writes or not set(st.roles) & roles:
+            continue
+        keys = [sub_text(v) for v in _condition_values(st, "dynamodb:LeadingKeys")]
+        if not keys or any(k is None or not k.startswith("HEALTH#") for k in keys):
+            for action in sorted(writes):
+                problems.append(f"{function}: {action} on the table without a HEALTH# leading-key condition")
+    return problems
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
+
+
+def check_schedules(cfn: Template) -> list[str]:
+    """Each EventBridge Scheduler schedule invokes one function through a role that may invoke only
+    that function, and tells it the window it covers: ``windowSeconds`` equals the rate, at most
+    the 900 s an SQS message can be delayed (domain/revalidation.py)."""
+    problems = []
+    for s_id, schedule in resources(cfn, "AWS::Scheduler::Schedule"):
+        p = props(schedule)
+        target = p.get("Target") or {}
+        function = ref_target(target.get("Arn"))
+        role = ref_target(target.get("RoleArn"))
+        if function not in dict(functions(cfn)):
+            problems.append(f"{s_id}: target {show(target.get('Arn'))} is not a function of the stack")
+        grants = [st for st in iam_statements(cfn) if role in st.roles and st.allows]
+        named = {ref_target(r) for st in grants for r in as_list(st.body.get("Resource"))}
+        actions = {a for st in grants for a in st.actions_lower}
+        if named != {function} or actions != {"lambda:invokefunction"}:
+            problems.append(f"{s_id}: role {role} grants {sorted(actions)} on {sorted(map(str, named))}")
+        match = _RATE.match(str(p.get("ScheduleExpression", "")))
+        seconds = (
+            int(match.group(1)) * (60 if match.group(2).startswith("minute") else 3600) if match else None
+        )
+        try:
+            window = json.loads(str(target.get("Input") or "{}")).get("windowSeconds")
+        except ValueError:
+            window = None
+        if seconds is None or window != seconds or seconds > 900:
+            problems.append(
+                f"{s_id}: windowSeconds {window!r} must equal the rate ({p.get('ScheduleExpression')}), at most 900 s"
             )
     return problems
 

@@ -344,6 +344,38 @@ BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
         "(Sid ReadSecret): gives ValidatorFunction the platform secrets",
     ),
     (
+        "validator-reads-webhook-secrets",
+        lambda s: _add_statement(
+            s,
+            "ValidatorFunction",
+            {**_READ_SECRET, "Resource": {"Fn::Sub": tc.SECRET_ARN_PREFIX + tc.WEBHOOK_SECRETS}},
+        ),
+        _cfn_only(tc.check_secret_scopes),
+        "(Sid ReadSecret): gives ValidatorFunction the webhook signing secrets",
+    ),
+    (
+        "stream-writes-any-item",
+        lambda s: _sid(s, "StreamProxyFunction", "WriteHealthCountersOnly").pop("Condition"),
+        _cfn_only(tc.check_stream_writes_health_only),
+        "StreamProxyFunction: dynamodb:putitem on the table without a HEALTH# leading-key condition",
+    ),
+    (
+        "schedule-role-invokes-more",
+        lambda s: s["Resources"]["RevalidationScheduleRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+            "Statement"
+        ][0].update(Resource={"Fn::GetAtt": ["ValidatorFunction", "Arn"]}),
+        _cfn_only(tc.check_schedules),
+        "RevalidationSchedule: role RevalidationScheduleRole grants ['lambda:invokefunction'] on ['ValidatorFunction']",
+    ),
+    (
+        "schedule-window-mismatch",
+        lambda s: s["Resources"]["RevalidationSchedule"]["Properties"].update(
+            ScheduleExpression="rate(30 minutes)"
+        ),
+        _cfn_only(tc.check_schedules),
+        "RevalidationSchedule: windowSeconds 900 must equal the rate",
+    ),
+    (
         "registry-writes-platform",
         lambda s: _add_statement(
             s,

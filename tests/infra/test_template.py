@@ -252,3 +252,23 @@ def test_api_key_routes_use_the_authorizer(sam: Template) -> None:
         ("POST", "/v1/api-keys"): None,
         ("DELETE", "/v1/api-keys/{id}"): None,
     }
+
+
+def test_the_stream_function_writes_only_health_items(cfn: Template) -> None:
+    _ok(tc.check_stream_writes_health_only(cfn))
+
+
+def test_the_revalidation_schedule_invokes_one_function_per_window(cfn: Template) -> None:
+    assert list(tc.resources(cfn, "AWS::Scheduler::Schedule")), "no re-validation schedule"
+    _ok(tc.check_schedules(cfn))
+
+
+def test_the_index_the_schedule_lists_from_exists(cfn: Template) -> None:
+    from llm_gateway.adapters.dynamodb import LLMS_BY_STATUS_INDEX
+
+    indexes = {
+        index["IndexName"]
+        for _, table in tc.resources(cfn, "AWS::DynamoDB::Table")
+        for index in props(table).get("GlobalSecondaryIndexes", [])
+    }
+    assert LLMS_BY_STATUS_INDEX in indexes

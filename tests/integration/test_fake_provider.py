@@ -694,3 +694,27 @@ def test_cli_usage_and_errors() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         assert cli_main(["--port", str(busy.getsockname()[1])]) == 1
+
+
+def test_scripted_faults_hit_a_fraction_of_a_models_requests_over_http(client: httpx.Client) -> None:
+    """For an LLM already registered (the gateway sends no x-fake headers): PUT /_fake/faults."""
+    rule = {"model": "fake-model", "fault": "status-500", "ratio": 0.3, "when": "please fail"}
+    assert client.put("/_fake/faults", json=rule).status_code == 200
+    try:
+        failing = {**CHAT, "messages": [{"role": "user", "content": "please fail"}]}
+        statuses = [
+            client.post("/v1/chat/completions", json=failing, headers=OPENAI_AUTH).status_code
+            for _ in range(10)
+        ]
+        assert statuses == [200, 200, 200, 500, 200, 200, 500, 200, 200, 500]
+        assert client.post("/v1/chat/completions", json=CHAT, headers=OPENAI_AUTH).status_code == 200
+        listed = client.get("/_fake/faults").json()["faults"]["fake-model"]
+        assert listed["requests"] == 10 and listed["ratio"] == 0.3
+        assert client.put("/_fake/faults", json={"fault": "no-such-fault"}).status_code == 400
+        client.delete("/_fake/faults", params={"model": "fake-model"})
+        client.put("/_fake/faults", json={"fault": "status-503", "unless": "say hi"})  # any model
+        assert client.post("/v1/chat/completions", json=CHAT, headers=OPENAI_AUTH).status_code == 200
+        assert client.post("/v1/chat/completions", json=failing, headers=OPENAI_AUTH).status_code == 503
+    finally:
+        client.delete("/_fake/faults")
+    assert client.get("/_fake/faults").json() == {"faults": {}}

@@ -67,6 +67,7 @@ def test_each_spec_registers_from_its_sample_event(invoke_registry: Invoke, acco
     assert status == 201, body
     status, fetched, _ = invoke_registry("registry/get", account, llm_id=body["id"])
     assert status == 200
+    assert fetched.pop("health")["state"] == "healthy"  # GET adds how it is doing
     assert fetched == body
 
 

@@ -20,6 +20,9 @@ that the other commands read. Everything lives in memory: a restart starts empty
 key. LLM endpoints must be public https URLs, except the fake provider and any origin listed with
 --allow-endpoint (the stack's own API and moto are refused even then). Each request prints one line (method, path, status, account, duration; time to first token
 and outcome for streams); --quiet turns that off. Ctrl-C stops everything it started.
+
+The re-validation schedule runs as a local timer (every 15 minutes, each LLM once per 6 hours, as
+deployed); --revalidate-every re-validates every LLM that often instead, to watch health change.
 """
 
 _EPILOG = """\
@@ -28,6 +31,7 @@ examples:
   llm-gateway dev --port 0 --state-file /tmp/gw.json   # any free port, own state file
   llm-gateway dev --no-demo --quiet        # empty stack; then: llm-gateway accounts create --name me
   llm-gateway dev --allow-endpoint http://127.0.0.1:8000   # LLMs may also use a server of yours
+  llm-gateway dev --revalidate-every 30s   # re-validate every LLM every 30 s (health, webhooks)
 """
 
 
@@ -57,9 +61,19 @@ def register(sub: Any) -> None:
         help="let LLMs use this private origin (http://127.0.0.1:8000), besides the fake provider; "
         "repeatable. The stack's own API and AWS ports stay refused",
     )
+    dev.add_argument(
+        "--revalidate-every",
+        metavar="DURATION",
+        help="re-validate every LLM this often (30s, 5m, 1h; default: the template's 6 h; off: never)",
+    )
     dev.set_defaults(
         run=lambda a: run_dev(
-            a.port, a.state_file, demo=not a.no_demo, quiet=a.quiet, allowed_endpoints=a.allow_endpoint
+            a.port,
+            a.state_file,
+            demo=not a.no_demo,
+            quiet=a.quiet,
+            allowed_endpoints=a.allow_endpoint,
+            revalidate_every=a.revalidate_every,
         )
     )
 
@@ -81,11 +95,24 @@ def run_dev(
     demo: bool,
     quiet: bool = False,
     allowed_endpoints: list[str] | None = None,
+    revalidate_every: str | None = None,
 ) -> int:
+    from llm_gateway_cli.local.schedules import parse_duration
     from llm_gateway_cli.local.stack import LocalStack, StackStartError, default_state_file
 
     if not 0 <= port <= 65535:
         print(f"error: --port {port} is not a port number (0-65535)", file=sys.stderr)
+        return 2
+    try:
+        every = (
+            None
+            if revalidate_every is None
+            else 0.0
+            if revalidate_every == "off"
+            else parse_duration(revalidate_every)
+        )
+    except ValueError as exc:
+        print(f"error: --revalidate-every: {exc}", file=sys.stderr)
         return 2
     request_log = None if quiet else (lambda line: print(line, flush=True))
     stack = LocalStack(
@@ -94,6 +121,7 @@ def run_dev(
         demo=demo,
         request_log=request_log,
         allowed_endpoints=list(allowed_endpoints or []),
+        revalidate_every=every,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -190,6 +190,10 @@ def register(sub: Any) -> None:
     _common(test, "print the report as JSON")
     test.set_defaults(run=run_test)
 
+    from llm_gateway_cli.commands import health
+
+    health.register(actions, _action, _common)
+
 
 def _action(actions: Any, name: str, help_text: str, description: str, examples: str) -> Any:
     return actions.add_parser(
@@ -637,6 +641,7 @@ def _print_llm_or_json(llm: dict[str, Any], as_json: bool) -> None:
 
 def _print_llm(llm: dict[str, Any]) -> None:
     validation = llm.get("validation") or {}
+    health = llm.get("health") or {}
     status = str(llm.get("status", ""))
     if validation.get("summary"):
         status += f": {validation['summary']}"
@@ -657,6 +662,7 @@ def _print_llm(llm: dict[str, Any]) -> None:
         ("key", llm.get("secretHint")),
         ("status", status),
         ("checked at", validation.get("checkedAt")),
+        ("health", f"{health['state']} since {health.get('since')}" if health.get("state") else None),
         ("built-in", "yes" if llm.get("isDefault") else None),
         ("version", llm.get("version")),
         ("updated at", llm.get("updatedAt")),

@@ -6,7 +6,8 @@ Routes (see DESIGN.md §3–§5 and WIRE_FORMATS.md for the shapes imitated):
            POST /openai/v1/chat/completions, GET /openai/v1/models
   Gemini   POST /{v1beta|v1}/models/{model}:streamGenerateContent[?alt=sse], …:generateContent,
            GET /v1beta/models (x-goog-api-key or ?key=)
-  Control  GET /_fake/requests, GET /_fake/connections, POST /_fake/reset, GET /_fake/health
+  Control  GET /_fake/requests, GET /_fake/connections, POST /_fake/reset, GET /_fake/health,
+           GET|PUT|DELETE /_fake/faults (scripted faults per model, for a fraction of its requests)
 Per-request knobs: headers x-fake-chunks, x-fake-interval-ms, x-fake-fault[-times], x-fake-scenario.
 """
 
@@ -258,10 +259,13 @@ class FakeProvider:
             }
         )
 
-    def _select_fault(self, request: Request, model: str) -> Fault | None:
+    def _select_fault(self, request: Request, model: str, body: Any = None) -> Fault | None:
         """Header wins over the model name; ``x-fake-fault-times`` limits how often it fires."""
         header = request.headers.get(FAULT_HEADER)
         fault = parse_fault_header(header) if header else fault_from_model(model)
+        if fault is None and not header:
+            scripted = self.state.scripted_fault(model, body if isinstance(body, str) else json.dumps(body))
+            fault = parse_fault_header(scripted) if scripted else None
         times = request.headers.get(FAULT_TIMES_HEADER)
         if fault is not None and times is not None:
             key = request.headers.get(SCENARIO_HEADER) or fault.spec
@@ -278,7 +282,7 @@ class FakeProvider:
     ) -> tuple[Fault | None, Response | None]:
         """Record the request, then the faults and checks that come before any model work."""
         try:
-            fault = self._select_fault(request, model)
+            fault = self._select_fault(request, model, body)
         except UnknownFaultError as exc:
             self._record(request, spec, model, body, None)
             return None, JSONResponse({"error": {"message": str(exc), "type": "fake_provider_error"}}, 400)
@@ -546,6 +550,29 @@ class FakeProvider:
         self.state.reset()
         return JSONResponse({"reset": True})
 
+    async def fake_faults(self, request: Request) -> Response:
+        """``PUT {"fault": "status-500", "model": "fake-model", "ratio": 0.3}`` scripts a fault for a
+        fraction of a model's requests (model defaults to "*", ratio to 1; ``when``/``unless``: only
+        requests whose body contains / lacks that text); ``DELETE ?model=M`` (or without ``model``:
+        all) removes it; ``GET`` lists them."""
+        if request.method == "PUT":
+            body = await request.json()
+            spec, model = str(body.get("fault") or ""), str(body.get("model") or "*")
+            try:
+                parse_fault_header(spec)
+                ratio = float(body.get("ratio", 1.0))
+            except (UnknownFaultError, TypeError, ValueError) as exc:
+                return JSONResponse({"error": {"message": str(exc), "type": "fake_provider_error"}}, 400)
+            when, unless = body.get("when"), body.get("unless")
+            self.state.script_fault(
+                model, spec, ratio, when=when and str(when), unless=unless and str(unless)
+            )
+        elif request.method == "DELETE":
+            models = [request.query_params["model"]] if "model" in request.query_params else None
+            for model in models or list(self.state.scripted_faults()):
+                self.state.script_fault(model, None)
+        return JSONResponse({"faults": self.state.scripted_faults()})
+
     async def fake_health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -586,6 +613,7 @@ def create_app(config: FakeProviderConfig | None = None, state: FakeState | None
         Route("/_fake/requests", provider.fake_requests, methods=["GET"]),
         Route("/_fake/connections", provider.fake_connections, methods=["GET"]),
         Route("/_fake/reset", provider.fake_reset, methods=["POST"]),
+        Route("/_fake/faults", provider.fake_faults, methods=["GET", "PUT", "DELETE"]),
         Route("/_fake/health", provider.fake_health, methods=["GET"]),
         Route("/_fake/redirect-target/{rest:path}", provider.redirect_target, methods=["GET", "POST"]),
     ]

@@ -38,6 +38,8 @@ class FakeState:
         self._next_stream_id = 1
         self._open: set[int] = set()
         self._counts = {"opened": 0, "closed": 0, "aborted": 0, "reset": 0, "stalled_out": 0}
+        #: Scripted faults (``PUT /_fake/faults``): model (or "*") -> the rule and its request count.
+        self._scripted: dict[str, dict[str, Any]] = {}
 
     def record_request(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -56,6 +58,46 @@ class FakeState:
                 return False
             self._fault_uses[key] = used + 1
             return True
+
+    def script_fault(
+        self,
+        model: str,
+        spec: str | None,
+        ratio: float = 1.0,
+        when: str | None = None,
+        unless: str | None = None,
+    ) -> None:
+        """From now on ``ratio`` of the requests for ``model`` ("*": any) get the fault ``spec``
+        (``spec`` None removes it); only requests whose body contains ``when`` / lacks ``unless``
+        count. Deterministic: with 0.3, the 4th, 7th, 10th, 14th, ... request fails."""
+        with self._lock:
+            if spec is None:
+                self._scripted.pop(model, None)
+            else:
+                ratio = max(0.0, min(1.0, ratio))
+                self._scripted[model] = {
+                    "fault": spec,
+                    "ratio": ratio,
+                    "when": when,
+                    "unless": unless,
+                    "requests": 0,
+                }
+
+    def scripted_fault(self, model: str, body: str) -> str | None:
+        """The scripted fault spec this request of ``model`` gets, if its turn has come."""
+        with self._lock:
+            rule = self._scripted.get(model) or self._scripted.get("*")
+            if rule is None or (rule["when"] and rule["when"] not in body):
+                return None
+            if rule["unless"] and rule["unless"] in body:
+                return None
+            seen = rule["requests"]
+            rule["requests"] = seen + 1
+            return str(rule["fault"]) if int((seen + 1) * rule["ratio"]) > int(seen * rule["ratio"]) else None
+
+    def scripted_faults(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {model: dict(rule) for model, rule in self._scripted.items()}
 
     def stream_opened(self, path: str) -> int:
         with self._lock:
@@ -84,6 +126,7 @@ class FakeState:
             self._requests.clear()
             self._events.clear()
             self._fault_uses.clear()
+            self._scripted.clear()
             for key in self._counts:
                 self._counts[key] = 0
             # Streams still running keep their ids; they are no longer counted as active.

@@ -141,6 +141,9 @@ class LocalStack:
     #: Origins besides the fake provider's that tenants' LLMs may use on private addresses
     #: (`--allow-endpoint`); the stack's own API and moto stay refused even when listed.
     allowed_endpoints: list[str] = field(default_factory=list)
+    #: Re-validate every LLM this often (seconds; ``--revalidate-every``) instead of the template's 6 h;
+    #: 0 runs no schedule at all (``off``: test stacks that count upstream requests).
+    revalidate_every: float | None = None
     state: dict[str, Any] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _api_socket: socket.socket | None = None
@@ -156,6 +159,8 @@ class LocalStack:
         resolver = Resolver(parameter_defaults(template, {"Stage": LOCAL_STAGE, "LogLevel": "WARNING"}))
         provision(template, resolver, _client_factory())
         os.environ.update(function_environment(template, resolver))
+        if self.revalidate_every:
+            os.environ["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
         fake_url = self._start_fake_provider()
         os.environ["BUILTIN_BASE_URL"] = fake_url
         os.environ.update(self._endpoint_settings(fake_url, aws_url))
@@ -170,6 +175,7 @@ class LocalStack:
         self._stoppers.append(http.stop)
         api_url = f"http://127.0.0.1:{api_port}"
         self._start_pollers(template, resolver, front_door)
+        self._start_schedules(template, front_door)
 
         from llm_gateway.domain.accounts import create_account
 
@@ -298,6 +304,19 @@ class LocalStack:
             )
             poller.start()
             self._stoppers.append(poller.stop)
+
+    def _start_schedules(self, template: dict[str, Any], front_door: FrontDoor) -> None:
+        """The template's schedules as timers; ``--revalidate-every`` shortens the period."""
+        from llm_gateway_cli.local.schedules import LocalSchedule, schedule_targets
+
+        if self.revalidate_every == 0:
+            return
+        for target in schedule_targets(template):
+            function = front_door.function(target.function, target.module, target.attribute)
+            period = min(self.revalidate_every, target.period_s) if self.revalidate_every else None
+            schedule = LocalSchedule(target, function.invoke, period_s=period, on_error=self.log)
+            schedule.start()
+            self._stoppers.append(schedule.stop)
 
     @staticmethod
     def _usage_plan_id(template: dict[str, Any], resolver: Resolver) -> str | None:

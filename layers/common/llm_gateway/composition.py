@@ -116,6 +116,8 @@ def registry() -> Registry:
 
 def reset() -> None:
     """Forget every cached adapter and the settings (tests change the environment between cases)."""
+    if traffic_recorder.cache_info().currsize:  # its thread and counts belong to the old environment
+        traffic_recorder().close(flush=False)
     for value in list(globals().values()):
         clear = getattr(value, "cache_clear", None)
         if callable(clear):
@@ -350,3 +352,135 @@ def usage_key_repository() -> DynamoUsageKeyRepository:
     from llm_gateway.adapters.dynamodb import DynamoUsageKeyRepository
 
     return DynamoUsageKeyRepository(aws.dynamodb(), get_settings().table_name)
+
+
+# --- health: re-validation, passive traffic health, webhooks --------------------------------------
+
+if TYPE_CHECKING:
+    from llm_gateway.adapters.health_store import DynamoHealthStore
+    from llm_gateway.adapters.queues import SqsWebhookQueue
+    from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
+    from llm_gateway.adapters.webhook_store import DynamoWebhookRepository
+    from llm_gateway.domain.health import HealthService
+    from llm_gateway.domain.revalidation import RevalidationScheduler, Revalidator
+    from llm_gateway.domain.webhooks import WebhookDeliverer
+
+HEALTH_EVENT_SOURCE = "llm-gateway.health"
+
+
+@lru_cache(maxsize=1)
+def health_store() -> DynamoHealthStore:
+    from llm_gateway.adapters.health_store import DynamoHealthStore
+
+    return DynamoHealthStore(aws.dynamodb(), get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def health_service() -> HealthService:
+    """Publishes ``LlmHealthChanged`` under its own source (the validation rule never sees it)."""
+    from llm_gateway.domain.health import HealthService
+
+    events = EventBridgePublisher(aws.events(), get_settings().event_bus_name, HEALTH_EVENT_SOURCE)
+    return HealthService(store=health_store(), events=events)
+
+
+@lru_cache(maxsize=1)
+def traffic_recorder() -> BufferedTrafficRecorder:
+    """The stream app's recorder: built without touching AWS; its thread starts on the first stream."""
+    from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
+    from llm_gateway.catalog import builtin_llms
+
+    settings = get_settings()
+    return BufferedTrafficRecorder(
+        lambda batch: health_service().record_traffic(batch),
+        interval_s=settings.health_flush_seconds,
+        max_pending=settings.health_flush_streams,
+        skip_llms=frozenset(builtin_llms()),
+    )
+
+
+def light_probe() -> Callable[[Any, str], Report]:
+    """The re-validation probe set: one streaming request per URL, no wrong-key probe."""
+    from llm_gateway.domain.conformance import EndpointConfig, run_conformance
+    from llm_gateway.domain.conformance.budget import validator_budget
+
+    return lambda llm, api_key: run_conformance(
+        EndpointConfig.from_llm(llm), api_key, probe_http(), light=True, budget=validator_budget(None)
+    )
+
+
+@lru_cache(maxsize=1)
+def revalidator() -> Revalidator:
+    from llm_gateway.domain.revalidation import Revalidator
+
+    return Revalidator(
+        llms=llm_repository(),
+        reports=report_repository(),
+        credentials=credential_store(),
+        probe=light_probe(),
+        health=health_service(),
+        full_validation=lambda account, llm: validator().validate(account, llm),
+    )
+
+
+@lru_cache(maxsize=1)
+def revalidation_scheduler() -> RevalidationScheduler:
+    from datetime import UTC, datetime
+
+    from llm_gateway.adapters.queues import SqsRevalidationQueue
+    from llm_gateway.domain.revalidation import RevalidationScheduler
+    from llm_gateway.settings import SettingsError
+
+    settings = get_settings()
+    if not settings.validation_queue_url:
+        raise SettingsError("missing required environment variable(s): VALIDATION_QUEUE_URL")
+    return RevalidationScheduler(
+        candidates=llm_repository(),
+        queue=SqsRevalidationQueue(aws.sqs(), settings.validation_queue_url),
+        interval_s=max(1, round(settings.revalidation_interval_minutes * 60)),
+        now=lambda: datetime.now(UTC),
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_repository() -> DynamoWebhookRepository:
+    from llm_gateway.adapters.webhook_store import DynamoWebhookRepository
+
+    return DynamoWebhookRepository(aws.dynamodb(), get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def webhook_secrets() -> SecretsManagerCredentialStore:
+    """Webhook signing secrets: KMS-sealed per tenant like LLM keys, under ``webhooks/``."""
+    s = get_settings()
+    return SecretsManagerCredentialStore(
+        aws.secretsmanager(), aws.kms(), s.credentials_key_id, s.stage, folder="webhooks/"
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_queue() -> SqsWebhookQueue:
+    from llm_gateway.adapters.queues import SqsWebhookQueue
+    from llm_gateway.settings import SettingsError
+
+    url = get_settings().webhook_queue_url
+    if not url:
+        raise SettingsError("missing required environment variable(s): WEBHOOK_QUEUE_URL")
+    return SqsWebhookQueue(aws.sqs(), url)
+
+
+@lru_cache(maxsize=1)
+def webhook_deliverer() -> WebhookDeliverer:
+    import time
+
+    from llm_gateway.adapters.guarded_http import GuardedHttp
+    from llm_gateway.adapters.webhook_http import DELIVERY_TIMEOUT, GuardedWebhookSender
+    from llm_gateway.domain.webhooks import WebhookDeliverer
+
+    guarded = GuardedHttp(address_policy())
+    return WebhookDeliverer(
+        repo=webhook_repository(),
+        store=webhook_secrets(),
+        sender=GuardedWebhookSender(guarded.sync_client(timeout=DELIVERY_TIMEOUT)),
+        clock=time.time,
+    )

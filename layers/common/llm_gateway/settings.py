@@ -49,6 +49,16 @@ class Settings(BaseModel):
     platform_secret_prefix_override: str | None = Field(None, alias="PLATFORM_SECRET_PREFIX")
     #: Local stack only: send built-ins to this base URL (the fake provider) instead of the vendors.
     builtin_base_url: str | None = Field(None, alias="BUILTIN_BASE_URL")
+    #: Health: every valid or invalid LLM is re-validated once per interval (the local stack's
+    #: ``--revalidate-every`` sets fractions of a minute).
+    revalidation_interval_minutes: float = Field(360, alias="REVALIDATION_INTERVAL_MINUTES", gt=0)
+    #: Where the re-validation schedule sends its messages (the scheduler function only).
+    validation_queue_url: str | None = Field(None, alias="VALIDATION_QUEUE_URL")
+    #: Where webhook deliveries are queued (the webhook delivery function only).
+    webhook_queue_url: str | None = Field(None, alias="WEBHOOK_QUEUE_URL")
+    #: The stream function flushes its traffic counters this often, or after this many streams.
+    health_flush_seconds: float = Field(10.0, alias="HEALTH_FLUSH_SECONDS", gt=0)
+    health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
 
     @field_validator("private_endpoint_origins", "gateway_origins")
     @classmethod

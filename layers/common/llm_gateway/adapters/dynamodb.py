@@ -1,7 +1,10 @@
 """Single-table storage. Keys: ``ACCOUNT#<id>`` / ``LLM#<id>`` and ``APIKEY#<keyId>``,
 ``APIKEY#<sha256>`` / ``APIKEY`` (the authorizer's lookup).
 
-Each LLM item keeps the document as JSON plus the attributes conditions need (``version``).
+Each LLM item keeps the document as JSON plus the attributes conditions need (``version``) and
+``status``, the partition key of the ``LlmsByStatus`` index (keys and ``version`` only): the
+re-validation schedule lists every ``valid`` and ``invalid`` LLM of every account from it, reading
+a few bytes per LLM instead of scanning the whole table (sessions, reports, health buckets).
 """
 
 from __future__ import annotations
@@ -9,17 +12,20 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from llm_gateway.domain.ports import AlreadyExists, LastKey, TooManyKeys, VersionConflict
 from llm_gateway.models.account import KeyOwner, StoredApiKey
-from llm_gateway.models.llm import StoredLlm
+from llm_gateway.models.llm import LlmStatus, StoredLlm
 from llm_gateway.models.report import Report, ValidationRun, ValidationRunStatus
 from llm_gateway.models.session import SessionRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from llm_gateway.domain.revalidation import LlmKey
 
 
 def account_pk(account_id: str) -> str:
@@ -28,6 +34,11 @@ def account_pk(account_id: str) -> str:
 
 def llm_sk(llm_id: str) -> str:
     return f"LLM#{llm_id}"
+
+
+#: The table's index on ``status`` (template.yaml): LLM items are the only ones with that attribute
+#: besides Powertools' idempotency records (whose statuses are never valid or invalid).
+LLMS_BY_STATUS_INDEX = "LlmsByStatus"
 
 
 class DynamoLlmRepository:
@@ -95,7 +106,35 @@ class DynamoLlmRepository:
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
+        from llm_gateway.adapters.health_store import DynamoHealthStore
+
+        DynamoHealthStore(self._db, self._table).delete_state(account_id, llm_id)
         return True
+
+    def revalidation_candidates(self) -> Iterator[LlmKey]:
+        """Every ``valid`` and ``invalid`` LLM of every account, one index page at a time."""
+        from llm_gateway.domain.revalidation import LlmKey
+
+        for status in (LlmStatus.VALID, LlmStatus.INVALID):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": LLMS_BY_STATUS_INDEX,
+                "KeyConditionExpression": "#status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":status": {"S": status.value}},
+            }
+            while True:
+                page = self._db.query(**kwargs)
+                for item in page.get("Items", []):
+                    if item.get("SK", {}).get("S", "").startswith("LLM#"):
+                        yield LlmKey(
+                            account_id=item["PK"]["S"].removeprefix("ACCOUNT#"),
+                            llm_id=item["SK"]["S"].removeprefix("LLM#"),
+                            version=int(item.get("version", {}).get("N", "0")),
+                        )
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def api_key_lookup_pk(key_hash: str) -> str:

@@ -24,11 +24,16 @@ def encryption_context(account_id: str, llm_id: str) -> dict[str, str]:
 
 
 class SecretsManagerCredentialStore:
-    def __init__(self, sm: SecretsManagerClient, kms: KMSClient, key_id: str, stage: str) -> None:
+    """``folder`` keeps other kinds of tenant secrets apart (webhook signing secrets live under
+    ``webhooks/``, so a role can be granted one kind without the other)."""
+
+    def __init__(
+        self, sm: SecretsManagerClient, kms: KMSClient, key_id: str, stage: str, folder: str = ""
+    ) -> None:
         self._sm = sm
         self._kms = kms
         self._key_id = key_id
-        self._prefix = f"llm-gateway/{stage}/"
+        self._prefix = f"llm-gateway/{stage}/{folder}"
 
     def secret_name(self, account_id: str, llm_id: str) -> str:
         return f"{self._prefix}{account_id}/{llm_id}"

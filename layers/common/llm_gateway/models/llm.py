@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Field, SecretStr, StringConstraints, field_
 from pydantic_core import PydanticCustomError
 
 from llm_gateway.models.common import ApiModel, PageMeta
+from llm_gateway.models.health import LlmHealth
 from llm_gateway.redaction import is_credential_param, redact_url
 
 MAX_SECRET_CHARS = 4096
@@ -323,6 +324,8 @@ class Llm(ApiModel):
     version: int
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: Beside ``status``: how the LLM is doing now (``GET /v1/llms/{id}`` only; never stored here).
+    health: LlmHealth | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("headers", "metadata", "timeouts", mode="before")
     @classmethod

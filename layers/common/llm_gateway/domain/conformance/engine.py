@@ -115,7 +115,9 @@ class _Prober:
         budget: Budget,
         monotonic: Callable[[], float],
         run: RunClock | None = None,
+        light: bool = False,
     ) -> None:
+        self.light = light
         self.config = config
         self.provider = provider_for(config.llm_format)
         self.api_key = api_key
@@ -346,6 +348,8 @@ class _Prober:
 
     def _auth_probe(self, request: UpstreamRequest, main: Exchange, spec: list[Check]) -> _Finding:
         """Send the same request with a wrong key: accepting it is a warning, never a failure."""
+        if self.light:
+            return _check("auth_probe", _AUTH, _SKIP, "not run: a re-validation sends one streaming request")
         skipped = self._auth_probe_skipped(main, spec)
         if skipped is not None:
             return skipped
@@ -447,14 +451,17 @@ def run_conformance(
     budget: RunBudget | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    light: bool = False,
 ) -> Report:
     """Probe every URL of ``config`` with ``api_key`` (all at once) and return the report. Never
     raises for anything the endpoint does; ``budget`` bounds the whole run: what it cuts short is
-    reported as such, and the report comes back by the deadline (plus one read at most)."""
+    reported as such, and the report comes back by the deadline (plus one read at most).
+    ``light`` is the scheduled re-validation's probe set: one streaming request per URL, no
+    wrong-key probe (``auth_probe`` is ``skip``)."""
     checked_at = now()
     per_check = Budget.of(config.timeouts, max_total_s)
     run = budget.start(monotonic) if budget is not None else None
-    prober = _Prober(config, api_key, http, per_check, monotonic, run)
+    prober = _Prober(config, api_key, http, per_check, monotonic, run, light)
     several = len(config.urls) > 1
     results = _probe_all(prober, config.urls, run)
     findings = [
@@ -472,7 +479,8 @@ def run_conformance(
         checks=[f.check for f in findings],
         details={
             "probe": {"maxTokens": PROBE_MAX_TOKENS, "stream": True, "timeoutS": per_check.total_s}
-            | ({"budgetS": round(budget.seconds, 1)} if budget is not None else {}),
+            | ({"budgetS": round(budget.seconds, 1)} if budget is not None else {})
+            | ({"probeSet": "light"} if light else {}),
             "urls": [r.probed_url for r in results],
             "specConforms": primary.spec_conforms if primary else None,
         },

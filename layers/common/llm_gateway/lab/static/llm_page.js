@@ -3,6 +3,7 @@
 import { call, describeError } from "./api.js";
 import { announce, badge, confirmDialog, formatTime, h } from "./dom.js";
 import { chatSection, forgetSessionTokens } from "./chat.js";
+import { healthSection } from "./health.js";
 import { formatName } from "./llms.js";
 import { reportRegion, rotationText, timingsFigure } from "./report.js";
 import { snippetsSection } from "./snippets.js";
@@ -142,6 +143,7 @@ export async function renderLlmPage({ root, signal, go }, llmId) {
     statusLine,
     builtin ? h("p", { class: "notice" }, "A built-in LLM: read-only. Try it and use the snippets below.") : rotationNotice,
     h("div", { class: "panel" }, facts),
+    builtin ? null : healthSection({ llmId: llm.id, signal }),
     builtin ? null : h("div", { class: "actions" },
       h("a", { href: `#/llms/${encodeURIComponent(llm.id)}/edit`, class: "button secondary" }, "Edit"),
       validateButton, deleteButton, actionStatus),

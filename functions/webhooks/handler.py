@@ -1,0 +1,69 @@
+"""Webhooks function: /v1/webhooks routes. Thin: parse and validate, one domain call, a response model.
+
+A function of its own: it writes webhook signing secrets (Secrets Manager, ``webhooks/`` folder
+only), so no other role gains that, and its own role cannot read an LLM key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from llm_gateway import composition
+from llm_gateway.api import account_id, create_resolver, error_responses, json_response, ok_response, resolve
+from llm_gateway.domain import webhooks
+from llm_gateway.models.webhook import NewWebhook, WebhookCreate, WebhookList
+from llm_gateway.observability import get_logger, get_tracer
+
+composition.require_settings()
+app = create_resolver("LLM Gateway webhooks API")
+WebhookId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+#: The signing secret and the list are never cached by a browser or a proxy.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@app.get(
+    "/v1/webhooks",
+    summary="List the account's webhooks (never their secrets)",
+    responses=ok_response(WebhookList) | error_responses(401),
+)
+def list_webhooks() -> Response[Any]:
+    found = webhooks.list_webhooks(composition.webhook_repository(), account_id(app))
+    return json_response(200, found.to_json_dict(), headers=NO_STORE)
+
+
+@app.post(
+    "/v1/webhooks",
+    summary="Add a webhook for llm.health_changed (at most 10). The signing secret is in this answer only.",
+    responses=ok_response(NewWebhook, "Created", 201) | error_responses(400, 401, 409, 413),
+)
+def create_webhook(request: Annotated[WebhookCreate, Body()]) -> Response[Any]:
+    created = webhooks.create_webhook(
+        composition.webhook_repository(),
+        composition.webhook_secrets(),
+        composition.url_guard(),
+        account_id(app),
+        request,
+    )
+    return json_response(201, created.to_json_dict(), headers=NO_STORE)
+
+
+@app.delete(
+    "/v1/webhooks/<webhook_id>",
+    summary="Delete a webhook and its signing secret",
+    responses=ok_response(None, "Deleted", 204) | error_responses(401, 404),
+)
+def delete_webhook(webhook_id: WebhookId) -> Response[Any]:
+    webhooks.delete_webhook(
+        composition.webhook_repository(), composition.webhook_secrets(), account_id(app), webhook_id
+    )
+    return Response(status_code=204, body="", headers=NO_STORE)
+
+
+@get_logger().inject_lambda_context(clear_state=True)
+@get_tracer().capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolve(app, event, context)

@@ -1,0 +1,84 @@
+"""Webhooks in the single table: ``ACCOUNT#<id>`` / ``WEBHOOK#<webhookId>``, the public fields as
+``doc`` JSON plus the secret's reference; the secret itself lives in Secrets Manager."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from llm_gateway.domain.ports import AlreadyExists
+from llm_gateway.models.webhook import StoredWebhook
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+def _key(account_id: str, webhook_id: str) -> dict[str, Any]:
+    return {"PK": {"S": f"ACCOUNT#{account_id}"}, "SK": {"S": f"WEBHOOK#{webhook_id}"}}
+
+
+def _stored(item: dict[str, Any]) -> StoredWebhook:
+    fields = json.loads(item["doc"]["S"])
+    if "enabled" in item:
+        fields["enabled"] = item["enabled"]["BOOL"]
+    if "disabledReason" in item:
+        fields["disabledReason"] = item["disabledReason"]["S"]
+    return StoredWebhook.model_validate(fields)
+
+
+class DynamoWebhookRepository:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def add(self, webhook: StoredWebhook) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    **_key(webhook.account_id, webhook.id),
+                    "kind": {"S": "webhook"},
+                    "doc": {"S": webhook.model_dump_json(by_alias=True)},
+                },
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise AlreadyExists(webhook.id) from None
+
+    def list(self, account_id: str) -> list[StoredWebhook]:
+        items = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{account_id}"}, ":prefix": {"S": "WEBHOOK#"}},
+            ConsistentRead=True,
+        ).get("Items", [])
+        return [_stored(item) for item in items]
+
+    def get(self, account_id: str, webhook_id: str) -> StoredWebhook | None:
+        item = self._db.get_item(
+            TableName=self._table, Key=_key(account_id, webhook_id), ConsistentRead=True
+        ).get("Item")
+        return _stored(item) if item else None
+
+    def delete(self, account_id: str, webhook_id: str) -> bool:
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key=_key(account_id, webhook_id),
+                ConditionExpression="attribute_exists(PK)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def disable(self, account_id: str, webhook_id: str, reason: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(account_id, webhook_id),
+                UpdateExpression="SET enabled = :false, disabledReason = :reason",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues={":false": {"BOOL": False}, ":reason": {"S": reason}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return  # deleted meanwhile
