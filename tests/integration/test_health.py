@@ -27,8 +27,8 @@ from tests.integration.conftest import AwsStack, Invoke
 
 
 @pytest.fixture
-def private_ok(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "true")
+def private_ok(aws: AwsStack, fake: FakeProviderHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", fake.url)  # the fake provider lives on loopback
     composition.reset()
 
 

@@ -59,7 +59,8 @@ class Receiver:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/llm-gateway"
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.origin}/hooks/llm-gateway"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
@@ -71,8 +72,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def private_ok(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ALLOW_PRIVATE_ENDPOINTS", "true")
+def private_ok(aws: AwsStack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", receiver.origin)  # the receiver lives on loopback
     composition.reset()
 
 
