@@ -137,10 +137,21 @@ _proxy: StreamProxy | None = None
 
 
 async def _build_proxy() -> StreamProxy:
-    """Once per container, off the event loop: building it loads the token public key from KMS."""
+    """Only when the app runs without its lifespan (``warm_up`` did not run): off the event loop."""
     global _proxy
     _proxy = await asyncio.to_thread(composition.stream_proxy)
     return _proxy
+
+
+async def warm_up() -> None:
+    """Container init, before the Web Adapter's readiness check passes: nothing of it is left for
+    a request. The token public key (one KMS ``GetPublicKey``) loads while the request path's
+    clients are built, and the first DynamoDB connection is opened."""
+    global _proxy
+    await asyncio.gather(
+        asyncio.to_thread(composition.public_key_set), asyncio.to_thread(composition.warm_stream_clients)
+    )
+    _proxy = composition.stream_proxy()
 
 
 class ChatCompletions:
@@ -245,6 +256,7 @@ async def shutdown() -> None:
 
 @contextlib.asynccontextmanager
 async def _lifespan(_: Starlette) -> AsyncIterator[None]:
+    await warm_up()
     yield
     await shutdown()
 

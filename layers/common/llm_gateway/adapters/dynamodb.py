@@ -1,18 +1,23 @@
 """Single-table storage. Keys: ``ACCOUNT#<id>`` / ``LLM#<id>`` and ``APIKEY#<keyId>``,
 ``APIKEY#<sha256>`` / ``APIKEY`` (the authorizer's lookup).
 
-Each LLM item keeps the document as JSON plus the attributes conditions need (``version``).
+Each LLM item keeps the document as JSON plus the attributes conditions need (``version``) and
+``rev``, a hash of the document: every write that changes anything (config, status, a promoted
+key's hint) makes a new one, which is what the stream's freshness read compares.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from llm_gateway.domain.ports import AlreadyExists, LastKey, TooManyKeys, VersionConflict
+from llm_gateway.domain.sessions import Freshness, LlmRef, Loaded, RevisedLlm
 from llm_gateway.models.account import KeyOwner, StoredApiKey
 from llm_gateway.models.llm import StoredLlm
 from llm_gateway.models.report import Report
@@ -36,13 +41,15 @@ class DynamoLlmRepository:
         self._table = table_name
 
     def _item(self, llm: StoredLlm) -> dict[str, Any]:
+        doc = llm.model_dump_json()
         return {
             "PK": {"S": account_pk(llm.account_id)},
             "SK": {"S": llm_sk(llm.id)},
             "kind": {"S": "llm"},
             "version": {"N": str(llm.version)},
             "status": {"S": llm.status.value},
-            "doc": {"S": llm.model_dump_json()},
+            "rev": {"S": llm_revision(doc)},
+            "doc": {"S": doc},
         }
 
     def create(self, llm: StoredLlm) -> None:
@@ -96,6 +103,11 @@ class DynamoLlmRepository:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+
+def llm_revision(doc: str) -> str:
+    """A short hash of an LLM item's document: equal revisions, equal documents."""
+    return hashlib.blake2b(doc.encode(), digest_size=8).hexdigest()
 
 
 def api_key_lookup_pk(key_hash: str) -> str:
@@ -386,6 +398,72 @@ class DynamoSessionRepository:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+
+class DynamoSessionStateStore:
+    """The stream's reads: one strongly consistent ``BatchGetItem`` for a session and its LLM.
+
+    ``check`` projects only what decides freshness (``revoked``, the LLM's ``rev``): one small read
+    per request. ``load`` reads the whole items, once per container and session (or revision).
+    """
+
+    CHECK_PROJECTION = "PK, revoked, rev"
+    MAX_ROUNDS = 5
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def check(self, session_id: str, llm: LlmRef | None) -> Freshness:
+        items = self._batch(session_id, llm, self.CHECK_PROJECTION)
+        session = items.get(session_pk(session_id))
+        llm_item = items.get(account_pk(llm.account_id)) if llm is not None else None
+        return Freshness(
+            session_found=session is not None,
+            revoked=bool(session and session.get("revoked", {}).get("BOOL")),
+            llm_found=llm is None or llm_item is not None,
+            llm_revision=llm_item["rev"]["S"] if llm_item and "rev" in llm_item else None,
+        )
+
+    def load(self, session_id: str | None, llm: LlmRef | None) -> Loaded:
+        items = self._batch(session_id, llm, None)
+        record = None
+        session = items.get(session_pk(session_id)) if session_id is not None else None
+        if session is not None and "doc" in session:
+            record = SessionRecord.model_validate_json(session["doc"]["S"])
+            if session.get("revoked", {}).get("BOOL"):
+                record = record.model_copy(update={"revoked": True})
+        revised = None
+        llm_item = items.get(account_pk(llm.account_id)) if llm is not None else None
+        if llm_item is not None:
+            doc = llm_item["doc"]["S"]
+            stored = StoredLlm.model_validate_json(doc)
+            rev = llm_item["rev"]["S"] if "rev" in llm_item else llm_revision(doc)
+            if llm is not None and stored.account_id == llm.account_id:
+                revised = RevisedLlm(stored, rev)
+        return Loaded(record=record, llm=revised)
+
+    def _batch(self, session_id: str | None, llm: LlmRef | None, projection: str | None) -> dict[str, Any]:
+        """The items by ``PK`` (one session and one LLM never share a partition key)."""
+        keys: list[dict[str, Any]] = []
+        if session_id is not None:
+            keys.append({"PK": {"S": session_pk(session_id)}, "SK": {"S": SESSION_SK}})
+        if llm is not None:
+            keys.append({"PK": {"S": account_pk(llm.account_id)}, "SK": {"S": llm_sk(llm.llm_id)}})
+        request: Any = {"Keys": keys, "ConsistentRead": True}
+        if projection is not None:
+            request["ProjectionExpression"] = projection
+        found: dict[str, Any] = {}
+        for attempt in range(self.MAX_ROUNDS):
+            response = self._db.batch_get_item(RequestItems={self._table: request})
+            for item in response.get("Responses", {}).get(self._table, []):
+                found[item["PK"]["S"]] = item
+            unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
+            if not unprocessed:
+                return found
+            request = unprocessed  # throttled: the rest again, after a short pause
+            time.sleep(0.005 * 2**attempt)
+        raise RuntimeError("DynamoDB left keys unprocessed; the session could not be checked")
 
 
 class DynamoUsageKeyRepository:
