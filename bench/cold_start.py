@@ -49,7 +49,9 @@ def measure(function: str, module: str) -> float:
     path = os.pathsep.join([str(BUILD / function), str(_host_deps()), str(BUILD / "CommonLayer" / "python")])
     env = {
         **os.environ, **ENV, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "llm-gateway", "STAGE": "bench",
+        "POWERTOOLS_SERVICE_NAME": "llm-gateway", "STAGE": "bench", "TABLE_NAME": "bench",
+        "EVENT_BUS_NAME": "bench", "CREDENTIALS_KEY_ID": "alias/bench", "TOKEN_SIGNING_KEY_ID": "alias/bench-signing",
+        "TOKEN_ISSUER": "https://bench.invalid",
     }  # fmt: skip
     samples = []
     for _ in range(RUNS):

@@ -148,9 +148,12 @@ async def warm_up() -> None:
     a request. The token public key (one KMS ``GetPublicKey``) loads while the request path's
     clients are built, and the first DynamoDB connection is opened."""
     global _proxy
-    await asyncio.gather(
-        asyncio.to_thread(composition.public_key_set), asyncio.to_thread(composition.warm_stream_clients)
-    )
+
+    async def clients_and_connection() -> None:
+        await asyncio.to_thread(composition.warm_stream_clients)
+        await composition.session_state_store().check("init", None)  # a key that never exists
+
+    await asyncio.gather(asyncio.to_thread(composition.public_key_set), clients_and_connection())
     _proxy = composition.stream_proxy()
 
 
@@ -249,9 +252,11 @@ class ChatCompletions:
 
 
 async def shutdown() -> None:
-    """Close the upstream HTTP session if one was opened (a clean exit, no unclosed-session warning)."""
+    """Close the HTTP sessions that were opened (a clean exit, no unclosed-session warning)."""
     if composition.upstream_transport.cache_info().currsize:
         await composition.upstream_transport().aclose()
+    if composition.session_state_store.cache_info().currsize:
+        await composition.session_state_store().aclose()
 
 
 @contextlib.asynccontextmanager

@@ -57,3 +57,18 @@ def test_the_stream_function_runs_behind_the_web_adapter(sam: Template) -> None:
     assert layer[1] == {"Ref": "LambdaWebAdapterLayerArn"}, "the layer ARN can be overridden"
     assert "${AWS::Region}" in layer[2]["Fn::Sub"], "by default it is built from the region"
     assert function["Timeout"] > 300, "long enough for a session's answer"
+
+
+def test_the_stream_reads_the_table_with_batch_get_item_only_and_on_the_table_only(cfn: Template) -> None:
+    """Issue 10: the per-request freshness read (session + LLM) is one BatchGetItem; the stream
+    function's role may read the table that way and no other (no GetItem, Query or writes)."""
+    from tests.infra.template_checks import iam_statements
+
+    role = props(cfn["Resources"]["StreamProxyFunction"])["Role"]["Fn::GetAtt"][0]
+    dynamodb = [
+        st
+        for st in iam_statements(cfn)
+        if role in st.roles and st.allows and any(a.startswith("dynamodb:") for a in st.actions_lower)
+    ]
+    assert [st.actions for st in dynamodb] == [["dynamodb:BatchGetItem"]]
+    assert dynamodb[0].body["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +35,12 @@ class HeldCheck:
     release: threading.Event = field(default_factory=threading.Event)
     calls: int = 0
 
-    def wrap(self, real: Callable[..., Freshness]) -> Callable[..., Freshness]:
-        def held(*args: Any) -> Freshness:
+    def wrap(self, real: Callable[..., Awaitable[Freshness]]) -> Callable[..., Awaitable[Freshness]]:
+        async def held(*args: Any) -> Freshness:
             self.calls += 1
             self.entered.set()
-            assert self.release.wait(10), "the test never released the freshness read"
-            return real(*args)
+            assert await asyncio.to_thread(self.release.wait, 10), "the test never released the read"
+            return await real(*args)
 
         return held
 
@@ -171,23 +171,24 @@ def test_a_deleted_llm_during_the_read_aborts_the_upstream_and_answers_403(
 
 
 @dataclass
-class CountingTable:
-    """Counts the stream's reads where they reach the table adapter's client: whole-item loads
-    and projected freshness checks, each one ``BatchGetItem``."""
+class CountingStore:
+    """Counts the stream's reads at the table adapter: whole-item loads (``load``) and projected
+    freshness checks (``check``), each one ``BatchGetItem``."""
 
     real: Any
     gate: threading.Event = field(default_factory=threading.Event)
     loads: int = 0
     checks: int = 0
 
-    def batch_get_item(self, **kwargs: Any) -> Any:
-        (request,) = kwargs["RequestItems"].values()
-        if "ProjectionExpression" in request:
-            self.checks += 1
-        else:
-            self.loads += 1
-            assert self.gate.wait(10)  # every request arrives while the first read is in flight
-        return self.real.batch_get_item(**kwargs)
+    async def check(self, *args: Any) -> Freshness:
+        self.checks += 1
+        result: Freshness = await self.real.check(*args)
+        return result
+
+    def load(self, *args: Any) -> Any:
+        self.loads += 1
+        assert self.gate.wait(10)  # every request arrives while the first read is in flight
+        return self.real.load(*args)
 
 
 def test_eight_concurrent_misses_share_one_read_of_the_session_config_and_key(
@@ -202,9 +203,7 @@ def test_eight_concurrent_misses_share_one_read_of_the_session_config_and_key(
     token = composition.session_service().mint(account, request).response.session_token
     claims = composition.stream_token_verifier().verify(token)
 
-    store = composition.session_state_store()
-    table = CountingTable(store._db)
-    monkeypatch.setattr(store, "_db", table)
+    table = CountingStore(composition.session_state_store())
     key_reads: list[LlmRef] = []
 
     def read_key(account_id: str, llm: str) -> str:
@@ -212,7 +211,7 @@ def test_eight_concurrent_misses_share_one_read_of_the_session_config_and_key(
         assert table.gate.wait(10)
         return composition.stored_key(account_id, llm)
 
-    access = SessionAccess(store=store, read_key=read_key, builtin_endpoint=composition.builtin_endpoint)
+    access = SessionAccess(store=table, read_key=read_key, builtin_endpoint=composition.builtin_endpoint)
 
     async def eight() -> list[str]:
         begins = [asyncio.create_task(access.begin(claims)) for _ in range(8)]

@@ -62,7 +62,7 @@ class Table:
     def change(self, llm: StoredLlm) -> None:
         self.llm, self.revision = llm, self.revision + 1
 
-    def check(self, session_id: str, llm: LlmRef | None) -> Freshness:
+    async def check(self, session_id: str, llm: LlmRef | None) -> Freshness:
         self.calls.append("check")
         return Freshness(
             self.session, self.revoked, self.llm is not None, str(self.revision) if self.llm else None

@@ -44,14 +44,16 @@ def _serve_moto(sock: socket.socket, workers: int) -> None:
     from a2wsgi import WSGIMiddleware
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from llm_gateway_cli.local.moto_reads import FreshnessReads
+
     os.environ.setdefault("MOTO_PORT", str(sock.getsockname()[1]))
     app = DomainDispatcherApplication(create_backend_app)
     # moto is a WSGI app; uvicorn keeps connections alive (werkzeug's server closes every one).
     # Workers: SQS long polls hold one each for up to 20 s.
     config = uvicorn.Config(
-        WSGIMiddleware(app, workers=workers),  # type: ignore[arg-type]
+        FreshnessReads(WSGIMiddleware(app, workers=workers)),  # type: ignore[arg-type]
         log_level="warning", access_log=False, lifespan="off", http="httptools", loop="uvloop",
-        timeout_keep_alive=75, timeout_graceful_shutdown=0.2,
+        timeout_keep_alive=75, timeout_graceful_shutdown=0,
     )  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -291,9 +291,9 @@ def usage_key_repository() -> DynamoUsageKeyRepository:
 
 
 def warm_stream_clients() -> None:
-    """Stream function init: the clients a request uses, built now, and the DynamoDB connection
-    opened with a read of a key that never exists (the same strongly consistent read as a request's,
-    so the role needs nothing more)."""
+    """Stream function init: the clients a request uses, built now (the stream app then opens the
+    DynamoDB connection with a read of a key that never exists: the same read as a request's, so
+    the role needs nothing more)."""
     upstream_transport()
     aws.secretsmanager()
-    session_state_store().check("init", None)
+    session_state_store()

@@ -8,11 +8,13 @@ key's hint) makes a new one, which is what the stream's freshness read compares.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -404,20 +406,42 @@ class DynamoSessionStateStore:
     """The stream's reads: one strongly consistent ``BatchGetItem`` for a session and its LLM.
 
     ``check`` projects only what decides freshness (``revoked``, the LLM's ``rev``): one small read
-    per request. ``load`` reads the whole items, once per container and session (or revision).
+    per request, on the event loop (``aws_async``: no thread hop on the hot path). ``load`` reads
+    the whole items with botocore (in a worker thread), once per container and session or revision.
     """
 
     CHECK_PROJECTION = "PK, revoked, rev"
     MAX_ROUNDS = 5
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        batch_get: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
+        """``batch_get`` sends a ``BatchGetItem`` request asynchronously; the default is
+        ``aws_async.AwsJsonCall`` with this client's endpoint, region and credentials."""
         self._db = client
         self._table = table_name
+        self._batch_get = batch_get
 
-    def check(self, session_id: str, llm: LlmRef | None) -> Freshness:
-        items = self._batch(session_id, llm, self.CHECK_PROJECTION)
-        session = items.get(session_pk(session_id))
-        llm_item = items.get(account_pk(llm.account_id)) if llm is not None else None
+    async def check(self, session_id: str, llm: LlmRef | None) -> Freshness:
+        if self._batch_get is None:
+            from llm_gateway.adapters.aws_async import AwsJsonCall
+
+            self._batch_get = AwsJsonCall(self._db, operation="BatchGetItem")
+        request: Any = self._request(session_id, llm, self.CHECK_PROJECTION)
+        found: dict[str, Any] = {}
+        for attempt in range(self.MAX_ROUNDS):
+            response = await self._batch_get({"RequestItems": {self._table: request}})
+            request = self._collect(response, found)
+            if request is None:
+                break
+            await asyncio.sleep(0.005 * 2**attempt)  # throttled: the rest again, after a short pause
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed; the session could not be checked")
+        session = found.get(session_pk(session_id))
+        llm_item = found.get(account_pk(llm.account_id)) if llm is not None else None
         return Freshness(
             session_found=session is not None,
             revoked=bool(session and session.get("revoked", {}).get("BOOL")),
@@ -426,44 +450,51 @@ class DynamoSessionStateStore:
         )
 
     def load(self, session_id: str | None, llm: LlmRef | None) -> Loaded:
-        items = self._batch(session_id, llm, None)
+        request: Any = self._request(session_id, llm, None)
+        found: dict[str, Any] = {}
+        for attempt in range(self.MAX_ROUNDS):
+            request = self._collect(self._db.batch_get_item(RequestItems={self._table: request}), found)
+            if request is None:
+                break
+            time.sleep(0.005 * 2**attempt)
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed; the session could not be read")
         record = None
-        session = items.get(session_pk(session_id)) if session_id is not None else None
+        session = found.get(session_pk(session_id)) if session_id is not None else None
         if session is not None and "doc" in session:
             record = SessionRecord.model_validate_json(session["doc"]["S"])
             if session.get("revoked", {}).get("BOOL"):
                 record = record.model_copy(update={"revoked": True})
         revised = None
-        llm_item = items.get(account_pk(llm.account_id)) if llm is not None else None
+        llm_item = found.get(account_pk(llm.account_id)) if llm is not None else None
         if llm_item is not None:
             doc = llm_item["doc"]["S"]
-            stored = StoredLlm.model_validate_json(doc)
             rev = llm_item["rev"]["S"] if "rev" in llm_item else llm_revision(doc)
-            if llm is not None and stored.account_id == llm.account_id:
-                revised = RevisedLlm(stored, rev)
+            revised = RevisedLlm(StoredLlm.model_validate_json(doc), rev)
         return Loaded(record=record, llm=revised)
 
-    def _batch(self, session_id: str | None, llm: LlmRef | None, projection: str | None) -> dict[str, Any]:
-        """The items by ``PK`` (one session and one LLM never share a partition key)."""
+    async def aclose(self) -> None:
+        close = getattr(self._batch_get, "aclose", None)
+        if close is not None:
+            await close()
+
+    @staticmethod
+    def _request(session_id: str | None, llm: LlmRef | None, projection: str | None) -> dict[str, Any]:
         keys: list[dict[str, Any]] = []
         if session_id is not None:
             keys.append({"PK": {"S": session_pk(session_id)}, "SK": {"S": SESSION_SK}})
         if llm is not None:
             keys.append({"PK": {"S": account_pk(llm.account_id)}, "SK": {"S": llm_sk(llm.llm_id)}})
-        request: Any = {"Keys": keys, "ConsistentRead": True}
+        request: dict[str, Any] = {"Keys": keys, "ConsistentRead": True}
         if projection is not None:
             request["ProjectionExpression"] = projection
-        found: dict[str, Any] = {}
-        for attempt in range(self.MAX_ROUNDS):
-            response = self._db.batch_get_item(RequestItems={self._table: request})
-            for item in response.get("Responses", {}).get(self._table, []):
-                found[item["PK"]["S"]] = item
-            unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
-            if not unprocessed:
-                return found
-            request = unprocessed  # throttled: the rest again, after a short pause
-            time.sleep(0.005 * 2**attempt)
-        raise RuntimeError("DynamoDB left keys unprocessed; the session could not be checked")
+        return request
+
+    def _collect(self, response: Any, found: dict[str, Any]) -> Any:
+        """Items by ``PK`` (a session and an LLM never share one); what is left to read, or None."""
+        for item in response.get("Responses", {}).get(self._table, []):
+            found[item["PK"]["S"]] = item
+        return response.get("UnprocessedKeys", {}).get(self._table) or None
 
 
 class DynamoUsageKeyRepository:

@@ -237,8 +237,9 @@ class Loaded:
 
 
 class SessionStateStore(Protocol):
-    def check(self, session_id: str, llm: LlmRef | None) -> Freshness:
-        """One strongly consistent read of only what decides freshness (``revoked``, the revision)."""
+    async def check(self, session_id: str, llm: LlmRef | None) -> Freshness:
+        """One strongly consistent read of only what decides freshness (``revoked``, the revision);
+        on the event loop: it runs on every request, beside the relay of other streams."""
         ...
 
     def load(self, session_id: str | None, llm: LlmRef | None) -> Loaded:
@@ -413,9 +414,7 @@ class SessionAccess:
             llm, revision = revised.llm, revised.revision
             endpoint = Endpoint(tuple(u.url for u in revised.llm.urls), key[1])
         self._check_record(claims, record)
-        pending = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self.store.check, claims.session_id, ref)
-        )
+        pending = asyncio.get_running_loop().create_task(self.store.check(claims.session_id, ref))
         pending.add_done_callback(_retrieved)
         return ActiveSession(claims, record, llm, builtin, endpoint, revision, pending)
 
@@ -436,7 +435,7 @@ class SessionAccess:
         covered = led and doc_key == (sid, ref)
         pending: asyncio.Future[Freshness] | None = None
         if not covered:
-            pending = asyncio.get_running_loop().create_task(asyncio.to_thread(self.store.check, sid, ref))
+            pending = asyncio.get_running_loop().create_task(self.store.check(sid, ref))
             pending.add_done_callback(_retrieved)
         key: Awaitable[str] | None = None
         if ref is not None and cached_key is None:
