@@ -60,7 +60,7 @@ GONE = {"PK": {"S": "ACCOUNT#a"}, "SK": {"S": "LLM#gone"}}
 
 def by_pk(response: dict[str, Any]) -> dict[str, Any]:
     return {
-        table: sorted(items, key=lambda item: item["PK"]["S"])
+        table: sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
         for table, items in response["Responses"].items()
     }
 
