@@ -89,8 +89,23 @@ def run(mints: int, verifies: int) -> dict[str, Any]:
             mint_ms.append((time.perf_counter() - start) * 1000)
             tokens.append(json.loads(result["body"])["sessionToken"])
 
+        from llm_gateway.adapters import aws
+        from llm_gateway.adapters.dynamodb import DynamoSessionStateStore
+        from llm_gateway.domain.sessions import SessionAccess
+
+        client = aws.dynamodb()
+
+        async def batch_get(request: dict[str, Any]) -> dict[str, Any]:
+            # moto's in-process mock intercepts botocore only (not the aiohttp path of a deployment).
+            response: dict[str, Any] = await asyncio.to_thread(lambda: client.batch_get_item(**request))
+            return response
+
         offline = composition.stream_token_verifier()
-        access = composition.session_access()
+        access = SessionAccess(
+            store=DynamoSessionStateStore(client, get_settings().table_name, batch_get=batch_get),
+            read_key=composition.stored_key,
+            builtin_endpoint=composition.builtin_endpoint,
+        )
         loop = asyncio.new_event_loop()
 
         def stream_session(t: str) -> None:

@@ -228,3 +228,32 @@ def test_eight_concurrent_misses_share_one_read_of_the_session_config_and_key(
     # The request that started the shared read has its freshness from it; the seven that joined
     # it make their own small check (they may have arrived after a revoke).
     assert table.checks == 7
+
+
+def test_a_url_changed_during_the_read_is_reopened_at_the_new_url(gateway: Gateway, held: HeldCheck) -> None:
+    llm = gateway.llm(headers=LONG)
+    token = gateway.token(llm)
+    held.release.set()
+    stream_once(gateway, token)
+    held.release.clear()
+    held.entered.clear()
+    before = gateway.fake.state.connections()
+
+    client = Client(gateway, token).start()
+    assert held.entered.wait(10)
+    wait_for(lambda: gateway.fake.state.connections()["opened"] > before["opened"], timeout=5)
+    repo = composition.llm_repository()
+    current = repo.get(gateway.account, llm)
+    assert current is not None
+    moved = [
+        url.model_copy(update={"url": url.url.replace("127.0.0.1", "localhost")}) for url in current.urls
+    ]
+    repo.replace(current.model_copy(update={"urls": moved, "version": 2}), expected_version=1)
+    held.release.set()
+    client.join()
+
+    assert client.status == 200 and client.body.startswith(b"data: {")
+    hosts = [r["headers"]["host"] for r in gateway.upstream_requests()]
+    assert hosts[-2].startswith("127.0.0.1:") and hosts[-1].startswith("localhost:")
+    # The request opened from memory with the old URL was aborted before anything was relayed.
+    wait_for(lambda: gateway.fake.state.connections()["aborted"] >= before["aborted"] + 2, timeout=3)

@@ -449,6 +449,26 @@ class SessionAccess:
         )
 
         loaded = _unwrap(loaded)
+        record = self._record_from(claims, record, loaded)
+        if builtin is not None:
+            endpoint = await self._platform_endpoint(builtin, _unwrap(platform_endpoint))
+            return ActiveSession(claims, record, builtin.to_llm(), builtin, endpoint, None, pending)
+        assert ref is not None
+        if revised is None:
+            assert loaded is not None
+            if loaded.llm is None:
+                self._forget_llm(ref)
+                raise SessionInactive("The LLM of this session was deleted.")
+            revised = loaded.llm
+            self._llms.put(ref, revised)
+        api_key = await self._key_for(ref, revised, _unwrap(read_key), cached_key)
+        endpoint = Endpoint(tuple(u.url for u in revised.llm.urls), api_key)
+        return ActiveSession(claims, record, revised.llm, None, endpoint, revised.revision, pending)
+
+    def _record_from(
+        self, claims: SessionClaims, record: SessionRecord | None, loaded: Loaded | None
+    ) -> SessionRecord:
+        """The record from memory or from the read just made, checked against the token."""
         if record is None:
             assert loaded is not None
             if loaded.record is None:
@@ -458,42 +478,39 @@ class SessionAccess:
                 raise SessionRevoked("This session was revoked.")
             record = loaded.record
             self._check_record(claims, record)
-            self._records.put(sid, record, expires_at=record.expires_at.timestamp() + self.leeway_seconds)
+            self._records.put(
+                claims.session_id, record, expires_at=record.expires_at.timestamp() + self.leeway_seconds
+            )
         else:
             self._check_record(claims, record)
+        return record
 
-        if builtin is not None:
-            endpoint = None
-            platform_endpoint = _unwrap(platform_endpoint)
-            if platform_endpoint is not None:
-                urls, platform_key = platform_endpoint
-                self._builtins.put(builtin.id, Endpoint(tuple(urls), platform_key))
-            if not builtin.client_side:
-                endpoint = self._builtins.peek(builtin.id)
-                if endpoint is None:  # expired between the two lines: read it now
-                    urls, platform_key = await asyncio.to_thread(self.builtin_endpoint, builtin)
-                    endpoint = Endpoint(tuple(urls), platform_key)
-            return ActiveSession(claims, record, builtin.to_llm(), builtin, endpoint, None, pending)
+    async def _platform_endpoint(
+        self, builtin: BuiltinLlm, read: tuple[list[str], str] | None
+    ) -> Endpoint | None:
+        if read is not None:
+            self._builtins.put(builtin.id, Endpoint(tuple(read[0]), read[1]))
+        if builtin.client_side:
+            return None
+        endpoint = self._builtins.peek(builtin.id)
+        if endpoint is None:  # expired since: read it now
+            urls, platform_key = await asyncio.to_thread(self.builtin_endpoint, builtin)
+            endpoint = Endpoint(tuple(urls), platform_key)
+        return endpoint
 
-        assert ref is not None
-        if revised is None:
-            assert loaded is not None
-            if loaded.llm is None:
-                self._forget_llm(ref)
-                raise SessionInactive("The LLM of this session was deleted.")
-            revised = loaded.llm
-            self._llms.put(ref, revised)
-        read_key = _unwrap(read_key)
-        if read_key is None:
-            assert cached_key is not None
-            read_key = cached_key[1] if cached_key[0] == revised.revision else await self._fresh_key(ref)
-        elif revised.llm.secret_hint is not None and secret_hint(read_key) != revised.llm.secret_hint:
+    async def _key_for(
+        self, ref: LlmRef, revised: RevisedLlm, read: str | None, cached: tuple[str, str] | None
+    ) -> str:
+        """The key that goes with this revision of the config (remembered with it)."""
+        if read is None:
+            assert cached is not None
+            read = cached[1] if cached[0] == revised.revision else await self._fresh_key(ref)
+        elif revised.llm.secret_hint is not None and secret_hint(read) != revised.llm.secret_hint:
             # Read alongside the config, the key may be of another generation (a rotation landed
             # between the two reads): read it again, now that the config read is done.
-            read_key = await self._fresh_key(ref)
-        self._keys.put(ref, (revised.revision, read_key))
-        endpoint = Endpoint(tuple(u.url for u in revised.llm.urls), read_key)
-        return ActiveSession(claims, record, revised.llm, None, endpoint, revised.revision, pending)
+            read = await self._fresh_key(ref)
+        self._keys.put(ref, (revised.revision, read))
+        return read
 
     async def _reload(self, session: ActiveSession, ref: LlmRef) -> ActiveSession:
         """The LLM changed since it was read: its config and key again, both read after the check."""
