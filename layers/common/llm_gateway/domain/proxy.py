@@ -123,7 +123,10 @@ class StreamProxy:
         if current.upstream_view() != session.upstream_view():  # the LLM changed: the old request goes
             await _abort(attempt)
             return await self._open(current, chat, lambda_deadline)
-        return await attempt
+        opened = await attempt
+        # The first output leaves now, if the read took longer than the upstream (logs, metrics).
+        opened.timings.first_output = max(opened.timings.first_output or 0.0, self.clock())
+        return opened
 
     async def _open(
         self, session: ActiveSession, chat: ChatRequest, lambda_deadline: float | None
