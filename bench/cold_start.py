@@ -1,5 +1,9 @@
 """Cold init per function: a fresh python3.13 importing the built handler with the layer.
 
+The environment is a Lambda container's (``LAMBDA_TASK_ROOT`` and friends): libraries behave
+differently there. The X-Ray SDK, for one, builds two botocore X-Ray clients for centralized
+sampling at import outside Lambda (~100 ms) and a local sampler inside it.
+
 `sam build` targets arm64, so its compiled wheels cannot load on this x86_64 machine: the same
 pinned requirements are installed for the host into .aws-sam/bench-deps and put in front of the
 built layer on the path. Bytecode is precompiled (unchecked-hash), as `make build` ships it.
@@ -49,7 +53,10 @@ def measure(function: str, module: str) -> float:
     path = os.pathsep.join([str(BUILD / function), str(_host_deps()), str(BUILD / "CommonLayer" / "python")])
     env = {
         **os.environ, **ENV, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "llm-gateway", "STAGE": "bench",
+        "POWERTOOLS_SERVICE_NAME": "llm-gateway", "STAGE": "bench", "TABLE_NAME": "bench",
+        "EVENT_BUS_NAME": "bench", "CREDENTIALS_KEY_ID": "alias/bench", "TOKEN_SIGNING_KEY_ID": "alias/bench-signing",
+        "TOKEN_ISSUER": "https://bench.invalid", "LAMBDA_TASK_ROOT": str(BUILD / function),
+        "AWS_LAMBDA_FUNCTION_NAME": function, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
     }  # fmt: skip
     samples = []
     for _ in range(RUNS):

@@ -25,7 +25,6 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway import composition
-from llm_gateway.domain.chat_body import parse_chat
 from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
 from llm_gateway.domain.proxy import StreamProxy
 from llm_gateway.domain.streaming import OUTCOME_OK, OpenStream, Timings, UpstreamFailure, error_event
@@ -150,10 +149,27 @@ _proxy: StreamProxy | None = None
 
 
 async def _build_proxy() -> StreamProxy:
-    """Once per container, off the event loop: building it loads the token public key from KMS."""
+    """Only when the app runs without its lifespan (``warm_up`` did not run): off the event loop."""
     global _proxy
     _proxy = await asyncio.to_thread(composition.stream_proxy)
     return _proxy
+
+
+async def warm_up() -> None:
+    """Container init, before the Web Adapter's readiness check passes: nothing of it is left for
+    a request. The token public key (one KMS ``GetPublicKey``) loads while the request path's
+    clients are built, and the first DynamoDB connection is opened."""
+    global _proxy
+
+    async def clients_and_connection() -> None:
+        await asyncio.to_thread(composition.warm_stream_clients)
+        # Best effort: a request would open the connection itself (a failing key load, though,
+        # fails the init: without the key no token can be verified).
+        with contextlib.suppress(Exception):
+            await composition.session_state_store().check("init", None)  # a key that never exists
+
+    await asyncio.gather(asyncio.to_thread(composition.public_key_set), clients_and_connection())
+    _proxy = composition.stream_proxy()
 
 
 class _Response:
@@ -254,7 +270,7 @@ class ChatCompletions:
         try:
             session = await proxy.authorize(token)  # who asks comes first: 401/403/409 before a 400
             record.account_id, record.llm_id = session.record.account_id, session.llm.id
-            chat = parse_chat(body)
+            chat = await proxy.parse_request(session, body)
             upstream_chat = chat if chat.stream else with_usage(chat)
             opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:
@@ -333,15 +349,18 @@ def _log_unexpected(exc: BaseException, request_id: str) -> None:
 
 
 async def shutdown() -> None:
-    """Close the upstream HTTP session if one was opened (a clean exit, no unclosed-session warning)."""
+    """Close the HTTP sessions that were opened (a clean exit, no unclosed-session warning)."""
     if composition.upstream_transport.cache_info().currsize:
         await composition.upstream_transport().aclose()
     if composition.traffic_recorder.cache_info().currsize:  # the last traffic counters
         await asyncio.to_thread(composition.traffic_recorder().close)
+    if composition.session_state_store.cache_info().currsize:
+        await composition.session_state_store().aclose()
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(_: Starlette) -> AsyncIterator[None]:
+    await warm_up()
     yield
     await shutdown()
 

@@ -57,3 +57,28 @@ def test_the_stream_function_runs_behind_the_web_adapter(sam: Template) -> None:
     assert layer[1] == {"Ref": "LambdaWebAdapterLayerArn"}, "the layer ARN can be overridden"
     assert "${AWS::Region}" in layer[2]["Fn::Sub"], "by default it is built from the region"
     assert function["Timeout"] > 300, "long enough for a session's answer"
+
+
+def test_the_stream_reads_the_table_with_batch_get_item_only_and_writes_only_health_counters(
+    cfn: Template,
+) -> None:
+    """Issue 10: the per-request freshness read (session + LLM) is one BatchGetItem, the only way
+    the stream function's role may touch sessions and LLMs; issue 14: its traffic counters may be
+    written, under ``HEALTH#`` partition keys only."""
+    from tests.infra.template_checks import iam_statements
+
+    role = props(cfn["Resources"]["StreamProxyFunction"])["Role"]["Fn::GetAtt"][0]
+    dynamodb = [
+        st
+        for st in iam_statements(cfn)
+        if role in st.roles and st.allows and any(a.startswith("dynamodb:") for a in st.actions_lower)
+    ]
+    everywhere = [st for st in dynamodb if "Condition" not in st.body]
+    assert [st.actions for st in everywhere] == [["dynamodb:BatchGetItem"]]
+    assert everywhere[0].body["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+    for st in dynamodb:
+        if st is everywhere[0]:
+            continue
+        leading = st.body["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        assert leading == ["HEALTH#*"], st.body
+        assert st.body["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -12,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from llm_gateway import composition
+from llm_gateway.adapters.session_state import DynamoSessionStateStore
 from llm_gateway.domain.accounts import create_account
 from llm_gateway_cli.local.front_door import LambdaContext
 from llm_gateway_cli.local.provision import provision
@@ -47,11 +50,29 @@ def aws(monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCollector) -> Itera
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.delenv("PRIVATE_ENDPOINT_ORIGINS", raising=False)
+        monkeypatch.setattr(composition, "session_state_store", in_process_session_state_store)
         composition.reset()
         stack = AwsStack(env=env, client=lambda service: boto3.client(service))
         yield stack
         leak_collector.add("dynamodb items", stack.scan_table())
     composition.reset()
+
+
+@lru_cache(maxsize=1)
+def in_process_session_state_store() -> DynamoSessionStateStore:
+    """The stream's table reads, with its per-request check sent by botocore in a worker thread:
+    mock_aws intercepts botocore only, not the aiohttp path the check takes in a deployment (that
+    path runs against a real moto server in tests/e2e and tests/integration/test_aws_async.py)."""
+    from llm_gateway.adapters import aws
+    from llm_gateway.settings import get_settings
+
+    client = aws.dynamodb()
+
+    async def batch_get(request: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = await asyncio.to_thread(lambda: client.batch_get_item(**request))
+        return response
+
+    return DynamoSessionStateStore(client, get_settings().table_name, batch_get=batch_get)
 
 
 @pytest.fixture

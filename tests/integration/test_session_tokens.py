@@ -7,6 +7,7 @@ tests/unit/test_tokens.py and tests/integration/test_kms_signer.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -17,7 +18,7 @@ import jwt
 import pytest
 
 from llm_gateway import composition
-from llm_gateway.domain.sessions import BRAIN_TYPE_WARNING, SessionGate
+from llm_gateway.domain.sessions import BRAIN_TYPE_WARNING, ActiveSession, SessionAccess
 from llm_gateway.domain.tokens import SessionInactive, SessionRevoked, TokenInvalid
 from llm_gateway.errors import Conflict
 from llm_gateway.models.llm import EndpointUrl, LlmFormat, LlmStatus, StoredLlm, ValidationSummary
@@ -65,6 +66,18 @@ def invoke(aws: AwsStack, leak_collector: LeakCollector) -> Any:
     return run
 
 
+@pytest.fixture(autouse=True)
+def platform_keys(aws: AwsStack) -> None:
+    """The built-ins' platform keys, as the template's operator would store them."""
+    from llm_gateway.catalog import builtin_llms
+    from llm_gateway.settings import get_settings
+
+    for builtin_id in builtin_llms():
+        aws.client("secretsmanager").create_secret(
+            Name=f"{get_settings().platform_secret_prefix}{builtin_id}", SecretString="platform-key"
+        )
+
+
 def own_llm(
     account_id: str, status: LlmStatus, summary: str | None = None, error_code: str | None = None
 ) -> str:
@@ -85,7 +98,7 @@ def own_llm(
             ),
             version=1,
             account_id=account_id,
-            secret_ref=f"arn:aws:secretsmanager:us-east-1:123456789012:secret:llm-gateway/test/{account_id}/{llm_id}",
+            secret_ref=composition.credential_store().create(account_id, llm_id, "sk-test-key-0001"),
             created_at=datetime.now(UTC),
         )
     )
@@ -265,21 +278,61 @@ def test_missing_authorizer_context_is_401(invoke: Any) -> None:
 # --------------------------------------------------------------------------- revocation
 
 
-def test_revoke_then_the_stream_verifier_refuses_the_token(invoke: Any, aws: AwsStack, account: str) -> None:
+def stream_session(token: str, access: SessionAccess | None = None) -> ActiveSession:
+    """What the stream proxy does before its first byte: the offline check, then the session as
+    it stands now (from memory, confirmed by the request's freshness read)."""
+    sessions = access or composition.session_access()
+
+    async def run() -> ActiveSession:
+        return await sessions.settle(await sessions.begin(composition.stream_token_verifier().verify(token)))
+
+    return asyncio.run(run())
+
+
+def new_container() -> SessionAccess:
+    """A second stream container: its own memory, the same table."""
+    return SessionAccess(
+        store=composition.session_state_store(),
+        read_key=composition.stored_key,
+        builtin_endpoint=composition.builtin_endpoint,
+    )
+
+
+def test_a_revoke_is_refused_on_the_next_request_in_every_container(
+    invoke: Any, aws: AwsStack, account: str
+) -> None:
     _, minted, _ = invoke("mint_builtin", account)
     token, session_id = minted["sessionToken"], minted["sessionId"]
-    verifier = composition.stream_token_verifier()
-    active = verifier.verify(token)
+    other = new_container()
+    active = stream_session(token)
     assert active.record.persona.system_prompt is not None
-    verifier.gate.forget()  # another container: no cached record
+    stream_session(token, other)  # both containers hold the session in memory now
 
     status, body, _ = invoke("revoke", account, session_id=session_id)
     assert (status, body) == (204, None)
     assert invoke("revoke", account, session_id=session_id)[0] == 204  # idempotent for the owner
-    with pytest.raises(SessionRevoked) as refused:
-        verifier.verify(token)
-    assert refused.value.status == 403 and refused.value.code == "session_revoked"
+    for container in (composition.session_access(), other):
+        with pytest.raises(SessionRevoked) as refused:
+            stream_session(token, container)
+        assert refused.value.status == 403 and refused.value.code == "session_revoked"
     assert session_item(aws, session_id)["revoked"]["BOOL"] is True
+
+
+def test_a_revocation_once_seen_is_refused_from_memory(
+    invoke: Any, account: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, minted, _ = invoke("mint_builtin", account)
+    stream_session(minted["sessionToken"])
+    assert invoke("revoke", account, session_id=minted["sessionId"])[0] == 204
+    with pytest.raises(SessionRevoked):
+        stream_session(minted["sessionToken"])
+    store = composition.session_state_store()
+    reads: list[str] = []
+    monkeypatch.setattr(store, "check", lambda *a: reads.append("check"))
+    monkeypatch.setattr(store, "load", lambda *a: reads.append("load"))
+    with pytest.raises(SessionRevoked):  # a session never un-revokes: no read needed any more
+        stream_session(minted["sessionToken"])
+    assert reads == []
 
 
 def test_another_accounts_session_is_the_same_404_as_a_missing_one(
@@ -294,7 +347,7 @@ def test_another_accounts_session_is_the_same_404_as_a_missing_one(
     assert b1["error"]["message"].replace(minted["sessionId"], "ID") == b2["error"]["message"].replace(
         missing, "ID"
     )
-    composition.stream_token_verifier().verify(minted["sessionToken"])  # still active for its owner
+    stream_session(minted["sessionToken"])  # still active for its owner
 
 
 def test_revoke_path_rejects_odd_ids(invoke: Any, account: str) -> None:
@@ -305,28 +358,27 @@ def test_revoke_path_rejects_odd_ids(invoke: Any, account: str) -> None:
 # --------------------------------------------------------------------------- the stream verifier
 
 
-def test_stream_verifier_refuses_a_session_whose_llm_was_deleted(invoke: Any, account: str) -> None:
+def test_a_deleted_llm_is_refused_on_the_next_request(invoke: Any, account: str) -> None:
     llm_id = own_llm(account, LlmStatus.VALID)
     _, minted, _ = invoke("mint_custom_llm", account, persona={"llmId": llm_id})
-    verifier = composition.stream_token_verifier()
-    assert verifier.verify(minted["sessionToken"]).llm.id == llm_id
+    active = stream_session(minted["sessionToken"])
+    assert active.llm.id == llm_id and active.endpoint is not None
+    assert active.endpoint.api_key == "sk-test-key-0001"
     assert composition.llm_repository().delete(account, llm_id)
-    verifier.gate.forget()
     with pytest.raises(SessionInactive) as refused:
-        verifier.verify(minted["sessionToken"])
+        stream_session(minted["sessionToken"])
     assert refused.value.status == 403
 
 
-def test_a_changed_llm_serves_its_new_config_while_valid(invoke: Any, account: str) -> None:
+def test_a_changed_llm_serves_its_new_config_on_the_next_request(invoke: Any, account: str) -> None:
     llm_id = own_llm(account, LlmStatus.VALID)
     _, minted, _ = invoke("mint_custom_llm", account, persona={"llmId": llm_id})
+    stream_session(minted["sessionToken"])
     repo = composition.llm_repository()
     current = repo.get(account, llm_id)
     assert current is not None
     repo.replace(current.model_copy(update={"model_name": "gpt-4.1-mini", "version": 2}), expected_version=1)
-    gate = composition.stream_token_verifier().gate
-    gate.forget()
-    active = composition.stream_token_verifier().verify(minted["sessionToken"])
+    active = stream_session(minted["sessionToken"])
     assert active.llm.model_name == "gpt-4.1-mini" and active.llm_changed
     assert active.record.llm_version == 1
 
@@ -335,16 +387,32 @@ def test_a_changed_llm_serves_its_new_config_while_valid(invoke: Any, account: s
     repo.replace(
         now_pending.model_copy(update={"status": LlmStatus.PENDING, "version": 3}), expected_version=2
     )
-    gate.forget()
     with pytest.raises(Conflict) as refused:
-        composition.stream_token_verifier().verify(minted["sessionToken"])
+        stream_session(minted["sessionToken"])
     assert refused.value.code == "llm_validation_pending"
+
+
+def test_a_promoted_key_is_used_on_the_next_request(invoke: Any, account: str) -> None:
+    """A rotation changes the key in Secrets Manager and then the item (its hint): the next
+    request reads the item's new revision, so it reads the key again."""
+    llm_id = own_llm(account, LlmStatus.VALID)
+    _, minted, _ = invoke("mint_custom_llm", account, persona={"llmId": llm_id})
+    first = stream_session(minted["sessionToken"]).endpoint
+    assert first is not None and first.api_key == "sk-test-key-0001"
+    store, repo = composition.credential_store(), composition.llm_repository()
+    store.stage_pending(account, llm_id, "sk-test-key-0002")
+    store.promote_pending(account, llm_id)
+    current = repo.get(account, llm_id)
+    assert current is not None
+    repo.replace(current.model_copy(update={"secret_hint": "…0002"}), expected_version=1)
+    second = stream_session(minted["sessionToken"]).endpoint
+    assert second is not None and second.api_key == "sk-test-key-0002"
 
 
 def test_client_side_llm_mints_but_has_no_server_stream(invoke: Any, account: str) -> None:
     status, minted, _ = invoke("mint_client_side", account)
     assert status == 200
-    active = composition.stream_token_verifier().verify(minted["sessionToken"])
+    active = stream_session(minted["sessionToken"])
     assert active.client_side
     with pytest.raises(Conflict) as refused:
         active.require_server_side()
@@ -361,43 +429,29 @@ def test_stream_verifier_rejects_a_tampered_token_before_any_lookup(invoke: Any,
         composition.stream_token_verifier().verify(f"{header}.{forged}.{signature}")
 
 
-def test_the_gate_cache_bounds_how_long_a_revoke_goes_unnoticed(invoke: Any, account: str) -> None:
-    _, minted, _ = invoke("mint_builtin", account)
-    ticks = [1000.0]
-    gate = SessionGate(
-        sessions=composition.session_repository(), llms=composition.llm_repository(),
-        cache_ttl_seconds=5, monotonic=lambda: ticks[0],
-    )  # fmt: skip
-    claims = composition.stream_token_verifier().tokens.verify(minted["sessionToken"])
-    gate.load(claims)
-    assert invoke("revoke", account, session_id=minted["sessionId"])[0] == 204
-    ticks[0] += 4.9
-    gate.load(claims)  # still inside the cache window
-    ticks[0] += 0.2
-    with pytest.raises(SessionRevoked):
-        gate.load(claims)
-
-
 def test_a_session_record_past_its_expiry_is_refused(invoke: Any, account: str) -> None:
-    """DynamoDB deletes expired items lazily: the gate checks expiresAt itself."""
+    """DynamoDB deletes expired items lazily: the stream checks expiresAt itself."""
     _, minted, _ = invoke("mint_builtin", account)
-    claims = composition.stream_token_verifier().tokens.verify(minted["sessionToken"])
-    gate = SessionGate(
-        sessions=composition.session_repository(), llms=composition.llm_repository(),
-        clock=lambda: claims.expires_at + 1.0, cache_ttl_seconds=0,
+    claims = composition.stream_token_verifier().verify(minted["sessionToken"])
+    late = SessionAccess(
+        store=composition.session_state_store(), read_key=composition.stored_key,
+        builtin_endpoint=composition.builtin_endpoint, clock=lambda: claims.expires_at + 1.0,
     )  # fmt: skip
     with pytest.raises(SessionInactive):
-        gate.load(claims)
+        stream_session(minted["sessionToken"], late)
 
 
 def test_a_token_without_a_session_record_is_refused(invoke: Any, aws: AwsStack, account: str) -> None:
     _, minted, _ = invoke("mint_builtin", account)
+    stream_session(minted["sessionToken"])  # in memory first: the next request must still notice
     aws.client("dynamodb").delete_item(
         TableName=aws.env["TABLE_NAME"],
         Key={"PK": {"S": f"SESSION#{minted['sessionId']}"}, "SK": {"S": "SESSION"}},
     )
     with pytest.raises(SessionInactive):
-        composition.stream_token_verifier().verify(minted["sessionToken"])
+        stream_session(minted["sessionToken"])
+    with pytest.raises(SessionInactive):
+        stream_session(minted["sessionToken"], new_container())
 
 
 def test_kms_throttling_is_a_429_not_a_500(

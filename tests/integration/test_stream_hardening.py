@@ -14,6 +14,7 @@ import pytest
 
 import functions.stream_proxy.app as stream_app
 from llm_gateway import composition
+from llm_gateway.domain import proxy as proxy_module
 from llm_gateway.domain import streaming
 from llm_gateway.domain.loops import HOP_HEADER
 from llm_gateway.models.llm import LlmFormat
@@ -81,7 +82,7 @@ def test_an_unexpected_error_is_a_json_500_with_the_request_id_and_a_redacted_lo
     def broken(body: bytes) -> Any:
         raise RuntimeError(f"a bug that quotes {CANARY}")
 
-    monkeypatch.setattr(stream_app, "parse_chat", broken)
+    monkeypatch.setattr(proxy_module, "parse_chat", broken)
     response = post(
         gateway, {"messages": USER}, Authorization=f"Bearer {token}", **{"X-Request-Id": "req-500"}
     )

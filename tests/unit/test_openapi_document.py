@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+
+import pytest
 
 from llm_gateway_cli.openapi_export import packaged_path, render
+
+
+@pytest.fixture(autouse=True)
+def forget_the_handlers() -> Iterator[None]:
+    """``render`` imports the handlers here, outside any moto: Powertools' idempotency store keeps
+    the client it built then. Forgotten afterwards, the integration tier imports them afresh."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("functions."):
+            del sys.modules[name]
 
 
 def test_packaged_document_matches_the_handlers() -> None:

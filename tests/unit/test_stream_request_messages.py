@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llm_gateway.domain.accounts import new_api_key
-from llm_gateway.domain.proxy import parse_chat
+from llm_gateway.domain.chat_body import parse_chat
 from llm_gateway.domain.tokens import TokenMalformed, TokenVerifier
 from llm_gateway.errors import BadRequest
 from tests.unit.test_tokens import clock, signer, verifier  # noqa: F401 (fixtures)

@@ -497,16 +497,7 @@ def stream_proxy(clock: Callable[[], float] = time.monotonic) -> StreamProxy:
     def unused(*_: Any) -> Any:
         raise AssertionError("not used")
 
-    return StreamProxy(
-        verify_token=unused,
-        cached_session=unused,
-        load_session=unused,
-        cached_secret=unused,
-        load_secret=unused,
-        builtin_endpoint=unused,
-        transport=ScriptedTransport([]),
-        clock=clock,
-    )
+    return StreamProxy(verify_token=unused, sessions=unused, transport=ScriptedTransport([]), clock=clock)
 
 
 def test_limits_come_from_the_llm_timeouts() -> None:

@@ -60,6 +60,11 @@ def serve(
     server.run(sockets=[sock])
 
 
+def serve_socket(sock: socket.socket, config: FakeProviderConfig | None = None) -> None:
+    """Serve on a socket bound (and listening) elsewhere, e.g. handed down by ``llm-gateway dev``."""
+    _uvicorn_server(config, FakeState()).run(sockets=[sock])
+
+
 class FakeProviderHandle:
     """A fake provider running in a daemon thread; use as a context manager or call ``stop()``."""
 

@@ -129,6 +129,7 @@ class FrontDoor:
         method_responses: dict[str, MockResponse] | None = None,
         request_log: Callable[[str], None] | None = None,
         on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
+        on_startup: list[Callable[[], Awaitable[None]]] | None = None,
         usage_plan: UsagePlanGate | None = None,
         response_headers: dict[str, dict[str, str]] | None = None,
     ) -> None:
@@ -140,6 +141,7 @@ class FrontDoor:
         self._method_responses = method_responses or {}
         self._request_log = request_log
         self._on_shutdown = on_shutdown or []
+        self._on_startup = on_startup or []
         self._functions: dict[str, LocalFunction] = {}
         for r in routes:
             self._functions.setdefault(r.function, LocalFunction(r.function, r.module, r.attribute))
@@ -159,6 +161,8 @@ class FrontDoor:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    for hook in self._on_startup:  # the stream app's init (as before its readiness check)
+                        await hook()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     for hook in self._on_shutdown:

@@ -1,4 +1,10 @@
-"""``llm-gateway dev``: moto, the template's resources, the front door and demo data, on loopback."""
+"""``llm-gateway dev``: moto, the template's resources, the front door and demo data, on loopback.
+
+Process layout, as in AWS: this process holds the front door, the handlers and the stream app
+(what Lambda containers would run); moto and the fake provider are child processes
+(``local/child.py``), started and stopped with the stack, their output in log files next to the
+state file, so a benchmark of this process measures the gateway and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ import errno
 import json
 import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -131,6 +140,72 @@ class ServerThread:
 
 
 @dataclass
+class ChildServer:
+    """A server of the stack in its own process (``python -m llm_gateway_cli.local.child``).
+
+    This process binds the listening socket and hands it down, so the URL is known at once and
+    requests made before the child is up wait in the backlog instead of failing.
+    """
+
+    server: str
+    log_file: Path
+    health_path: str
+    proc: subprocess.Popen[bytes] | None = None
+    url: str = ""
+
+    def start(self) -> str:
+        sock = _bind(0)
+        try:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_file.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "llm_gateway_cli.local.child", self.server,
+                     "--fd", str(sock.fileno()), "--parent-pid", str(os.getpid())],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),),
+                )  # fmt: skip
+            self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            sock.close()  # the child owns it now: if the child dies, connecting fails at once
+        return self.url
+
+    def wait_ready(self, timeout_s: float = 20.0) -> None:
+        """Until it answers ``health_path``; a child that exited is an error naming its log."""
+        import http.client
+
+        deadline = time.monotonic() + timeout_s
+        port = int(self.url.rsplit(":", 1)[1])
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                raise StackStartError(f"{self.server} exited at start; see {self.log_file}")
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", port, timeout=max(0.1, deadline - time.monotonic())
+            )
+            try:
+                connection.request("GET", self.health_path)
+                if connection.getresponse().status < 500:
+                    return
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            if time.monotonic() > deadline:
+                raise StackStartError(
+                    f"{self.server} did not answer within {timeout_s:.0f} s; see {self.log_file}"
+                )
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@dataclass
 class LocalStack:
     port: int = 0
     state_file: Path | None = None
@@ -148,23 +223,28 @@ class LocalStack:
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _api_socket: socket.socket | None = None
     _wrote_state: bool = False
+    _log_dir: Path | None = None
 
     def start(self) -> dict[str, Any]:
         """Claim the port and the state file first: a second stack fails before touching anything."""
         started = time.monotonic()
         self._api_socket = _bind(self.port)
         self._claim_state_file()
-        aws_url = self._start_moto()
+        moto = self._start_child("moto", "/moto-api/")
+        fake = self._start_child("fake-provider", "/_fake/health")
+        aws_url = self._use_moto(moto.url)
         template = load_template()
         resolver = Resolver(parameter_defaults(template, {"Stage": LOCAL_STAGE, "LogLevel": "WARNING"}))
+        moto.wait_ready()
         provision(template, resolver, _client_factory())
         os.environ.update(function_environment(template, resolver))
         if self.revalidate_every:
             os.environ["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
-        fake_url = self._start_fake_provider()
+        fake_url = fake.url
         os.environ["BUILTIN_BASE_URL"] = fake_url
         os.environ.update(self._endpoint_settings(fake_url, aws_url))
         self._create_platform_secrets()
+        fake.wait_ready()
 
         from llm_gateway import composition
 
@@ -200,6 +280,7 @@ class LocalStack:
             "tableName": os.environ["TABLE_NAME"],
             "usagePlanId": usage_plan_id,
             "region": REGION,
+            "logs": {"moto": str(moto.log_file), "fakeProvider": str(fake.log_file)},
             "startupSeconds": round(time.monotonic() - started, 2),
         }
         if llms:
@@ -245,17 +326,21 @@ class LocalStack:
         if api_url and _answers(api_url):
             raise StateFileInUse(self.state_file, api_url)
 
-    def _start_moto(self) -> str:
-        import logging
+    def _start_child(self, server: str, health_path: str) -> ChildServer:
+        child = ChildServer(server, self._log_file(server), health_path)
+        self._stoppers.append(child.stop)
+        child.start()
+        return child
 
-        from moto.server import ThreadedMotoServer
+    def _log_file(self, server: str) -> Path:
+        """``<state file stem>.<server>.log`` beside the state file (a temporary folder without one)."""
+        if self.state_file is not None:
+            return self.state_file.with_name(f"{self.state_file.stem}.{server}.log")
+        if self._log_dir is None:
+            self._log_dir = Path(tempfile.mkdtemp(prefix="llm-gateway-dev-"))
+        return self._log_dir / f"{server}.log"
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        port = free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        self._stoppers.append(server.stop)
-        url = f"http://127.0.0.1:{port}"
+    def _use_moto(self, url: str) -> str:
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": url,
@@ -270,13 +355,6 @@ class LocalStack:
         )
         os.environ.pop("AWS_PROFILE", None)
         return url
-
-    def _start_fake_provider(self) -> str:
-        from llm_gateway_cli.fake_provider.server import start_in_thread
-
-        handle = start_in_thread(port=0)
-        self._stoppers.append(handle.stop)
-        return handle.url
 
     def _create_platform_secrets(self) -> None:
         """Built-ins use platform keys; locally they are the fake provider's key."""
@@ -329,7 +407,8 @@ class LocalStack:
         routes = api_routes(template)
         # The stream app is served in this process, on this port: no extra HTTP hop.
         streaming = {r.path: _streaming_app(r.module) for r in routes if r.streaming}
-        shutdown = [_streaming_shutdown(r.module) for r in routes if r.streaming]
+        shutdown = [_streaming_hook(r.module, "shutdown") for r in routes if r.streaming]
+        startup = [_streaming_hook(r.module, "warm_up") for r in routes if r.streaming]
         return FrontDoor(
             routes,
             authorizer,
@@ -339,6 +418,7 @@ class LocalStack:
             method_responses=method_not_allowed_responses(template),
             request_log=self.request_log,
             on_shutdown=[hook for hook in shutdown if hook is not None],
+            on_startup=[hook for hook in startup if hook is not None],
             usage_plan=usage_plan_gate(template, resolver),
             response_headers=gateway_response_headers(template),
         )
@@ -402,11 +482,11 @@ def _streaming_app(module: str) -> Any:
     return importlib.import_module(module).app
 
 
-def _streaming_shutdown(module: str) -> Any:
-    """The module's ``shutdown`` coroutine function (closes its HTTP session), if it has one."""
+def _streaming_hook(module: str, name: str) -> Any:
+    """The module's ``warm_up`` (its init) or ``shutdown`` (closes its HTTP session), if it has one."""
     import importlib
 
-    return getattr(importlib.import_module(module), "shutdown", None)
+    return getattr(importlib.import_module(module), name, None)
 
 
 def register_demo_llms(account_id: str, fake_url: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ from llm_gateway.adapters import aws
 from llm_gateway.adapters.dynamodb import DynamoAccountRepository, DynamoLlmRepository
 from llm_gateway.adapters.events import EventBridgePublisher
 from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
-from llm_gateway.cache import TtlCache
 from llm_gateway.domain.loops import HopMarker, OwnOrigins
 from llm_gateway.domain.ports import UrlGuard
 from llm_gateway.domain.registry import Registry
@@ -31,15 +30,15 @@ if TYPE_CHECKING:
     )
     from llm_gateway.adapters.kms_signer import KmsSigner
     from llm_gateway.adapters.metrics import StreamMetrics
+    from llm_gateway.adapters.session_state import DynamoSessionStateStore
     from llm_gateway.adapters.upstream_http import AiohttpUpstream
     from llm_gateway.catalog import BuiltinLlm
     from llm_gateway.domain.conformance import HttpPort
     from llm_gateway.domain.conformance.budget import RunBudget
     from llm_gateway.domain.proxy import StreamProxy
-    from llm_gateway.domain.sessions import SessionService, StreamTokenVerifier
-    from llm_gateway.domain.tokens import PublicKeySet
+    from llm_gateway.domain.sessions import SessionAccess, SessionService
+    from llm_gateway.domain.tokens import PublicKeySet, TokenVerifier
     from llm_gateway.domain.validation import ValidationRequests, Validator
-    from llm_gateway.models.llm import StoredLlm
     from llm_gateway.models.report import Report
 
 
@@ -182,22 +181,36 @@ def session_service() -> SessionService:
 
 
 @lru_cache(maxsize=1)
-def stream_token_verifier() -> StreamTokenVerifier:
-    """For the stream proxy: ``verify(token) -> ActiveSession`` (401 / 403 / 409 otherwise).
+def session_state_store() -> DynamoSessionStateStore:
+    from llm_gateway.adapters.session_state import DynamoSessionStateStore
 
-    Offline ES256 verification against ``public_key_set()``, then the session gate, which caches
-    session records (and their LLM) for 5 s per container: a revoke or an LLM delete takes effect
-    within 5 s. The stream function's role needs ``kms:GetPublicKey`` on the signing key and
-    ``dynamodb:GetItem`` on the table; it never signs.
+    return DynamoSessionStateStore(aws.dynamodb(), get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def session_access() -> SessionAccess:
+    """For the stream proxy: the session, config and key of a request, confirmed by one read.
+
+    The stream function's role needs ``dynamodb:BatchGetItem`` on the table (one strongly
+    consistent read per request), ``secretsmanager:GetSecretValue`` + ``kms:Decrypt`` for keys, and
+    ``kms:GetPublicKey`` on the signing key (read once, at init); it never signs.
     """
-    from llm_gateway.domain.sessions import SessionGate, StreamTokenVerifier
+    from llm_gateway.domain.sessions import SessionAccess
+
+    return SessionAccess(
+        store=session_state_store(),
+        read_key=stored_key,
+        builtin_endpoint=builtin_endpoint,
+        leeway_seconds=token_policy().leeway_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def stream_token_verifier() -> TokenVerifier:
+    """Offline ES256 verification against ``public_key_set()`` (loaded once per container)."""
     from llm_gateway.domain.tokens import TokenVerifier
 
-    policy = token_policy()
-    gate = SessionGate(
-        sessions=session_repository(), llms=llm_repository(), leeway_seconds=policy.leeway_seconds
-    )
-    return StreamTokenVerifier(tokens=TokenVerifier(public_key_set(), policy), gate=gate)
+    return TokenVerifier(public_key_set(), token_policy())
 
 
 # --- stream proxy ---------------------------------------------------------------------------------
@@ -211,22 +224,10 @@ def upstream_transport() -> AiohttpUpstream:
     return AiohttpUpstream(AddressGuard(address_policy()), hop_headers=hop_marker().headers)
 
 
-@lru_cache(maxsize=1)
-def secret_cache() -> TtlCache[tuple[str, str, int], str]:
-    return TtlCache(ttl_seconds=60.0, max_entries=2048)
-
-
-def stored_secret(llm: StoredLlm) -> str:
-    """The LLM's current key, cached per container for a minute (never fetched per chunk)."""
-    key = (llm.account_id, llm.id, llm.version)
-    return secret_cache().get_or_load(
-        key, lambda: credential_store().read(llm.account_id, llm.id, llm.secret_ref)
-    )
-
-
-def cached_secret(llm: StoredLlm) -> str | None:
-    """``stored_secret`` from memory only (``None`` when it would need Secrets Manager)."""
-    return secret_cache().peek((llm.account_id, llm.id, llm.version))
+def stored_key(account_id: str, llm_id: str) -> str:
+    """An LLM's current key (Secrets Manager + KMS); the stream's ``SessionAccess`` keeps it in
+    memory for as long as the LLM's revision stays the same."""
+    return credential_store().read_current(account_id, llm_id)
 
 
 def builtin_endpoint(builtin: BuiltinLlm) -> tuple[list[str], str]:
@@ -236,11 +237,7 @@ def builtin_endpoint(builtin: BuiltinLlm) -> tuple[list[str], str]:
     if settings.builtin_base_url:
         urls = [_rebase(url, settings.builtin_base_url) for url in urls]
     name = f"{settings.platform_secret_prefix}{builtin.id}"
-    key = secret_cache().get_or_load(
-        ("platform", builtin.id, 0),
-        lambda: aws.secretsmanager().get_secret_value(SecretId=name)["SecretString"],
-    )
-    return urls, key
+    return urls, aws.secretsmanager().get_secret_value(SecretId=name)["SecretString"]
 
 
 def _rebase(url: str, base: str) -> str:
@@ -254,15 +251,8 @@ def _rebase(url: str, base: str) -> str:
 def stream_proxy() -> StreamProxy:
     from llm_gateway.domain.proxy import StreamProxy
 
-    verifier = stream_token_verifier()
     return StreamProxy(
-        verify_token=verifier.tokens.verify,
-        cached_session=verifier.gate.cached,
-        load_session=verifier.gate.load,
-        cached_secret=cached_secret,
-        load_secret=stored_secret,
-        builtin_endpoint=builtin_endpoint,
-        transport=upstream_transport(),
+        verify_token=stream_token_verifier().verify, sessions=session_access(), transport=upstream_transport()
     )
 
 
@@ -484,3 +474,12 @@ def webhook_deliverer() -> WebhookDeliverer:
         sender=GuardedWebhookSender(guarded.sync_client(timeout=DELIVERY_TIMEOUT)),
         clock=time.time,
     )
+
+
+def warm_stream_clients() -> None:
+    """Stream function init: the clients a request uses, built now (the stream app then opens the
+    DynamoDB connection with a read of a key that never exists: the same read as a request's, so
+    the role needs nothing more)."""
+    upstream_transport()
+    aws.secretsmanager()
+    session_state_store()

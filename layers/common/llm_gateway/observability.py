@@ -68,9 +68,16 @@ def get_logger() -> Logger:
     )
 
 
+#: The one library whose calls the Tracer records as subsegments: the AWS SDK (DynamoDB, KMS,
+#: Secrets Manager, EventBridge), where the management functions spend their time. The default
+#: (every library the X-Ray SDK knows) also imports and patches httpx, requests, sqlite3, httplib…
+#: at cold start for calls these functions do not make, or that their reports already time.
+TRACED_MODULES = ("botocore",)
+
+
 @lru_cache(maxsize=1)
 def get_tracer() -> Tracer:
-    return Tracer()
+    return Tracer(patch_modules=TRACED_MODULES)
 
 
 @lru_cache(maxsize=1)

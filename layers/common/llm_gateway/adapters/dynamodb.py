@@ -4,12 +4,15 @@
 Each LLM item keeps the document as JSON plus the attributes conditions need (``version``) and
 ``status``, the partition key of the ``LlmsByStatus`` index (keys and ``version`` only): the
 re-validation schedule lists every ``valid`` and ``invalid`` LLM of every account from it, reading
-a few bytes per LLM instead of scanning the whole table (sessions, reports, health buckets).
+a few bytes per LLM instead of scanning the whole table (sessions, reports, health buckets); and
+``rev``, a hash of the document: every write that changes anything (config, status, a promoted
+key's hint) makes a new one, which is what the stream's freshness read compares.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -47,13 +50,15 @@ class DynamoLlmRepository:
         self._table = table_name
 
     def _item(self, llm: StoredLlm) -> dict[str, Any]:
+        doc = llm.model_dump_json()
         return {
             "PK": {"S": account_pk(llm.account_id)},
             "SK": {"S": llm_sk(llm.id)},
             "kind": {"S": "llm"},
             "version": {"N": str(llm.version)},
             "status": {"S": llm.status.value},
-            "doc": {"S": llm.model_dump_json()},
+            "rev": {"S": llm_revision(doc)},
+            "doc": {"S": doc},
         }
 
     def create(self, llm: StoredLlm) -> None:
@@ -135,6 +140,11 @@ class DynamoLlmRepository:
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def llm_revision(doc: str) -> str:
+    """A short hash of an LLM item's document: equal revisions, equal documents."""
+    return hashlib.blake2b(doc.encode(), digest_size=8).hexdigest()
 
 
 def api_key_lookup_pk(key_hash: str) -> str:

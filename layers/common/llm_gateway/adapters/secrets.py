@@ -73,9 +73,14 @@ class SecretsManagerCredentialStore:
 
     def read(self, account_id: str, llm_id: str, secret_ref: str, stage: str = CURRENT) -> str:
         """Decrypt the key for this account's LLM; any mismatch fails closed with no detail."""
-        name = self.secret_name(account_id, llm_id)
-        if name not in secret_ref:
+        if self.secret_name(account_id, llm_id) not in secret_ref:
             raise CredentialsUnavailable("The stored credential does not belong to this LLM.")
+        return self.read_current(account_id, llm_id, stage)
+
+    def read_current(self, account_id: str, llm_id: str, stage: str = CURRENT) -> str:
+        """The key by the LLM's own secret name (no config needed first, so the stream can read it
+        alongside the config); KMS decrypts it only under this account's and LLM's context."""
+        name = self.secret_name(account_id, llm_id)
         try:
             blob = self._sm.get_secret_value(SecretId=name, VersionStage=stage)["SecretBinary"]
             plaintext = self._kms.decrypt(

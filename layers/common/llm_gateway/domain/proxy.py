@@ -11,14 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from llm_gateway.catalog import BuiltinLlm
-from llm_gateway.domain.chat_body import parse_chat as parse_chat  # re-exported: the stream app parses first
-from llm_gateway.domain.sessions import ActiveSession
+from llm_gateway.domain.chat_body import parse_chat
+from llm_gateway.domain.sessions import ActiveSession, SessionAccess
 from llm_gateway.domain.streaming import Limits, OpenStream, UpstreamTransport, open_stream
 from llm_gateway.domain.tokens import SessionClaims
-from llm_gateway.errors import InvalidRequest
+from llm_gateway.errors import GatewayError, InvalidRequest
 from llm_gateway.models.chat import ChatMessage, ChatRequest
-from llm_gateway.models.llm import Llm, StoredLlm, Timeouts
+from llm_gateway.models.llm import Llm, Timeouts
 from llm_gateway.providers.base import UnsupportedChatRequest
 from llm_gateway.providers.dispatch import (
     EndpointSpec,
@@ -87,50 +86,66 @@ def endpoint_specs(llm: Llm, urls: list[str]) -> list[EndpointSpec]:
 
 @dataclass
 class StreamProxy:
-    """Composes the session check, the key, the provider modules and the relay.
+    """Composes the session check, the provider modules and the relay.
 
-    Each lookup comes in two forms: ``cached_*`` answers from memory without I/O (the hot path),
-    the other may read DynamoDB/Secrets Manager and runs in a worker thread, off the event loop.
+    The upstream request is opened from the container's memory of the session, config and key
+    while the request's freshness read runs (``SessionAccess``); the first byte goes out only
+    once that read has passed. A refusal aborts the upstream request; a changed LLM reopens it.
     """
 
     verify_token: Callable[[str], SessionClaims]
-    cached_session: Callable[[SessionClaims], ActiveSession | None]
-    load_session: Callable[[SessionClaims], ActiveSession]
-    cached_secret: Callable[[StoredLlm], str | None]
-    load_secret: Callable[[StoredLlm], str]
-    builtin_endpoint: Callable[[BuiltinLlm], tuple[list[str], str]]
+    sessions: SessionAccess
     transport: UpstreamTransport
     stats: UrlStats = field(default_factory=UrlStats)
     clock: Callable[[], float] = time.monotonic
 
     async def authorize(self, token: str) -> ActiveSession:
-        """Offline token check (CPU only), then the session gate: from memory, or from the table."""
-        claims = self.verify_token(token)
-        session = self.cached_session(claims)
-        if session is None:
-            session = await asyncio.to_thread(self.load_session, claims)
+        """Offline token check (CPU only), then the session from memory (its freshness read under
+        way) or, in a cold container, from one concurrent round of reads."""
+        session = await self.sessions.begin(self.verify_token(token))
         session.require_server_side()
         return session
+
+    async def parse_request(self, session: ActiveSession, body: bytes) -> ChatRequest:
+        """The chat request in ``body``. A bad body is a 400, but a refused session is refused as
+        such whatever its body: the freshness read is waited for before the 400 goes out."""
+        try:
+            return parse_chat(body)
+        except GatewayError:
+            await self.sessions.settle(session)
+            raise
 
     async def open(
         self, session: ActiveSession, request: ChatRequest, *, lambda_deadline: float | None = None
     ) -> OpenStream:
-        """``request`` comes from ``parse_chat``: the app answers a bad body before it gets here."""
+        """``request`` comes from ``parse_request``: a bad body never gets here."""
         chat = with_system_prompt(request, session.record.persona.system_prompt)
-        llm = session.llm
-        api_key: str
-        if session.builtin is not None:
-            urls, api_key = await asyncio.to_thread(self.builtin_endpoint, session.builtin)
-        else:
-            assert isinstance(llm, StoredLlm)
-            urls = [u.url for u in llm.urls]
-            cached = self.cached_secret(llm)
-            api_key = cached if cached is not None else await asyncio.to_thread(self.load_secret, llm)
-        ordered = self.stats.order(urls)
+        if session.pending is None:
+            return await self._open(session, chat, lambda_deadline)
+        attempt = asyncio.create_task(self._open(session, chat, lambda_deadline))
+        try:
+            current = await self.sessions.settle(session)
+        except BaseException:
+            await _abort(attempt)
+            raise
+        if current.upstream_view() != session.upstream_view():  # the LLM changed: the old request goes
+            await _abort(attempt)
+            return await self._open(current, chat, lambda_deadline)
+        opened = await attempt
+        # The first output leaves now, if the read took longer than the upstream (logs, metrics).
+        opened.timings.first_output = max(opened.timings.first_output or 0.0, self.clock())
+        return opened
+
+    async def _open(
+        self, session: ActiveSession, chat: ChatRequest, lambda_deadline: float | None
+    ) -> OpenStream:
+        llm, endpoint = session.llm, session.endpoint
+        assert endpoint is not None  # only client-side sessions have none, and they never get here
+        ordered = self.stats.order(list(endpoint.urls))
         specs = endpoint_specs(llm, ordered)
-        calls = build_calls(specs, chat, api_key)
+        calls = build_calls(specs, chat, endpoint.api_key)
         limits = self._limits(llm.timeouts, lambda_deadline)
-        secrets = (api_key,)
+        secrets = (endpoint.api_key,)
 
         def on_attempt(index: int, ttfb: float | None, failure: str | None) -> None:
             self.stats.record(ordered[index], ttfb)
@@ -156,3 +171,11 @@ class StreamProxy:
             idle_s=timeouts.idle_ms / 1000,
             deadline=deadline,
         )
+
+
+async def _abort(attempt: asyncio.Task[OpenStream]) -> None:
+    """Stop an upstream attempt whose session was refused or changed: the upstream sees it go."""
+    attempt.cancel()
+    await asyncio.wait([attempt])
+    if not attempt.cancelled() and attempt.exception() is None:
+        attempt.result().response.close()
