@@ -42,9 +42,12 @@ def merged_document() -> dict[str, Any]:
 
     for name, value in _DOC_SETTINGS.items():
         os.environ.setdefault(name, value)
+    from llm_gateway.api import describe_for_openapi
+
     document: dict[str, Any] = {}
     for module_name in HANDLERS:
         app = importlib.import_module(module_name).app
+        describe_for_openapi(app)
         schema = json.loads(app.get_openapi_json_schema(title=TITLE, version="1.0.0"))
         if not document:
             document = schema

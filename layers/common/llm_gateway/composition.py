@@ -10,13 +10,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from llm_gateway.adapters import aws
-from llm_gateway.adapters.dynamodb import DynamoAccountRepository, DynamoLlmRepository
 from llm_gateway.adapters.events import EventBridgePublisher
 from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
 from llm_gateway.domain.loops import HopMarker, OwnOrigins
-from llm_gateway.domain.ports import UrlGuard
-from llm_gateway.domain.registry import Registry
-from llm_gateway.domain.tokens import TokenPolicy
 from llm_gateway.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -24,6 +20,8 @@ if TYPE_CHECKING:
 
     from llm_gateway.adapters.address_policy import AddressPolicy
     from llm_gateway.adapters.dynamodb import (
+        DynamoAccountRepository,
+        DynamoLlmRepository,
         DynamoReportRepository,
         DynamoSessionRepository,
         DynamoValidationRuns,
@@ -35,9 +33,11 @@ if TYPE_CHECKING:
     from llm_gateway.catalog import BuiltinLlm
     from llm_gateway.domain.conformance import HttpPort
     from llm_gateway.domain.conformance.budget import RunBudget
+    from llm_gateway.domain.ports import UrlGuard
     from llm_gateway.domain.proxy import StreamProxy
+    from llm_gateway.domain.registry import Registry
     from llm_gateway.domain.sessions import SessionAccess, SessionService
-    from llm_gateway.domain.tokens import PublicKeySet, TokenVerifier
+    from llm_gateway.domain.tokens import PublicKeySet, TokenPolicy, TokenVerifier
     from llm_gateway.domain.validation import ValidationRequests, Validator
     from llm_gateway.models.report import Report
 
@@ -56,11 +56,15 @@ def credential_store() -> SecretsManagerCredentialStore:
 
 @lru_cache(maxsize=1)
 def llm_repository() -> DynamoLlmRepository:
+    from llm_gateway.adapters.dynamodb import DynamoLlmRepository
+
     return DynamoLlmRepository(aws.dynamodb(), get_settings().table_name)
 
 
 @lru_cache(maxsize=1)
 def account_repository() -> DynamoAccountRepository:
+    from llm_gateway.adapters.dynamodb import DynamoAccountRepository
+
     return DynamoAccountRepository(aws.dynamodb(), get_settings().table_name)
 
 
@@ -104,6 +108,8 @@ def own_origins() -> OwnOrigins:
 
 @lru_cache(maxsize=1)
 def registry() -> Registry:
+    from llm_gateway.domain.registry import Registry
+
     return Registry(
         llms=llm_repository(),
         credentials=credential_store(),
@@ -143,6 +149,8 @@ def idempotency_store() -> DynamoDBPersistenceLayer:
 
 @lru_cache(maxsize=1)
 def token_policy() -> TokenPolicy:
+    from llm_gateway.domain.tokens import TokenPolicy
+
     s = get_settings()
     return TokenPolicy(issuer=s.token_issuer, audience=s.token_audience)
 

@@ -12,13 +12,13 @@ key's hint) makes a new one, which is what the stream's freshness read compares.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from llm_gateway.adapters.table_keys import SESSION_SK, account_pk, llm_revision, llm_sk, session_pk
 from llm_gateway.domain.ports import AlreadyExists, LastKey, TooManyKeys, VersionConflict
 from llm_gateway.models.account import KeyOwner, StoredApiKey
 from llm_gateway.models.llm import LlmStatus, StoredLlm
@@ -29,14 +29,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from llm_gateway.domain.revalidation import LlmKey
-
-
-def account_pk(account_id: str) -> str:
-    return f"ACCOUNT#{account_id}"
-
-
-def llm_sk(llm_id: str) -> str:
-    return f"LLM#{llm_id}"
 
 
 #: The table's index on ``status`` (template.yaml): LLM items are the only ones with that attribute
@@ -140,11 +132,6 @@ class DynamoLlmRepository:
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def llm_revision(doc: str) -> str:
-    """A short hash of an LLM item's document: equal revisions, equal documents."""
-    return hashlib.blake2b(doc.encode(), digest_size=8).hexdigest()
 
 
 def api_key_lookup_pk(key_hash: str) -> str:
@@ -435,13 +422,6 @@ class DynamoValidationRuns:
                 ConditionExpression="validationId = :id",
                 ExpressionAttributeValues={":status": {"S": status.value}, ":id": {"S": validation_id}},
             )
-
-
-def session_pk(session_id: str) -> str:
-    return f"SESSION#{session_id}"
-
-
-SESSION_SK = "SESSION"
 
 
 class DynamoSessionRepository:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from llm_gateway.adapters.dynamodb import SESSION_SK, account_pk, llm_revision, llm_sk, session_pk
+from llm_gateway.adapters.table_keys import SESSION_SK, account_pk, llm_revision, llm_sk, session_pk
 from llm_gateway.domain.sessions import Freshness, LlmRef, Loaded, RevisedLlm
 from llm_gateway.models.llm import StoredLlm
 from llm_gateway.models.session import SessionRecord
