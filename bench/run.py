@@ -62,9 +62,12 @@ def _wait_http(url: str, timeout: float = 20) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start_stack(state_file: Path) -> subprocess.Popen[bytes]:
+def start_stack(state_file: Path, upstreams: list[str]) -> subprocess.Popen[bytes]:
+    """``upstreams``: the bench's own fake providers, on loopback origins the stack must allow."""
+    allowed = [arg for url in upstreams for arg in ("--allow-endpoint", url)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_gateway_cli.main", "dev", "--port", "0", "--state-file", str(state_file)],
+        [sys.executable, "-m", "llm_gateway_cli.main", "dev", "--port", "0", "--state-file", str(state_file),
+         *allowed],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -271,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             procs.append(proc)
             fakes[interval] = url
         state_file = Path(tempfile.mkdtemp()) / "state.json"
-        stack = start_stack(state_file)
+        stack = start_stack(state_file, list(fakes.values()))
         procs.append(stack)
         state = json.loads(state_file.read_text())
         with httpx.Client(

@@ -7,6 +7,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,32 @@ def test_a_session_that_does_not_match_its_token_or_has_expired_is_inactive() ->
     )
     with pytest.raises(SessionInactive):
         request(late)
+
+
+def test_a_warm_request_sends_its_upstream_request_before_the_freshness_read_starts() -> None:
+    """The read is needed only before the first byte is relayed: building and sending it first
+    would delay the upstream request (and so the first token) by its CPU time."""
+    from llm_gateway.domain.proxy import StreamProxy
+    from llm_gateway.domain.streaming import UpstreamFailure
+    from llm_gateway.providers.dispatch import UpstreamRequest
+
+    table = Table()
+    sessions = access(table)
+    request(sessions)  # warm: the session, config and key are in memory
+    table.calls.clear()
+
+    class RecordingTransport:
+        async def open(self, call: UpstreamRequest, connect_timeout_s: float) -> Any:
+            table.calls.append("upstream")
+            raise UpstreamFailure("endpoint_blocked")
+
+    proxy = StreamProxy(verify_token=lambda _: claims(), sessions=sessions, transport=RecordingTransport())
+
+    async def run() -> None:
+        session = await proxy.authorize("token")
+        chat = await proxy.parse_request(session, b'{"messages":[{"role":"user","content":"hi"}]}')
+        with pytest.raises(UpstreamFailure):
+            await proxy.open(session, chat)
+
+    asyncio.run(run())
+    assert table.calls == ["upstream", "check"]
