@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
 import traceback
@@ -170,6 +171,10 @@ async def warm_up() -> None:
 
     await asyncio.gather(asyncio.to_thread(composition.public_key_set), clients_and_connection())
     _proxy = composition.stream_proxy()
+    # What init built lives as long as the container: frozen, the collector's full passes never
+    # walk it again. Unfrozen, each full pass under load walked every module, schema and client
+    # and stopped the event loop (and every stream on it) for 170-240 ms in the local stack.
+    gc.freeze()
 
 
 class _Response:
