@@ -10,12 +10,12 @@ import os
 import sys
 from typing import Any
 
-from llm_gateway_cli.commands import accounts, api_keys, chat, check, dev, llms, tokens
+from llm_gateway_cli.commands import accounts, api_keys, chat, check, dev, llms, tokens, webhooks
 
 DEBUG_ENV = "LLM_GATEWAY_DEBUG"
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS: list[Any] = [dev, accounts, api_keys, check, llms, tokens, chat]
+COMMANDS: list[Any] = [dev, accounts, api_keys, webhooks, check, llms, tokens, chat]
 
 
 def build_parser() -> argparse.ArgumentParser:

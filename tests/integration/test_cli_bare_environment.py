@@ -52,6 +52,9 @@ CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["api-keys", "list"], NO_GATEWAY),
     (["api-keys", "create", "--name", "ci"], NO_GATEWAY),
     (["api-keys", "revoke", "X"], NO_GATEWAY),
+    (["webhooks", "list"], NO_GATEWAY),
+    (["webhooks", "add", "https://hooks.example.com/x"], NO_GATEWAY),
+    (["webhooks", "delete", "X"], NO_GATEWAY),
     (["fake-provider", "--port", "{busy}"], ("cannot listen", "{busy}", "--port")),
 ]  # fmt: skip
 

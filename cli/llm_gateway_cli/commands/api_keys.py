@@ -16,28 +16,11 @@ import sys
 from typing import Any
 from urllib.parse import quote
 
-from llm_gateway_cli.commands.client import (
-    USAGE_ERROR,
-    connection,
-    connection_arguments,
-    report_error,
-    request,
-    unreachable,
-)
-
-
-def _parser(sub: Any, name: str, help_text: str, description: str, examples: str) -> Any:
-    return sub.add_parser(
-        name,
-        help=help_text,
-        description=description,
-        epilog="examples:\n" + examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+from llm_gateway_cli.commands.client import call, connection_arguments, subcommand
 
 
 def register(sub: Any) -> None:
-    group = _parser(
+    group = subcommand(
         sub,
         "api-keys",
         "list, create and revoke the account's API keys",
@@ -47,7 +30,7 @@ def register(sub: Any) -> None:
     )
     keys = group.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    listing = _parser(
+    listing = subcommand(
         keys,
         "list",
         "the account's keys: name, last 4 characters, created, last used",
@@ -58,7 +41,7 @@ def register(sub: Any) -> None:
     listing.add_argument("--json", action="store_true", help="print {data: [...]} as JSON")
     listing.set_defaults(run=run_list)
 
-    create = _parser(
+    create = subcommand(
         keys,
         "create",
         "create a key (at most 10 per account); prints it once",
@@ -71,7 +54,7 @@ def register(sub: Any) -> None:
     create.add_argument("--json", action="store_true", help="print {id, name, hint, createdAt, key}")
     create.set_defaults(run=run_create)
 
-    revoke = _parser(
+    revoke = subcommand(
         keys,
         "revoke",
         "revoke a key: it stops working within 10 seconds",
@@ -85,27 +68,10 @@ def register(sub: Any) -> None:
     revoke.set_defaults(run=run_revoke)
 
 
-def _call(args: argparse.Namespace, method: str, path: str, ok: int, **kwargs: Any) -> Any:
-    """The response, or the exit code to return (its error already printed)."""
-    import httpx
-
-    found = connection(args)
-    if found is None:
-        return USAGE_ERROR
-    url, key = found
-    try:
-        response = request(method, url + path, key, **kwargs)
-    except httpx.HTTPError as exc:
-        return unreachable(url, exc)
-    if response.status_code != ok:
-        return report_error(response)
-    return response
-
-
 def run_list(args: argparse.Namespace) -> int:
     from llm_gateway_cli.commands.llms import format_table
 
-    response = _call(args, "GET", "/v1/api-keys", 200)
+    response = call(args, "GET", "/v1/api-keys", 200)
     if isinstance(response, int):
         return response
     keys = response.json()
@@ -121,7 +87,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    response = _call(args, "POST", "/v1/api-keys", 201, body={"name": args.name})
+    response = call(args, "POST", "/v1/api-keys", 201, body={"name": args.name})
     if isinstance(response, int):
         return response
     created = response.json()
@@ -137,7 +103,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    response = _call(args, "DELETE", f"/v1/api-keys/{quote(args.key_id, safe='')}", 204)
+    response = call(args, "DELETE", f"/v1/api-keys/{quote(args.key_id, safe='')}", 204)
     if isinstance(response, int):
         return response
     if args.json:

@@ -1,4 +1,5 @@
-"""Shared plumbing of the client commands (``token``, ``sessions``, ``llms``, ``chat``).
+"""Shared plumbing of the client commands (``token``, ``sessions``, ``llms``, ``chat``, ``api-keys``,
+``webhooks``).
 
 They all talk HTTP to a running gateway: the local stack by default, found through its state
 file; a deployed one with ``--api-url``/``--api-key`` or ``LLM_GATEWAY_API_URL``/``LLM_GATEWAY_API_KEY``.
@@ -7,6 +8,7 @@ Nothing here ever prints a key.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -111,3 +113,35 @@ def report_error(response: Any) -> int:
 def unreachable(url: str, exc: BaseException) -> int:
     print(f"error: cannot reach the gateway at {url}: {type(exc).__name__}", file=sys.stderr)
     return FAILURE
+
+
+def subcommand(sub: Any, name: str, help_text: str, description: str, examples: str) -> Any:
+    """A command (or action) whose ``--help`` ends with examples, laid out as written."""
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def call(
+    args: argparse.Namespace, method: str, path: str, ok: int | tuple[int, ...] | None = 200, **kwargs: Any
+) -> Any:
+    """The gateway's response; or the exit code to return, its error already printed: no gateway
+    to talk to, unreachable, or (with ``ok``) a status other than ``ok``. ``path`` starts with /v1."""
+    import httpx
+
+    found = connection(args)
+    if found is None:
+        return USAGE_ERROR
+    url, key = found
+    try:
+        response = request(method, url + path, key, **kwargs)
+    except httpx.HTTPError as exc:
+        return unreachable(url, exc)
+    expected = (ok,) if isinstance(ok, int) else ok
+    if expected is not None and response.status_code not in expected:
+        return report_error(response)
+    return response

@@ -33,10 +33,10 @@ def register(actions: Any, action: Callable[..., Any], common: Callable[[Any, st
 
 
 def run_health(args: argparse.Namespace) -> int:
-    from llm_gateway_cli.commands.llms import _call
+    from llm_gateway_cli.commands.client import call
 
     path = f"/v1/llms/{quote(args.llm_id, safe='')}/health"
-    response = _call(args, "GET", path, params={"hours": args.hours})
+    response = call(args, "GET", path, params={"hours": args.hours})
     if isinstance(response, int):
         return response
     document = response.json()

@@ -21,11 +21,10 @@ from urllib.parse import quote
 from llm_gateway_cli.commands.client import (
     FAILURE,
     USAGE_ERROR,
-    connection,
+    call,
     connection_arguments,
     report_error,
-    request,
-    unreachable,
+    subcommand,
 )
 
 LLM_API_KEY_ENV = "LLM_API_KEY"
@@ -68,7 +67,7 @@ def register(sub: Any) -> None:
     )
     actions = llms.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    create = _action(
+    create = subcommand(
         actions,
         "create",
         "register an LLM endpoint (validated in the background)",
@@ -88,7 +87,7 @@ def register(sub: Any) -> None:
     _common(create, "print the LLM object as JSON")
     create.set_defaults(run=run_create)
 
-    listing = _action(
+    listing = subcommand(
         actions,
         "list",
         "list your LLMs as a table",
@@ -104,7 +103,7 @@ def register(sub: Any) -> None:
     _common(listing, "print {data, meta} as JSON")
     listing.set_defaults(run=run_list)
 
-    get = _action(
+    get = subcommand(
         actions,
         "get",
         "show one LLM",
@@ -115,7 +114,7 @@ def register(sub: Any) -> None:
     _common(get, "print the LLM object as JSON")
     get.set_defaults(run=run_get)
 
-    update = _action(
+    update = subcommand(
         actions,
         "update",
         "change an LLM (only the fields given); a new key is validated first",
@@ -143,7 +142,7 @@ def register(sub: Any) -> None:
     _common(update, "print the updated LLM object as JSON")
     update.set_defaults(run=run_update)
 
-    delete = _action(
+    delete = subcommand(
         actions,
         "delete",
         "delete an LLM and its stored key (no confirmation)",
@@ -154,7 +153,7 @@ def register(sub: Any) -> None:
     _common(delete, "print {id, deleted} as JSON")
     delete.set_defaults(run=run_delete)
 
-    validate = _action(
+    validate = subcommand(
         actions,
         "validate",
         "run the conformance suite on a registered LLM now",
@@ -178,7 +177,7 @@ def register(sub: Any) -> None:
     _common(validate, "print the report (with --no-wait: the queued run) as JSON")
     validate.set_defaults(run=run_validate)
 
-    test = _action(
+    test = subcommand(
         actions,
         "test",
         "run the conformance suite on a config without storing it",
@@ -192,17 +191,7 @@ def register(sub: Any) -> None:
 
     from llm_gateway_cli.commands import health
 
-    health.register(actions, _action, _common)
-
-
-def _action(actions: Any, name: str, help_text: str, description: str, examples: str) -> Any:
-    return actions.add_parser(
-        name,
-        help=help_text,
-        description=description,
-        epilog="examples:\n" + examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    health.register(actions, subcommand, _common)
 
 
 def _common(parser: Any, json_help: str) -> None:
@@ -302,26 +291,6 @@ def _llm_path(llm_id: str, suffix: str = "") -> str:
     return f"/v1/llms/{quote(llm_id, safe='')}{suffix}"
 
 
-def _call(
-    args: argparse.Namespace, method: str, path: str, ok: tuple[int, ...] | None = (200,), **kwargs: Any
-) -> Any:
-    """The response, or the exit code to return: no gateway to talk to, or (with ``ok``) a status
-    outside ``ok``, whose error has then been printed. ``path`` starts with /v1."""
-    import httpx
-
-    found = connection(args)
-    if found is None:
-        return USAGE_ERROR
-    url, key = found
-    try:
-        response = request(method, url + path, key, **kwargs)
-    except httpx.HTTPError as exc:
-        return unreachable(url, exc)
-    if ok is not None and response.status_code not in ok:
-        return report_error(response)
-    return response
-
-
 def run_create(args: argparse.Namespace) -> int:
     try:
         body = _config_body(args, creating=True)
@@ -330,7 +299,7 @@ def run_create(args: argparse.Namespace) -> int:
     if args.wait and not 0 < args.wait_timeout <= 3600:
         return _usage("--wait-timeout must be between 0 and 3600 seconds")
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    response = _call(args, "POST", "/v1/llms", ok=(200, 201), body=body, headers=headers)
+    response = call(args, "POST", "/v1/llms", ok=(200, 201), body=body, headers=headers)
     if isinstance(response, int):
         return response
     llm: dict[str, Any] = response.json()
@@ -367,7 +336,7 @@ def _wait_while_pending(args: argparse.Namespace, llm: dict[str, Any]) -> dict[s
     while llm.get("status") == "pending" and time.monotonic() < deadline:
         time.sleep(0.25)
         print(".", end="", file=sys.stderr, flush=True)
-        polled = _call(args, "GET", _llm_path(llm["id"]), ok=None)  # end the progress line first
+        polled = call(args, "GET", _llm_path(llm["id"]), ok=None)  # end the progress line first
         if isinstance(polled, int):
             print(file=sys.stderr)
             return polled
@@ -385,7 +354,7 @@ def _wait_for_key_verdict(args: argparse.Namespace, llm: dict[str, Any]) -> dict
     since = _timestamp(llm.get("updatedAt"))
     deadline = time.monotonic() + args.wait_timeout
     while time.monotonic() < deadline:
-        polled = _call(args, "GET", _llm_path(llm["id"], "/validation"), ok=None)
+        polled = call(args, "GET", _llm_path(llm["id"], "/validation"), ok=None)
         if isinstance(polled, int):
             print(file=sys.stderr)
             return polled
@@ -422,7 +391,7 @@ def run_list(args: argparse.Namespace) -> int:
         params["search"] = args.search
     if args.include_defaults:
         params["includeDefaults"] = "true"
-    response = _call(args, "GET", "/v1/llms", params=params)
+    response = call(args, "GET", "/v1/llms", params=params)
     if isinstance(response, int):
         return response
     page = response.json()
@@ -447,7 +416,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    response = _call(args, "GET", _llm_path(args.llm_id))
+    response = call(args, "GET", _llm_path(args.llm_id))
     if isinstance(response, int):
         return response
     _print_llm_or_json(response.json(), args.json)
@@ -464,7 +433,7 @@ def run_update(args: argparse.Namespace) -> int:
     if args.wait and not 0 < args.wait_timeout <= 3600:
         return _usage("--wait-timeout must be between 0 and 3600 seconds")
     headers = {"If-Match": str(args.if_match)} if args.if_match is not None else None
-    response = _call(args, "PUT", _llm_path(args.llm_id), body=body, headers=headers)
+    response = call(args, "PUT", _llm_path(args.llm_id), body=body, headers=headers)
     if isinstance(response, int):
         return response
     llm = response.json()
@@ -500,7 +469,7 @@ def run_update(args: argparse.Namespace) -> int:
         else:
             print(f"New key refused: {details.get('reason')}. The previous key stays in service.", file=out)
             exit_code = FAILURE
-    fetched = _call(args, "GET", _llm_path(llm["id"]))  # a URL or model change revalidates too
+    fetched = call(args, "GET", _llm_path(llm["id"]))  # a URL or model change revalidates too
     if isinstance(fetched, int):
         return fetched
     llm = fetched.json()
@@ -521,11 +490,11 @@ def run_update(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    found = _call(args, "GET", _llm_path(args.llm_id))
+    found = call(args, "GET", _llm_path(args.llm_id))
     if isinstance(found, int):
         return found
     llm = found.json()
-    response = _call(args, "DELETE", _llm_path(args.llm_id), ok=(200, 204))
+    response = call(args, "DELETE", _llm_path(args.llm_id), ok=(200, 204))
     if isinstance(response, int):
         return response
     if args.json:
@@ -540,7 +509,7 @@ def run_delete(args: argparse.Namespace) -> int:
 def run_validate(args: argparse.Namespace) -> int:
     if not 0 < args.wait_timeout <= 3600:
         return _usage("--wait-timeout must be between 0 and 3600 seconds")
-    response = _call(args, "POST", _llm_path(args.llm_id, "/validate"), ok=(202,))
+    response = call(args, "POST", _llm_path(args.llm_id, "/validate"), ok=(202,))
     if isinstance(response, int):
         return response
     run: dict[str, Any] = response.json()
@@ -571,7 +540,7 @@ def _wait_for_run(args: argparse.Namespace, run: dict[str, Any]) -> dict[str, An
     wanted = run["validationId"]
     deadline = time.monotonic() + args.wait_timeout
     while True:
-        polled = _call(args, "GET", _llm_path(args.llm_id, "/validation"), ok=None)
+        polled = call(args, "GET", _llm_path(args.llm_id, "/validation"), ok=None)
         if isinstance(polled, int):
             print(file=sys.stderr)
             return polled
@@ -601,7 +570,7 @@ def run_test(args: argparse.Namespace) -> int:
         body = _config_body(args, creating=True)
     except _UsageError as exc:
         return _usage(str(exc))
-    response = _call(args, "POST", "/v1/llms/test", body=body, timeout=REPORT_TIMEOUT_S)
+    response = call(args, "POST", "/v1/llms/test", body=body, timeout=REPORT_TIMEOUT_S)
     return _report(response, as_json=args.json)
 
 
@@ -626,7 +595,7 @@ def _report(response: Any, *, as_json: bool) -> int:
 def _print_latest_report(args: argparse.Namespace, llm_id: str) -> None:
     from llm_gateway_cli.commands.check import render, use_color
 
-    response = _call(args, "GET", _llm_path(llm_id, "/validation"), ok=None)
+    response = call(args, "GET", _llm_path(llm_id, "/validation"), ok=None)
     if not isinstance(response, int) and response.status_code == 200:
         print()
         render(response.json(), sys.stdout, color=use_color(sys.stdout))

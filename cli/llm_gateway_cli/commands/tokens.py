@@ -10,7 +10,6 @@ Exit codes: 0 success, 1 the gateway refused, 2 usage error (no gateway to talk 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
@@ -22,21 +21,12 @@ from llm_gateway_cli.commands.client import (
     connection_arguments,
     report_error,
     request,
+    subcommand,
 )
 
 
-def _parser(sub: Any, name: str, help_text: str, description: str, examples: str) -> Any:
-    return sub.add_parser(
-        name,
-        help=help_text,
-        description=description,
-        epilog="examples:\n" + examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
 def register(sub: Any) -> None:
-    token = _parser(
+    token = subcommand(
         sub,
         "token",
         "mint a session token for an LLM (prints the token)",
@@ -59,14 +49,14 @@ def register(sub: Any) -> None:
     )
     token.set_defaults(run=run_token)
 
-    sessions = _parser(
+    sessions = subcommand(
         sub,
         "sessions",
         "manage sessions",
         "Manage the sessions session tokens were minted for.",
         "  llm-gateway sessions revoke SESSION_ID\n",
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
-    revoke = _parser(
+    revoke = subcommand(
         sessions,
         "revoke",
         "revoke a session: its token stops working within seconds",
