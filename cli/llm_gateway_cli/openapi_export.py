@@ -47,7 +47,7 @@ def merged_document() -> dict[str, Any]:
     document: dict[str, Any] = {}
     for module_name in HANDLERS:
         app = importlib.import_module(module_name).app
-        describe_for_openapi(app)
+        describe_for_openapi(app, TITLE)
         schema = json.loads(app.get_openapi_json_schema(title=TITLE, version="1.0.0"))
         if not document:
             document = schema

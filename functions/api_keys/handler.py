@@ -21,7 +21,7 @@ from llm_gateway.models.account import ApiKeyCreate, ApiKeyList, NewApiKey
 from llm_gateway.models.common import ErrorResponse
 from llm_gateway.observability import get_logger, get_tracer
 
-app = create_resolver("LLM Gateway API keys API")
+app = create_resolver()
 KeyId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 #: Key material and key lists are never cached by a browser or a proxy.
 NO_STORE = {"Cache-Control": "no-store"}

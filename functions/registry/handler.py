@@ -34,7 +34,7 @@ from llm_gateway.models.health import LlmHealthHistory
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
 from llm_gateway.observability import get_logger, get_tracer
 
-app = create_resolver("LLM Gateway management API")
+app = create_resolver()
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 #: Powertools Idempotency keyed by (account, key): two accounts never share a cached response, and

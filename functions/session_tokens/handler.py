@@ -16,7 +16,7 @@ from llm_gateway.models.session import SessionTokenRequest, SessionTokenResponse
 from llm_gateway.observability import get_logger, get_tracer
 
 composition.require_settings()
-app = create_resolver("LLM Gateway session tokens API")
+app = create_resolver()
 SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 JWKS_CACHE_CONTROL = "public, max-age=300"
 _MINT_RESPONSES = ok_response(SessionTokenResponse) | error_responses(400, 401, 404, 409, 413, 429)

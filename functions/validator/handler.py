@@ -37,7 +37,7 @@ from llm_gateway.models.report import LatestReport, Report, ValidationRun
 from llm_gateway.observability import get_logger, get_tracer
 
 composition.require_settings()
-app = create_resolver("LLM Gateway validation API")
+app = create_resolver()
 
 
 class LlmChanged(BaseModel):

@@ -19,7 +19,7 @@ from llm_gateway.models.webhook import NewWebhook, WebhookCreate, WebhookList
 from llm_gateway.observability import get_logger, get_tracer
 
 composition.require_settings()
-app = create_resolver("LLM Gateway webhooks API")
+app = create_resolver()
 WebhookId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 #: The signing secret and the list are never cached by a browser or a proxy.
 NO_STORE = {"Cache-Control": "no-store"}

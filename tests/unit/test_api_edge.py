@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from llm_gateway.api import LlmId, create_resolver, declared_query_names, json_response, resolve
 
-app = create_resolver("test")
+app = create_resolver()
 
 
 class Thing(BaseModel):

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 from urllib.parse import quote
 
-from llm_gateway_cli.commands.client import call, connection_arguments, subcommand
+from llm_gateway_cli.commands.client import call, connection_arguments, print_listing, subcommand
 
 
 def register(sub: Any) -> None:
@@ -69,21 +69,12 @@ def register(sub: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from llm_gateway_cli.commands.llms import format_table
-
-    response = call(args, "GET", "/v1/api-keys", 200)
-    if isinstance(response, int):
-        return response
-    keys = response.json()
-    if args.json:
-        print(json.dumps(keys, indent=2))
-        return 0
-    rows = [
-        [k["id"], k["name"], k["hint"], k["createdAt"], k.get("lastUsedAt") or "never"]
-        for k in keys.get("data", [])
-    ]
-    print(format_table(["ID", "NAME", "KEY", "CREATED", "LAST USED"], rows))
-    return 0
+    return print_listing(
+        args,
+        "/v1/api-keys",
+        ["ID", "NAME", "KEY", "CREATED", "LAST USED"],
+        lambda k: [k["id"], k["name"], k["hint"], k["createdAt"], k.get("lastUsedAt") or "never"],
+    )
 
 
 def run_create(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,28 @@ def call(
     if expected is not None and response.status_code not in expected:
         return report_error(response)
     return response
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart; no trailing blanks."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def print_listing(
+    args: argparse.Namespace, path: str, header: list[str], row: Callable[[dict[str, Any]], list[str]]
+) -> int:
+    """``GET path`` (a ``{data: [...]}`` list): as JSON with ``--json``, else a table of ``row``."""
+    response = call(args, "GET", path)
+    if isinstance(response, int):
+        return response
+    listing = response.json()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+    else:
+        print(format_table(header, [row(item) for item in listing.get("data", [])]))
+    return 0

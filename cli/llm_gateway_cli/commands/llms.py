@@ -23,6 +23,7 @@ from llm_gateway_cli.commands.client import (
     USAGE_ERROR,
     call,
     connection_arguments,
+    format_table,
     report_error,
     subcommand,
 )
@@ -640,13 +641,3 @@ def _print_llm(llm: dict[str, Any]) -> None:
     width = max(len(label) for label, _ in shown)
     for label, value in shown:
         print(f"{label + ':':{width + 1}} {value}")
-
-
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns, two spaces apart; no trailing blanks."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    return "\n".join(lines)

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 from urllib.parse import quote
 
-from llm_gateway_cli.commands.client import call, connection_arguments, subcommand
+from llm_gateway_cli.commands.client import call, connection_arguments, print_listing, subcommand
 
 
 def register(sub: Any) -> None:
@@ -73,27 +73,18 @@ def register(sub: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from llm_gateway_cli.commands.llms import format_table
+    return print_listing(args, "/v1/webhooks", ["ID", "URL", "EVENTS", "ENABLED", "DESCRIPTION"], _row)
 
-    response = call(args, "GET", "/v1/webhooks", 200)
-    if isinstance(response, int):
-        return response
-    hooks = response.json()
-    if args.json:
-        print(json.dumps(hooks, indent=2))
-        return 0
-    rows = [
-        [
-            h["id"],
-            h["url"],
-            ",".join(h.get("eventTypes", [])),
-            "yes" if h.get("enabled", True) else f"no ({h.get('disabledReason') or 'disabled'})",
-            h.get("description") or "",
-        ]
-        for h in hooks.get("data", [])
+
+def _row(hook: dict[str, Any]) -> list[str]:
+    enabled = "yes" if hook.get("enabled", True) else f"no ({hook.get('disabledReason') or 'disabled'})"
+    return [
+        hook["id"],
+        hook["url"],
+        ",".join(hook.get("eventTypes", [])),
+        enabled,
+        hook.get("description") or "",
     ]
-    print(format_table(["ID", "URL", "EVENTS", "ENABLED", "DESCRIPTION"], rows))
-    return 0
 
 
 def run_add(args: argparse.Namespace) -> int:

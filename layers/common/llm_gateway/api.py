@@ -152,7 +152,6 @@ class GatewayResolver(APIGatewayRestResolver):
         super().__init__(**kwargs)
         #: (METHOD, path shape with "{}" for each path parameter) -> declared query parameter names
         self.declared_query: dict[tuple[str, str], frozenset[str]] = {}
-        self.openapi_title = "LLM Gateway"
 
     def route(self, rule: str, method: Any, *args: Any, **kwargs: Any) -> Callable[[Handler], Handler]:
         register = super().route(rule, method, *args, **kwargs)
@@ -252,23 +251,23 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def describe_for_openapi(app: GatewayResolver) -> None:
+def describe_for_openapi(app: GatewayResolver, title: str) -> None:
     """The document's title and security scheme. Only the exporter needs them: Powertools' OpenAPI
     models cost ~70 ms of import, which no request of a function needs (validation does not)."""
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
     app.configure_openapi(
-        title=app.openapi_title,
+        title=title,
         version="1.0.0",
         security_schemes={BEARER_SCHEME: HTTPBearer(description="Account API key: `Bearer llmgw_...`")},
         security=SECURITY,
     )
 
 
-def create_resolver(title: str) -> GatewayResolver:
+def create_resolver() -> GatewayResolver:
     app = GatewayResolver(enable_validation=True)
     app.use(middlewares=[reject_unknown_query])
-    app.openapi_title = title  # the document is written offline: ``describe_for_openapi``
+    # No OpenAPI description here: the document is written offline (``describe_for_openapi``).
 
     @app.exception_handler(GatewayError)
     def _gateway_error(exc: GatewayError) -> Response[Any]:

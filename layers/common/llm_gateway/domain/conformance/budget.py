@@ -71,10 +71,7 @@ class RunClock:
 
 def config_test_budget(remaining_ms: int | None = None) -> RunBudget:
     """``POST /v1/llms/test``: 25 s, less when the function itself has less time left."""
-    seconds = CONFIG_TEST_BUDGET_S
-    if remaining_ms is not None:
-        seconds = min(seconds, remaining_ms / 1000 - CONFIG_TEST_MARGIN_S)
-    seconds = max(MIN_BUDGET_S, seconds)
+    seconds = _within(CONFIG_TEST_BUDGET_S, remaining_ms, CONFIG_TEST_MARGIN_S)
     return RunBudget(
         seconds,
         f"the {_s(seconds)} budget of POST /v1/llms/test (it answers within API Gateway's "
@@ -85,15 +82,19 @@ def config_test_budget(remaining_ms: int | None = None) -> RunBudget:
 def validator_budget(remaining_ms: int | None = None) -> RunBudget:
     """A queued validation: the function's remaining time less a margin to store the report,
     at most ``VALIDATOR_BUDGET_S`` (which is what applies without a Lambda context)."""
-    seconds = VALIDATOR_BUDGET_S
-    if remaining_ms is not None:
-        seconds = min(seconds, remaining_ms / 1000 - VALIDATOR_MARGIN_S)
-    seconds = max(MIN_BUDGET_S, seconds)
+    seconds = _within(VALIDATOR_BUDGET_S, remaining_ms, VALIDATOR_MARGIN_S)
     return RunBudget(
         seconds,
         f"the validator's {_s(seconds)} budget (its Lambda time left, less {VALIDATOR_MARGIN_S:g} s "
         "to store the report)",
     )
+
+
+def _within(limit_s: float, remaining_ms: int | None, margin_s: float) -> float:
+    """At most ``limit_s``; less when the function has less time left (keeping ``margin_s``), but
+    never under ``MIN_BUDGET_S``."""
+    seconds = limit_s if remaining_ms is None else min(limit_s, remaining_ms / 1000 - margin_s)
+    return max(MIN_BUDGET_S, seconds)
 
 
 def _s(seconds: float) -> str:
