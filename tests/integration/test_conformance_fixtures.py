@@ -40,7 +40,7 @@ import pytest
 from llm_gateway_cli.main import main
 
 REPO_ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
-TRANSCRIPTS = REPO_ROOT.parent / "shared" / "fixtures" / "transcripts"
+TRANSCRIPTS = REPO_ROOT / "tests" / "fixtures" / "transcripts"
 KEY = "replay-key-0123456789"
 DROPPED_HEADERS = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding"}

@@ -18,7 +18,7 @@ from llm_gateway.providers.base import EndpointSpec
 from llm_gateway.providers.dispatch import make_relay
 
 REPO_ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
-TRANSCRIPTS = REPO_ROOT.parent / "shared" / "fixtures" / "transcripts"
+TRANSCRIPTS = REPO_ROOT / "tests" / "fixtures" / "transcripts"
 CHAT = ChatRequest(messages=[ChatMessage(role="user", content="hi")], stream=False)
 SPECS = {
     "openai": EndpointSpec(LlmFormat.OPENAI, "https://a.example/v1/chat/completions", "gpt-4o"),

@@ -20,7 +20,7 @@ def _repo_root() -> Path:
     raise AssertionError("repository root (pyproject.toml) not found above the test file")
 
 
-TRANSCRIPTS = _repo_root().parent / "shared" / "fixtures" / "transcripts"
+TRANSCRIPTS = _repo_root() / "tests" / "fixtures" / "transcripts"
 GEMINI = TRANSCRIPTS / "gemini"
 SSE = {"content-type": "text/event-stream"}
 JSON_CT = {"content-type": "application/json; charset=UTF-8"}

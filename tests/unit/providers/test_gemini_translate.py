@@ -22,7 +22,7 @@ def _repo_root() -> Path:
     raise AssertionError("repository root (pyproject.toml) not found above the test file")
 
 
-GEMINI = _repo_root().parent / "shared" / "fixtures" / "transcripts" / "gemini"
+GEMINI = _repo_root() / "tests" / "fixtures" / "transcripts" / "gemini"
 
 
 def _fixture(name: str) -> bytes:

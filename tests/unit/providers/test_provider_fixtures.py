@@ -16,7 +16,7 @@ from llm_gateway.models.report import CheckStatus
 from llm_gateway.providers import azure_openai, openai
 
 REPO_ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
-TRANSCRIPTS = REPO_ROOT.parent / "shared" / "fixtures" / "transcripts"
+TRANSCRIPTS = REPO_ROOT / "tests" / "fixtures" / "transcripts"
 PROVIDERS = ("openai", "azure")
 
 
