@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import time
 import traceback
 import uuid
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway import composition
+from llm_gateway.adapters.metrics import ConcurrentStreams
 from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
 from llm_gateway.domain.proxy import StreamProxy
 from llm_gateway.domain.streaming import OUTCOME_OK, OpenStream, Timings, UpstreamFailure, error_event
@@ -41,6 +43,8 @@ from llm_gateway.models.chat import ChatRequest
 from llm_gateway.observability import get_logger
 
 MAX_BODY_BYTES = 1_048_576
+#: Seconds between two samples of the concurrent-streams gauge (managed instances only).
+GAUGE_INTERVAL_S = 60.0
 INTERNAL_ERROR = InternalError.code
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -147,6 +151,23 @@ class StreamRecord:
 
 
 _proxy: StreamProxy | None = None
+_streams = ConcurrentStreams()
+
+
+def serves_many_streams() -> bool:
+    """Lambda Managed Instances sets ``AWS_LAMBDA_MAX_CONCURRENCY`` (above 1): one environment
+    serves many streams, so the app samples its own gauge; one stream per environment needs none."""
+    try:
+        return int(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "1")) > 1
+    except ValueError:
+        return False
+
+
+async def sample_concurrent_streams(interval_s: float = GAUGE_INTERVAL_S) -> None:
+    """Until cancelled: one ``ConcurrentStreams`` sample per interval (the interval's peak)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        _streams.emit()
 
 
 async def _build_proxy() -> StreamProxy:
@@ -207,6 +228,7 @@ class ChatCompletions:
         request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
         record = StreamRecord(request_id=request_id, started=started)
         response = _Response(send)
+        _streams.started()
         try:
             await self._serve(scope, receive, response, record)
         except Exception as exc:
@@ -218,6 +240,7 @@ class ChatCompletions:
                 elif not response.ended:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
+            _streams.ended()
             record.write()
             composition.traffic_recorder().stream_ended(
                 record.account_id, record.llm_id, record.outcome, record.fields(time.monotonic())["ttft_ms"]
@@ -366,7 +389,10 @@ async def shutdown() -> None:
 @contextlib.asynccontextmanager
 async def _lifespan(_: Starlette) -> AsyncIterator[None]:
     await warm_up()
+    gauge = asyncio.create_task(sample_concurrent_streams()) if serves_many_streams() else None
     yield
+    if gauge is not None:
+        gauge.cancel()
     await shutdown()
 
 

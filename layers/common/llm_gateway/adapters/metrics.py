@@ -54,3 +54,40 @@ class StreamMetrics:
         outcome = opened.outcome or "unknown"
         if outcome != OUTCOME_OK:
             self.failed(outcome)
+
+
+class ConcurrentStreams:
+    """How many streams this process serves at once, and the most since the last sample.
+
+    Under Lambda Managed Instances one execution environment serves many streams, so Lambda's
+    ``ConcurrentExecutions`` no longer counts streams: this gauge does (one sample per environment
+    per interval: ``Sum`` over the interval ≈ streams open across the fleet, ``Maximum`` = the
+    fullest environment). Plain integers on one event loop: nothing to lock.
+    """
+
+    __slots__ = ("open", "peak")
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.peak = 0
+
+    def started(self) -> None:
+        self.open += 1
+        if self.open > self.peak:
+            self.peak = self.open
+
+    def ended(self) -> None:
+        self.open -= 1
+
+    def take_peak(self) -> int:
+        """The most streams open at once since the last call; the next interval starts from now."""
+        peak, self.peak = self.peak, self.open
+        return peak
+
+    def emit(self) -> None:
+        """One EMF record of the interval's peak (nothing for an idle interval)."""
+        peak = self.take_peak()
+        if peak == 0 or is_metrics_disabled():
+            return
+        with single_metric(name="ConcurrentStreams", unit=MetricUnit.Count, value=peak):
+            pass
