@@ -1,0 +1,153 @@
+"""Capacity of one stream-app process (one Lambda Managed Instances execution environment).
+
+`.venv/bin/python -m bench.capacity` starts the local stack in this process (moto and the fake
+provider are its child processes), then the stream app exactly as run.sh starts it (uvicorn,
+uvloop, httptools) in a process of its own, and sends it 64, 256 and 512 concurrent paced streams
+(100 chunks, 20 ms apart), started together (burst) and spread over one second (staggered), each
+wave next to the same wave sent directly to the fake provider. It reports the added time to first
+token (p50, p99), the app process's CPU per stream (/proc utime+stime) and resident memory per
+stream (VmRSS sampled during the wave, minus the idle figure), and errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+from bench.stream_memory import free_port, memory_mb, start_app
+from bench.streams import Sample, Target, cpu_seconds, one_stream, percentile
+
+SIZES = (64, 256, 512)
+STAGGER_S = 1.0
+
+
+async def wave(
+    target: Target, n: int, stagger_s: float, pid: int | None
+) -> tuple[list[Sample], float, float]:
+    """n streams (started together, or evenly over ``stagger_s``); CPU seconds and peak RSS of ``pid``."""
+    connector = aiohttp.TCPConnector(limit=0)
+    peak = 0.0
+
+    async def watch() -> None:
+        nonlocal peak
+        while pid is not None:
+            peak = max(peak, memory_mb(pid)["VmRSS"])
+            await asyncio.sleep(0.1)
+
+    async def delayed(i: int, session: aiohttp.ClientSession) -> Sample:
+        if stagger_s:
+            await asyncio.sleep(stagger_s * i / n)
+        try:
+            return await one_stream(session, target)
+        except (aiohttp.ClientError, TimeoutError):
+            return Sample(0.0, 0.0, False)
+
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
+        watcher = asyncio.create_task(watch())
+        before = cpu_seconds(pid) if pid else 0.0
+        samples = await asyncio.gather(*(delayed(i, session) for i in range(n)))
+        cpu = (cpu_seconds(pid) if pid else 0.0) - before
+        watcher.cancel()
+    return list(samples), cpu, peak
+
+
+def _row(
+    n: int, mode: str, direct: list[Sample], proxied: list[Sample], cpu: float, rss: float, idle: float
+) -> dict[str, Any]:
+    def p(samples: list[Sample], q: float) -> float:
+        return percentile([s.ttft_ms for s in samples if s.ok], q)
+
+    return {
+        "streams": n, "starts": mode,
+        "ttft_direct_p50": p(direct, 50),
+        "ttft_added_p50": p(proxied, 50) - p(direct, 50),
+        "ttft_added_p99": p(proxied, 99) - p(direct, 99),
+        "cpu_ms_per_stream": cpu * 1000 / n,
+        "rss_kb_per_stream": max(0.0, rss - idle) * 1024 / n,
+        "rss_peak_mb": rss,
+        "errors": sum(not s.ok for s in proxied), "direct_errors": sum(not s.ok for s in direct),
+    }  # fmt: skip
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| concurrent streams | starts | TTFT direct p50 | added TTFT p50 | added p99 | app CPU / stream | "
+        "RSS / stream | app RSS peak | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['streams']} | {r['starts']} | {r['ttft_direct_p50']:.1f} ms | {r['ttft_added_p50']:+.1f} ms | "
+            f"{r['ttft_added_p99']:+.1f} ms | {r['cpu_ms_per_stream']:.2f} ms | {r['rss_kb_per_stream']:.0f} KB | "
+            f"{r['rss_peak_mb']:.0f} MB | {r['errors']} (direct {r['direct_errors']}) |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+
+    from llm_gateway_cli.local.stack import LocalStack
+
+    stack = LocalStack(port=0, state_file=None, demo=True, log=lambda _: None)
+    state = stack.start()
+    app = None
+    try:
+        port = free_port()
+        app = start_app(port)
+        api = httpx.Client(base_url=state["apiUrl"], headers={"Authorization": f"Bearer {state['apiKey']}"})
+        fake = state["fakeProviderUrl"]
+        pacing = {"x-fake-chunks": "100", "x-fake-interval-ms": "20"}
+        created = api.post(
+            "/v1/llms",
+            json={"displayName": "capacity bench", "llmFormat": "openai", "modelName": "fake-model",
+                  "urls": [{"url": f"{fake}/v1/chat/completions"}], "secret": "fake-key", "headers": pacing},
+        ).json()  # fmt: skip
+        while api.get(f"/v1/llms/{created['id']}").json()["status"] == "pending":
+            time.sleep(0.2)
+        token = api.post(
+            "/v1/auth/session-token", json={"personaConfig": {"name": "bench", "llmId": created["id"]}}
+        ).json()["sessionToken"]
+        body = {
+            "model": "fake-model",
+            "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a story."}],
+        }
+        proxied = Target(
+            f"http://127.0.0.1:{port}/v1/chat/completions", {"Authorization": f"Bearer {token}"}, body
+        )
+        direct = Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key", **pacing}, body)
+        asyncio.run(wave(proxied, 8, 0, None))  # warm the app's pools and caches
+        idle = memory_mb(app.pid)["VmRSS"]
+        rows = []
+        for n in args.sizes:
+            for mode, stagger in (("burst", 0.0), ("staggered over 1 s", STAGGER_S)):
+                d, _, _ = asyncio.run(wave(direct, n, stagger, None))
+                p, cpu, rss = asyncio.run(wave(proxied, n, stagger, app.pid))
+                rows.append(_row(n, mode, d, p, cpu, rss, idle))
+                print(json.dumps(rows[-1]), flush=True)
+        print(render(rows))
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return 0
+    finally:
+        if app is not None:
+            app.terminate()
+            app.wait(10)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
