@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -80,33 +83,58 @@ def _row(
 
 def render(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| concurrent streams | starts | TTFT direct p50 | added TTFT p50 | added p99 | app CPU / stream | "
-        "RSS / stream | app RSS peak | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| relay | concurrent streams | starts | TTFT direct p50 | added TTFT p50 | added p99 | CPU / stream | "
+        "RSS / stream | RSS peak | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['streams']} | {r['starts']} | {r['ttft_direct_p50']:.1f} ms | {r['ttft_added_p50']:+.1f} ms | "
+            f"| {r['relay']} | {r['streams']} | {r['starts']} | {r['ttft_direct_p50']:.1f} ms | {r['ttft_added_p50']:+.1f} ms | "
             f"{r['ttft_added_p99']:+.1f} ms | {r['cpu_ms_per_stream']:.2f} ms | {r['rss_kb_per_stream']:.0f} KB | "
             f"{r['rss_peak_mb']:.0f} MB | {r['errors']} (direct {r['direct_errors']}) |"
         )
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--json", type=Path, help="also write the rows here")
-    args = parser.parse_args(argv)
+def _serve(module: str, port: int, upstream: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port), "--upstream", upstream],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{module} did not start")
 
+
+def _app_with(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """The stream app as run.sh starts it, with these variables on top of the stack's."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        port = free_port()
+        return start_app(port), port
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run(sizes: list[int]) -> list[dict[str, Any]]:
+    """Every row: for each size and start pattern, direct, then each relay in turn."""
     from llm_gateway_cli.local.stack import LocalStack
 
     stack = LocalStack(port=0, state_file=None, demo=True, log=lambda _: None)
     state = stack.start()
-    app = None
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        port = free_port()
-        app = start_app(port)
         api = httpx.Client(base_url=state["apiUrl"], headers={"Authorization": f"Bearer {state['apiKey']}"})
         fake = state["fakeProviderUrl"]
         pacing = {"x-fake-chunks": "100", "x-fake-interval-ms": "20"}
@@ -125,28 +153,56 @@ def main(argv: list[str] | None = None) -> int:
             "stream": True,
             "messages": [{"role": "user", "content": "Tell me a story."}],
         }
-        proxied = Target(
-            f"http://127.0.0.1:{port}/v1/chat/completions", {"Authorization": f"Bearer {token}"}, body
-        )
+        bearer = {"Authorization": f"Bearer {token}"}
+        full, full_port = _app_with({})
+        stand_in_port = free_port()
+        procs += [full, _serve("bench.table_stand_in", stand_in_port, state["awsEndpointUrl"])]
+        quick, quick_port = _app_with({"AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{stand_in_port}"})
+        floor_port = free_port()
+        floor = _serve("bench.passthrough", floor_port, fake)
+        procs += [quick, floor]
+        relays = [
+            ("gateway, full local stack", full, Target(f"http://127.0.0.1:{full_port}/v1/chat/completions", bearer, body)),
+            ("gateway, table read stand-in", quick,
+             Target(f"http://127.0.0.1:{quick_port}/v1/chat/completions", bearer, body)),
+            ("bare aiohttp pass-through", floor,
+             Target(f"http://127.0.0.1:{floor_port}/v1/chat/completions", {"Authorization": "Bearer fake-key", **pacing}, body)),
+        ]  # fmt: skip
         direct = Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key", **pacing}, body)
-        asyncio.run(wave(proxied, 8, 0, None))  # warm the app's pools and caches
-        idle = memory_mb(app.pid)["VmRSS"]
+        idle = {}
+        for _, proc, target in relays:
+            asyncio.run(wave(target, 8, 0, None))  # warm each relay's pools and caches
+            idle[proc.pid] = memory_mb(proc.pid)["VmRSS"]
         rows = []
-        for n in args.sizes:
+        for n in sizes:
             for mode, stagger in (("burst", 0.0), ("staggered over 1 s", STAGGER_S)):
                 d, _, _ = asyncio.run(wave(direct, n, stagger, None))
-                p, cpu, rss = asyncio.run(wave(proxied, n, stagger, app.pid))
-                rows.append(_row(n, mode, d, p, cpu, rss, idle))
-                print(json.dumps(rows[-1]), flush=True)
-        print(render(rows))
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=2))
-        return 0
+                for name, proc, target in relays:
+                    p, cpu, rss = asyncio.run(wave(target, n, stagger, proc.pid))
+                    rows.append({"relay": name, **_row(n, mode, d, p, cpu, rss, idle[proc.pid])})
+                    print(json.dumps(rows[-1]), flush=True)
+        return rows
     finally:
-        if app is not None:
-            app.terminate()
-            app.wait(10)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         stack.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    rows = run(args.sizes)
+    print(render(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
 
 
 if __name__ == "__main__":

@@ -258,10 +258,12 @@ def _rebase(url: str, base: str) -> str:
 @lru_cache(maxsize=1)
 def stream_proxy() -> StreamProxy:
     from llm_gateway.domain.proxy import StreamProxy
+    from llm_gateway.domain.token_memory import RememberedVerifications
 
-    return StreamProxy(
-        verify_token=stream_token_verifier().verify, sessions=session_access(), transport=upstream_transport()
+    verify = RememberedVerifications(
+        stream_token_verifier().verify, leeway_seconds=token_policy().leeway_seconds
     )
+    return StreamProxy(verify_token=verify.verify, sessions=session_access(), transport=upstream_transport())
 
 
 @lru_cache(maxsize=1)
