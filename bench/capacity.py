@@ -5,8 +5,13 @@ provider are its child processes), then the stream app exactly as run.sh starts 
 uvloop, httptools) in a process of its own, and sends it 64, 256 and 512 concurrent paced streams
 (100 chunks, 20 ms apart), started together (burst) and spread over one second (staggered), each
 wave next to the same wave sent directly to the fake provider. It reports the added time to first
-token (p50, p99), the app process's CPU per stream (/proc utime+stime) and resident memory per
-stream (VmRSS sampled during the wave, minus the idle figure), and errors.
+token (p50, p99), the relay process's CPU per stream (/proc utime+stime) and resident memory per
+stream (VmRSS sampled during the wave, minus the idle figure), and errors, for three relays side by
+side: the stream app against the full local stack (its table read answered by moto), the same app
+with the table read answered by a constant-time stand-in (``bench.table_stand_in``: the recorded
+answer replayed, so moto's speed is not measured), and a bare aiohttp pass-through
+(``bench.passthrough``), the floor of what any Python relay costs here. It also starts a cold app
+process and times its init and its first request.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def _row(
     }  # fmt: skip
 
 
-def render(rows: list[dict[str, Any]]) -> str:
+def render(rows: list[dict[str, Any]], cold: dict[str, Any] | None = None) -> str:
     lines = [
         "| relay | concurrent streams | starts | TTFT direct p50 | added TTFT p50 | added p99 | CPU / stream | "
         "RSS / stream | RSS peak | errors |",
@@ -93,6 +98,16 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"{r['ttft_added_p99']:+.1f} ms | {r['cpu_ms_per_stream']:.2f} ms | {r['rss_kb_per_stream']:.0f} KB | "
             f"{r['rss_peak_mb']:.0f} MB | {r['errors']} (direct {r['direct_errors']}) |"
         )
+    if cold:
+        lines += [
+            "",
+            "| cold stream-app process (this machine, Python 3.11) | figure |",
+            "|---|---|",
+            f"| init: process start to readiness (imports, warm-up, `/healthz` answers) | {cold['init_ms']:.0f} ms |",
+            f"| its first request: added time to first token | {cold['first_ttft_added_ms']:+.1f} ms"
+            f"{'' if cold['first_request_ok'] else ' (failed)'} |",
+            f"| end to end: init + first token added | {cold['init_ms'] + cold['first_ttft_added_ms']:.0f} ms |",
+        ]
     return "\n".join(lines)
 
 
@@ -112,6 +127,10 @@ def _serve(module: str, port: int, upstream: str) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"{module} did not start")
 
 
+def direct_target(fake: str, pacing: dict[str, str], body: dict[str, Any]) -> Target:
+    return Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key", **pacing}, body)
+
+
 def _app_with(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     """The stream app as run.sh starts it, with these variables on top of the stack's."""
     saved = {k: os.environ.get(k) for k in env}
@@ -127,8 +146,9 @@ def _app_with(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
                 os.environ[k] = v
 
 
-def run(sizes: list[int]) -> list[dict[str, Any]]:
-    """Every row: for each size and start pattern, direct, then each relay in turn."""
+def run(sizes: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every row (for each size and start pattern, direct, then each relay in turn), and the cold
+    container: process start to readiness (init), then its first request's added time to first token."""
     from llm_gateway_cli.local.stack import LocalStack
 
     stack = LocalStack(port=0, state_file=None, demo=True, log=lambda _: None)
@@ -154,7 +174,15 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
             "messages": [{"role": "user", "content": "Tell me a story."}],
         }
         bearer = {"Authorization": f"Bearer {token}"}
+        started = time.perf_counter()
         full, full_port = _app_with({})
+        cold = {"init_ms": (time.perf_counter() - started) * 1000}
+        cold_target = Target(f"http://127.0.0.1:{full_port}/v1/chat/completions", bearer, body)
+        first, _, _ = asyncio.run(wave(cold_target, 1, 0, None))
+        baseline, _, _ = asyncio.run(wave(direct_target(fake, pacing, body), 1, 0, None))
+        cold["first_ttft_added_ms"] = first[0].ttft_ms - baseline[0].ttft_ms
+        cold["first_request_ok"] = first[0].ok
+        print(json.dumps({"cold": cold}), flush=True)
         stand_in_port = free_port()
         procs += [full, _serve("bench.table_stand_in", stand_in_port, state["awsEndpointUrl"])]
         quick, quick_port = _app_with({"AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{stand_in_port}"})
@@ -168,7 +196,7 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
             ("bare aiohttp pass-through", floor,
              Target(f"http://127.0.0.1:{floor_port}/v1/chat/completions", {"Authorization": "Bearer fake-key", **pacing}, body)),
         ]  # fmt: skip
-        direct = Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key", **pacing}, body)
+        direct = direct_target(fake, pacing, body)
         idle = {}
         for _, proc, target in relays:
             asyncio.run(wave(target, 8, 0, None))  # warm each relay's pools and caches
@@ -181,7 +209,7 @@ def run(sizes: list[int]) -> list[dict[str, Any]]:
                     p, cpu, rss = asyncio.run(wave(target, n, stagger, proc.pid))
                     rows.append({"relay": name, **_row(n, mode, d, p, cpu, rss, idle[proc.pid])})
                     print(json.dumps(rows[-1]), flush=True)
-        return rows
+        return rows, cold
     finally:
         for proc in procs:
             proc.terminate()
@@ -198,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
-    rows = run(args.sizes)
-    print(render(rows))
+    rows, cold = run(args.sizes)
+    print(render(rows, cold))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "cold": cold}, indent=2))
     return 0
 
 

@@ -31,7 +31,7 @@ class RememberedVerifications:
     they expire (at most the maximum token lifetime); tokens it signed later are refused.
     """
 
-    __slots__ = ("_clock", "_claims", "_leeway_s", "_max", "_verify")
+    __slots__ = ("_claims", "_clock", "_leeway_s", "_max", "_verify")
 
     def __init__(
         self,

@@ -90,6 +90,28 @@ class OpenAiStreamRelay:
             return []
         if self._azure and is_azure_annotation(chunk):
             return self._azure_annotation(chunk)
+        self._note_choices(chunk)
+        return [encode_data_event(data)]
+
+    def forwards_unchanged(self, data: str) -> bool:
+        """Whether ``feed_event`` would forward this payload as it is (no [DONE], error, drop or
+        Azure annotation); if so its bookkeeping is done. Repeating that bookkeeping for the same
+        payload changes nothing, so a caller may fall back to ``feed_event`` for it afterwards."""
+        if data.startswith("[DONE]") or self.ended:
+            return False
+        try:
+            chunk = _loads_event(data)
+        except ValueError:
+            return False
+        if not isinstance(chunk, dict) or chunk.get("error") is not None:
+            return False
+        if self._azure and is_azure_annotation(chunk):
+            return False
+        self._note_choices(chunk)
+        return True
+
+    def _note_choices(self, chunk: dict[str, Any]) -> None:
+        """Which choices are open or finished, whether content started (idempotent per chunk)."""
         choices = chunk.get("choices")
         if isinstance(choices, list):
             for choice in choices:
@@ -115,7 +137,6 @@ class OpenAiStreamRelay:
                     "created": chunk.get("created", 0),
                     "model": chunk.get("model", ""),
                 }
-        return [encode_data_event(data)]
 
     def _azure_annotation(self, chunk: dict[str, Any]) -> list[bytes]:
         """Drop filter chunks, but keep a content_filter stop: the client must see the finish."""
@@ -165,6 +186,9 @@ class OpenAiPassThrough:
         self.failure: str | None = None
 
     def feed(self, chunk: bytes) -> bytes:
+        whole = self._whole_events(chunk)
+        if whole is not None:
+            return whole
         try:
             events = self._parser.feed(chunk)
         except SseLimitExceeded:
@@ -179,6 +203,31 @@ class OpenAiPassThrough:
         if relay.error is not None:
             self.failure = inband_code(relay.error)
         return result
+
+    def _whole_events(self, chunk: bytes) -> bytes | None:
+        """The common case, without the parser and without re-encoding: a chunk made of whole
+        ``data: <payload>\n\n`` events (LF only, one data line each) arriving between events. Each
+        payload is checked as the parser's events are; when every one is forwarded unchanged, so is
+        the chunk (byte for byte what the parser and ``encode_data_event`` would give). Anything
+        else (a partial event, CR, comments, other fields, a payload the relay drops or ends on)
+        returns None and takes the parser's path, which gives the same output."""
+        parser, relay = self._parser, self._relay
+        if not parser.at_event_boundary or relay.ended or not chunk.endswith(b"\n\n") or b"\r" in chunk:
+            return None
+        blocks = chunk[:-2].split(b"\n\n")
+        cap = parser.max_line_bytes
+        for block in blocks:
+            if block[:6] != b"data: " or b"\n" in block or len(block) > cap:
+                return None
+        for block in blocks:
+            try:
+                data = block[6:].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if not relay.forwards_unchanged(data):
+                return None
+        parser.skip_whole_events(len(blocks))
+        return chunk
 
     def finish(self) -> bytes:
         if self.failure is not None:
