@@ -38,6 +38,12 @@ os.environ.update(
 )
 
 
+def plain_env(**extra: str) -> dict[str, str]:
+    """What a user's plain shell has (``env -i PATH="$PATH" HOME="$HOME"``), plus ``extra``: every CLI
+    and stack subprocess of the tests runs with this, so none can pass on the runner's variables."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")} | extra
+
+
 def load_event(name: str) -> dict[str, Any]:
     """An event from events/<function>/<case>.json: the same files `sam local invoke -e` uses."""
     return dict(json.loads((EVENTS / f"{name}.json").read_text("utf-8")))

@@ -7,6 +7,7 @@ client, so what a developer sees here is what validation will say after registra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -79,11 +80,9 @@ def _usage_error(message: str) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from llm_gateway.adapters.address_policy import AddressPolicy
-    from llm_gateway.adapters.guarded_http import GuardedHttp
-    from llm_gateway.adapters.probe_http import ProbeHttpClient
+    from llm_gateway.composition import probe_port
     from llm_gateway.domain.conformance import (
         EndpointConfig,
-        HttpPort,
         ProbeConfigError,
         build_probe_request,
         run_conformance,
@@ -116,9 +115,10 @@ def run_check(args: argparse.Namespace) -> int:
     except ProbeConfigError as exc:
         return _usage_error(f"--url: {exc}")
 
-    guarded = GuardedHttp(AddressPolicy(allow_private=args.allow_private))
-    with ProbeHttpClient(guarded.sync_client()) as client:
-        report = run_conformance(config, api_key, HttpPort(client, guarded), max_total_s=args.timeout)
+    # The service's probe client, over the address policy the flags ask for (no settings at all).
+    http = probe_port(AddressPolicy(allow_private=args.allow_private))
+    with contextlib.closing(http.client):  # type: ignore[type-var]
+        report = run_conformance(config, api_key, http, max_total_s=args.timeout)
     document = report.to_json_dict()
     if args.json:
         print(json.dumps(document, indent=2))
