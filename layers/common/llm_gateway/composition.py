@@ -522,7 +522,7 @@ class StreamServices(OutboundServices, TableServices, CredentialServices, TokenS
     def stream_metrics(self) -> StreamMetrics:
         from llm_gateway.adapters.metrics import StreamMetrics
 
-        return StreamMetrics()
+        return StreamMetrics(enabled=not self.settings.metrics_disabled)
 
     @cached_property
     def health_service(self) -> HealthService:

@@ -198,6 +198,8 @@ class StreamSettings(OutboundSettings, TableSettings, CredentialSettings, TokenS
     #: The stream function flushes its traffic counters this often, or after this many streams.
     health_flush_seconds: float = Field(10.0, alias="HEALTH_FLUSH_SECONDS", gt=0)
     health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
+    #: Powertools' own switch, read here too: the local stack and the tests write no EMF.
+    metrics_disabled: bool = Field(False, alias="POWERTOOLS_METRICS_DISABLED")
 
     @property
     def platform_secret_prefix(self) -> str:
