@@ -49,7 +49,9 @@ class Door:
 @pytest.fixture
 def door(aws: AwsStack, leak_collector: LeakCollector) -> Iterator[Door]:
     answers = {"api.openai.com": ["104.18.6.192"]}
-    aws.provide(url_guard=registration_url_guard(allow_private=False, resolver=lambda host, port: answers[host]))
+    aws.provide(
+        url_guard=registration_url_guard(allow_private=False, resolver=lambda host, port: answers[host])
+    )
     template = load_template()
     resolver = Resolver(
         parameter_defaults(

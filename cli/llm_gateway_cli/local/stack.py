@@ -227,6 +227,8 @@ class LocalStack:
     #: Re-validate every LLM this often (seconds; ``--revalidate-every``) instead of the template's 6 h;
     #: 0 runs no schedule at all (``off``: test stacks that count upstream requests).
     revalidate_every: float | None = None
+    #: The stream app's traffic counters are written this often (seconds; ``--flush-traffic-every``).
+    flush_traffic_every: float | None = None
     state: dict[str, Any] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _api_socket: socket.socket | None = None
@@ -322,6 +324,8 @@ class LocalStack:
         }
         if self.revalidate_every:
             local["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
+        if self.flush_traffic_every:
+            local["HEALTH_FLUSH_SECONDS"] = str(self.flush_traffic_every)
         out = {}
         for logical, env in function_environments(template, resolver).items():
             model = FUNCTION_SETTINGS.get(logical)
