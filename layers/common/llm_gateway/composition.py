@@ -522,7 +522,8 @@ class StreamServices(OutboundServices, TableServices, CredentialServices, TokenS
     def stream_metrics(self) -> StreamMetrics:
         from llm_gateway.adapters.metrics import StreamMetrics
 
-        return StreamMetrics(enabled=not self.settings.metrics_disabled)
+        s = self.settings
+        return StreamMetrics(enabled=not s.metrics_disabled, namespace=s.metrics_namespace)
 
     @cached_property
     def health_service(self) -> HealthService:

@@ -200,6 +200,7 @@ class StreamSettings(OutboundSettings, TableSettings, CredentialSettings, TokenS
     health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
     #: Powertools' own switch, read here too: the local stack and the tests write no EMF.
     metrics_disabled: bool = Field(False, alias="POWERTOOLS_METRICS_DISABLED")
+    metrics_namespace: str = Field("LlmGateway", alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
 
     @property
     def platform_secret_prefix(self) -> str:

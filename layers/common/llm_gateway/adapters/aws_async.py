@@ -60,7 +60,9 @@ class AwsJsonCall:
         # The client's own credentials (explicit ones locally; the role's, refreshed as botocore
         # refreshes them, in Lambda); botocore keeps them on its request signer.
         signer = getattr(client, "_request_signer", None)
-        self._credentials = getattr(signer, "_credentials", None) or botocore.session.get_session().get_credentials()
+        self._credentials = (
+            getattr(signer, "_credentials", None) or botocore.session.get_session().get_credentials()
+        )
         self._headers = {"Content-Type": content_type, "X-Amz-Target": f"{target_prefix}.{operation}"}
         self._max_attempts = max_attempts
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0)
