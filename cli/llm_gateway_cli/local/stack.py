@@ -387,8 +387,11 @@ class LocalStack:
             sm.create_secret(Name=f"{prefix}{builtin_id}", SecretString=DEFAULT_KEY)
 
     def _start_pollers(self, template: dict[str, Any], resolver: Resolver, front_door: FrontDoor) -> None:
-        assert self.aws is not None
-        sqs = self.aws.sqs()
+        from llm_gateway.adapters.aws import AwsClients
+
+        assert self.aws is not None and self.aws.endpoint_url is not None
+        # Long polls (20 s) outlast the functions' 10 s read timeout: the pollers' own client.
+        sqs = AwsClients.local(self.aws.endpoint_url, REGION, read_timeout=60).sqs()
         for mapping in queue_mappings(template):
             function = front_door.function(mapping.function, mapping.module, mapping.attribute)
             poller = SqsPoller(

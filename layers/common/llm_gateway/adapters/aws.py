@@ -31,13 +31,15 @@ class AwsClients:
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    #: Seconds to wait for an answer; a long poll (the local stack's SQS pollers) needs more.
+    read_timeout: float = 10
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
-    def local(cls, endpoint_url: str, region: str = "us-east-1") -> AwsClients:
+    def local(cls, endpoint_url: str, region: str = "us-east-1", *, read_timeout: float = 10) -> AwsClients:
         """moto's: its endpoint, a region and the fake credentials it accepts."""
-        return cls(endpoint_url, region, "local", "local")
+        return cls(endpoint_url, region, "local", "local", read_timeout)
 
     def client(self, service: str) -> Any:
         with self._lock:
@@ -49,7 +51,9 @@ class AwsClients:
         import botocore.session  # imported here so that pure modules never pay for it
         from botocore.config import Config
 
-        config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10)
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=self.read_timeout
+        )
         return botocore.session.get_session().create_client(
             service,
             config=config,
