@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -131,19 +130,11 @@ def direct_target(fake: str, pacing: dict[str, str], body: dict[str, Any]) -> Ta
     return Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key", **pacing}, body)
 
 
-def _app_with(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    """The stream app as run.sh starts it, with these variables on top of the stack's."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        port = free_port()
-        return start_app(port), port
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _app(stack_env: dict[str, str], aws_url: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The stream app as run.sh starts it, with the stack's stream-function environment; its AWS
+    calls go to ``aws_url`` (moto, or the stand-in in front of it)."""
+    port = free_port()
+    return start_app(port, stack_env, aws_url), port
 
 
 def run(sizes: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -174,8 +165,9 @@ def run(sizes: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             "messages": [{"role": "user", "content": "Tell me a story."}],
         }
         bearer = {"Authorization": f"Bearer {token}"}
+        stack_env = stack.environments["StreamProxyFunction"]
         started = time.perf_counter()
-        full, full_port = _app_with({})
+        full, full_port = _app(stack_env, state["awsEndpointUrl"])
         cold = {"init_ms": (time.perf_counter() - started) * 1000}
         cold_target = Target(f"http://127.0.0.1:{full_port}/v1/chat/completions", bearer, body)
         first, _, _ = asyncio.run(wave(cold_target, 1, 0, None))
@@ -185,7 +177,7 @@ def run(sizes: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         print(json.dumps({"cold": cold}), flush=True)
         stand_in_port = free_port()
         procs += [full, _serve("bench.table_stand_in", stand_in_port, state["awsEndpointUrl"])]
-        quick, quick_port = _app_with({"AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{stand_in_port}"})
+        quick, quick_port = _app(stack_env, f"http://127.0.0.1:{stand_in_port}")
         floor_port = free_port()
         floor = _serve("bench.passthrough", floor_port, fake)
         procs += [quick, floor]

@@ -282,7 +282,7 @@ def render(
         ]
         lines += [render_capacity(*capacity)]
     if cold:
-        lines += ["", "| function | cold init (import, median of 7) |", "|---|---|"]
+        lines += ["", "| function | cold init (import + services, median of 7) |", "|---|---|"]
         lines += [f"| {c['function']} | {c['median_ms']:.0f} ms |" for c in cold]
     lines += ["", END]
     return "\n".join(lines)

@@ -21,19 +21,27 @@ if TYPE_CHECKING:
 
 
 class StreamMetrics:
+    def __init__(self, *, enabled: bool = True, namespace: str = "LlmGateway") -> None:
+        #: False where settings say so (the local stack, the tests): no EMF at all.
+        self.enabled = enabled
+        self.namespace = namespace
+
     def failed(self, code: str) -> None:
         """Errors by code (an ``ErrorCode``, or a ``GatewayError``'s code before the stream opened):
         one EMF record with its own ``code`` dimension (nothing left behind)."""
-        if is_metrics_disabled():
+        if not self.enabled or is_metrics_disabled():
             return
-        with single_metric(name="StreamErrors", unit=MetricUnit.Count, value=1) as metric:
+        with single_metric(
+            name="StreamErrors", unit=MetricUnit.Count, value=1, namespace=self.namespace
+        ) as metric:
             metric.add_dimension(name="code", value=code)
 
     def finished(self, opened: OpenStream, started: float) -> None:
         """One EMF record per stream, written after the last byte (off the hot path)."""
-        if is_metrics_disabled():
+        if not self.enabled or is_metrics_disabled():
             return
         metrics = get_metrics()
+        metrics.namespace = self.namespace
         timings = opened.timings
         if timings.first_output is not None:
             metrics.add_metric(
@@ -55,39 +63,11 @@ class StreamMetrics:
         if outcome != OUTCOME_OK:
             self.failed(outcome)
 
-
-class ConcurrentStreams:
-    """How many streams this process serves at once, and the most since the last sample.
-
-    Under Lambda Managed Instances one execution environment serves many streams, so Lambda's
-    ``ConcurrentExecutions`` no longer counts streams: this gauge does (one sample per environment
-    per interval: ``Sum`` over the interval ≈ streams open across the fleet, ``Maximum`` = the
-    fullest environment). Plain integers on one event loop: nothing to lock.
-    """
-
-    __slots__ = ("open", "peak")
-
-    def __init__(self) -> None:
-        self.open = 0
-        self.peak = 0
-
-    def started(self) -> None:
-        self.open += 1
-        if self.open > self.peak:
-            self.peak = self.open
-
-    def ended(self) -> None:
-        self.open -= 1
-
-    def take_peak(self) -> int:
-        """The most streams open at once since the last call; the next interval starts from now."""
-        peak, self.peak = self.peak, self.open
-        return peak
-
-    def emit(self) -> None:
-        """One EMF record of the interval's peak (nothing for an idle interval)."""
-        peak = self.take_peak()
-        if peak == 0 or is_metrics_disabled():
+    def concurrent_streams(self, peak: int) -> None:
+        """One EMF record of an interval's peak of concurrent streams (nothing for an idle one)."""
+        if peak == 0 or not self.enabled or is_metrics_disabled():
             return
-        with single_metric(name="ConcurrentStreams", unit=MetricUnit.Count, value=peak):
+        with single_metric(
+            name="ConcurrentStreams", unit=MetricUnit.Count, value=peak, namespace=self.namespace
+        ):
             pass

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from llm_gateway.domain.tokens import SessionClaims, TokenExpired
+from llm_gateway.domain.tokens import SessionClaims
 
 __all__ = ["RememberedVerifications"]
 
@@ -31,33 +31,33 @@ class RememberedVerifications:
     they expire (at most the maximum token lifetime); tokens it signed later are refused.
     """
 
-    __slots__ = ("_claims", "_clock", "_leeway_s", "_max", "_verify")
+    __slots__ = ("_claims", "_clock", "_max", "_verify")
 
     def __init__(
         self,
         verify: Callable[[str], SessionClaims],
         *,
-        leeway_seconds: int,
         clock: Callable[[], float] = time.time,
         max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         self._verify = verify
-        self._leeway_s = leeway_seconds
         self._clock = clock
         self._max = max_tokens
         self._claims: dict[str, SessionClaims] = {}
 
     def verify(self, token: str) -> SessionClaims:
+        """Remembered until ``exp``; past it (within the verifier's leeway, or not) every use is a
+        full verification again, so the answer is always the verifier's."""
         claims = self._claims.get(token)
         if claims is not None:
-            if self._clock() < claims.expires_at + self._leeway_s:
+            if self._clock() < claims.expires_at:
                 return claims
             del self._claims[token]
-            raise TokenExpired("Session token has expired")
         claims = self._verify(token)
-        if len(self._claims) >= self._max:
-            self._drop_expired_or_oldest()
-        self._claims[token] = claims
+        if self._clock() < claims.expires_at:
+            if len(self._claims) >= self._max:
+                self._drop_expired_or_oldest()
+            self._claims[token] = claims
         return claims
 
     def __len__(self) -> int:
@@ -65,7 +65,7 @@ class RememberedVerifications:
 
     def _drop_expired_or_oldest(self) -> None:
         now = self._clock()
-        expired = [t for t, c in self._claims.items() if now >= c.expires_at + self._leeway_s]
+        expired = [t for t, c in self._claims.items() if now >= c.expires_at]
         for token in expired:
             del self._claims[token]
         if len(self._claims) >= self._max:
