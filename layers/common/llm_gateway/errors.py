@@ -14,6 +14,10 @@ class ErrorCode(StrEnum):
     UPSTREAM_MODEL_NOT_FOUND = "upstream_model_not_found"
     UPSTREAM_RATE_LIMITED = "upstream_rate_limited"
     UPSTREAM_BAD_REQUEST = "upstream_bad_request"
+    #: The upstream refused the prompt as longer than the model's context (a fallback LLM may fit it).
+    UPSTREAM_CONTEXT_LENGTH_EXCEEDED = "upstream_context_length_exceeded"
+    #: The provider's content filter refused the prompt (or cut the answer); never retried.
+    UPSTREAM_CONTENT_FILTERED = "upstream_content_filtered"
     UPSTREAM_SERVER_ERROR = "upstream_server_error"
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_UNREACHABLE = "upstream_unreachable"

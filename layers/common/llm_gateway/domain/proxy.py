@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llm_gateway.domain.chat_body import parse_chat
+from llm_gateway.domain.failover import open_stream
 from llm_gateway.domain.sessions import ActiveSession, SessionAccess
-from llm_gateway.domain.streaming import Limits, OpenStream, UpstreamTransport, open_stream
+from llm_gateway.domain.streaming import AttemptRecord, Limits, OpenStream, UpstreamTransport
 from llm_gateway.domain.tokens import SessionClaims
+from llm_gateway.domain.url_health import UrlBoard
 from llm_gateway.errors import GatewayError, InvalidRequest
 from llm_gateway.models.chat import ChatMessage, ChatRequest
 from llm_gateway.models.llm import Llm, Timeouts
@@ -29,24 +31,6 @@ from llm_gateway.providers.dispatch import (
 
 #: Stop this long before the function's own deadline, so the client gets a terminal event.
 LAMBDA_SAFETY_MARGIN_S = 3.0
-
-
-@dataclass
-class UrlStats:
-    """Recent time to first byte per URL (EWMA): the fastest known URL is tried first."""
-
-    alpha: float = 0.3
-    _ewma: dict[str, float] = field(default_factory=dict)
-    _penalty_s: float = 30.0
-
-    def record(self, url: str, ttfb_s: float | None) -> None:
-        sample = self._penalty_s if ttfb_s is None else ttfb_s
-        previous = self._ewma.get(url)
-        self._ewma[url] = sample if previous is None else previous + self.alpha * (sample - previous)
-
-    def order(self, urls: list[str]) -> list[str]:
-        # Unmeasured URLs keep their registered order and go before measured slow ones.
-        return sorted(urls, key=lambda u: (self._ewma.get(u, 0.0), urls.index(u)))
 
 
 def with_system_prompt(chat: ChatRequest, system_prompt: str | None) -> ChatRequest:
@@ -96,7 +80,7 @@ class StreamProxy:
     verify_token: Callable[[str], SessionClaims]
     sessions: SessionAccess
     transport: UpstreamTransport
-    stats: UrlStats = field(default_factory=UrlStats)
+    board: UrlBoard = field(default_factory=UrlBoard)
     clock: Callable[[], float] = time.monotonic
 
     async def authorize(self, token: str) -> ActiveSession:
@@ -141,14 +125,16 @@ class StreamProxy:
     ) -> OpenStream:
         llm, endpoint = session.llm, session.endpoint
         assert endpoint is not None  # only client-side sessions have none, and they never get here
-        ordered = self.stats.order(list(endpoint.urls))
+        urls = list(endpoint.urls)
+        ordered = self.board.order(urls, self.clock())
         specs = endpoint_specs(llm, ordered)
         calls = build_calls(specs, chat, endpoint.api_key)
         limits = self._limits(llm.timeouts, lambda_deadline)
         secrets = (endpoint.api_key,)
+        hedge_ms = llm.timeouts.hedge_ms
 
-        def on_attempt(index: int, ttfb: float | None, failure: str | None) -> None:
-            self.stats.record(ordered[index], ttfb)
+        def on_attempt(record: AttemptRecord) -> None:
+            self.board.observe(urls[record.url_index], record, self.clock())
 
         return await open_stream(
             calls,
@@ -158,6 +144,8 @@ class StreamProxy:
             lambda status, err_body, headers: classify_status(specs[0], status, err_body, headers, secrets),
             clock=self.clock,
             on_attempt=on_attempt,
+            hedge_delays=[self.board.hedge_delay_s(url, hedge_ms) for url in ordered],
+            registered=[urls.index(url) for url in ordered],
         )
 
     def _limits(self, timeouts: Timeouts, lambda_deadline: float | None) -> Limits:

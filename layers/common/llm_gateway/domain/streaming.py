@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,6 +32,8 @@ STATUS_FOR_CODE: dict[str, int] = {
     ErrorCode.UPSTREAM_MODEL_NOT_FOUND: 502,
     ErrorCode.UPSTREAM_RATE_LIMITED: 429,
     ErrorCode.UPSTREAM_BAD_REQUEST: 400,
+    ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED: 400,
+    ErrorCode.UPSTREAM_CONTENT_FILTERED: 400,
     ErrorCode.UPSTREAM_SERVER_ERROR: 502,
     ErrorCode.UPSTREAM_TIMEOUT: 504,
     ErrorCode.UPSTREAM_UNREACHABLE: 502,
@@ -46,6 +47,8 @@ MESSAGES: dict[str, str] = {
     ErrorCode.UPSTREAM_MODEL_NOT_FOUND: "The LLM endpoint does not know the configured model or deployment.",
     ErrorCode.UPSTREAM_RATE_LIMITED: "The LLM endpoint is rate limiting requests; retry later.",
     ErrorCode.UPSTREAM_BAD_REQUEST: "The LLM endpoint rejected the request as invalid.",
+    ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED: "The conversation is longer than the LLM's context window.",
+    ErrorCode.UPSTREAM_CONTENT_FILTERED: "The LLM provider's content filter refused the request.",
     ErrorCode.UPSTREAM_SERVER_ERROR: "The LLM endpoint failed while answering.",
     ErrorCode.UPSTREAM_TIMEOUT: "The LLM endpoint did not answer in time.",
     ErrorCode.UPSTREAM_UNREACHABLE: "The LLM endpoint could not be reached.",
@@ -66,6 +69,7 @@ class UpstreamFailure(GatewayError):
         retry_after_s: float | None = None,
         retriable: bool = False,
         upstream_status: int | None = None,
+        budget_spent: bool = False,
     ) -> None:
         super().__init__(MESSAGES.get(code, "The LLM endpoint failed."), code=code)
         self.status = STATUS_FOR_CODE.get(code, 502)
@@ -74,6 +78,10 @@ class UpstreamFailure(GatewayError):
         self.upstream_status = upstream_status
         #: Safe to try again before the first byte: nothing was generated (connect error, 429, 502-504).
         self.retriable = retriable
+        #: No first token within the attempt's own budget (not an upstream's timeout status).
+        self.budget_spent = budget_spent
+        #: Every attempt of the request that ended in this failure (set by the failover).
+        self.summary: AttemptSummary | None = None
 
 
 def error_event(code: str) -> bytes:
@@ -118,6 +126,41 @@ class Limits:
 
 
 @dataclass
+class AttemptRecord:
+    """One upstream attempt of a request: which URL, when, and how it ended (``code`` None: it won)."""
+
+    url_index: int  # the URL's position in the LLM's registered ``urls``
+    started: float
+    hedge: bool = False
+    first_output: float | None = None
+    code: str | None = None
+    upstream_status: int | None = None
+    #: Stopped because another attempt answered first (a hedge race lost: slow, not failed).
+    cancelled: bool = False
+
+    @property
+    def ttft_s(self) -> float | None:
+        return None if self.first_output is None else self.first_output - self.started
+
+
+@dataclass
+class AttemptSummary:
+    """What it took to answer one request, for the log line, ``server-timing``, metrics, health and
+    the per-request record: every attempt (failed ones too), the hedge, continuations, the LLM."""
+
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    url_index: int | None = None  # the registered index of the URL that answered
+    hedged: bool = False
+    continued: int = 0
+    #: The fallback LLM that answered (None: the session's own LLM did).
+    fallback_llm_id: str | None = None
+
+    @property
+    def failed(self) -> list[AttemptRecord]:
+        return [a for a in self.attempts if a.code is not None]
+
+
+@dataclass
 class Timings:
     started: float
     upstream_sent: float | None = None
@@ -125,13 +168,20 @@ class Timings:
     first_output: float | None = None
     attempts: int = 0
     url_index: int = 0
+    summary: AttemptSummary = field(default_factory=AttemptSummary)
 
     def server_timing(self, request_started: float) -> str:
-        """Gateway work before the upstream call, and the upstream's time to its response headers."""
+        """Gateway work before the upstream call, the upstream's time to its response headers, and
+        what the answer took: attempts, whether it was hedged, which URL answered, continuations."""
         sent = self.upstream_sent if self.upstream_sent is not None else request_started
         parts = [f"gateway;dur={max(0.0, (sent - request_started) * 1000):.2f}"]
         if self.upstream_sent is not None and self.upstream_headers is not None:
             parts.append(f"upstream-ttfb;dur={(self.upstream_headers - self.upstream_sent) * 1000:.2f}")
+        summary = self.summary
+        parts.append(f'attempts;desc="{max(self.attempts, len(summary.attempts))}"')
+        parts.append(f'url;desc="{self.url_index if summary.url_index is None else summary.url_index}"')
+        parts.append(f'hedged;desc="{int(summary.hedged)}"')
+        parts.append(f'continued;desc="{summary.continued}"')
         return ", ".join(parts)
 
 
@@ -214,64 +264,7 @@ class OpenStream:
         return error_event(code)
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
-async def open_stream(
-    calls: Sequence[UpstreamRequest],
-    transport: UpstreamTransport,
-    make_relay: Callable[[], StreamRelay],
-    limits: Limits,
-    classify: Callable[[int, bytes, Mapping[str, str]], tuple[str, float | None]],
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-    on_attempt: Callable[[int, float | None, str | None], None] | None = None,
-) -> OpenStream:
-    """Try the URLs in order (retrying only retriable failures) until one yields its first output.
-
-    ``on_attempt(url_index, ttfb_seconds_or_None, failure_code_or_None)`` feeds URL ranking.
-    Raises ``UpstreamFailure`` with the last failure when every attempt failed.
-    """
-    timings = Timings(started=clock())
-    last: UpstreamFailure | None = None
-    attempt = 0
-    while attempt < limits.max_attempts:
-        index = attempt % len(calls)
-        attempt += 1
-        timings.attempts, timings.url_index = attempt, index
-        try:
-            opened = await _try_once(calls[index], transport, make_relay, limits, classify, timings, clock)
-        except UpstreamFailure as failure:
-            if on_attempt:
-                on_attempt(index, None, failure.code)
-            last = failure
-            if not failure.retriable or attempt >= limits.max_attempts:
-                raise
-            # A URL not tried yet goes at once; going back to one that failed waits (Retry-After or jitter).
-            wait = _backoff(failure, attempt, moving_on=attempt < len(calls))
-            if wait > limits.max_retry_wait_s or clock() + wait >= limits.deadline:
-                raise
-            if wait:
-                await sleep(wait)
-            continue
-        if on_attempt and timings.upstream_headers is not None and timings.upstream_sent is not None:
-            on_attempt(index, timings.upstream_headers - timings.upstream_sent, None)
-        return opened
-    assert last is not None
-    raise last
-
-
-def _backoff(failure: UpstreamFailure, attempt: int, *, moving_on: bool) -> float:
-    """No wait when a fresh URL is next; otherwise honour Retry-After, else full jitter."""
-    if moving_on:
-        return 0.0
-    if failure.retry_after_s is not None:
-        return failure.retry_after_s
-    return random.uniform(0, min(1.0, 0.1 * 2**attempt))
-
-
-async def _try_once(
+async def try_once(
     call: UpstreamRequest,
     transport: UpstreamTransport,
     make_relay: Callable[[], StreamRelay],
@@ -286,7 +279,7 @@ async def _try_once(
         async with asyncio.timeout(max(0.0, first_token_at - clock())):
             response = await transport.open(call, min(limits.connect_s, max(0.0, first_token_at - clock())))
     except TimeoutError:
-        raise UpstreamFailure(ErrorCode.UPSTREAM_TIMEOUT) from None
+        raise UpstreamFailure(ErrorCode.UPSTREAM_TIMEOUT, budget_spent=True) from None
     timings.upstream_headers = clock()
     if response.status != 200:
         body = await _read_error_body(response, first_token_at, clock)
@@ -327,7 +320,7 @@ async def _first_output(
             async with asyncio.timeout(max(0.0, first_token_at - clock())):
                 chunk = await response.read()
         except TimeoutError:
-            raise UpstreamFailure(ErrorCode.UPSTREAM_TIMEOUT) from None
+            raise UpstreamFailure(ErrorCode.UPSTREAM_TIMEOUT, budget_spent=True) from None
         if not chunk:
             tail = relay.finish()
             if relay.failure is not None or not relay.complete:

@@ -123,6 +123,9 @@ class Timeouts(ApiModel):
     first_token_ms: int = Field(20_000, ge=500, le=120_000)
     idle_ms: int = Field(20_000, ge=500, le=120_000)
     total_ms: int = Field(300_000, ge=1_000, le=840_000)
+    #: No first token after this long: the request also starts on the next URL (a hedge). Absent:
+    #: learned per URL from its time to first token; 0: never hedge.
+    hedge_ms: int | None = Field(None, ge=0, le=120_000)
 
 
 #: An API key as a request carries it: ``repr``/``str``/JSON dumps show ``**********``; only

@@ -325,6 +325,16 @@ class _ProxyGeminiTranslator(GeminiStreamTranslator):
         super().abort(code, message)
         return b""
 
+    def feed_payload(self, payload: Any) -> bytes:
+        """A prompt Gemini blocked (``promptFeedback.blockReason``) before any output is the
+        client's ``upstream_content_filtered``, as Azure's filter answer is; later blocks end the
+        answer with ``finish_reason: content_filter`` as before."""
+        if not self.done and not self._choices and isinstance(payload, dict):
+            feedback = payload.get("promptFeedback")
+            if isinstance(feedback, dict) and feedback.get("blockReason") and not payload.get("candidates"):
+                return self.abort(ErrorCode.UPSTREAM_CONTENT_FILTERED, "The prompt was blocked.")
+        return super().feed_payload(payload)
+
 
 class GeminiTranslation:
     """``StreamRelay`` for Gemini: each ``GenerateContentResponse`` becomes OpenAI chunks (text, tool
