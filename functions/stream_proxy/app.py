@@ -28,7 +28,14 @@ from starlette.types import Message, Receive, Scope, Send
 from llm_gateway import composition
 from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
 from llm_gateway.domain.proxy import StreamProxy
-from llm_gateway.domain.streaming import OUTCOME_OK, OpenStream, Timings, UpstreamFailure, error_event
+from llm_gateway.domain.streaming import (
+    OUTCOME_OK,
+    AttemptSummary,
+    OpenStream,
+    Timings,
+    UpstreamFailure,
+    error_event,
+)
 from llm_gateway.errors import (
     ErrorCode,
     GatewayError,
@@ -120,9 +127,12 @@ class StreamRecord:
     upstream_status: int | None = None
     timings: Timings | None = None
     chunks: int = 0
+    #: Every upstream attempt (a failed request's too): retries, the hedge, continuations.
+    summary: AttemptSummary | None = None
 
     def fields(self, ended: float) -> dict[str, Any]:
         t = self.timings
+        summary = self.summary or (t.summary if t else None)
         return {
             "request_id": self.request_id,
             "account_id": self.account_id,
@@ -133,13 +143,31 @@ class StreamRecord:
             "ttft_ms": _ms(self.started, t.first_output) if t else None,
             "total_ms": _ms(self.started, ended),
             "chunks": self.chunks,
-            "attempts": t.attempts if t else 0,
+            "attempts": len(summary.attempts) if summary else 0,
+            "url_index": summary.url_index if summary else None,
+            "hedged": summary.hedged if summary else False,
+            "continued": summary.continued if summary else 0,
+            "fallback_llm_id": summary.fallback_llm_id if summary else None,
+            "failed_attempts": [
+                {"url_index": a.url_index, "code": a.code, "upstream_status": a.upstream_status}
+                for a in (summary.failed if summary else [])
+            ],
         }
+
+    def url_attempts(self) -> tuple[list[tuple[int, bool]], int | None]:
+        """(URL index, failed) per attempt and the URL that answered, for the per-URL health counts
+        (an attempt cut short by a hedge that won is not counted against its URL)."""
+        summary = self.summary or (self.timings.summary if self.timings else None)
+        if summary is None:
+            return [], None
+        attempts = [(a.url_index, a.code is not None) for a in summary.attempts if not a.cancelled]
+        return attempts, summary.url_index
 
     def fail(self, error: GatewayError) -> None:
         self.outcome = error.code
         if isinstance(error, UpstreamFailure):
             self.upstream_status = error.upstream_status
+            self.summary = error.summary
 
     def write(self) -> None:
         """After the last byte (or the error) went out: off the stream's hot path."""
@@ -219,8 +247,14 @@ class ChatCompletions:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
             record.write()
+            attempts, served = record.url_attempts()
             composition.traffic_recorder().stream_ended(
-                record.account_id, record.llm_id, record.outcome, record.fields(time.monotonic())["ttft_ms"]
+                record.account_id,
+                record.llm_id,
+                record.outcome,
+                record.fields(time.monotonic())["ttft_ms"],
+                attempts=attempts,
+                served=served,
             )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
@@ -280,7 +314,7 @@ class ChatCompletions:
             opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:
             record.fail(error)
-            composition.stream_metrics().failed(error.code)
+            composition.stream_metrics().failed(error.code, getattr(error, "summary", None))
             await _send_error(send, error, request_id)
             return
         record.timings, record.upstream_status = opened.timings, opened.response.status

@@ -2,7 +2,8 @@
 
 - ``BUCKET#<epoch start>``: one 5-minute bucket of real traffic. Every container adds to it with
   one ``UpdateItem`` of atomic ``ADD``s (``requests``, ``errors``, ``e_<code>``, ``t<bin>`` for the
-  TTFT histogram), so concurrent flushes never lose a count; ``ttl`` drops it after two days.
+  TTFT histogram, ``ua<i>``/``uf<i>``/``us<i>`` for URL i's attempts, failed attempts, streams
+  served), so concurrent flushes never lose a count; ``ttl`` drops it after two days.
 - ``STATE``: the health record (``doc`` JSON) and its ``revision``, written only conditionally.
 
 A partition of its own per LLM keeps a busy LLM's counters off its account's partition, and lets
@@ -52,6 +53,15 @@ def _add_expression(counts: TrafficCounts) -> tuple[str, dict[str, str], dict[st
             names[f"#t{index}"] = f"t{index}"
             values[f":t{index}"] = {"N": str(count)}
             adds.append(f"#t{index} :t{index}")
+    for prefix, per_url in (
+        ("ua", counts.url_attempts),
+        ("uf", counts.url_failures),
+        ("us", counts.url_served),
+    ):
+        for url, count in sorted(per_url.items()):
+            names[f"#{prefix}{url}"] = f"{prefix}{url}"
+            values[f":{prefix}{url}"] = {"N": str(count)}
+            adds.append(f"#{prefix}{url} :{prefix}{url}")
     return f"SET #ttl = if_not_exists(#ttl, :ttl) ADD {', '.join(adds)}", names, values
 
 
@@ -67,7 +77,19 @@ def _counts(account_id: str, llm_id: str, item: dict[str, Any]) -> TrafficCounts
         errors=number("errors"),
         errors_by_code={k.removeprefix("e_"): int(v["N"]) for k, v in item.items() if k.startswith("e_")},
         ttft=[number(f"t{i}") for i in range(TTFT_BINS)],
+        url_attempts=_per_url(item, "ua"),
+        url_failures=_per_url(item, "uf"),
+        url_served=_per_url(item, "us"),
     )
+
+
+def _per_url(item: dict[str, Any], prefix: str) -> dict[int, int]:
+    """``ua0``, ``ua1``, ...: per-URL counters (URL index after the prefix)."""
+    return {
+        int(name[len(prefix) :]): int(value["N"])
+        for name, value in item.items()
+        if name.startswith(prefix) and name[len(prefix) :].isdigit()
+    }
 
 
 class DynamoHealthStore:

@@ -17,17 +17,28 @@ from llm_gateway.domain.streaming import OUTCOME_OK
 from llm_gateway.observability import get_metrics
 
 if TYPE_CHECKING:
-    from llm_gateway.domain.streaming import OpenStream
+    from llm_gateway.domain.streaming import AttemptSummary, OpenStream
 
 
 class StreamMetrics:
-    def failed(self, code: str) -> None:
+    def failed(self, code: str, summary: AttemptSummary | None = None) -> None:
         """Errors by code (an ``ErrorCode``, or a ``GatewayError``'s code before the stream opened):
         one EMF record with its own ``code`` dimension (nothing left behind)."""
         if is_metrics_disabled():
             return
         with single_metric(name="StreamErrors", unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="code", value=code)
+        if summary is not None:
+            self._attempts(summary)
+            get_metrics().flush_metrics()
+
+    def _attempts(self, summary: AttemptSummary) -> None:
+        """What rescuing the stream took: failed attempts (retries and failovers), hedges, continuations."""
+        metrics = get_metrics()
+        metrics.add_metric(name="UpstreamAttempts", unit=MetricUnit.Count, value=len(summary.attempts))
+        metrics.add_metric(name="FailedAttempts", unit=MetricUnit.Count, value=len(summary.failed))
+        metrics.add_metric(name="HedgedStreams", unit=MetricUnit.Count, value=int(summary.hedged))
+        metrics.add_metric(name="Continuations", unit=MetricUnit.Count, value=summary.continued)
 
     def finished(self, opened: OpenStream, started: float) -> None:
         """One EMF record per stream, written after the last byte (off the hot path)."""
@@ -50,6 +61,7 @@ class StreamMetrics:
         metrics.add_metric(
             name="StreamDuration", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
         )
+        self._attempts(timings.summary)
         metrics.flush_metrics()
         outcome = opened.outcome or "unknown"
         if outcome != OUTCOME_OK:

@@ -20,7 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from llm_gateway.domain.ports import EventPublisher, VersionConflict
-from llm_gateway.domain.traffic import BUCKET_SECONDS, WINDOW_BUCKETS, TrafficCounts, summarize, traffic_state
+from llm_gateway.domain.traffic import (
+    BUCKET_SECONDS,
+    WINDOW_BUCKETS,
+    TrafficCounts,
+    summarize,
+    traffic_state,
+    troubled_url,
+)
 from llm_gateway.models.health import (
     CheckOutcome,
     FailedCheck,
@@ -116,7 +123,16 @@ def reason(record: HealthRecord, signal: Signal) -> str:
         return f"{lead}: {failed}"
     codes = ", ".join(f"{code} x{n}" for code, n in window.errors_by_code.items())
     rate = round((window.error_rate or 0) * 100)
-    return f"{rate}% of {window.requests} requests in the last 15 minutes failed upstream ({codes})."
+    failing = f"{rate}% of {window.requests} requests in the last 15 minutes failed upstream ({codes})."
+    url = troubled_url(window)
+    if url is None:
+        return failing
+    served = max(
+        (u for u in window.urls if u.index != url.index and u.served), key=lambda u: u.served, default=None
+    )
+    rescued = f", served by urls[{served.index}]" if served is not None else ""
+    lead = f"urls[{url.index}]: {url.failed} of {url.attempts} attempts failed{rescued}."
+    return f"{lead} {failing}" if window.errors_by_code else lead
 
 
 @dataclass(frozen=True)
