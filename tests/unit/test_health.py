@@ -449,4 +449,8 @@ def test_per_url_counts_survive_the_aggregator_and_merge() -> None:
     aggregator.add("acct", "llm", "ok", 100.0, 1000.0, [(0, True), (1, False)], 1)
     aggregator.add("acct", "llm", "ok", 100.0, 1001.0, [(0, False)], 0)
     (counts,) = aggregator.drain()
-    assert (counts.url_attempts, counts.url_failures, counts.url_served) == ({0: 2, 1: 1}, {0: 1}, {1: 1, 0: 1})
+    assert (counts.url_attempts, counts.url_failures, counts.url_served) == (
+        {0: 2, 1: 1},
+        {0: 1},
+        {1: 1, 0: 1},
+    )

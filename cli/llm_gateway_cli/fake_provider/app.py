@@ -46,10 +46,13 @@ from .wire import (
     auth_error,
     azure_error,
     bad_request_error,
+    content_filter_error,
+    context_length_error,
     dumps,
     gemini_chunks,
     gemini_error,
     gemini_generate_body,
+    gemini_prompt_blocked,
     mid_stream_error,
     new_id,
     not_found_error,
@@ -207,6 +210,8 @@ def _frame_gemini(
         pieces[middle] = b"data: " + _truncated(bodies[middle]) + b"\r\n\r\n"
     if name == "mid-stream-error":
         pieces = [*pieces[: max(1, len(pieces) // 2)], mid_stream_error("gemini")]
+    if name == "content-filter":
+        pieces = [gemini_prompt_blocked()]
     return pieces, _content_type(name, "text/event-stream")
 
 
@@ -297,11 +302,15 @@ class FakeProvider:
                 return fault, AbortResponse()
             if name == "echo-key-in-error":
                 return fault, auth_error(spec, presented, echo=True)
+            if name == "context-length":
+                return fault, context_length_error(spec)
+            if name == "content-filter" and spec != "gemini":
+                return fault, content_filter_error(spec)
         if name != "accept-any-key" and not self.config.accepts_key(presented):
             return fault, auth_error(spec, presented)
         status = fault.status if fault else None
         if status is not None:
-            return fault, status_error(spec, status, model, presented)
+            return fault, status_error(spec, status, model, presented, fault.arg if fault else None)
         return fault, None
 
     def _redirect(self, request: Request, fault: Fault) -> Response:

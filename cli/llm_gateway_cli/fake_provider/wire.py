@@ -398,9 +398,47 @@ def bad_request_error(spec: Spec, message: str, param: str | None = None) -> Res
     return gemini_error(400, message, "INVALID_ARGUMENT")
 
 
-def status_error(spec: Spec, status: int, model: str, presented_key: str | None) -> Response:
-    """The error a ``status-NNN`` fault returns, shaped like the provider's own for that status."""
-    retry = {"retry-after": "1"} if status == 429 else {}
+def context_length_error(spec: Spec) -> Response:
+    """A prompt over the model's context, as each provider says it (400)."""
+    if spec == "gemini":
+        message = "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."
+        return gemini_error(400, message, "INVALID_ARGUMENT")
+    message = (
+        "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+        "130000 tokens. Please reduce the length of the messages."
+    )
+    return openai_error(400, message, param="messages", code="context_length_exceeded")
+
+
+def content_filter_error(spec: Spec) -> Response:
+    """Azure's (and OpenAI-compatible) content-filter refusal of a prompt (400); Gemini blocks a
+    prompt inside a 200 stream instead (``content_filter_block``)."""
+    message = (
+        "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+    )
+    filtered = {"hate": {"filtered": True, "severity": "high"}}
+    return Response(
+        json.dumps({"error": {"message": message, "type": None, "param": "prompt", "code": "content_filter",
+                              "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation",
+                                                            "content_filter_result": filtered}}}),
+        status_code=400,
+        media_type="application/json",
+    )  # fmt: skip
+
+
+def gemini_prompt_blocked() -> bytes:
+    """Gemini's answer to a blocked prompt: one event with ``promptFeedback.blockReason``, no candidates."""
+    payload = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []}, "modelVersion": "fake"}
+    return b"data: " + dumps("gemini", payload) + b"\r\n\r\n"
+
+
+def status_error(
+    spec: Spec, status: int, model: str, presented_key: str | None, retry_after: str | None = None
+) -> Response:
+    """The error a ``status-NNN[:SECONDS]`` fault returns, shaped like the provider's own for that
+    status; a 429 says ``Retry-After: 1`` unless SECONDS says otherwise (``none``: no header)."""
+    seconds = retry_after or ("1" if status == 429 else "none")
+    retry = {} if seconds == "none" else {"retry-after": seconds}
     if status == 401:
         return auth_error(spec, presented_key or "wrong-key")
     if status == 404:

@@ -1,0 +1,181 @@
+"""Two fake providers as the URLs [A, B] of one LLM, the stream app under uvicorn: A is broken with
+scripted faults (``FakeState.script_fault``, what ``PUT /_fake/faults`` does), B is healthy.
+
+Failover on every upstream fault before the first byte, the hedged first token, the breaker that
+takes A out and brings it back, and the distinct refusal codes (issue 19).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import functions.stream_proxy.app as stream_app
+from llm_gateway import composition
+from llm_gateway.domain.accounts import create_account
+from llm_gateway.domain.url_health import COOL_DOWN_S
+from llm_gateway.models.llm import LlmFormat
+from llm_gateway_cli.fake_provider import FakeProviderHandle, start_in_thread
+from tests.conftest import LeakCollector
+from tests.integration.conftest import AwsStack
+from tests.integration.test_stream_faults import DONE, FAST, AppServer, Gateway, fake, wait_for, wait_for_log
+
+__all__ = ["fake"]  # the fixture, imported for its module scope
+PATH = "/v1/chat/completions"
+MODEL = "fake-model"
+
+
+@pytest.fixture(scope="module")
+def fake_b() -> Iterator[FakeProviderHandle]:
+    handle = start_in_thread(port=0)
+    yield handle
+    handle.stop()
+
+
+class Pair(Gateway):
+    b: FakeProviderHandle
+
+    def urls(self) -> list[str]:
+        return [self.fake.url + PATH, self.b.url + PATH]
+
+    def break_a(self, fault: str | None) -> None:
+        self.fake.state.script_fault(MODEL, fault)
+
+    def seen(self) -> tuple[int, int]:
+        return len(self.fake.state.requests()), len(self.b.state.requests())
+
+
+@pytest.fixture
+def pair(
+    aws: AwsStack,
+    fake: FakeProviderHandle,
+    fake_b: FakeProviderHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    leak_collector: LeakCollector,
+) -> Iterator[Pair]:
+    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", f"{fake.url},{fake_b.url}")
+    composition.reset()
+    monkeypatch.setattr(stream_app, "_proxy", None)
+    for handle in (fake, fake_b):
+        handle.state.reset()
+    account = create_account(composition.account_repository(), "failover").account_id
+    server = AppServer().start()
+    try:
+        gateway = Pair(server.url, account, fake, leak_collector)
+        gateway.b = fake_b
+        yield gateway
+    finally:
+        server.stop()
+
+
+def token(pair: Pair, **timeouts: int) -> str:
+    return pair.token(pair.llm(urls=pair.urls(), timeouts={**FAST, **timeouts}))
+
+
+def assert_whole(answer: Any) -> None:
+    assert answer.status == 200, answer.body[:300]
+    assert answer.events()[-1] == b"data: [DONE]" and answer.body.count(DONE) == 1
+    assert answer.errors() == [] and answer.text()
+
+
+def timing(answer: Any, name: str) -> str:
+    for part in answer.headers["server-timing"].split(", "):
+        if part.startswith(name + ";desc="):
+            return part.split('"')[1]
+    raise AssertionError(answer.headers["server-timing"])
+
+
+@pytest.mark.parametrize("fault", ["status-500", "status-503", "status-429", "status-429:none", "reset:0"])
+def test_a_fault_on_a_before_the_first_byte_is_answered_by_b_at_once(pair: Pair, fault: str) -> None:
+    pair.break_a(fault)
+    answer = pair.stream(token(pair))
+    assert_whole(answer)
+    assert pair.seen() == (1, 1)
+    assert timing(answer, "attempts") == "2" and timing(answer, "url") == "1"
+    assert answer.elapsed < 1.5, "no backoff before moving on to another URL"
+
+
+def test_500_once_then_a_answers_the_next_requests_again(pair: Pair) -> None:
+    tok = token(pair)
+    pair.break_a("status-500")
+    assert_whole(pair.stream(tok))
+    pair.break_a(None)
+    for _ in range(5):
+        answer = pair.stream(tok)
+        assert_whole(answer)
+        assert timing(answer, "url") == "0", "one failure does not take a out"
+    assert pair.seen() == (6, 1)
+
+
+def test_a_persistently_failing_url_is_taken_out_and_comes_back_when_it_recovers(pair: Pair) -> None:
+    tok = token(pair)
+    pair.break_a("status-503")
+    for _ in range(6):
+        assert_whole(pair.stream(tok))
+    assert pair.seen() == (2, 6), "after two failures a's breaker is open: b only"
+    pair.break_a(None)
+    time.sleep(COOL_DOWN_S)  # the breaker's cool-down: then a is tried again (half-open)
+    answers = [pair.stream(tok) for _ in range(3)]
+    for answer in answers:
+        assert_whole(answer)
+    assert [timing(a, "url") for a in answers] == ["0", "0", "0"], "a has its traffic back"
+
+
+def test_a_silent_url_is_hedged_the_hedge_wins_and_a_is_closed(pair: Pair) -> None:
+    pair.break_a("stall:0")  # headers, then nothing
+    answer = pair.stream(token(pair, firstTokenMs=20_000, hedgeMs=300))
+    assert_whole(answer)
+    assert answer.first_byte is not None and 0.3 <= answer.first_byte < 2.0
+    assert timing(answer, "hedged") == "1" and timing(answer, "url") == "1"
+    wait_for(lambda: pair.fake.state.connections()["aborted"] == 1, timeout=2)
+
+
+def test_a_first_token_after_six_seconds_is_hedged(pair: Pair) -> None:
+    pair.break_a("delay-first-byte:6000")
+    answer = pair.stream(token(pair, firstTokenMs=20_000, hedgeMs=500))
+    assert_whole(answer)
+    assert answer.first_byte is not None and answer.first_byte < 3.0
+    assert timing(answer, "hedged") == "1"
+
+
+def test_without_a_hedge_a_silent_url_costs_its_first_token_budget_then_b_answers(pair: Pair) -> None:
+    pair.break_a("stall:0")
+    answer = pair.stream(token(pair, firstTokenMs=800, hedgeMs=0))
+    assert_whole(answer)
+    assert answer.first_byte is not None and answer.first_byte >= 0.8
+    assert timing(answer, "hedged") == "0" and timing(answer, "attempts") == "2"
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [("context-length", "upstream_context_length_exceeded"), ("content-filter", "upstream_content_filtered")],
+)
+def test_a_refused_request_is_not_retried_and_keeps_its_own_code(pair: Pair, fault: str, code: str) -> None:
+    pair.break_a(fault)
+    answer = pair.stream(token(pair))
+    assert answer.status == 400
+    error = answer.json_error()
+    assert error["code"] == code
+    assert "Azure" not in error["message"] and "128000" not in error["message"], "no upstream text"
+    assert pair.seen() == (1, 0)
+
+
+def test_gemini_blocking_the_prompt_is_content_filtered(pair: Pair) -> None:
+    pair.fake.state.script_fault("gemini-2.5-flash", "content-filter")
+    llm = pair.llm(llm_format=LlmFormat.GEMINI, model="gemini-2.5-flash", urls=[pair.fake.url])
+    answer = pair.stream(pair.token(llm))
+    assert answer.status == 400 and answer.json_error()["code"] == "upstream_content_filtered"
+
+
+def test_the_log_line_names_every_attempt(pair: Pair, capsys: pytest.CaptureFixture[str]) -> None:
+    pair.break_a("status-500")
+    answer = pair.stream(token(pair), headers={"x-request-id": "req-failover"})
+    assert_whole(answer)
+    record, _ = wait_for_log(capsys, "req-failover")
+    assert record["attempts"] == 2 and record["url_index"] == 1 and record["hedged"] is False
+    assert record["failed_attempts"] == [
+        {"url_index": 0, "code": "upstream_server_error", "upstream_status": 500}
+    ]
