@@ -179,3 +179,28 @@ def test_the_log_line_names_every_attempt(pair: Pair, capsys: pytest.CaptureFixt
     assert record["failed_attempts"] == [
         {"url_index": 0, "code": "upstream_server_error", "upstream_status": 500}
     ]
+
+
+def test_a_new_container_knows_the_dead_url_from_the_requests_one_read(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tok = token(pair)
+    pair.break_a("status-503")
+    for _ in range(2):
+        assert_whole(pair.stream(tok))
+    assert pair.seen() == (2, 2)
+    wait_for(lambda: any(i["SK"]["S"] == "URLS" for i in _table(pair)), timeout=5)
+    # A new environment: nothing in memory, its first request reads the session, the LLM and the
+    # shared breakers together, and goes to b without trying a.
+    composition.reset()
+    monkeypatch.setattr(stream_app, "_proxy", None)
+    answer = pair.stream(tok)
+    assert_whole(answer)
+    assert pair.seen() == (2, 3) and timing(answer, "attempts") == "1"
+
+
+def _table(pair: Pair) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = composition.aws.dynamodb().scan(
+        TableName=composition.get_settings().table_name
+    )["Items"]
+    return items

@@ -260,7 +260,10 @@ def stream_proxy() -> StreamProxy:
     from llm_gateway.domain.proxy import StreamProxy
 
     return StreamProxy(
-        verify_token=stream_token_verifier().verify, sessions=session_access(), transport=upstream_transport()
+        verify_token=stream_token_verifier().verify,
+        sessions=session_access(),
+        transport=upstream_transport(),
+        share_breakers=lambda account, llm, view: health_store().put_url_breakers(account, llm, view),
     )
 
 

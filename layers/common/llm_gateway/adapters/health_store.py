@@ -13,6 +13,8 @@ the stream function's role write ``HEALTH#*`` items only (``dynamodb:LeadingKeys
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,20 @@ if TYPE_CHECKING:
 #: Buckets outlive the longest history the API serves (48 h) by a little.
 BUCKET_RETENTION_SECONDS = 49 * 3600
 STATE_SK = "STATE"
+#: The LLM's URL breakers as containers share them: ``brk`` = JSON {URL key: open-until epoch s}.
+URL_BREAKERS_SK = "URLS"
+URL_BREAKERS_TTL_SECONDS = 3600
+
+
+def read_url_breakers(item: dict[str, Any] | None) -> dict[str, float]:
+    """The ``brk`` attribute of a ``URLS`` item (absent or unreadable: nothing shared)."""
+    try:
+        raw = json.loads(item["brk"]["S"]) if item and "brk" in item else {}
+    except (KeyError, TypeError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float)}
 
 
 def health_pk(account_id: str, llm_id: str) -> str:
@@ -161,6 +177,19 @@ class DynamoHealthStore:
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             raise VersionConflict(llm_id) from None
+
+    def put_url_breakers(self, account_id: str, llm_id: str, view: dict[str, float]) -> None:
+        """This container's open breakers of the LLM's URLs, for every other container to read with
+        its next request (last writer wins: a breaker is a hint, and expires on its own)."""
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "PK": {"S": health_pk(account_id, llm_id)},
+                "SK": {"S": URL_BREAKERS_SK},
+                "brk": {"S": json.dumps(view, separators=(",", ":"))},
+                "ttl": {"N": str(int(time.time()) + URL_BREAKERS_TTL_SECONDS)},
+            },
+        )
 
     def delete_state(self, account_id: str, llm_id: str) -> None:
         """When the LLM goes (its buckets expire on their own)."""

@@ -82,6 +82,10 @@ class StreamProxy:
     transport: UpstreamTransport
     board: UrlBoard = field(default_factory=UrlBoard)
     clock: Callable[[], float] = time.monotonic
+    #: Writes an LLM's open URL breakers (account, LLM id, view) for other containers; off the loop.
+    share_breakers: Callable[[str, str, dict[str, float]], None] | None = None
+    epoch: Callable[[], float] = time.time
+    _writes: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def authorize(self, token: str) -> ActiveSession:
         """Offline token check (CPU only), then the session from memory (its freshness read under
@@ -105,6 +109,7 @@ class StreamProxy:
         """``request`` comes from ``parse_request``: a bad body never gets here."""
         chat = with_system_prompt(request, session.record.persona.system_prompt)
         if session.pending is None:
+            self._learn(session)
             return await self._open(session, chat, lambda_deadline)
         attempt = asyncio.create_task(self._open(session, chat, lambda_deadline))
         try:
@@ -112,6 +117,7 @@ class StreamProxy:
         except BaseException:
             await _abort(attempt)
             raise
+        self._learn(current)  # other containers' breakers, for this request's later attempts and the next
         if current.upstream_view() != session.upstream_view():  # the LLM changed: the old request goes
             await _abort(attempt)
             return await self._open(current, chat, lambda_deadline)
@@ -136,17 +142,39 @@ class StreamProxy:
         def on_attempt(record: AttemptRecord) -> None:
             self.board.observe(urls[record.url_index], record, self.clock())
 
-        return await open_stream(
-            calls,
-            self.transport,
-            lambda: make_relay(specs[0], chat),
-            limits,
-            lambda status, err_body, headers: classify_status(specs[0], status, err_body, headers, secrets),
-            clock=self.clock,
-            on_attempt=on_attempt,
-            hedge_delays=[self.board.hedge_delay_s(url, hedge_ms) for url in ordered],
-            registered=[urls.index(url) for url in ordered],
+        try:
+            return await open_stream(
+                calls,
+                self.transport,
+                lambda: make_relay(specs[0], chat),
+                limits,
+                lambda status, err_body, headers: classify_status(
+                    specs[0], status, err_body, headers, secrets
+                ),
+                clock=self.clock,
+                on_attempt=on_attempt,
+                hedge_delays=[self.board.hedge_delay_s(url, hedge_ms) for url in ordered],
+                registered=[urls.index(url) for url in ordered],
+            )
+        finally:
+            self._share(session, urls)
+
+    def _learn(self, session: ActiveSession) -> None:
+        if session.url_breakers and session.endpoint is not None:
+            urls = list(session.endpoint.urls)
+            self.board.merge_shared(urls, session.url_breakers, self.clock(), self.epoch())
+
+    def _share(self, session: ActiveSession, urls: list[str]) -> None:
+        """A breaker of this LLM opened or closed here: write the view, off the event loop."""
+        ref = session.llm_ref
+        if self.share_breakers is None or ref is None or not self.board.take_changes(urls):
+            return
+        view = self.board.shared_view(urls, self.clock(), self.epoch())
+        write = asyncio.ensure_future(
+            asyncio.to_thread(self.share_breakers, ref.account_id, ref.llm_id, view)
         )
+        self._writes.add(write)
+        write.add_done_callback(_written(self._writes))
 
     def _limits(self, timeouts: Timeouts, lambda_deadline: float | None) -> Limits:
         now = self.clock()
@@ -159,6 +187,17 @@ class StreamProxy:
             idle_s=timeouts.idle_ms / 1000,
             deadline=deadline,
         )
+
+
+def _written(writes: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    """Forget a finished breaker write; a failed one is dropped (the next change writes again)."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        writes.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done
 
 
 async def _abort(attempt: asyncio.Task[OpenStream]) -> None:
