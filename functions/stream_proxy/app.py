@@ -111,6 +111,30 @@ async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _failed_attempts(summary: AttemptSummary | None) -> list[dict[str, Any]]:
+    """The session's own LLM's failed attempts, then a fallback's (marked)."""
+    if summary is None:
+        return []
+    own, fallback = (summary.fallback_from, summary) if summary.fallback_llm_id else (summary, None)
+    entries = [
+        {"url_index": a.url_index, "code": a.code, "upstream_status": a.upstream_status}
+        for a in (own.failed if own else [])
+    ]
+    entries += [
+        {"url_index": a.url_index, "code": a.code, "upstream_status": a.upstream_status, "fallback": True}
+        for a in (fallback.failed if fallback else [])
+    ]
+    return entries
+
+
+def _attempt_count(summary: AttemptSummary | None) -> int:
+    """Every upstream attempt of the request, the session's own LLM's and a fallback's."""
+    if summary is None:
+        return 0
+    before = summary.fallback_from
+    return len(summary.attempts) + (len(before.attempts) if before is not None else 0)
+
+
 def _ms(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round((end - start) * 1000, 1)
 
@@ -143,15 +167,12 @@ class StreamRecord:
             "ttft_ms": _ms(self.started, t.first_output) if t else None,
             "total_ms": _ms(self.started, ended),
             "chunks": self.chunks,
-            "attempts": len(summary.attempts) if summary else 0,
+            "attempts": _attempt_count(summary),
             "url_index": summary.url_index if summary else None,
             "hedged": summary.hedged if summary else False,
             "continued": summary.continued if summary else 0,
             "fallback_llm_id": summary.fallback_llm_id if summary else None,
-            "failed_attempts": [
-                {"url_index": a.url_index, "code": a.code, "upstream_status": a.upstream_status}
-                for a in (summary.failed if summary else [])
-            ],
+            "failed_attempts": _failed_attempts(summary),
         }
 
     def url_attempts(self) -> tuple[list[tuple[int, bool]], int | None]:
@@ -160,8 +181,11 @@ class StreamRecord:
         summary = self.summary or (self.timings.summary if self.timings else None)
         if summary is None:
             return [], None
-        attempts = [(a.url_index, a.code is not None) for a in summary.attempts if not a.cancelled]
-        return attempts, summary.url_index
+        own = summary.fallback_from if summary.fallback_llm_id else summary
+        attempts = [
+            (a.url_index, a.code is not None) for a in (own.attempts if own else []) if not a.cancelled
+        ]
+        return attempts, None if summary.fallback_llm_id else summary.url_index
 
     def fail(self, error: GatewayError) -> None:
         self.outcome = error.code
@@ -318,12 +342,16 @@ class ChatCompletions:
             await _send_error(send, error, request_id)
             return
         record.timings, record.upstream_status = opened.timings, opened.response.status
+        summary = opened.timings.summary
         headers = [
             (b"x-request-id", request_id.encode()),
             (b"server-timing", opened.timings.server_timing(started).encode()),
+            (b"x-llm-id", (summary.fallback_llm_id or session.llm.id).encode()),
         ]
         if not chat.stream:
-            await _answer_whole(opened, send, record, headers, session.llm.model_name)
+            await _answer_whole(
+                opened, send, record, headers, summary.fallback_model or session.llm.model_name
+            )
             return
         await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS, *headers]})
         try:

@@ -204,3 +204,67 @@ def _table(pair: Pair) -> list[dict[str, Any]]:
         TableName=composition.get_settings().table_name
     )["Items"]
     return items
+
+
+# -- fallback LLMs ---------------------------------------------------------------------------------
+
+
+def with_fallbacks(pair: Pair, llm_id: str, *fallbacks: str) -> None:
+    repository = composition.llm_repository()
+    stored = repository.get(pair.account, llm_id)
+    assert stored is not None
+    updated = stored.model_copy(update={"fallback_llm_ids": list(fallbacks), "version": stored.version + 1})
+    repository.replace(updated, expected_version=stored.version)
+
+
+def gemini_on_b(pair: Pair) -> str:
+    return pair.llm(llm_format=LlmFormat.GEMINI, model="gemini-2.5-flash", urls=[pair.b.url], timeouts=FAST)
+
+
+def test_a_context_too_long_for_the_llm_is_answered_by_its_fallback_of_another_spec(
+    pair: Pair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    primary = pair.llm(urls=[pair.fake.url + PATH], timeouts=FAST)
+    fallback = gemini_on_b(pair)
+    with_fallbacks(pair, primary, fallback)
+    pair.break_a("context-length")
+    answer = pair.stream(
+        pair.token(primary, system_prompt="PERSONA PROMPT"), headers={"x-request-id": "req-fb"}
+    )
+    assert_whole(answer)
+    assert answer.headers["x-llm-id"] == fallback
+    (seen,) = pair.b.state.requests()
+    assert seen["path"].startswith("/v1beta/models/gemini-2.5-flash:streamGenerateContent")
+    assert "PERSONA PROMPT" in str(seen["body"]["systemInstruction"]), "the persona's prompt applies"
+    record, _ = wait_for_log(capsys, "req-fb")
+    assert record["fallback_llm_id"] == fallback and record["attempts"] == 2
+    assert record["failed_attempts"] == [
+        {"url_index": 0, "code": "upstream_context_length_exceeded", "upstream_status": 400}
+    ]
+
+
+def test_when_every_url_fails_the_fallback_answers_and_a_content_filter_never_falls_back(pair: Pair) -> None:
+    primary = pair.llm(urls=[pair.fake.url + PATH], timeouts=FAST)
+    fallback = pair.llm(urls=[pair.b.url + PATH], timeouts=FAST)
+    with_fallbacks(pair, primary, fallback)
+    tok = pair.token(primary)
+    pair.break_a("status-503")
+    answer = pair.stream(tok)
+    assert_whole(answer)
+    assert answer.headers["x-llm-id"] == fallback
+    pair.break_a("content-filter")
+    refused = pair.stream(tok)
+    assert refused.status == 400 and refused.json_error()["code"] == "upstream_content_filtered"
+    assert len(pair.b.state.requests()) == 1
+
+
+def test_a_deleted_fallback_is_not_used(pair: Pair) -> None:
+    primary = pair.llm(urls=[pair.fake.url + PATH], timeouts=FAST)
+    fallback = pair.llm(urls=[pair.b.url + PATH], timeouts=FAST)
+    with_fallbacks(pair, primary, fallback)
+    tok = pair.token(primary)
+    composition.llm_repository().delete(pair.account, fallback)
+    pair.break_a("status-503")
+    answer = pair.stream(tok)
+    assert answer.status == 502 and answer.json_error()["code"] == "upstream_server_error"
+    assert pair.b.state.requests() == []

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from llm_gateway.domain.chat_body import parse_chat
 from llm_gateway.domain.failover import open_stream
-from llm_gateway.domain.sessions import ActiveSession, SessionAccess
-from llm_gateway.domain.streaming import AttemptRecord, Limits, OpenStream, UpstreamTransport
+from llm_gateway.domain.fallback import fallback_session, falls_back
+from llm_gateway.domain.sessions import ActiveSession, LlmRef, SessionAccess
+from llm_gateway.domain.streaming import AttemptRecord, Limits, OpenStream, UpstreamFailure, UpstreamTransport
 from llm_gateway.domain.tokens import SessionClaims
 from llm_gateway.domain.url_health import UrlBoard
 from llm_gateway.errors import GatewayError, InvalidRequest
@@ -106,8 +107,25 @@ class StreamProxy:
     async def open(
         self, session: ActiveSession, request: ChatRequest, *, lambda_deadline: float | None = None
     ) -> OpenStream:
-        """``request`` comes from ``parse_request``: a bad body never gets here."""
+        """``request`` comes from ``parse_request``: a bad body never gets here. When the LLM's URLs
+        all fail before the first byte (or its context is too small), its fallbacks answer."""
         chat = with_system_prompt(request, session.record.persona.system_prompt)
+        settled = [session]
+        try:
+            return await self._open_settled(session, chat, lambda_deadline, settled)
+        except UpstreamFailure as failure:
+            current = settled[-1]
+            if not current.llm.fallback_llm_ids or not falls_back(failure):
+                raise
+            return await self._fall_back(current, chat, failure, lambda_deadline)
+
+    async def _open_settled(
+        self,
+        session: ActiveSession,
+        chat: ChatRequest,
+        lambda_deadline: float | None,
+        settled: list[ActiveSession],
+    ) -> OpenStream:
         if session.pending is None:
             self._learn(session)
             return await self._open(session, chat, lambda_deadline)
@@ -117,6 +135,7 @@ class StreamProxy:
         except BaseException:
             await _abort(attempt)
             raise
+        settled.append(current)
         self._learn(current)  # other containers' breakers, for this request's later attempts and the next
         if current.upstream_view() != session.upstream_view():  # the LLM changed: the old request goes
             await _abort(attempt)
@@ -125,6 +144,33 @@ class StreamProxy:
         # The first output leaves now, if the read took longer than the upstream (logs, metrics).
         opened.timings.first_output = max(opened.timings.first_output or 0.0, self.clock())
         return opened
+
+    async def _fall_back(
+        self,
+        session: ActiveSession,
+        chat: ChatRequest,
+        failure: UpstreamFailure,
+        lambda_deadline: float | None,
+    ) -> OpenStream:
+        """The fallbacks in order, each read fresh; the last failure when none answers."""
+        primary = failure.summary
+        for llm_id in session.llm.fallback_llm_ids:
+            fallback = await fallback_session(self.sessions, session, llm_id)
+            if fallback is None:
+                continue
+            try:
+                opened = await self._open(fallback, chat, lambda_deadline)
+            except UpstreamFailure as again:
+                if not falls_back(again):
+                    raise
+                failure = again
+                continue
+            summary = opened.timings.summary
+            summary.fallback_llm_id, summary.fallback_from = llm_id, primary
+            summary.fallback_model = fallback.llm.model_name
+            return opened
+        failure.summary = primary
+        raise failure
 
     async def _open(
         self, session: ActiveSession, chat: ChatRequest, lambda_deadline: float | None
@@ -166,7 +212,7 @@ class StreamProxy:
 
     def _share(self, session: ActiveSession, urls: list[str]) -> None:
         """A breaker of this LLM opened or closed here: write the view, off the event loop."""
-        ref = session.llm_ref
+        ref = None if session.builtin is not None else LlmRef(session.claims.account_id, session.llm.id)
         if self.share_breakers is None or ref is None or not self.board.take_changes(urls):
             return
         view = self.board.shared_view(urls, self.clock(), self.epoch())

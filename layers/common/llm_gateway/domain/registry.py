@@ -25,6 +25,7 @@ from llm_gateway.domain.ports import (
     VersionConflict,
 )
 from llm_gateway.errors import (
+    BadRequest,
     Conflict,
     EndpointUnresolvable,
     Forbidden,
@@ -85,6 +86,7 @@ class Registry:
         own: OwnOrigins | None = None,
     ) -> Llm:
         self._check_urls(request.urls, own)
+        self._check_fallbacks(account_id, None, request.fallback_llm_ids)
         if len(self.llms.list(account_id)) >= MAX_LLMS_PER_ACCOUNT:
             raise GatewayError(
                 f"An account can register at most {MAX_LLMS_PER_ACCOUNT} LLMs.", code="llm_limit_reached"
@@ -169,6 +171,7 @@ class Registry:
         changes = patch.model_dump(exclude_unset=True, exclude={"secret"})
         new_secret = patch.secret.get_secret_value() if patch.secret is not None else None
         self._check_urls(patch.urls or [], own)
+        self._check_fallbacks(account_id, llm_id, patch.fallback_llm_ids)
         for attempt in range(_UPDATE_RETRIES):
             current = self._own(account_id, llm_id)
             if if_match is not None and current.version != if_match:
@@ -207,10 +210,12 @@ class Registry:
                 include={
                     "display_name", "description", "llm_format", "urls", "model_name", "deployment_name",
                     "api_version", "temperature", "max_tokens", "headers", "timeouts", "metadata",
+                    "fallback_llm_ids",
                 },
             ),
             **{k: v for k, v in changes.items()},
         }  # fmt: skip
+        merged["fallback_llm_ids"] = merged.get("fallback_llm_ids") or None  # stored: [] when none
         spec_model = SPEC_BY_FORMAT[LlmFormat(merged["llm_format"])]
         try:
             spec = spec_model.model_validate(merged)
@@ -255,6 +260,34 @@ class Registry:
     def _check_urls(self, urls: Sequence[EndpointUrl], own: OwnOrigins | None) -> None:
         check_endpoint_urls(self.url_guard, urls, self.own_origins | (own or OwnOrigins()))
 
+    def _check_fallbacks(self, account_id: str, llm_id: str | None, ids: Sequence[str] | None) -> None:
+        """Each fallback is a built-in (server-side) or a ``valid`` LLM of this account, and no chain
+        of fallbacks leads back to ``llm_id``."""
+        for fallback in ids or []:
+            builtin = get_builtin(fallback)
+            if builtin is not None:
+                if builtin.client_side:
+                    raise _bad_fallback(fallback, "runs on the client, so it cannot answer for the gateway")
+                continue
+            stored = self.llms.get(account_id, fallback)
+            if stored is None or stored.account_id != account_id:
+                raise _bad_fallback(fallback, "is not an LLM of this account")
+            if stored.status != LlmStatus.VALID:
+                raise _bad_fallback(fallback, f"is {stored.status.value}, not valid")
+            if llm_id is not None and self._reaches(account_id, fallback, llm_id, depth=4):
+                raise _bad_fallback(fallback, "falls back (directly or not) to this LLM: no cycles")
+        if llm_id is not None and llm_id in (ids or []):
+            raise _bad_fallback(llm_id, "is this LLM itself")
+
+    def _reaches(self, account_id: str, start: str, target: str, depth: int) -> bool:
+        if start == target:
+            return True
+        stored = self.llms.get(account_id, start) if depth and get_builtin(start) is None else None
+        return any(
+            self._reaches(account_id, nxt, target, depth - 1)
+            for nxt in (stored.fallback_llm_ids if stored else [])
+        )
+
     def _own(self, account_id: str, llm_id: str) -> StoredLlm:
         stored = self.llms.get(account_id, llm_id)
         if stored is None or stored.account_id != account_id:
@@ -297,6 +330,14 @@ def check_endpoint_urls(
         refuse_own_origin(endpoint.url, own or OwnOrigins())
         with contextlib.suppress(EndpointUnresolvable):
             url_guard.check(endpoint.url)
+
+
+def _bad_fallback(llm_id: str, why: str) -> BadRequest:
+    return BadRequest(
+        f"fallbackLlmIds: {llm_id} {why}.",
+        code="invalid_fallback",
+        details=[{"field": "fallbackLlmIds", "message": f"{llm_id} {why}", "type": "invalid_fallback"}],
+    )
 
 
 def _not_found(llm_id: str) -> NotFound:

@@ -152,8 +152,11 @@ class AttemptSummary:
     url_index: int | None = None  # the registered index of the URL that answered
     hedged: bool = False
     continued: int = 0
-    #: The fallback LLM that answered (None: the session's own LLM did).
+    #: The fallback LLM that answered (None: the session's own LLM did), and what the session's own
+    #: LLM tried first (its URLs' attempts count for its health, the fallback's do not).
     fallback_llm_id: str | None = None
+    fallback_model: str | None = None
+    fallback_from: AttemptSummary | None = None
 
     @property
     def failed(self) -> list[AttemptRecord]:

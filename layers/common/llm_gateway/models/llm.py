@@ -175,6 +175,19 @@ def check_metadata(metadata: dict[str, str] | None) -> dict[str, str] | None:
     return metadata
 
 
+def check_fallbacks(ids: list[str] | None) -> list[str] | None:
+    if ids is not None and len(set(ids)) != len(ids):
+        raise ValueError("fallbackLlmIds must be distinct")
+    return ids
+
+
+#: 1-2 LLM ids (the account's own or built-ins) tried in order when every URL failed before the
+#: first byte, or the conversation is too long for this LLM's context (checked at write).
+FallbackLlmIds = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]],
+    Field(min_length=1, max_length=2),
+    AfterValidator(check_fallbacks),
+]
 Headers = Annotated[dict[str, str], Field(max_length=20), AfterValidator(check_headers)]
 Metadata = Annotated[dict[str, str], Field(max_length=20), AfterValidator(check_metadata)]
 
@@ -191,6 +204,7 @@ class _LlmFields(ApiModel):
     headers: Headers | None = None
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
+    fallback_llm_ids: FallbackLlmIds | None = None
 
     @field_validator("urls")
     @classmethod
@@ -287,6 +301,7 @@ class LlmUpdate(ApiModel):
     headers: Headers | None = None
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
+    fallback_llm_ids: FallbackLlmIds | None = None
     secret: SecretValue | None = None
 
     @field_validator("secret")
@@ -320,6 +335,7 @@ class Llm(ApiModel):
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     metadata: dict[str, str] = Field(default_factory=dict)
+    fallback_llm_ids: list[str] = Field(default_factory=list)
     secret_hint: str | None = None
     status: LlmStatus
     validation: ValidationSummary = Field(default_factory=ValidationSummary)
@@ -330,11 +346,11 @@ class Llm(ApiModel):
     #: Beside ``status``: how the LLM is doing now (``GET /v1/llms/{id}`` only; never stored here).
     health: LlmHealth | None = Field(default=None, exclude_if=lambda v: v is None)
 
-    @field_validator("headers", "metadata", "timeouts", mode="before")
+    @field_validator("headers", "metadata", "timeouts", "fallback_llm_ids", mode="before")
     @classmethod
     def _absent_is_default(cls, value: Any, info: Any) -> Any:
         if value is None:
-            return Timeouts() if info.field_name == "timeouts" else {}
+            return {"timeouts": Timeouts(), "fallback_llm_ids": []}.get(info.field_name, {})
         return value
 
 
