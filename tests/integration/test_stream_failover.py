@@ -16,6 +16,7 @@ import pytest
 import functions.stream_proxy.app as stream_app
 from llm_gateway import composition
 from llm_gateway.domain.accounts import create_account
+from llm_gateway.domain.health import reason
 from llm_gateway.domain.url_health import COOL_DOWN_S
 from llm_gateway.models.llm import LlmFormat
 from llm_gateway_cli.fake_provider import FakeProviderHandle, start_in_thread
@@ -268,3 +269,23 @@ def test_a_deleted_fallback_is_not_used(pair: Pair) -> None:
     answer = pair.stream(tok)
     assert answer.status == 502 and answer.json_error()["code"] == "upstream_server_error"
     assert pair.b.state.requests() == []
+
+
+def test_health_counts_every_attempt_so_a_rescued_url_makes_the_llm_degraded(pair: Pair) -> None:
+    llm_id = pair.llm(urls=pair.urls(), timeouts=FAST)
+    tok = pair.token(llm_id)
+    pair.fake.state.script_fault(MODEL, "status-500", ratio=0.5)  # every other request: never twice in a row
+    for _ in range(20):
+        assert_whole(pair.stream(tok))
+    composition.traffic_recorder().flush_now()
+    health = composition.health_service().summary(pair.account, llm_id)
+    assert health.state.value == "degraded"
+    assert health.window.error_rate == 0, "every request was answered"
+    assert [(u.index, u.attempts, u.failed, u.served) for u in health.window.urls] == [
+        (0, 20, 10, 10),
+        (1, 10, 0, 10),
+    ]
+    record = composition.health_store().get_state(pair.account, llm_id)
+    assert record is not None
+
+    assert reason(record, "traffic") == "urls[0]: 10 of 20 attempts failed, served by urls[1]."
