@@ -1,4 +1,5 @@
-"""`make bench`: stream overhead (direct vs through `llm-gateway dev`), token costs, cold starts.
+"""`make bench`: stream overhead (direct vs through `llm-gateway dev`), first token under faults,
+token costs, cold starts.
 
 Everything runs on loopback: two fake providers (0 ms and 20 ms between chunks, 100 chunks each)
 in their own processes, the local stack in another, and this client. Direct and proxied batches
@@ -23,6 +24,9 @@ from typing import Any
 
 import httpx
 
+from bench.faults import BEGIN as FAULTS_BEGIN
+from bench.faults import END as FAULTS_END
+from bench.faults import fault_table, render_faults
 from bench.streams import Comparison, Target, cpu_seconds, percentile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,12 +247,12 @@ def render(
     return "\n".join(lines)
 
 
-def write_benchmarks(section: str) -> None:
+def write_benchmarks(section: str, begin: str = BEGIN, end: str = END) -> None:
     path = REPO / "BENCHMARKS.md"
-    text = path.read_text("utf-8") if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+    text = path.read_text("utf-8") if path.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + section + tail
     else:
         text += "\n" + section + "\n"
@@ -264,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-cold-start", action="store_true", help="skip the cold-start measurement (needs sam build)"
     )
     parser.add_argument("--json", type=Path, help="also write the raw rows here")
+    parser.add_argument(
+        "--faults-only", action="store_true", help='only the "first token under faults" table'
+    )
     args = parser.parse_args(argv)
 
     procs: list[subprocess.Popen[bytes]] = []
@@ -273,13 +280,24 @@ def main(argv: list[str] | None = None) -> int:
             proc, url = start_fake(interval)
             procs.append(proc)
             fakes[interval] = url
+        broken, broken_url = start_fake(20)  # A of the fault table: its faults touch nothing else
+        procs.append(broken)
         state_file = Path(tempfile.mkdtemp()) / "state.json"
-        stack = start_stack(state_file, list(fakes.values()))
+        stack = start_stack(state_file, [*fakes.values(), broken_url])
         procs.append(stack)
         state = json.loads(state_file.read_text())
         with httpx.Client(
             base_url=state["apiUrl"], headers={"Authorization": f"Bearer {state['apiKey']}"}, timeout=60
         ) as api:
+            faults = fault_table(
+                state["apiUrl"], api, broken_url, fakes[20], register, mint, 4 if args.quick else 10
+            )
+            if args.faults_only:
+                section = render_faults(faults, machine())
+                print(section)
+                if not args.quick:
+                    write_benchmarks(section, FAULTS_BEGIN, FAULTS_END)
+                return 0
             rows = stream_scenarios(state["apiUrl"], api, fakes, stack.pid, args.quick)
             tokens = token_figures(api, state["llms"]["openai"], 30 if args.quick else 200)
         verify_us = verify_micros()
@@ -302,8 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     section = render(rows, tokens, verify_us, cold)
     print(section)
+    print(render_faults(faults, machine()))
     if not args.quick:
         write_benchmarks(section)
+        write_benchmarks(render_faults(faults, machine()), FAULTS_BEGIN, FAULTS_END)
     return 0
 
 
