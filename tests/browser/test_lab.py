@@ -295,7 +295,8 @@ def test_the_llm_page_shows_its_health_and_a_day_of_traffic(lab: Lab) -> None:
     ).json()["sessionToken"]
     marker = f"lab-health-{uuid.uuid4().hex}"  # only these streams fail: other tests share the fake
     fake = httpx.Client(base_url=str(lab.stack.fake_provider_url), timeout=10)
-    rule = {"model": "fake-model", "fault": "status-500", "ratio": 0.5, "when": marker}
+    # A 400 (the request refused) is never retried: half the streams fail, whatever the failover does.
+    rule = {"model": "fake-model", "fault": "status-400", "ratio": 0.5, "when": marker}
     fake.put("/_fake/faults", json=rule).raise_for_status()
     try:
         for _ in range(24):
@@ -318,7 +319,8 @@ def test_the_llm_page_shows_its_health_and_a_day_of_traffic(lab: Lab) -> None:
     expect(
         health.get_by_role("img", name=re.compile(r"^Last 24 hours: 24 requests, 12 upstream errors"))
     ).to_be_visible()
-    expect(health).to_contain_text("upstream_server_error × 12")
+    expect(health).to_contain_text("upstream_bad_request × 12")
+    expect(health).to_contain_text("urls[0]12 of 24 attempts failed, served 12")
     expect(health).to_contain_text("p50")
     health.get_by_text("Traffic by 5 minutes").click()
     expect(health.get_by_role("table")).to_contain_text("50%")
