@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .completion import ToolCall, count_words, example_value, plan_completion
+from .completion import ToolCall, continued, count_words, example_value, plan_completion
 from .config import FakeProviderConfig
 from .faults import (
     FAULT_HEADER,
@@ -39,6 +39,7 @@ from .faults import (
     fault_from_model,
     parse_fault_header,
 )
+from .prefill import NO_PREFILL, gemini_prefill, openai_prefill
 from .state import SECRET_QUERY_PARAMS, FakeState, fingerprint, redact_header
 from .streaming import TRANSPORT_SCOPE_KEY, AbortResponse, PacedBody, find_transport
 from .wire import (
@@ -390,12 +391,19 @@ class FakeProvider:
         if not isinstance(messages, list) or not messages:
             return bad_request_error(spec, "Missing required parameter: 'messages'.", "messages")
 
+        prefill, asked = openai_prefill(messages)
+        if prefill is not None and fault is not None and fault.name == "no-prefill":
+            return bad_request_error(spec, NO_PREFILL, "messages")
         max_tokens = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens"))
-        completion = plan_completion(
-            chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
-            max_tokens=max_tokens,
-            prompt_tokens=max(1, count_words(messages)),
-            tool=_openai_tool(body),
+        completion = continued(
+            plan_completion(
+                chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
+                max_tokens=max_tokens,
+                prompt_tokens=max(1, count_words(messages)),
+                tool=_openai_tool(body),
+                prompt=asked,
+            ),
+            prefill,
         )
         azure = spec == "azure"
         chunk_id, created = new_id("chatcmpl-"), int(time.time())
@@ -476,13 +484,22 @@ class FakeProvider:
                 400, "* GenerateContentRequest.contents: contents is not specified\n", "INVALID_ARGUMENT"
             )
 
+        prefill, asked = gemini_prefill(contents)
+        if prefill is not None and fault is not None and fault.name == "no-prefill":
+            return gemini_error(400, NO_PREFILL, "INVALID_ARGUMENT")
         generation = body.get("generationConfig") or body.get("generation_config") or {}
         max_tokens = _positive_int(generation.get("maxOutputTokens") or generation.get("max_output_tokens"))
-        completion = plan_completion(
-            chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
-            max_tokens=max_tokens,
-            prompt_tokens=max(1, count_words(contents) + count_words(body.get("systemInstruction") or {})),
-            tool=_gemini_tool(body),
+        completion = continued(
+            plan_completion(
+                chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
+                max_tokens=max_tokens,
+                prompt_tokens=max(
+                    1, count_words(contents) + count_words(body.get("systemInstruction") or {})
+                ),
+                tool=_gemini_tool(body),
+                prompt=asked,
+            ),
+            prefill,
         )
         response_id = uuid.uuid4().hex[:22]
         headers = self._success_headers("gemini")

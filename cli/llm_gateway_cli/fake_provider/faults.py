@@ -33,6 +33,7 @@ FAULT_NAMES: tuple[str, ...] = (
     "echo-key-in-error",
     "context-length",
     "content-filter",
+    "no-prefill",
 )
 #: What each fault does, for ``llm-gateway fake-provider --help`` and the README.
 FAULT_HELP: dict[str, str] = {
@@ -52,6 +53,8 @@ FAULT_HELP: dict[str, str] = {
     "echo-key-in-error": "a 401 whose body quotes the presented key (a leak to catch)",
     "context-length": "a 400 saying the prompt is longer than the model's context, in the provider's words",
     "content-filter": "the provider's content-filter refusal of the prompt (Gemini: a blocked-prompt stream)",
+    "no-prefill": "a 400 for a request whose last message is a prefilled assistant turn (otherwise the fake "
+    "continues it)",
     "status-NNN[:S]": "answer HTTP NNN (e.g. status-429, status-500) with the provider's error body "
     "and Retry-After: S (429 defaults to 1; none: no header)",
 }
