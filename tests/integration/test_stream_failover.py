@@ -289,3 +289,53 @@ def test_health_counts_every_attempt_so_a_rescued_url_makes_the_llm_degraded(pai
     assert record is not None
 
     assert reason(record, "traffic") == "urls[0]: 10 of 20 attempts failed, served by urls[1]."
+
+
+# -- broken answers continue where the endpoint can ------------------------------------------------
+
+
+def continuable(pair: Pair, capable: list[int], **timeouts: int) -> str:
+    llm_id = pair.llm(urls=pair.urls(), headers={"x-fake-chunks": "60"}, timeouts={**FAST, **timeouts})
+    repository = composition.llm_repository()
+    stored = repository.get(pair.account, llm_id)
+    assert stored is not None
+    validation = stored.validation.model_copy(update={"continuation_urls": capable})
+    repository.replace(
+        stored.model_copy(update={"validation": validation, "version": stored.version + 1}),
+        expected_version=stored.version,
+    )
+    return llm_id
+
+
+@pytest.mark.parametrize(("fault", "timeouts"), [("reset:40", {}), ("stall:20", {"idleMs": 500})])
+def test_a_broken_answer_continues_on_b_as_one_answer_with_the_same_text(
+    pair: Pair, fault: str, timeouts: dict[str, int]
+) -> None:
+    tok = pair.token(continuable(pair, [0, 1], **timeouts))
+    unbroken = pair.stream(tok)
+    assert_whole(unbroken)
+    pair.break_a(fault)
+    answer = pair.stream(tok)
+    assert_whole(answer)
+    assert answer.text() == unbroken.text(), "no text duplicated or dropped"
+    assert timing(answer, "continued") == "0", "server-timing went out before the break"
+    (continuation,) = [r for r in pair.b.state.requests() if r["body"]["messages"][-1]["role"] == "assistant"]
+    assert unbroken.text().startswith(continuation["body"]["messages"][-1]["content"])
+
+
+def test_when_b_refuses_the_prefill_the_client_gets_the_breaks_own_error(pair: Pair) -> None:
+    tok = pair.token(continuable(pair, [1]))
+    pair.break_a("reset:40")
+    pair.b.state.script_fault(MODEL, "no-prefill")
+    answer = pair.stream(tok)
+    assert answer.status == 200
+    assert [e["code"] for e in answer.errors()] == ["upstream_server_error"], "not the prefill refusal"
+    assert answer.events()[-1].startswith(b'data: {"error"') and DONE not in answer.body
+
+
+def test_an_llm_without_a_continuation_capable_url_is_not_continued(pair: Pair) -> None:
+    tok = pair.token(continuable(pair, []))
+    pair.break_a("reset:40")
+    answer = pair.stream(tok)
+    assert [e["code"] for e in answer.errors()] == ["upstream_server_error"]
+    assert pair.b.state.requests() == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llm_gateway.domain.chat_body import parse_chat
 from llm_gateway.domain.failover import open_stream
@@ -189,7 +189,7 @@ class StreamProxy:
             self.board.observe(urls[record.url_index], record, self.clock())
 
         try:
-            return await open_stream(
+            opened = await open_stream(
                 calls,
                 self.transport,
                 lambda: make_relay(specs[0], chat),
@@ -204,6 +204,43 @@ class StreamProxy:
             )
         finally:
             self._share(session, urls)
+        if llm.validation.continuation_urls:
+            opened.resume = lambda text: self._continuation(session, chat, text, opened, limits)
+        return opened
+
+    async def _continuation(
+        self, session: ActiveSession, chat: ChatRequest, text: str, opened: OpenStream, limits: Limits
+    ) -> OpenStream | None:
+        """The same conversation with the text already sent as a trailing assistant turn (each spec's
+        prefill form comes from its provider), on the URLs whose ``continuation`` check passed: the
+        others first, the one that broke last. None when none answers before the deadline."""
+        llm, endpoint = session.llm, session.endpoint
+        assert endpoint is not None
+        urls = list(endpoint.urls)
+        broke = opened.timings.summary.url_index
+        capable = [i for i in llm.validation.continuation_urls if i < len(urls)]
+        order = sorted(capable, key=lambda i: i == broke)
+        if not order:
+            return None
+        messages = [*chat.messages, ChatMessage(role="assistant", content=text)] if text else chat.messages
+        prefilled = chat.model_copy(update={"messages": messages})
+        specs = endpoint_specs(llm, [urls[i] for i in order])
+        try:
+            calls = build_calls(specs, prefilled, endpoint.api_key)
+            secrets = (endpoint.api_key,)
+            return await open_stream(
+                calls,
+                self.transport,
+                lambda: make_relay(specs[0], prefilled),
+                replace(limits, max_attempts=len(calls)),
+                lambda status, err_body, headers: classify_status(
+                    specs[0], status, err_body, headers, secrets
+                ),
+                clock=self.clock,
+                registered=order,
+            )
+        except GatewayError:
+            return None
 
     def _learn(self, session: ActiveSession) -> None:
         if session.url_breakers and session.endpoint is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -199,19 +199,60 @@ class OpenStream:
     timings: Timings
     clock: Callable[[], float] = time.monotonic
     outcome: str | None = field(default=None, init=False)  # None while running; OUTCOME_OK or an ErrorCode
+    #: Continue a broken answer: the text sent so far in, a stream of what follows out (None: cannot).
+    resume: Callable[[str], Awaitable[OpenStream | None]] | None = None
+    _sent: list[bytes] = field(default_factory=list, init=False, repr=False)
+    _broken: str | None = field(default=None, init=False, repr=False)
 
     async def body(self) -> AsyncGenerator[bytes, None]:
-        """The rest of the stream: relayed chunks, pings in silences, then ``[DONE]`` or an error."""
+        """The rest of the stream: relayed chunks, pings in silences, then ``[DONE]`` or an error.
+        With ``resume``, a break after the first byte is continued (one answer, one ``[DONE]``)."""
         try:
             if self.first:
-                yield self.first
+                yield self._keep(self.first)
             if self.relay.complete:
                 self.outcome = OUTCOME_OK
                 return
-            async for piece in self._relay_rest():
-                yield piece
+            while True:
+                async for piece in self._relay_rest():
+                    if piece:
+                        yield self._keep(piece) if self.resume is not None else piece
+                if self._broken is None:
+                    return
+                first = await self._continue()
+                if first is None:
+                    yield error_event(self._broken)
+                    return
+                if first:
+                    yield self._keep(first)
+                if self.relay.complete:
+                    self.outcome = OUTCOME_OK
+                    return
         finally:
             self.response.close()
+
+    def _keep(self, piece: bytes) -> bytes:
+        if self.resume is not None:
+            self._sent.append(piece)
+        return piece
+
+    async def _continue(self) -> bytes | None:
+        """The continuation's first output (its preamble dropped), or None: the break stands."""
+        assert self.resume is not None
+        text = answer_text(self._sent)
+        if text is None or self.timings.summary.continued >= MAX_CONTINUATIONS:
+            return None
+        try:
+            resumed = await self.resume(text)
+        except UpstreamFailure:
+            resumed = None
+        if resumed is None:
+            return None
+        self.response.close()
+        self.response, self.relay = resumed.response, resumed.relay
+        self.timings.summary.continued += 1
+        self._broken, self.outcome = None, None
+        return without_preamble(resumed.first)
 
     async def _relay_rest(self) -> AsyncIterator[bytes]:
         limits, relay, clock = self.limits, self.relay, self.clock
@@ -264,7 +305,56 @@ class OpenStream:
 
     def _fail(self, code: str) -> bytes:
         self.outcome = code
+        if self.resume is not None and code != ErrorCode.GATEWAY_DEADLINE:
+            self._broken = code  # the error event waits: a continuation may yet answer
+            return b""
         return error_event(code)
+
+
+#: Continuations per stream: another URL, or the same one once more.
+MAX_CONTINUATIONS = 2
+
+
+def _events(pieces: bytes) -> list[bytes]:
+    return [event for event in pieces.split(b"\n\n") if event]
+
+
+def answer_text(pieces: list[bytes]) -> str | None:
+    """The text of our own OpenAI SSE output so far; None unless it is text only, one choice, not
+    finished (a tool call in progress, or an answer that ended, is never continued)."""
+    text: list[str] = []
+    for event in _events(b"".join(pieces)):
+        if not event.startswith(b"data: {"):
+            continue
+        try:
+            payload = json.loads(event[6:])
+        except ValueError:
+            return None
+        for choice in payload.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if choice.get("index", 0) != 0 or choice.get("finish_reason") or delta.get("tool_calls"):
+                return None
+            text.append(delta.get("content") or "")
+    return "".join(text)
+
+
+def without_preamble(piece: bytes) -> bytes:
+    """A continuation's first output minus what only opens a stream (the role delta): the client
+    already has its start."""
+    kept = []
+    for event in _events(piece):
+        if event.startswith(b"data: {"):
+            try:
+                choices = json.loads(event[6:]).get("choices") or []
+            except ValueError:
+                choices = []
+            opening = [
+                c for c in choices if not (c.get("delta") or {}).get("content") and not c.get("finish_reason")
+            ]
+            if choices and len(opening) == len(choices):
+                continue
+        kept.append(event + b"\n\n")
+    return b"".join(kept)
 
 
 async def try_once(

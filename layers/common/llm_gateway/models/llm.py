@@ -315,6 +315,9 @@ class ValidationSummary(ApiModel):
     checked_at: datetime | None = None
     summary: str | None = None
     error_code: str | None = None
+    #: The URLs (indexes in ``urls``) whose ``continuation`` check passed: a stream broken after its
+    #: first byte may be continued there (the text sent so far as a prefilled assistant turn).
+    continuation_urls: list[int] = Field(default_factory=list)
 
 
 class Llm(ApiModel):
