@@ -111,22 +111,39 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "status-429": ("request", "upstream_rate_limited"),
     "status-500": ("endpoint", "upstream_server_error"),
     "status-503": ("endpoint", "upstream_server_error"),
+    "context-length": ("request", "upstream_context_length_exceeded"),
+    "content-filter": ("request", "upstream_content_filtered"),
 }
 GEMINI_EXPECTED = {"mid-stream-error": ("streaming", "upstream_server_error")}
 #: Faults about how the answer is delivered, not how fast: they need more than the 1 s timeout.
 DELIVERY_FAULTS: dict[str, tuple[str, str]] = {"buffered-2500": ("streaming", "upstream_protocol_error")}
 #: Gemini streams have no terminator, so "no [DONE]" is just a normal Gemini stream.
-NOT_APPLICABLE = {("gemini", "no-done")}
+NOT_APPLICABLE = {("gemini", "no-done"), ("gemini", "content-filter")}
 
 
 def test_every_fault_of_the_fake_is_covered() -> None:
     missing = [
         name
         for name in FAULT_NAMES
-        if name != "accept-any-key"
+        if name not in ("accept-any-key", "no-prefill")  # warnings: tested on their own
         and not any(k == name or k.startswith(f"{name}-") for k in EXPECTED | DELIVERY_FAULTS)
     ]
     assert not missing, f"faults without a conformance test: {missing}"
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_the_continuation_check_sees_prefill_continued_or_refused(
+    fake: FakeProviderHandle, spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = "fake-deployment" if spec.startswith("azure") else "fake-model"
+    _, report = run_check(capsys, spec_args(fake.url, spec, model))
+    continuation = {c["id"]: c for c in report["checks"]}["continuation"]
+    assert continuation["status"] == "pass" and "'6, 7" in continuation["message"]
+    refusing = "fake-fault-no-prefill"
+    code, report = run_check(capsys, spec_args(fake.url, spec, refusing))
+    assert code == 0 and report["compatible"] is True, "never a failure"
+    continuation = {c["id"]: c for c in report["checks"]}["continuation"]
+    assert continuation["status"] == "warn" and "refused a prefilled assistant turn" in continuation["message"]
 
 
 @pytest.mark.parametrize(("spec", "fault"), [(spec, fault) for spec in SPECS for fault in DELIVERY_FAULTS])

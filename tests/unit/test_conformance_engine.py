@@ -341,7 +341,7 @@ def test_every_url_is_probed_and_named() -> None:
     assert "http_status" in ids and "http_status@2" in ids
     assert all("backup.example.com" in c.message for c in report.checks if c.id.endswith("@2"))
     assert report.details and len(report.details["urls"]) == 2
-    assert len(client.calls) == 4
+    assert len(client.calls) == 6  # per URL: the probe, the wrong-key probe, the continuation probe
 
 
 def test_secrets_never_reach_the_report() -> None:

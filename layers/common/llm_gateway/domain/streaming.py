@@ -319,9 +319,10 @@ def _events(pieces: bytes) -> list[bytes]:
     return [event for event in pieces.split(b"\n\n") if event]
 
 
-def answer_text(pieces: list[bytes]) -> str | None:
+def answer_text(pieces: list[bytes], *, ended: bool = False) -> str | None:
     """The text of our own OpenAI SSE output so far; None unless it is text only, one choice, not
-    finished (a tool call in progress, or an answer that ended, is never continued)."""
+    finished (a tool call in progress, or an answer that ended, is never continued); ``ended``
+    reads a whole answer (its finish is expected)."""
     text: list[str] = []
     for event in _events(b"".join(pieces)):
         if not event.startswith(b"data: {"):
@@ -332,7 +333,8 @@ def answer_text(pieces: list[bytes]) -> str | None:
             return None
         for choice in payload.get("choices") or []:
             delta = choice.get("delta") or {}
-            if choice.get("index", 0) != 0 or choice.get("finish_reason") or delta.get("tool_calls"):
+            finished = choice.get("finish_reason") and not ended
+            if choice.get("index", 0) != 0 or finished or delta.get("tool_calls"):
                 return None
             text.append(delta.get("content") or "")
     return "".join(text)

@@ -110,8 +110,22 @@ def summarize(report: Report) -> ValidationSummary:
             f" ({len(warned)} warning(s))." if warned else "."
         )
     return ValidationSummary(
-        compatible=report.compatible, checked_at=report.checked_at, summary=text, error_code=report.error_code
+        compatible=report.compatible,
+        checked_at=report.checked_at,
+        summary=text,
+        error_code=report.error_code,
+        continuation_urls=continuation_urls(report),
     )
+
+
+def continuation_urls(report: Report) -> list[int]:
+    """The URLs whose ``continuation`` check passed (``continuation`` alone, or ``continuation@N``)."""
+    found = []
+    for check in report.checks:
+        name, _, position = check.id.partition("@")
+        if name == "continuation" and check.status is CheckStatus.PASS:
+            found.append(int(position) - 1 if position.isdigit() else 0)
+    return sorted(found)
 
 
 @dataclass

@@ -24,6 +24,8 @@ from llm_gateway.domain.conformance.config import (
     build_probe_request,
     public_url,
 )
+from llm_gateway.domain.conformance.continuation import continuation_check
+from llm_gateway.domain.conformance.continuation import skipped as continuation_skipped
 from llm_gateway.domain.conformance.exchange import Budget, Exchange, TokenWatch, exchange
 from llm_gateway.domain.conformance.failures import Failure, budget_failure, budget_hint, transport_failure
 from llm_gateway.errors import EndpointBlocked, ErrorCode, TransportError
@@ -131,7 +133,8 @@ class _Prober:
         """Everything after a check that stopped the probe, as ``skip`` with ``reason``."""
         ids = [("address", _NETWORK)] if address else []
         ids += [("connection", _NETWORK), *self.provider.plan.without_response, ("stream_complete", _NETWORK),
-                ("incremental", _STREAMING), ("latency", _LATENCY), ("auth_probe", _AUTH)]  # fmt: skip
+                ("incremental", _STREAMING), ("latency", _LATENCY), ("auth_probe", _AUTH),
+                ("continuation", _STREAMING)]  # fmt: skip
         return [_check(cid, cat, _SKIP, reason, hint) for cid, cat in ids]
 
     def _url(self, url: str) -> tuple[UpstreamRequest | None, _Finding]:
@@ -191,7 +194,20 @@ class _Prober:
                    duration_s=main.ttfb_s)
         )  # fmt: skip
         findings, spec_conforms = self._judge(request, main, findings)
+        findings.append(self._continuation(url, main))
         return _UrlResult(findings, timings, shown, spec_conforms)
+
+    def _continuation(self, url: str, main: Exchange) -> _Finding:
+        """Whether a cut answer could be continued here (``warn``/``skip`` only, never ``fail``)."""
+        if self.light:
+            return _Finding(continuation_skipped("not run: a re-validation sends one streaming request"))
+        if not 200 <= (main.status or 0) < 300 or not main.complete:
+            return _Finding(continuation_skipped("skipped: the endpoint did not stream a whole answer"))
+        check = continuation_check(
+            self.config, url, self.api_key, self.http.client, self.budget.capped(AUTH_PROBE_MAX_S),
+            self.monotonic, self.run, self.secrets,
+        )  # fmt: skip
+        return _Finding(check)
 
     def _address(self, url: str, host: str) -> _Finding:
         started = self.monotonic()
