@@ -65,6 +65,8 @@ def test_register_an_llm_and_watch_it_turn_valid_with_its_report(lab: Lab) -> No
     expect(region.get_by_role("row")).to_have_count(len(report["checks"]) + 1)
     for check in report["checks"][:3]:
         expect(region.get_by_role("row").filter(has_text=check["id"]).first).to_be_visible()
+    # The fake provider continues a prefilled answer: a cut answer is finished on its URL.
+    expect(region).to_contain_text("Continuation: a cut answer is continued on urls[0].")
     expect(page.get_by_role("img", name=re.compile(r"TTFB \d+ ms, TTFT \d+ ms"))).to_be_visible()
     lab.shot("llm-page")
     # It is in the list, with its status.

@@ -171,3 +171,26 @@ def test_a_content_filter_is_its_own_code_and_not_retried(
         client.chat.completions.create(model="x", messages=[{"role": "user", "content": "x"}], stream=True)
     assert caught.value.code == "upstream_content_filtered"
     assert len(a.state.requests()) + len(b.state.requests()) == 1
+
+
+@pytest.mark.usefixtures("fakes_reset")
+@pytest.mark.parametrize("fault", ["reset:40", "stall:20"])
+def test_an_answer_cut_mid_stream_continues_on_b_as_one_whole_answer(
+    failover_stack: RunningStack,
+    api: httpx.Client,
+    fakes: tuple[FakeProviderHandle, FakeProviderHandle],
+    fault: str,
+) -> None:
+    a, b = fakes
+    urls = [chat_url(a, f"cut-{fault}"), chat_url(b, f"cut-{fault}")]
+    llm_id = register(api, urls, headers={"x-fake-chunks": "60"}, timeouts={"idleMs": 1000})
+    report = api.get(f"/v1/llms/{llm_id}/validation").json()
+    assert {c["id"]: c["status"] for c in report["checks"]}["continuation@2"] == "pass"
+    assert api.get(f"/v1/llms/{llm_id}").json()["validation"]["continuationUrls"] == [0, 1]
+    token = mint(api, llm_id)["sessionToken"]
+    unbroken, _, _ = ask(failover_stack, token)
+    break_url(a, fault)
+    b.state.reset()
+    text, _, _ = ask(failover_stack, token)  # the SDK raises on an error event: this answer is whole
+    assert text == unbroken, "not a word repeated or lost"
+    assert any(r["body"]["messages"][-1]["role"] == "assistant" for r in b.state.requests())

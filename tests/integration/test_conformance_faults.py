@@ -143,7 +143,9 @@ def test_the_continuation_check_sees_prefill_continued_or_refused(
     code, report = run_check(capsys, spec_args(fake.url, spec, refusing))
     assert code == 0 and report["compatible"] is True, "never a failure"
     continuation = {c["id"]: c for c in report["checks"]}["continuation"]
-    assert continuation["status"] == "warn" and "refused a prefilled assistant turn" in continuation["message"]
+    assert (
+        continuation["status"] == "warn" and "refused a prefilled assistant turn" in continuation["message"]
+    )
 
 
 @pytest.mark.parametrize(("spec", "fault"), [(spec, fault) for spec in SPECS for fault in DELIVERY_FAULTS])
