@@ -26,7 +26,7 @@ import httpx
 
 from bench.faults import BEGIN as FAULTS_BEGIN
 from bench.faults import END as FAULTS_END
-from bench.faults import fault_table, render_faults
+from bench.faults import bookkeeping_us, fault_table, render_faults
 from bench.streams import Comparison, Target, cpu_seconds, percentile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 state["apiUrl"], api, broken_url, fakes[20], register, mint, 4 if args.quick else 10
             )
             if args.faults_only:
-                section = render_faults(faults, machine())
+                section = render_faults(faults, machine(), bookkeeping_us())
                 print(section)
                 if not args.quick:
                     write_benchmarks(section, FAULTS_BEGIN, FAULTS_END)
@@ -320,10 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     section = render(rows, tokens, verify_us, cold)
     print(section)
-    print(render_faults(faults, machine()))
+    faults_section = render_faults(faults, machine(), bookkeeping_us())
+    print(faults_section)
     if not args.quick:
         write_benchmarks(section)
-        write_benchmarks(render_faults(faults, machine()), FAULTS_BEGIN, FAULTS_END)
+        write_benchmarks(faults_section, FAULTS_BEGIN, FAULTS_END)
     return 0
 
 
