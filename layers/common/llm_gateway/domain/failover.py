@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from llm_gateway.errors import ErrorCode
 from llm_gateway.providers.base import StreamRelay
@@ -134,7 +136,7 @@ class _Attempts:
     """The attempt tasks of one request (at most two at a time: the first and its hedge)."""
 
     calls: Sequence[UpstreamRequest]
-    start_attempt: Callable[[UpstreamRequest, Timings], Awaitable[OpenStream]]
+    start_attempt: Callable[[UpstreamRequest, Timings], Coroutine[Any, Any, OpenStream]]
     registered: Sequence[int]
     clock: Callable[[], float]
     summary: AttemptSummary = field(default_factory=AttemptSummary)
@@ -145,7 +147,7 @@ class _Attempts:
         timings = Timings(started=record.started)
         self.summary.attempts.append(record)
         self.summary.hedged = self.summary.hedged or hedge
-        task = asyncio.ensure_future(self.start_attempt(self.calls[index], timings))
+        task = _start_eagerly(self.start_attempt(self.calls[index], timings))
         self.running[task] = (index, record, timings)
 
     async def close(self, on_attempt: Callable[[AttemptRecord], None] | None) -> None:
@@ -161,6 +163,15 @@ class _Attempts:
                 opened = await task
                 opened.response.close()
             _report(on_attempt, record)
+
+
+def _start_eagerly(coro: Coroutine[Any, Any, OpenStream]) -> asyncio.Task[OpenStream]:
+    """The attempt as a task (a hedge may run beside it). On Python 3.12+ it starts at once and runs
+    up to its first wait, so the request goes out in this loop turn; 3.11 schedules it."""
+    if sys.version_info >= (3, 12):
+        eager: dict[str, Any] = {"loop": asyncio.get_running_loop(), "eager_start": True}
+        return asyncio.Task(coro, **eager)
+    return asyncio.ensure_future(coro)
 
 
 async def open_stream(
