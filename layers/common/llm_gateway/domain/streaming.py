@@ -1,9 +1,11 @@
-"""The relay: one upstream call (with retries and failover before the first byte) streamed out as
-OpenAI SSE. Framework-free async code: the ASGI app (or a future native Lambda stream) drives it.
+"""The relay: one upstream attempt (``try_once``) streamed out as OpenAI SSE; ``domain.failover``
+decides which attempts run before the first byte. Framework-free async code: the ASGI app (or a
+future native Lambda stream) drives it.
 
 Rules (DESIGN.md §3): before the first byte every failure is a JSON error with a real status;
-after it, a final ``data: {"error": …}`` event and close, never a clean end. Retries happen only
-before the first byte. Silence gets a ``: ping`` every 15 s.
+after it, a final ``data: {"error": …}`` event and close, never a clean end, unless the answer is
+continued (``OpenStream.resume``: the text sent so far, prefilled, on a URL that continues it).
+Silence gets a ``: ping`` every 15 s.
 """
 
 from __future__ import annotations
