@@ -127,9 +127,10 @@ def reason(record: HealthRecord, signal: Signal) -> str:
     url = troubled_url(window)
     if url is None:
         return failing
-    served = max(
-        (u for u in window.urls if u.index != url.index and u.served), key=lambda u: u.served, default=None
-    )
+    others = [u for u in window.urls if u.index != url.index and u.served]
+    served = max(others, key=lambda u: u.served, default=None)
+    if served is None and window.errors_by_code:
+        return failing  # no other URL answered: the requests' own failures say it all
     rescued = f", served by urls[{served.index}]" if served is not None else ""
     lead = f"urls[{url.index}]: {url.failed} of {url.attempts} attempts failed{rescued}."
     return f"{lead} {failing}" if window.errors_by_code else lead

@@ -48,8 +48,9 @@ class HealthWindow(ApiModel):
     ttft_p50_ms: float | None = None
     ttft_p95_ms: float | None = None
     errors_by_code: dict[str, int] = Field(default_factory=dict)
-    #: Per URL, when it had attempts: a URL that fails while another rescues shows here.
-    urls: list[UrlWindow] = Field(default_factory=list)
+    #: Per URL, when it had attempts: a URL that fails while another rescues shows here (left out
+    #: when there is nothing to show).
+    urls: list[UrlWindow] = Field(default_factory=list, exclude_if=lambda v: not v)
 
 
 class LlmHealth(ApiModel):
