@@ -339,3 +339,11 @@ def test_an_llm_without_a_continuation_capable_url_is_not_continued(pair: Pair) 
     answer = pair.stream(tok)
     assert [e["code"] for e in answer.errors()] == ["upstream_server_error"]
     assert pair.b.state.requests() == []
+
+
+@pytest.mark.parametrize("fault", ["invalid-json", "no-done"])
+def test_a_malformed_chunk_or_a_missing_done_still_ends_in_one_done(pair: Pair, fault: str) -> None:
+    pair.break_a(fault)
+    answer = pair.stream(token(pair))
+    assert_whole(answer)
+    assert pair.seen() == (1, 0), "the answer had started: nothing to fail over"
