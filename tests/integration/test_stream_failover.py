@@ -7,6 +7,7 @@ takes A out and brings it back, and the distinct refusal codes (issue 19).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -234,6 +235,8 @@ def test_a_context_too_long_for_the_llm_is_answered_by_its_fallback_of_another_s
     )
     assert_whole(answer)
     assert answer.headers["x-llm-id"] == fallback
+    chunks = [json.loads(e[6:]) for e in answer.events() if e.startswith(b"data: {")]
+    assert {c["model"] for c in chunks} == {"gemini-2.5-flash"}, "the answering LLM's model"
     (seen,) = pair.b.state.requests()
     assert seen["path"].startswith("/v1beta/models/gemini-2.5-flash:streamGenerateContent")
     assert "PERSONA PROMPT" in str(seen["body"]["systemInstruction"]), "the persona's prompt applies"
