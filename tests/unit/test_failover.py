@@ -3,6 +3,7 @@ per URL (``domain.url_health``): a scripted transport, short real timings."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -217,3 +218,63 @@ def test_another_containers_open_breaker_is_honoured_here() -> None:
     here.merge_shared(urls, view, now=7.0, epoch_now=1_000_000.5)
     assert here.order(urls, 7.0) == [B, A]
     assert here.order(urls, 7.0 + COOL_DOWN_S) == [A, B]
+
+
+# -- continuing a broken answer --------------------------------------------------------------------
+
+
+def tool_chunk() -> bytes:
+    call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": "{"}}
+    delta = {"tool_calls": [call]}
+    payload = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}  # fmt: skip
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+@pytest.mark.anyio
+async def test_a_text_answer_cut_mid_stream_is_continued_once_with_the_text_sent_so_far() -> None:
+    cut = UpstreamFailure("upstream_server_error")
+    transport = ScriptedTransport([ok(HAPPY[0], HAPPY[1], cut), ok(HAPPY[0], HAPPY[2], HAPPY[3], HAPPY[4])])
+    opened = await open_stream(calls(A), transport, lambda: make_relay(OPENAI, CHAT), limits(), classify())
+    asked: list[str] = []
+
+    async def resume(text: str) -> OpenStream | None:
+        asked.append(text)
+        return await open_stream(calls(B), transport, lambda: make_relay(OPENAI, CHAT), limits(), classify())
+
+    opened.resume = resume
+    body = await drain(opened)
+    assert asked == ["Hel"]
+    assert body == HAPPY[0] + HAPPY[1] + HAPPY[2] + HAPPY[3] + HAPPY[4], "one answer: no second role chunk"
+    assert opened.outcome == "ok" and opened.timings.summary.continued == 1
+
+
+@pytest.mark.anyio
+async def test_a_tool_call_in_progress_is_never_continued() -> None:
+    transport = ScriptedTransport([ok(HAPPY[0], tool_chunk(), UpstreamFailure("upstream_server_error"))])
+    opened = await open_stream(calls(A), transport, lambda: make_relay(OPENAI, CHAT), limits(), classify())
+    asked: list[str] = []
+
+    async def resume(text: str) -> OpenStream | None:
+        asked.append(text)
+        return None
+
+    opened.resume = resume
+    body = await drain(opened)
+    assert asked == [] and body.endswith(b'"type":"upstream_error"}}\n\n')
+    assert opened.outcome == "upstream_server_error"
+
+
+@pytest.mark.anyio
+async def test_when_the_continuation_fails_the_break_keeps_its_own_code() -> None:
+    transport = ScriptedTransport([ok(HAPPY[0], HAPPY[1], hang=True)])
+    opened = await open_stream(
+        calls(A), transport, lambda: make_relay(OPENAI, CHAT), limits(idle_s=0.2), classify()
+    )
+
+    async def resume(text: str) -> OpenStream | None:
+        return None  # e.g. the other URL refused the prefill
+
+    opened.resume = resume
+    body = await drain(opened)
+    assert body.count(b'"code":"upstream_timeout"') == 1 and DONE not in body
