@@ -350,3 +350,16 @@ def test_a_malformed_chunk_or_a_missing_done_still_ends_in_one_done(pair: Pair, 
     answer = pair.stream(token(pair))
     assert_whole(answer)
     assert pair.seen() == (1, 0), "the answer had started: nothing to fail over"
+
+
+def test_a_non_streaming_answer_from_a_fallback_reports_its_model_and_usage(pair: Pair) -> None:
+    primary = pair.llm(urls=[pair.fake.url + PATH], timeouts=FAST)
+    fallback = gemini_on_b(pair)
+    with_fallbacks(pair, primary, fallback)
+    pair.break_a("status-503")
+    body = {"messages": [{"role": "user", "content": "hello"}], "stream": False}
+    answer = pair.stream(pair.token(primary), body)
+    assert answer.status == 200 and answer.headers["x-llm-id"] == fallback
+    completion = json.loads(answer.body)
+    assert completion["model"] == "gemini-2.5-flash"
+    assert completion["usage"]["completion_tokens"] > 0 and completion["choices"][0]["message"]["content"]
