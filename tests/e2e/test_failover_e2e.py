@@ -38,7 +38,7 @@ def failover_stack(
     a, b = fakes
     with launch_stack(
         tmp_path_factory.mktemp("failover-stack"), leak_collector, "--revalidate-every", "off", "--quiet",
-        "--allow-endpoint", a.url, "--allow-endpoint", b.url, env={"HEALTH_FLUSH_SECONDS": "1"},
+        "--allow-endpoint", a.url, "--allow-endpoint", b.url, "--flush-traffic-every", "1s",
     ) as running:  # fmt: skip
         yield running
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 import functions.stream_proxy.app as stream_app
-from llm_gateway import composition
 from llm_gateway.domain.accounts import create_account
 from llm_gateway.domain.health import reason
 from llm_gateway.domain.url_health import COOL_DOWN_S, MAX_COOL_DOWN_S
@@ -52,25 +51,18 @@ class Pair(Gateway):
 
 @pytest.fixture
 def pair(
-    aws: AwsStack,
-    fake: FakeProviderHandle,
-    fake_b: FakeProviderHandle,
-    monkeypatch: pytest.MonkeyPatch,
-    leak_collector: LeakCollector,
+    aws: AwsStack, fake: FakeProviderHandle, fake_b: FakeProviderHandle, leak_collector: LeakCollector
 ) -> Iterator[Pair]:
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", f"{fake.url},{fake_b.url}")
-    composition.reset()
-    monkeypatch.setattr(stream_app, "_proxy", None)
+    aws.configure(PRIVATE_ENDPOINT_ORIGINS=f"{fake.url},{fake_b.url}")  # both fakes live on loopback
     for handle in (fake, fake_b):
         handle.state.reset()
-    account = create_account(composition.account_repository(), "failover").account_id
-    server = AppServer().start()
+    account = create_account(aws.registry.account_repository, "failover").account_id
+    gateway = Pair(AppServer(stream_app.create_app(aws.stream)).start(), account, fake, leak_collector, aws)
+    gateway.b = fake_b
     try:
-        gateway = Pair(server.url, account, fake, leak_collector)
-        gateway.b = fake_b
         yield gateway
     finally:
-        server.stop()
+        gateway.server.stop()
 
 
 def token(pair: Pair, **timeouts: int) -> str:
@@ -191,36 +183,26 @@ def test_the_log_line_names_every_attempt(pair: Pair, capsys: pytest.CaptureFixt
     ]
 
 
-def test_a_new_container_knows_the_dead_url_from_the_requests_one_read(
-    pair: Pair, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_new_container_knows_the_dead_url_from_the_requests_one_read(pair: Pair) -> None:
     tok = token(pair)
     pair.break_a("status-503")
     for _ in range(2):
         assert_whole(pair.stream(tok))
     assert pair.seen() == (2, 2)
-    wait_for(lambda: any(i["SK"]["S"] == "URLS" for i in _table(pair)), timeout=5)
+    wait_for(lambda: any(i["SK"]["S"] == "URLS" for i in pair.aws.scan_table()), timeout=5)
     # A new environment: nothing in memory, its first request reads the session, the LLM and the
     # shared breakers together, and goes to b without trying a.
-    composition.reset()
-    monkeypatch.setattr(stream_app, "_proxy", None)
+    pair.configure()
     answer = pair.stream(tok)
     assert_whole(answer)
     assert pair.seen() == (2, 3) and timing(answer, "attempts") == "1"
-
-
-def _table(pair: Pair) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = composition.aws.dynamodb().scan(
-        TableName=composition.get_settings().table_name
-    )["Items"]
-    return items
 
 
 # -- fallback LLMs ---------------------------------------------------------------------------------
 
 
 def with_fallbacks(pair: Pair, llm_id: str, *fallbacks: str) -> None:
-    repository = composition.llm_repository()
+    repository = pair.aws.registry.llm_repository
     stored = repository.get(pair.account, llm_id)
     assert stored is not None
     updated = stored.model_copy(update={"fallback_llm_ids": list(fallbacks), "version": stored.version + 1})
@@ -275,7 +257,7 @@ def test_a_deleted_fallback_is_not_used(pair: Pair) -> None:
     fallback = pair.llm(urls=[pair.b.url + PATH], timeouts=FAST)
     with_fallbacks(pair, primary, fallback)
     tok = pair.token(primary)
-    composition.llm_repository().delete(pair.account, fallback)
+    pair.aws.registry.llm_repository.delete(pair.account, fallback)
     pair.break_a("status-503")
     answer = pair.stream(tok)
     assert answer.status == 502 and answer.json_error()["code"] == "upstream_server_error"
@@ -288,15 +270,15 @@ def test_health_counts_every_attempt_so_a_rescued_url_makes_the_llm_degraded(pai
     pair.fake.state.script_fault(MODEL, "status-500", ratio=0.5)  # every other request: never twice in a row
     for _ in range(20):
         assert_whole(pair.stream(tok))
-    composition.traffic_recorder().flush_now()
-    health = composition.health_service().summary(pair.account, llm_id)
+    pair.aws.stream.traffic_recorder.flush_now()
+    health = pair.aws.stream.health_service.summary(pair.account, llm_id)
     assert health.state.value == "degraded"
     assert health.window.error_rate == 0, "every request was answered"
     assert [(u.index, u.attempts, u.failed, u.served) for u in health.window.urls] == [
         (0, 20, 10, 10),
         (1, 10, 0, 10),
     ]
-    record = composition.health_store().get_state(pair.account, llm_id)
+    record = pair.aws.stream.health_store.get_state(pair.account, llm_id)
     assert record is not None
 
     assert reason(record, "traffic") == "urls[0]: 10 of 20 attempts failed, served by urls[1]."
@@ -307,7 +289,7 @@ def test_health_counts_every_attempt_so_a_rescued_url_makes_the_llm_degraded(pai
 
 def continuable(pair: Pair, capable: list[int], **timeouts: int) -> str:
     llm_id = pair.llm(urls=pair.urls(), headers={"x-fake-chunks": "60"}, timeouts={**FAST, **timeouts})
-    repository = composition.llm_repository()
+    repository = pair.aws.registry.llm_repository
     stored = repository.get(pair.account, llm_id)
     assert stored is not None
     validation = stored.validation.model_copy(update={"continuation_urls": capable})
