@@ -79,6 +79,8 @@ def endpoint_specs(llm: Llm, urls: list[str]) -> list[EndpointSpec]:
             temperature=llm.temperature,
             max_tokens=llm.max_tokens,
             headers=llm.headers or None,
+            reasoning_effort=llm.reasoning_effort,
+            reasoning_format=llm.reasoning_format,
         )
         for url in urls
     ]

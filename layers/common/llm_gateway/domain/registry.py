@@ -207,6 +207,7 @@ class Registry:
                 include={
                     "display_name", "description", "llm_format", "urls", "model_name", "deployment_name",
                     "api_version", "temperature", "max_tokens", "headers", "timeouts", "metadata",
+                    "reasoning_effort", "reasoning_format",
                 },
             ),
             **{k: v for k, v in changes.items()},
@@ -275,7 +276,7 @@ class Registry:
 UPSTREAM_FIELDS = frozenset(
     {
         "llm_format", "urls", "model_name", "deployment_name", "api_version", "headers", "timeouts",
-        "temperature", "max_tokens",
+        "temperature", "max_tokens", "reasoning_effort", "reasoning_format",
     }
 )  # fmt: skip
 

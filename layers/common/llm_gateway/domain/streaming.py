@@ -25,7 +25,8 @@ PING = b": ping\n\n"
 OUTCOME_OK = "ok"
 PING_INTERVAL_S = 15.0
 MAX_ERROR_BODY = 64 * 1024
-RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
+#: 529 is Anthropic's ``overloaded_error``: no capacity right now, nothing generated.
+RETRIABLE_STATUSES = frozenset({429, 502, 503, 504, 529})
 
 #: Gateway status for each upstream failure code, before the first byte.
 STATUS_FOR_CODE: dict[str, int] = {

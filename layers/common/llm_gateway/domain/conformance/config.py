@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from llm_gateway.domain.ports import UrlGuard
 from llm_gateway.models.chat import ChatMessage, ChatRequest
-from llm_gateway.models.llm import LlmFormat, Timeouts
+from llm_gateway.models.llm import LlmFormat, ReasoningEffort, ReasoningFormat, Timeouts
 from llm_gateway.providers.base import EndpointSpec
 from llm_gateway.providers.registry import provider_for
 from llm_gateway.providers.request import UpstreamRequest
@@ -73,6 +73,8 @@ class EndpointConfig:
     temperature: float | None = None
     max_tokens: int | None = None
     timeouts: Timeouts | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
 
     @classmethod
     def from_llm(cls, llm: Any) -> EndpointConfig:
@@ -88,6 +90,8 @@ class EndpointConfig:
             temperature=getattr(llm, "temperature", None),
             max_tokens=getattr(llm, "max_tokens", None),
             timeouts=getattr(llm, "timeouts", None),
+            reasoning_effort=getattr(llm, "reasoning_effort", None),
+            reasoning_format=getattr(llm, "reasoning_format", None),
         )
 
     def endpoint(self, url: str) -> EndpointSpec:
@@ -100,6 +104,8 @@ class EndpointConfig:
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             headers=self.headers,
+            reasoning_effort=self.reasoning_effort,
+            reasoning_format=self.reasoning_format,
         )
 
 
