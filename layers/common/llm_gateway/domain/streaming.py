@@ -126,13 +126,28 @@ class Timings:
     first_output: float | None = None
     attempts: int = 0
     url_index: int = 0
+    #: The first answer token (content or a tool call) and the first thought the relay saw: time to
+    #: first token is measured to the answer, never to a reasoning model's thoughts.
+    first_answer: float | None = None
+    first_thought: float | None = None
+
+    def note(self, relay: StreamRelay, now: float) -> None:
+        """After a relay step: when the first answer token and the first thought went by."""
+        if self.first_answer is None and relay.answer_started:
+            self.first_answer = now
+        if self.first_thought is None and relay.thought_started:
+            self.first_thought = now
 
     def server_timing(self, request_started: float) -> str:
-        """Gateway work before the upstream call, and the upstream's time to its response headers."""
+        """Gateway work before the upstream call, the upstream's time to its response headers, and
+        the times to the first answer token and first thought when known as the headers go out."""
         sent = self.upstream_sent if self.upstream_sent is not None else request_started
         parts = [f"gateway;dur={max(0.0, (sent - request_started) * 1000):.2f}"]
         if self.upstream_sent is not None and self.upstream_headers is not None:
             parts.append(f"upstream-ttfb;dur={(self.upstream_headers - self.upstream_sent) * 1000:.2f}")
+        for name, at in (("ttft", self.first_answer), ("first-thought", self.first_thought)):
+            if at is not None:
+                parts.append(f"{name};dur={max(0.0, (at - request_started) * 1000):.2f}")
         return ", ".join(parts)
 
 
@@ -162,7 +177,7 @@ class OpenStream:
             self.response.close()
 
     async def _relay_rest(self) -> AsyncIterator[bytes]:
-        limits, relay, clock = self.limits, self.relay, self.clock
+        limits, relay, clock, timings = self.limits, self.relay, self.clock, self.timings
         last_data = last_emit = clock()
         while True:
             now = clock()
@@ -187,6 +202,7 @@ class OpenStream:
                 return
             if not chunk:
                 tail = relay.finish()
+                timings.note(relay, clock())
                 if relay.failure is not None or not relay.complete:
                     if tail:
                         yield tail
@@ -198,6 +214,8 @@ class OpenStream:
                 return
             out = relay.feed(chunk)
             last_data = clock()
+            if timings.first_answer is None:
+                timings.note(relay, last_data)
             if relay.failure is not None:
                 if out:
                     yield out
@@ -310,6 +328,7 @@ async def _try_once(
         response.close()
         raise
     timings.first_output = clock()
+    timings.note(relay, timings.first_output)
     return OpenStream(
         response=response, relay=relay, limits=limits, first=first, timings=timings, clock=clock
     )

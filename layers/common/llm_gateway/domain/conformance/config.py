@@ -17,6 +17,9 @@ from llm_gateway.redaction import redact_url
 
 #: The probe asks for a few tokens: enough to see a stream, cheap for the LLM owner.
 PROBE_MAX_TOKENS = 16
+#: A reasoning model (an LLM with a reasoning effort) spends tokens thinking before it answers:
+#: a 16-token probe would end before the first word of the answer, so it gets this many.
+REASONING_PROBE_MAX_TOKENS = 2048
 PROBE_PROMPT = "Reply with one short word: ok"
 
 
@@ -94,6 +97,15 @@ class EndpointConfig:
             reasoning_format=getattr(llm, "reasoning_format", None),
         )
 
+    @property
+    def thinks(self) -> bool:
+        """A reasoning effort is set: the probe gives the model room to think and then answer."""
+        return self.reasoning_effort not in (None, ReasoningEffort.DEFAULT)
+
+    @property
+    def probe_max_tokens(self) -> int:
+        return REASONING_PROBE_MAX_TOKENS if self.thinks else PROBE_MAX_TOKENS
+
     def endpoint(self, url: str) -> EndpointSpec:
         return EndpointSpec(
             llm_format=self.llm_format,
@@ -113,12 +125,12 @@ class ProbeConfigError(ValueError):
     """The config cannot be turned into a request (URL form, model name); the message says why."""
 
 
-def probe_chat() -> ChatRequest:
+def probe_chat(max_tokens: int = PROBE_MAX_TOKENS) -> ChatRequest:
     """The chat request the probe sends: what the platform sends, minus the persona."""
     return ChatRequest(
         messages=[ChatMessage(role="user", content=PROBE_PROMPT)],
         stream=True,
-        max_tokens=PROBE_MAX_TOKENS,
+        max_tokens=max_tokens,
         stream_options={"include_usage": True},
     )
 
@@ -126,7 +138,9 @@ def probe_chat() -> ChatRequest:
 def build_probe_request(config: EndpointConfig, url: str, api_key: str) -> UpstreamRequest:
     """The provider's own request for ``url``; raises ``ProbeConfigError`` with a fix-it message."""
     try:
-        built = provider_for(config.llm_format).build_request(config.endpoint(url), probe_chat(), api_key)
+        built = provider_for(config.llm_format).build_request(
+            config.endpoint(url), probe_chat(config.probe_max_tokens), api_key
+        )
     except ValueError as exc:  # ProviderConfigError, or a URL urllib cannot split
         raise ProbeConfigError(str(exc)) from None
     headers = dict(built.headers)

@@ -54,10 +54,12 @@ class ThinkTagSplitter:
         self._buffer = ""
         if self.state == _START:
             stripped = text.lstrip()
+            if not stripped:
+                return "", text  # whitespace passes; a <think> may still follow it
             if stripped.startswith(THINK_OPEN):
                 self.state = _THINKING
                 text = stripped[len(THINK_OPEN) :]
-            elif THINK_OPEN.startswith(stripped):  # only whitespace, or a tag not complete yet
+            elif THINK_OPEN.startswith(stripped):  # a tag not complete yet
                 self._buffer = text
                 return "", ""
             else:
@@ -76,8 +78,8 @@ class ThinkTagSplitter:
 
     def settle(self) -> None:
         """Answer output other than text began: treat what follows as answer text."""
-        if self.state in (_START, _AFTER_THOUGHT) and not self._buffer.strip():
-            self.state, self._buffer = _ANSWER, ""
+        if self.state in (_START, _AFTER_THOUGHT) and not self._buffer:
+            self.state = _ANSWER
 
     def _answer_after_thought(self, text: str) -> str:
         """The blank lines models put after ``</think>`` are not part of the answer."""
@@ -91,8 +93,8 @@ class ThinkTagSplitter:
         text, self._buffer = self._buffer, ""
         if self.state == _THINKING:
             return text, ""
-        if self.state == _START and text.strip():
-            return "", text
+        if self.state == _START:
+            return "", text  # whitespace (or a tag's start) and nothing else: that was the answer
         return "", ""
 
 
@@ -139,7 +141,7 @@ class ThoughtRouter:
     def _note(self, thought: str, answer: str) -> None:
         if thought:
             self.thought_started = True
-        if answer:
+        if answer and (answer.strip() or self.splitter.settled):
             self.answer_started = True
 
 
