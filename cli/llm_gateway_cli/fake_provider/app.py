@@ -1,4 +1,5 @@
-"""The fake upstream: OpenAI, Azure OpenAI (classic and v1) and Gemini routes with scriptable faults.
+"""The fake upstream: OpenAI, Azure OpenAI (classic and v1), Gemini and Anthropic routes with
+scriptable faults; reasoning requests get thoughts in each spec's form.
 
 Routes (see DESIGN.md §3–§5 and WIRE_FORMATS.md for the shapes imitated):
   OpenAI   POST /v1/chat/completions (Bearer), GET /v1/models
@@ -6,9 +7,11 @@ Routes (see DESIGN.md §3–§5 and WIRE_FORMATS.md for the shapes imitated):
            POST /openai/v1/chat/completions, GET /openai/v1/models
   Gemini   POST /{v1beta|v1}/models/{model}:streamGenerateContent[?alt=sse], …:generateContent,
            GET /v1beta/models (x-goog-api-key or ?key=)
+  Anthropic POST /v1/messages (x-api-key or Bearer; anthropic-version required)
   Control  GET /_fake/requests, GET /_fake/connections, POST /_fake/reset, GET /_fake/health,
            GET|PUT|DELETE /_fake/faults (scripted faults per model, for a fraction of its requests)
-Per-request knobs: headers x-fake-chunks, x-fake-interval-ms, x-fake-fault[-times], x-fake-scenario.
+Per-request knobs: headers x-fake-chunks, x-fake-interval-ms, x-fake-fault[-times], x-fake-scenario,
+x-fake-reasoning.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from . import anthropic
 from .completion import ToolCall, count_words, example_value, plan_completion
 from .config import FakeProviderConfig
 from .faults import (
@@ -43,6 +47,7 @@ from .state import SECRET_QUERY_PARAMS, FakeState, fingerprint, redact_header
 from .streaming import TRANSPORT_SCOPE_KEY, AbortResponse, PacedBody, find_transport
 from .wire import (
     Spec,
+    ThoughtForm,
     auth_error,
     azure_error,
     bad_request_error,
@@ -60,6 +65,9 @@ from .wire import (
 )
 
 CHUNKS_HEADER = "x-fake-chunks"
+#: ``reasoning_content`` | ``reasoning`` | ``think``: an OpenAI-compatible fake thinks aloud in that form.
+REASONING_HEADER = "x-fake-reasoning"
+_GROQ_FORMS: dict[str, ThoughtForm | None] = {"parsed": "reasoning", "raw": "think", "hidden": None}
 INTERVAL_HEADER = "x-fake-interval-ms"
 MAX_CHUNKS = 100_000
 _API_VERSION_RE = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
@@ -163,6 +171,18 @@ def _gemini_tool(body: dict[str, Any]) -> ToolCall | None:
         or {}
     )
     return ToolCall(str(chosen.get("name", "tool")), example_value(schema))
+
+
+def _thought_form(request: Request, body: dict[str, Any]) -> ThoughtForm | None:
+    """The header wins; else Groq's ``reasoning_format``; else any ``reasoning_effort`` thinks aloud
+    as DeepSeek-style ``reasoning_content`` deltas."""
+    header = request.headers.get(REASONING_HEADER)
+    if header in ("reasoning_content", "reasoning", "think"):
+        return header  # type: ignore[return-value]
+    groq = body.get("reasoning_format")
+    if isinstance(groq, str) and groq in _GROQ_FORMS:
+        return _GROQ_FORMS[groq]
+    return "reasoning_content" if body.get("reasoning_effort") is not None else None
 
 
 def _truncated(piece_json: bytes) -> bytes:
@@ -414,6 +434,7 @@ class FakeProvider:
             created=created,
             include_usage=include_usage,
             azure=azure,
+            thoughts=_thought_form(request, body),
         )
         pieces, content_type = _frame_openai(spec, chunks, fault)
         return self._respond(
@@ -488,8 +509,10 @@ class FakeProvider:
                 fault=fault,
             )
         mode: Mode = "sse" if request.query_params.get("alt") == "sse" else "json-array"
+        thinking = generation.get("thinkingConfig") or generation.get("thinking_config") or {}
+        thoughts = isinstance(thinking, dict) and thinking.get("includeThoughts") is True
         pieces, content_type = _frame_gemini(
-            gemini_chunks(completion, model=model, response_id=response_id), fault, mode
+            gemini_chunks(completion, model=model, response_id=response_id, thoughts=thoughts), fault, mode
         )
         return self._respond(
             label=f"gemini:{mode}",
@@ -499,6 +522,63 @@ class FakeProvider:
             request=request,
             fault=fault,
         )
+
+    # --- Anthropic Messages ------------------------------------------------------------------
+
+    async def anthropic_messages(self, request: Request) -> Response:
+        body, recorded = await self._read_json(request)
+        body_model = body.get("model") if body else None
+        model = body_model if isinstance(body_model, str) else ""
+        presented = request.headers.get("x-api-key") or _bearer(request)
+        fault, early = await self._gate(request, "anthropic", model, presented, recorded)
+        if early is not None:
+            return early
+        problem = self._anthropic_problem(request, body, model)
+        if problem is not None:
+            return problem
+        assert body is not None
+        raw_thinking = body.get("thinking")
+        thinking: dict[str, Any] = raw_thinking if isinstance(raw_thinking, dict) else {}
+        completion = plan_completion(
+            chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
+            max_tokens=_positive_int(body.get("max_tokens")),
+            prompt_tokens=max(1, count_words(body.get("messages")) + count_words(body.get("system") or "")),
+            tool=anthropic.tool_of(body),
+        )
+        message_id = new_id("msg_")
+        headers = {"request-id": new_id("req_"), "anthropic-organization-id": "fake-org"}
+        if body.get("stream") is not True:
+            reply = anthropic.message_body(completion, model=model, message_id=message_id)
+            return self._respond(label="anthropic:json", pieces=[json.dumps(reply).encode()],
+                                 content_type="application/json", headers=headers, request=request, fault=fault)  # fmt: skip
+        events = anthropic.message_events(
+            completion, model=model, message_id=message_id, thinking=thinking.get("type") == "enabled"
+        )
+        pieces, content_type = anthropic.frame(events, fault)
+        return self._respond(label="anthropic:stream", pieces=pieces, content_type=content_type,
+                             headers=headers, request=request, fault=fault)  # fmt: skip
+
+    def _anthropic_problem(
+        self, request: Request, body: dict[str, Any] | None, model: str
+    ) -> Response | None:
+        """What the Messages API refuses before any model work (its own messages)."""
+        if not request.headers.get(anthropic.ANTHROPIC_VERSION_HEADER):
+            return anthropic.anthropic_error(
+                400, "invalid_request_error", "anthropic-version: header is required"
+            )
+        if body is None:
+            return anthropic.anthropic_error(
+                400, "invalid_request_error", "There was an error parsing the body."
+            )
+        if not model:
+            return anthropic.anthropic_error(400, "invalid_request_error", "model: Field required")
+        if _positive_int(body.get("max_tokens")) is None:
+            return anthropic.anthropic_error(400, "invalid_request_error", "max_tokens: Field required")
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            return anthropic.anthropic_error(400, "invalid_request_error", "messages: Field required")
+        if not self.config.knows_model(model):
+            return anthropic.not_found_error(model)
+        return None
 
     # --- model lists (cheap auth probes) -----------------------------------------------------
 
@@ -601,6 +681,7 @@ def create_app(config: FakeProviderConfig | None = None, state: FakeState | None
     provider = FakeProvider(config or FakeProviderConfig(), state or FakeState())
     routes = [
         Route("/v1/chat/completions", provider.openai_chat, methods=["POST"]),
+        Route("/v1/messages", provider.anthropic_messages, methods=["POST"]),
         Route("/v1/models", provider.openai_models, methods=["GET"]),
         Route(
             "/openai/deployments/{deployment}/chat/completions", provider.azure_classic_chat, methods=["POST"]
