@@ -286,3 +286,17 @@ def test_check_of_a_thinking_model_reports_separable_thoughts_and_ttft_to_the_an
     assert report["details"]["probe"]["maxTokens"] == 2048
     sent = fake.state.requests()[-2]["body"]  # the probe (the last one is the wrong-key probe)
     assert sent.get("reasoning_effort") == "low" or "thinking" in sent or "thinkingConfig" in json.dumps(sent)
+
+
+@pytest.mark.parametrize("spec", ["openai", "groq_openai", "gemini", "anthropic"])
+def test_a_model_that_refuses_the_reasoning_parameter_fails_with_a_hint_naming_it(
+    fake: FakeProviderHandle, spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*spec_args(fake.url, spec, "fake-no-reasoning"), "--reasoning-effort", "medium"]
+    code, report = run_check(capsys, args)
+    first = failed(report)[0]
+    assert code == 1 and (first["id"], first["category"]) == ("http_status", "request")
+    assert report["errorCode"] == "upstream_bad_request"
+    assert "reasoningEffort medium" in first["hint"] and "unset" in first["hint"]
+    without, _ = run_check(capsys, spec_args(fake.url, spec, "fake-no-reasoning"))
+    assert without == 0, "the same model is compatible without a reasoning effort"

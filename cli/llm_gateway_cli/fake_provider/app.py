@@ -67,6 +67,8 @@ from .wire import (
 CHUNKS_HEADER = "x-fake-chunks"
 #: ``reasoning_content`` | ``reasoning`` | ``think``: an OpenAI-compatible fake thinks aloud in that form.
 REASONING_HEADER = "x-fake-reasoning"
+#: A model whose name holds this refuses reasoning parameters with its spec's 400.
+NO_REASONING = "no-reasoning"
 _GROQ_FORMS: dict[str, ThoughtForm | None] = {"parsed": "reasoning", "raw": "think", "hidden": None}
 INTERVAL_HEADER = "x-fake-interval-ms"
 MAX_CHUNKS = 100_000
@@ -400,6 +402,12 @@ class FakeProvider:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return bad_request_error(spec, "Missing required parameter: 'messages'.", "messages")
+        if NO_REASONING in model and "reasoning_effort" in body:
+            return bad_request_error(
+                spec,
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                "reasoning_effort",
+            )
 
         max_tokens = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens"))
         completion = plan_completion(
@@ -483,6 +491,9 @@ class FakeProvider:
         if body is None:
             return gemini_error(400, "Invalid JSON payload received.", "INVALID_ARGUMENT")
         contents = body.get("contents")
+        thinking = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        if NO_REASONING in model and ("thinkingBudget" in thinking or "thinkingLevel" in thinking):
+            return gemini_error(400, "Thinking is not supported by this model.", "INVALID_ARGUMENT")
         if not isinstance(contents, list) or not contents:
             return gemini_error(
                 400, "* GenerateContentRequest.contents: contents is not specified\n", "INVALID_ARGUMENT"
@@ -578,6 +589,10 @@ class FakeProvider:
             return anthropic.anthropic_error(400, "invalid_request_error", "messages: Field required")
         if not self.config.knows_model(model):
             return anthropic.not_found_error(model)
+        if NO_REASONING in model and "thinking" in body:
+            return anthropic.anthropic_error(
+                400, "invalid_request_error", "thinking: this model does not support thinking"
+            )
         return None
 
     # --- model lists (cheap auth probes) -----------------------------------------------------

@@ -237,13 +237,26 @@ class _Prober:
         checks = self.provider.check_response(
             status, main.headers, bytes(main.body), expect_complete=main.complete, secrets=self.secrets
         )
-        spec = [self._live(c, main) for c in checks]
+        spec = [self._reasoning_hint(self._live(c, main)) for c in checks]
         error = self.provider.classify_error(status, bytes(main.body), main.headers, secrets=self.secrets)
         findings += [_Finding(c, self._code_for(c, error.code) if c.status is _FAIL else None) for c in spec]
         findings.append(self._latency(main, streaming))
         findings.append(self._thoughts(main, streaming, url))
         findings.append(self._auth_probe(request, main, spec))
         return findings, self.provider.conforms(spec)
+
+    def _reasoning_hint(self, check: Check) -> Check:
+        """A request refused while the LLM sends a reasoning parameter: say which field to change."""
+        if not self.config.thinks or check.status is not _FAIL or check.id != "http_status":
+            return check
+        if check.category is not CheckCategory.REQUEST:
+            return check
+        hint = (
+            f"The request carried reasoningEffort {self.config.reasoning_effort} as the spec's reasoning "
+            "parameter; if the model is not a reasoning model (or takes other values), unset "
+            "reasoningEffort or change it, then validate again. " + (check.hint or "")
+        )
+        return check.model_copy(update={"hint": hint.strip()})
 
     def _code_for(self, check: Check, status_code: ErrorCode) -> ErrorCode:
         plan = self.provider.plan
