@@ -7,13 +7,25 @@ vocabulary (``overloaded_error`` as HTTP 529 or as an in-band ``event: error``).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 
-from .completion import Completion, ToolCall, example_value, split_fragments, thought_words
+from .completion import (
+    Completion,
+    ToolCall,
+    count_words,
+    example_value,
+    plan_completion,
+    split_fragments,
+    thought_words,
+)
 from .faults import Fault
 from .wire import new_id
+
+if TYPE_CHECKING:
+    from .app import FakeProvider
 
 ANTHROPIC_VERSION_HEADER = "anthropic-version"
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -159,3 +171,65 @@ def frame(events: list[tuple[str, dict[str, Any]]], fault: Fault | None) -> tupl
         name, "text/event-stream; charset=utf-8"
     )
     return pieces, content_type
+
+
+async def messages(provider: FakeProvider, request: Request) -> Response:
+    """``POST /v1/messages``: the shared gate (faults, key), the API's own refusals, then the reply."""
+    from .app import CHUNKS_HEADER, _bearer, _int_header, _positive_int
+
+    body, recorded = await provider._read_json(request)
+    body_model = body.get("model") if body else None
+    model = body_model if isinstance(body_model, str) else ""
+    presented = request.headers.get("x-api-key") or _bearer(request)
+    fault, early = await provider._gate(request, "anthropic", model, presented, recorded)
+    if early is not None:
+        return early
+    problem = _refusal(provider, request, body, model)
+    if problem is not None or body is None:
+        return problem or anthropic_error(
+            400, "invalid_request_error", "There was an error parsing the body."
+        )
+    raw_thinking = body.get("thinking")
+    thinking: dict[str, Any] = raw_thinking if isinstance(raw_thinking, dict) else {}
+    completion = plan_completion(
+        chunks=_int_header(request, CHUNKS_HEADER, provider.config.default_chunks),
+        max_tokens=_positive_int(body.get("max_tokens")),
+        prompt_tokens=max(1, count_words(body.get("messages")) + count_words(body.get("system") or "")),
+        tool=tool_of(body),
+    )
+    message_id = new_id("msg_")
+    headers = {"request-id": new_id("req_"), "anthropic-organization-id": "fake-org"}
+    if body.get("stream") is not True:
+        reply = message_body(completion, model=model, message_id=message_id)
+        return provider._respond(label="anthropic:json", pieces=[json.dumps(reply).encode()],
+                                 content_type="application/json", headers=headers, request=request, fault=fault)  # fmt: skip
+    events = message_events(
+        completion, model=model, message_id=message_id, thinking=thinking.get("type") == "enabled"
+    )
+    pieces, content_type = frame(events, fault)
+    return provider._respond(label="anthropic:stream", pieces=pieces, content_type=content_type,
+                             headers=headers, request=request, fault=fault)  # fmt: skip
+
+
+def _refusal(
+    provider: FakeProvider, request: Request, body: dict[str, Any] | None, model: str
+) -> Response | None:
+    """What the Messages API refuses before any model work (in its own words)."""
+    from .app import _positive_int
+    from .reasoning import NO_REASONING
+
+    if not request.headers.get(ANTHROPIC_VERSION_HEADER):
+        return anthropic_error(400, "invalid_request_error", "anthropic-version: header is required")
+    if body is None:
+        return anthropic_error(400, "invalid_request_error", "There was an error parsing the body.")
+    if not model:
+        return anthropic_error(400, "invalid_request_error", "model: Field required")
+    if _positive_int(body.get("max_tokens")) is None:
+        return anthropic_error(400, "invalid_request_error", "max_tokens: Field required")
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        return anthropic_error(400, "invalid_request_error", "messages: Field required")
+    if not provider.config.knows_model(model):
+        return not_found_error(model)
+    if NO_REASONING in model and "thinking" in body:
+        return anthropic_error(400, "invalid_request_error", "thinking: this model does not support thinking")
+    return None

@@ -43,11 +43,11 @@ from .faults import (
     fault_from_model,
     parse_fault_header,
 )
+from .reasoning import NO_REASONING, thought_form
 from .state import SECRET_QUERY_PARAMS, FakeState, fingerprint, redact_header
 from .streaming import TRANSPORT_SCOPE_KEY, AbortResponse, PacedBody, find_transport
 from .wire import (
     Spec,
-    ThoughtForm,
     auth_error,
     azure_error,
     bad_request_error,
@@ -65,11 +65,6 @@ from .wire import (
 )
 
 CHUNKS_HEADER = "x-fake-chunks"
-#: ``reasoning_content`` | ``reasoning`` | ``think``: an OpenAI-compatible fake thinks aloud in that form.
-REASONING_HEADER = "x-fake-reasoning"
-#: A model whose name holds this refuses reasoning parameters with its spec's 400.
-NO_REASONING = "no-reasoning"
-_GROQ_FORMS: dict[str, ThoughtForm | None] = {"parsed": "reasoning", "raw": "think", "hidden": None}
 INTERVAL_HEADER = "x-fake-interval-ms"
 MAX_CHUNKS = 100_000
 _API_VERSION_RE = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
@@ -173,18 +168,6 @@ def _gemini_tool(body: dict[str, Any]) -> ToolCall | None:
         or {}
     )
     return ToolCall(str(chosen.get("name", "tool")), example_value(schema))
-
-
-def _thought_form(request: Request, body: dict[str, Any]) -> ThoughtForm | None:
-    """The header wins; else Groq's ``reasoning_format``; else any ``reasoning_effort`` thinks aloud
-    as DeepSeek-style ``reasoning_content`` deltas."""
-    header = request.headers.get(REASONING_HEADER)
-    if header in ("reasoning_content", "reasoning", "think"):
-        return header  # type: ignore[return-value]
-    groq = body.get("reasoning_format")
-    if isinstance(groq, str) and groq in _GROQ_FORMS:
-        return _GROQ_FORMS[groq]
-    return "reasoning_content" if body.get("reasoning_effort") is not None else None
 
 
 def _truncated(piece_json: bytes) -> bytes:
@@ -442,7 +425,7 @@ class FakeProvider:
             created=created,
             include_usage=include_usage,
             azure=azure,
-            thoughts=_thought_form(request, body),
+            thoughts=thought_form(request.headers, body),
         )
         pieces, content_type = _frame_openai(spec, chunks, fault)
         return self._respond(
@@ -537,63 +520,7 @@ class FakeProvider:
     # --- Anthropic Messages ------------------------------------------------------------------
 
     async def anthropic_messages(self, request: Request) -> Response:
-        body, recorded = await self._read_json(request)
-        body_model = body.get("model") if body else None
-        model = body_model if isinstance(body_model, str) else ""
-        presented = request.headers.get("x-api-key") or _bearer(request)
-        fault, early = await self._gate(request, "anthropic", model, presented, recorded)
-        if early is not None:
-            return early
-        problem = self._anthropic_problem(request, body, model)
-        if problem is not None:
-            return problem
-        assert body is not None
-        raw_thinking = body.get("thinking")
-        thinking: dict[str, Any] = raw_thinking if isinstance(raw_thinking, dict) else {}
-        completion = plan_completion(
-            chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
-            max_tokens=_positive_int(body.get("max_tokens")),
-            prompt_tokens=max(1, count_words(body.get("messages")) + count_words(body.get("system") or "")),
-            tool=anthropic.tool_of(body),
-        )
-        message_id = new_id("msg_")
-        headers = {"request-id": new_id("req_"), "anthropic-organization-id": "fake-org"}
-        if body.get("stream") is not True:
-            reply = anthropic.message_body(completion, model=model, message_id=message_id)
-            return self._respond(label="anthropic:json", pieces=[json.dumps(reply).encode()],
-                                 content_type="application/json", headers=headers, request=request, fault=fault)  # fmt: skip
-        events = anthropic.message_events(
-            completion, model=model, message_id=message_id, thinking=thinking.get("type") == "enabled"
-        )
-        pieces, content_type = anthropic.frame(events, fault)
-        return self._respond(label="anthropic:stream", pieces=pieces, content_type=content_type,
-                             headers=headers, request=request, fault=fault)  # fmt: skip
-
-    def _anthropic_problem(
-        self, request: Request, body: dict[str, Any] | None, model: str
-    ) -> Response | None:
-        """What the Messages API refuses before any model work (its own messages)."""
-        if not request.headers.get(anthropic.ANTHROPIC_VERSION_HEADER):
-            return anthropic.anthropic_error(
-                400, "invalid_request_error", "anthropic-version: header is required"
-            )
-        if body is None:
-            return anthropic.anthropic_error(
-                400, "invalid_request_error", "There was an error parsing the body."
-            )
-        if not model:
-            return anthropic.anthropic_error(400, "invalid_request_error", "model: Field required")
-        if _positive_int(body.get("max_tokens")) is None:
-            return anthropic.anthropic_error(400, "invalid_request_error", "max_tokens: Field required")
-        if not isinstance(body.get("messages"), list) or not body["messages"]:
-            return anthropic.anthropic_error(400, "invalid_request_error", "messages: Field required")
-        if not self.config.knows_model(model):
-            return anthropic.not_found_error(model)
-        if NO_REASONING in model and "thinking" in body:
-            return anthropic.anthropic_error(
-                400, "invalid_request_error", "thinking: this model does not support thinking"
-            )
-        return None
+        return await anthropic.messages(self, request)
 
     # --- model lists (cheap auth probes) -----------------------------------------------------
 
