@@ -42,10 +42,14 @@ class ChunkThoughts:
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices:
             return [encode_data_event(data)]
-        if '"reasoning' not in data and all(
-            isinstance(c, dict) and c.get("index", 0) in self._settled for c in choices
-        ):
-            return [encode_data_event(data)]
+        if '"reasoning' not in data:
+            settled = self._settled
+            if len(choices) == 1:  # the usual chunk: one choice, already answering
+                only = choices[0]
+                if isinstance(only, dict) and only.get("index", 0) in settled:
+                    return [encode_data_event(data)]
+            elif all(isinstance(c, dict) and c.get("index", 0) in settled for c in choices):
+                return [encode_data_event(data)]
         kept, changed = self._shape(choices)
         if self._raw or not changed:
             return [encode_data_event(data)]
