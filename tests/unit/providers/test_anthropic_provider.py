@@ -286,7 +286,7 @@ def test_broken_streams_fail_the_check_that_names_the_problem() -> None:
 
 
 def test_an_in_band_error_is_an_outcome_not_a_spec_violation() -> None:
-    checks = ANTHROPIC.check_response(200, SSE, ERROR_EVENT, expect_start=False)
+    checks = ANTHROPIC.check_response(200, SSE, ERROR_EVENT)
     bad = {c.id for c in checks if c.status == CheckStatus.FAIL}
     assert bad == {"mid_stream_error"} and ANTHROPIC.conforms(checks)
 
