@@ -35,15 +35,13 @@ from llm_gateway.errors import (
 from llm_gateway.models.common import PageMeta
 from llm_gateway.models.llm import (
     SPEC_BY_FORMAT,
-    AzureOpenAiCreate,
+    AnyCreate,
     EndpointUrl,
-    GeminiCreate,
     Llm,
     LlmFormat,
     LlmList,
     LlmStatus,
     LlmUpdate,
-    OpenAiCreate,
     StoredLlm,
     Timeouts,
     ValidationSummary,
@@ -80,7 +78,7 @@ class Registry:
     def create(
         self,
         account_id: str,
-        request: OpenAiCreate | AzureOpenAiCreate | GeminiCreate,
+        request: AnyCreate,
         *,
         own: OwnOrigins | None = None,
     ) -> Llm:

@@ -313,6 +313,7 @@ LlmCreate = Annotated[
     Field(discriminator="llm_format"),
 ]
 AnySpec = OpenAiSpec | AzureOpenAiSpec | GeminiSpec | AnthropicSpec | GroqOpenAiSpec
+AnyCreate = OpenAiCreate | AzureOpenAiCreate | GeminiCreate | AnthropicCreate | GroqOpenAiCreate
 SPEC_BY_FORMAT: dict[LlmFormat, type[AnySpec]] = {
     LlmFormat.OPENAI: OpenAiSpec,
     LlmFormat.AZURE_OPENAI: AzureOpenAiSpec,
