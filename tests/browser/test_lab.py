@@ -114,7 +114,14 @@ def test_test_runs_the_suite_without_saving(lab: Lab) -> None:
     page.get_by_label("API version").fill("2024-10")
     page.get_by_label("API version").blur()
     expect(page.get_by_role("main").get_by_text("Use the form 2024-10-21")).to_be_visible()
-    expect(page.get_by_label("Format").locator("option")).to_have_text(["OpenAI", "Azure OpenAI", "Gemini"])
+    expect(page.get_by_label("Format").locator("option")).to_have_text(
+        ["OpenAI", "Azure OpenAI", "Gemini", "Anthropic", "Groq (OpenAI-compatible)"]
+    )
+    page.get_by_label("Format").select_option(label="Anthropic")
+    expect(page.get_by_label("Deployment")).to_be_hidden()
+    expect(
+        page.get_by_role("main").get_by_text("https://api.anthropic.com", exact=False).first
+    ).to_be_visible()
 
 
 def test_validate_again_queues_a_run_and_the_page_follows_it_until_its_report(lab: Lab) -> None:
