@@ -171,7 +171,8 @@ class StreamRecord:
             "outcome": self.outcome,
             "upstream_status": self.upstream_status,
             "upstream_ttfb_ms": _ms(t.upstream_sent, t.upstream_headers) if t else None,
-            "ttft_ms": _ms(self.started, t.first_output) if t else None,
+            "ttft_ms": _ms(self.started, t.first_answer) if t else None,  # to the answer, not a thought
+            "first_thought_ms": _ms(self.started, t.first_thought) if t else None,
             "total_ms": _ms(self.started, ended),
             "chunks": self.chunks,
             "attempts": _attempt_count(summary),

@@ -116,7 +116,14 @@ def test_test_runs_the_suite_without_saving(lab: Lab) -> None:
     page.get_by_label("API version").fill("2024-10")
     page.get_by_label("API version").blur()
     expect(page.get_by_role("main").get_by_text("Use the form 2024-10-21")).to_be_visible()
-    expect(page.get_by_label("Format").locator("option")).to_have_text(["OpenAI", "Azure OpenAI", "Gemini"])
+    expect(page.get_by_label("Format").locator("option")).to_have_text(
+        ["OpenAI", "Azure OpenAI", "Gemini", "Anthropic", "Groq (OpenAI-compatible)"]
+    )
+    page.get_by_label("Format").select_option(label="Anthropic")
+    expect(page.get_by_label("Deployment")).to_be_hidden()
+    expect(
+        page.get_by_role("main").get_by_text("https://api.anthropic.com", exact=False).first
+    ).to_be_visible()
 
 
 def test_validate_again_queues_a_run_and_the_page_follows_it_until_its_report(lab: Lab) -> None:
@@ -184,6 +191,28 @@ def test_chat_streams_the_answer_and_shows_time_to_first_token(lab: Lab) -> None
     expect(snippets).to_contain_text(f'"llmId":"{llm_id}"')
     expect(snippets.get_by_role("button", name="Copy OpenAI SDK (Python)")).to_be_visible()
     assert lab.api_key not in page.content()
+
+
+def test_a_parsed_reasoning_models_thoughts_are_folded_away_under_the_answer(lab: Lab) -> None:
+    page = lab.page
+    llm_id = lab.register("Thinker", reasoningEffort="low", reasoningFormat="parsed")
+    assert lab.wait_settled(llm_id) == "valid"
+    lab.sign_in()
+    lab.open_llm(llm_id)
+    try_it = page.get_by_role("region", name="Try it")
+    try_it.get_by_role("textbox", name="Message").fill("Think, then answer")
+    try_it.get_by_role("button", name="Send").click()
+    log = try_it.get_by_role("log")
+    expect(log).to_contain_text("The quick fake model streams")
+    thoughts = log.locator("details.thoughts")
+    expect(thoughts.locator("summary")).to_have_text("Thoughts")
+    expect(thoughts).not_to_have_attribute("open", "")
+    expect(thoughts.get_by_text("The user wants a short reply")).to_be_hidden()  # folded away
+    thoughts.locator("summary").click()
+    expect(thoughts.get_by_text("The user wants a short reply")).to_be_visible()
+    answer = log.locator("p.turn").last
+    expect(answer).not_to_contain_text("The user wants")
+    lab.shot("chat-thoughts")
 
 
 def test_create_an_api_key_then_revoke_it_and_see_it_refused(lab: Lab) -> None:

@@ -125,6 +125,8 @@ class Gateway:
                 LlmFormat.OPENAI: "/v1/chat/completions",
                 LlmFormat.AZURE_OPENAI: "/openai/v1",
                 LlmFormat.GEMINI: "",
+                LlmFormat.ANTHROPIC: "",
+                LlmFormat.GROQ_OPENAI: "/v1",
             }
             urls = [self.fake.url + path[llm_format]]
         llm_id = str(uuid.uuid4())
@@ -275,6 +277,8 @@ def test_each_spec_streams_to_done_with_request_id_and_server_timing(
         LlmFormat.OPENAI: "fake-model",
         LlmFormat.AZURE_OPENAI: "fake-deployment",
         LlmFormat.GEMINI: "gemini-2.5-flash",
+        LlmFormat.ANTHROPIC: "fake-claude",
+        LlmFormat.GROQ_OPENAI: "fake-model",
     }
     token = gateway.token(gateway.llm(llm_format=llm_format, model=model[llm_format]))
     answer = gateway.stream(token, headers={"x-request-id": "req-123"})
@@ -506,6 +510,8 @@ def test_upstream_echoing_the_key_gives_only_our_code_and_message(
         LlmFormat.OPENAI: "fake-model",
         LlmFormat.AZURE_OPENAI: "fake-deployment",
         LlmFormat.GEMINI: "gemini-2.5-flash",
+        LlmFormat.ANTHROPIC: "fake-claude",
+        LlmFormat.GROQ_OPENAI: "fake-model",
     }
     llm = gateway.llm(
         llm_format=llm_format, model=model[llm_format], headers=faults("echo-key-in-error"), secret=CANARY

@@ -1,4 +1,5 @@
-"""The fake upstream: OpenAI, Azure OpenAI (classic and v1) and Gemini routes with scriptable faults.
+"""The fake upstream: OpenAI, Azure OpenAI (classic and v1), Gemini and Anthropic routes with
+scriptable faults; reasoning requests get thoughts in each spec's form.
 
 Routes (see DESIGN.md §3–§5 and WIRE_FORMATS.md for the shapes imitated):
   OpenAI   POST /v1/chat/completions (Bearer), GET /v1/models
@@ -6,9 +7,11 @@ Routes (see DESIGN.md §3–§5 and WIRE_FORMATS.md for the shapes imitated):
            POST /openai/v1/chat/completions, GET /openai/v1/models
   Gemini   POST /{v1beta|v1}/models/{model}:streamGenerateContent[?alt=sse], …:generateContent,
            GET /v1beta/models (x-goog-api-key or ?key=)
+  Anthropic POST /v1/messages (x-api-key or Bearer; anthropic-version required)
   Control  GET /_fake/requests, GET /_fake/connections, POST /_fake/reset, GET /_fake/health,
            GET|PUT|DELETE /_fake/faults (scripted faults per model, for a fraction of its requests)
-Per-request knobs: headers x-fake-chunks, x-fake-interval-ms, x-fake-fault[-times], x-fake-scenario.
+Per-request knobs: headers x-fake-chunks, x-fake-interval-ms, x-fake-fault[-times], x-fake-scenario,
+x-fake-reasoning.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from . import anthropic
 from .completion import ToolCall, continued, count_words, example_value, plan_completion
 from .config import FakeProviderConfig
 from .faults import (
@@ -40,6 +44,7 @@ from .faults import (
     parse_fault_header,
 )
 from .prefill import NO_PREFILL, gemini_prefill, openai_prefill
+from .reasoning import NO_REASONING, thought_form
 from .state import SECRET_QUERY_PARAMS, FakeState, fingerprint, redact_header
 from .streaming import TRANSPORT_SCOPE_KEY, AbortResponse, PacedBody, find_transport
 from .wire import (
@@ -390,6 +395,12 @@ class FakeProvider:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return bad_request_error(spec, "Missing required parameter: 'messages'.", "messages")
+        if NO_REASONING in model and "reasoning_effort" in body:
+            return bad_request_error(
+                spec,
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                "reasoning_effort",
+            )
 
         prefill, asked = openai_prefill(messages)
         if prefill is not None and fault is not None and fault.name == "no-prefill":
@@ -431,6 +442,7 @@ class FakeProvider:
             created=created,
             include_usage=include_usage,
             azure=azure,
+            thoughts=thought_form(request.headers, body),
         )
         pieces, content_type = _frame_openai(spec, chunks, fault)
         return self._respond(
@@ -479,6 +491,9 @@ class FakeProvider:
         if body is None:
             return gemini_error(400, "Invalid JSON payload received.", "INVALID_ARGUMENT")
         contents = body.get("contents")
+        thinking = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        if NO_REASONING in model and ("thinkingBudget" in thinking or "thinkingLevel" in thinking):
+            return gemini_error(400, "Thinking is not supported by this model.", "INVALID_ARGUMENT")
         if not isinstance(contents, list) or not contents:
             return gemini_error(
                 400, "* GenerateContentRequest.contents: contents is not specified\n", "INVALID_ARGUMENT"
@@ -514,8 +529,10 @@ class FakeProvider:
                 fault=fault,
             )
         mode: Mode = "sse" if request.query_params.get("alt") == "sse" else "json-array"
+        thinking = generation.get("thinkingConfig") or generation.get("thinking_config") or {}
+        thoughts = isinstance(thinking, dict) and thinking.get("includeThoughts") is True
         pieces, content_type = _frame_gemini(
-            gemini_chunks(completion, model=model, response_id=response_id), fault, mode
+            gemini_chunks(completion, model=model, response_id=response_id, thoughts=thoughts), fault, mode
         )
         return self._respond(
             label=f"gemini:{mode}",
@@ -525,6 +542,11 @@ class FakeProvider:
             request=request,
             fault=fault,
         )
+
+    # --- Anthropic Messages ------------------------------------------------------------------
+
+    async def anthropic_messages(self, request: Request) -> Response:
+        return await anthropic.messages(self, request)
 
     # --- model lists (cheap auth probes) -----------------------------------------------------
 
@@ -627,6 +649,7 @@ def create_app(config: FakeProviderConfig | None = None, state: FakeState | None
     provider = FakeProvider(config or FakeProviderConfig(), state or FakeState())
     routes = [
         Route("/v1/chat/completions", provider.openai_chat, methods=["POST"]),
+        Route("/v1/messages", provider.anthropic_messages, methods=["POST"]),
         Route("/v1/models", provider.openai_models, methods=["GET"]),
         Route(
             "/openai/deployments/{deployment}/chat/completions", provider.azure_classic_chat, methods=["POST"]

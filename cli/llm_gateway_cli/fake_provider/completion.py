@@ -125,3 +125,12 @@ def count_words(value: Any) -> int:
     if isinstance(value, dict):
         return sum(count_words(v) for k, v in value.items() if k in ("content", "text", "parts"))
     return 0
+
+
+_THOUGHT = "The user wants a short reply so I will answer in a few plain words"
+THOUGHT_WORDS = tuple(_THOUGHT.split(" "))
+
+
+def thought_words(count: int = 6) -> tuple[str, ...]:
+    """What a reasoning fake thinks before it answers: the same words for every request."""
+    return tuple(("" if i == 0 else " ") + THOUGHT_WORDS[i % len(THOUGHT_WORDS)] for i in range(count))

@@ -546,6 +546,7 @@ def register_demo_llms(registry: RegistryServices, account_id: str, fake_url: st
         "openai": {"llmFormat": "openai", "modelName": "fake-model", "urls": [{"url": f"{fake_url}/v1/chat/completions"}]},
         "azure_openai": {"llmFormat": "azure_openai", "modelName": "fake-deployment", "urls": [{"url": f"{fake_url}/openai/v1"}]},
         "gemini": {"llmFormat": "gemini", "modelName": "gemini-2.5-flash", "urls": [{"url": fake_url}]},
+        "anthropic": {"llmFormat": "anthropic", "modelName": "fake-claude", "urls": [{"url": fake_url}]},
     }  # fmt: skip
     adapter: TypeAdapter[Any] = TypeAdapter(LlmCreate)
     created = {}

@@ -56,11 +56,17 @@ class StreamMetrics:
         metrics = get_metrics()
         metrics.namespace = self.namespace
         timings = opened.timings
-        if timings.first_output is not None:
+        if timings.first_answer is not None:  # the first answer token, never a thought
             metrics.add_metric(
                 name="TimeToFirstToken",
                 unit=MetricUnit.Milliseconds,
-                value=(timings.first_output - started) * 1000,
+                value=(timings.first_answer - started) * 1000,
+            )
+        if timings.first_thought is not None:
+            metrics.add_metric(
+                name="TimeToFirstThought",
+                unit=MetricUnit.Milliseconds,
+                value=(timings.first_thought - started) * 1000,
             )
         if timings.upstream_sent is not None:
             metrics.add_metric(

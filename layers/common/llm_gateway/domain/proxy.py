@@ -64,6 +64,8 @@ def endpoint_specs(llm: Llm, urls: list[str]) -> list[EndpointSpec]:
             temperature=llm.temperature,
             max_tokens=llm.max_tokens,
             headers=llm.headers or None,
+            reasoning_effort=llm.reasoning_effort,
+            reasoning_format=llm.reasoning_format,
         )
         for url in urls
     ]
@@ -142,7 +144,10 @@ class StreamProxy:
             return await self._open(current, chat, lambda_deadline)
         opened = await attempt
         # The first output leaves now, if the read took longer than the upstream (logs, metrics).
-        opened.timings.first_output = max(opened.timings.first_output or 0.0, self.clock())
+        timings = opened.timings
+        timings.first_output = max(timings.first_output or 0.0, self.clock())
+        if timings.first_answer is not None:
+            timings.first_answer = max(timings.first_answer, timings.first_output)
         return opened
 
     async def _fall_back(

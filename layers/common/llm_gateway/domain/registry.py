@@ -36,15 +36,13 @@ from llm_gateway.errors import (
 from llm_gateway.models.common import PageMeta
 from llm_gateway.models.llm import (
     SPEC_BY_FORMAT,
-    AzureOpenAiCreate,
+    AnyCreate,
     EndpointUrl,
-    GeminiCreate,
     Llm,
     LlmFormat,
     LlmList,
     LlmStatus,
     LlmUpdate,
-    OpenAiCreate,
     StoredLlm,
     Timeouts,
     ValidationSummary,
@@ -81,7 +79,7 @@ class Registry:
     def create(
         self,
         account_id: str,
-        request: OpenAiCreate | AzureOpenAiCreate | GeminiCreate,
+        request: AnyCreate,
         *,
         own: OwnOrigins | None = None,
     ) -> Llm:
@@ -211,6 +209,7 @@ class Registry:
                     "display_name", "description", "llm_format", "urls", "model_name", "deployment_name",
                     "api_version", "temperature", "max_tokens", "headers", "timeouts", "metadata",
                     "fallback_llm_ids",
+                    "reasoning_effort", "reasoning_format",
                 },
             ),
             **{k: v for k, v in changes.items()},
@@ -308,7 +307,7 @@ class Registry:
 UPSTREAM_FIELDS = frozenset(
     {
         "llm_format", "urls", "model_name", "deployment_name", "api_version", "headers", "timeouts",
-        "temperature", "max_tokens",
+        "temperature", "max_tokens", "reasoning_effort", "reasoning_format",
     }
 )  # fmt: skip
 

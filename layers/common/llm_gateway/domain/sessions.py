@@ -294,7 +294,8 @@ class ActiveSession:
         """Everything the upstream request is built from: equal views make the same request."""
         llm = self.llm
         return (self.endpoint, llm.llm_format, llm.model_name, llm.deployment_name, llm.api_version,
-                llm.temperature, llm.max_tokens, llm.headers, llm.timeouts)  # fmt: skip
+                llm.temperature, llm.max_tokens, llm.headers, llm.timeouts, llm.reasoning_effort,
+                llm.reasoning_format)  # fmt: skip
 
     def require_server_side(self) -> None:
         """The stream endpoint's refusal for client-side LLMs (``CUSTOMER_CLIENT_V1``)."""

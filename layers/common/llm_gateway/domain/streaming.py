@@ -26,7 +26,8 @@ PING = b": ping\n\n"
 OUTCOME_OK = "ok"
 PING_INTERVAL_S = 15.0
 MAX_ERROR_BODY = 64 * 1024
-RETRIABLE_STATUSES = frozenset({429, 502, 503, 504})
+#: 529 is Anthropic's ``overloaded_error``: no capacity right now, nothing generated.
+RETRIABLE_STATUSES = frozenset({429, 502, 503, 504, 529})
 
 #: Gateway status for each upstream failure code, before the first byte.
 STATUS_FOR_CODE: dict[str, int] = {
@@ -174,14 +175,29 @@ class Timings:
     attempts: int = 0
     url_index: int = 0
     summary: AttemptSummary = field(default_factory=AttemptSummary)
+    #: The first answer token (content or a tool call) and the first thought the relay saw: time to
+    #: first token is measured to the answer, never to a reasoning model's thoughts.
+    first_answer: float | None = None
+    first_thought: float | None = None
+
+    def note(self, relay: StreamRelay, now: float) -> None:
+        """After a relay step: when the first answer token and the first thought went by."""
+        if self.first_answer is None and relay.answer_started:
+            self.first_answer = now
+        if self.first_thought is None and relay.thought_started:
+            self.first_thought = now
 
     def server_timing(self, request_started: float) -> str:
-        """Gateway work before the upstream call, the upstream's time to its response headers, and
+        """Gateway work before the upstream call, the upstream's time to its response headers, the
+        times to the first answer token and first thought when known as the headers go out, and
         what the answer took: attempts, whether it was hedged, which URL answered, continuations."""
         sent = self.upstream_sent if self.upstream_sent is not None else request_started
         parts = [f"gateway;dur={max(0.0, (sent - request_started) * 1000):.2f}"]
         if self.upstream_sent is not None and self.upstream_headers is not None:
             parts.append(f"upstream-ttfb;dur={(self.upstream_headers - self.upstream_sent) * 1000:.2f}")
+        for name, at in (("ttft", self.first_answer), ("first-thought", self.first_thought)):
+            if at is not None:
+                parts.append(f"{name};dur={max(0.0, (at - request_started) * 1000):.2f}")
         summary = self.summary
         parts.append(f'attempts;desc="{max(self.attempts, len(summary.attempts))}"')
         parts.append(f'url;desc="{self.url_index if summary.url_index is None else summary.url_index}"')
@@ -257,7 +273,7 @@ class OpenStream:
         return without_preamble(resumed.first)
 
     async def _relay_rest(self) -> AsyncIterator[bytes]:
-        limits, relay, clock = self.limits, self.relay, self.clock
+        limits, relay, clock, timings = self.limits, self.relay, self.clock, self.timings
         last_data = last_emit = clock()
         while True:
             now = clock()
@@ -282,6 +298,7 @@ class OpenStream:
                 return
             if not chunk:
                 tail = relay.finish()
+                timings.note(relay, clock())
                 if relay.failure is not None or not relay.complete:
                     if tail:
                         yield tail
@@ -293,6 +310,8 @@ class OpenStream:
                 return
             out = relay.feed(chunk)
             last_data = clock()
+            if timings.first_answer is None:
+                timings.note(relay, last_data)
             if relay.failure is not None:
                 if out:
                     yield out
@@ -399,6 +418,7 @@ async def try_once(
         response.close()
         raise
     timings.first_output = clock()
+    timings.note(relay, timings.first_output)
     return OpenStream(
         response=response, relay=relay, limits=limits, first=first, timings=timings, clock=clock
     )

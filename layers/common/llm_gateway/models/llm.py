@@ -41,6 +41,27 @@ class LlmFormat(StrEnum):
     OPENAI = "openai"
     AZURE_OPENAI = "azure_openai"
     GEMINI = "gemini"
+    ANTHROPIC = "anthropic"
+    GROQ_OPENAI = "groq_openai"
+
+
+class ReasoningEffort(StrEnum):
+    """How hard a reasoning model thinks; ``default`` sends nothing (the model's own default)."""
+
+    DEFAULT = "default"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ReasoningFormat(StrEnum):
+    """What the client gets of a reasoning model's thoughts: ``hidden`` (the default: only the
+    answer), ``parsed`` (thoughts in ``delta.reasoning_content``) or ``raw`` (as the upstream sent
+    them)."""
+
+    HIDDEN = "hidden"
+    PARSED = "parsed"
+    RAW = "raw"
 
 
 class LlmStatus(StrEnum):
@@ -205,6 +226,8 @@ class _LlmFields(ApiModel):
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
     fallback_llm_ids: FallbackLlmIds | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
 
     @field_validator("urls")
     @classmethod
@@ -266,6 +289,22 @@ class GeminiSpec(_LlmFields):
     api_version: None = None
 
 
+class AnthropicSpec(_LlmFields):
+    """Anthropic Messages API (or a compatible server): the API base or the full ``/v1/messages`` URL."""
+
+    llm_format: Literal[LlmFormat.ANTHROPIC]
+    deployment_name: None = None
+    api_version: None = None
+
+
+class GroqOpenAiSpec(_LlmFields):
+    """Groq's OpenAI-compatible API (``…/openai/v1``): the OpenAI spec plus Groq's reasoning parameters."""
+
+    llm_format: Literal[LlmFormat.GROQ_OPENAI]
+    deployment_name: None = None
+    api_version: None = None
+
+
 class OpenAiCreate(OpenAiSpec, _SecretField):
     """Register an OpenAI-compatible endpoint."""
 
@@ -278,11 +317,26 @@ class GeminiCreate(GeminiSpec, _SecretField):
     """Register a Gemini endpoint."""
 
 
-LlmCreate = Annotated[OpenAiCreate | AzureOpenAiCreate | GeminiCreate, Field(discriminator="llm_format")]
-SPEC_BY_FORMAT: dict[LlmFormat, type[OpenAiSpec | AzureOpenAiSpec | GeminiSpec]] = {
+class AnthropicCreate(AnthropicSpec, _SecretField):
+    """Register an Anthropic Messages endpoint."""
+
+
+class GroqOpenAiCreate(GroqOpenAiSpec, _SecretField):
+    """Register a Groq (OpenAI-compatible) endpoint."""
+
+
+LlmCreate = Annotated[
+    OpenAiCreate | AzureOpenAiCreate | GeminiCreate | AnthropicCreate | GroqOpenAiCreate,
+    Field(discriminator="llm_format"),
+]
+AnySpec = OpenAiSpec | AzureOpenAiSpec | GeminiSpec | AnthropicSpec | GroqOpenAiSpec
+AnyCreate = OpenAiCreate | AzureOpenAiCreate | GeminiCreate | AnthropicCreate | GroqOpenAiCreate
+SPEC_BY_FORMAT: dict[LlmFormat, type[AnySpec]] = {
     LlmFormat.OPENAI: OpenAiSpec,
     LlmFormat.AZURE_OPENAI: AzureOpenAiSpec,
     LlmFormat.GEMINI: GeminiSpec,
+    LlmFormat.ANTHROPIC: AnthropicSpec,
+    LlmFormat.GROQ_OPENAI: GroqOpenAiSpec,
 }
 
 
@@ -302,6 +356,8 @@ class LlmUpdate(ApiModel):
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
     fallback_llm_ids: FallbackLlmIds | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
     secret: SecretValue | None = None
 
     @field_validator("secret")
@@ -339,6 +395,8 @@ class Llm(ApiModel):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     metadata: dict[str, str] = Field(default_factory=dict)
     fallback_llm_ids: list[str] = Field(default_factory=list)
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
     secret_hint: str | None = None
     status: LlmStatus
     validation: ValidationSummary = Field(default_factory=ValidationSummary)

@@ -64,6 +64,14 @@ export function chatSection({ llmId, signal }) {
     return body;
   }
 
+  // A reasoning model's thoughts (reasoningFormat "parsed"), folded away under the answer.
+  function thoughtsUnder(answer) {
+    const text = h("span", { class: "muted thought-text" });
+    const fold = h("details", { class: "thoughts", hidden: true }, h("summary", null, "Thoughts"), text);
+    answer.parentElement.after(fold);
+    return { fold, text };
+  }
+
   reset.addEventListener("click", () => {
     if (streaming) streaming.abort();
     history.length = 0;
@@ -92,8 +100,10 @@ export function chatSection({ llmId, signal }) {
     turn("You", text);
     message.control.value = "";
     const answer = turn("LLM", "");
+    const thoughts = thoughtsUnder(answer);
     ttft.textContent = "";
     let content = "";
+    let thought = "";
     try {
       const token = await sessionToken(llmId, prompt.control.value.trim(), streaming.signal);
       const started = performance.now();
@@ -117,6 +127,11 @@ export function chatSection({ llmId, signal }) {
         try { chunk = JSON.parse(data); } catch { continue; }
         if (chunk.error) throw new Error(`${chunk.error.message || "The stream failed."} (${chunk.error.code || "error"})`);
         const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+        if (delta && delta.reasoning_content) {
+          thought += delta.reasoning_content;
+          thoughts.text.textContent = thought;
+          thoughts.fold.hidden = false;
+        }
         if (delta && delta.content) {
           if (first === null) {
             first = performance.now() - started;

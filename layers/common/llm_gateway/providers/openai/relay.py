@@ -10,8 +10,10 @@ import json
 from typing import Any
 
 from llm_gateway.errors import ErrorCode
+from llm_gateway.models.llm import ReasoningFormat
 from llm_gateway.providers.openai.errors import inband_code
 from llm_gateway.providers.openai.request import encode_json
+from llm_gateway.providers.openai.thoughts import ChunkThoughts
 from llm_gateway.providers.openai.wire import DONE_EVENT, is_azure_annotation
 from llm_gateway.providers.sse import SseEvent, SseLimitExceeded, SseParser, encode_data_event
 
@@ -51,10 +53,12 @@ class OpenAiStreamRelay:
         "dropped",
         "error",
         "finished_choices",
+        "thoughts",
     )
 
-    def __init__(self, *, azure: bool = False) -> None:
+    def __init__(self, *, azure: bool = False, reasoning_format: ReasoningFormat | None = None) -> None:
         self._azure = azure
+        self.thoughts = ChunkThoughts(reasoning_format)
         self.done = False  # [DONE] seen (or synthesised by finish())
         self.error: dict[str, Any] | None = None  # the upstream's in-band error object
         self.content_started = False  # first content / tool-call delta forwarded (TTFT)
@@ -115,7 +119,7 @@ class OpenAiStreamRelay:
                     "created": chunk.get("created", 0),
                     "model": chunk.get("model", ""),
                 }
-        return [encode_data_event(data)]
+        return self.thoughts.route(chunk, data)
 
     def _azure_annotation(self, chunk: dict[str, Any]) -> list[bytes]:
         """Drop filter chunks, but keep a content_filter stop: the client must see the finish."""
@@ -159,9 +163,9 @@ class OpenAiPassThrough:
 
     __slots__ = ("_parser", "_relay", "failure")
 
-    def __init__(self, *, azure: bool) -> None:
+    def __init__(self, *, azure: bool, reasoning_format: ReasoningFormat | None = None) -> None:
         self._parser = SseParser()
-        self._relay = OpenAiStreamRelay(azure=azure)
+        self._relay = OpenAiStreamRelay(azure=azure, reasoning_format=reasoning_format)
         self.failure: str | None = None
 
     def feed(self, chunk: bytes) -> bytes:
@@ -200,3 +204,11 @@ class OpenAiPassThrough:
     @property
     def complete(self) -> bool:
         return self._relay.done and self.failure is None
+
+    @property
+    def answer_started(self) -> bool:
+        return self._relay.thoughts.answer_started
+
+    @property
+    def thought_started(self) -> bool:
+        return self._relay.thoughts.thought_started
