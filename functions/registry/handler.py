@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -32,6 +33,7 @@ from llm_gateway.api import request_origins as own_origins
 from llm_gateway.errors import BadRequest, Conflict, NotFound
 from llm_gateway.models.health import LlmHealthHistory
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
+from llm_gateway.models.request_log import LlmUsage, RequestPage
 from llm_gateway.observability import get_logger, get_tracer
 
 app = create_resolver()
@@ -140,6 +142,73 @@ def get_llm_health(llm_id: LlmId, hours: Annotated[int, Query(ge=1, le=48)] = 24
     if composition.registry().get(account, llm_id).is_default:
         raise NotFound("Built-in LLMs have no health record of yours.", code="health_not_tracked")
     return json_response(200, composition.health_service().history(account, llm_id, hours).to_json_dict())
+
+
+SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+Outcome = Annotated[str, Query(max_length=64, pattern=r"^[a-z_]+$")]
+Since = Annotated[datetime | None, Query(description="Only requests at or after this time (ISO 8601).")]
+Until = Annotated[datetime | None, Query(description="Only requests at or before this time (ISO 8601).")]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str, Query(max_length=200, description="`nextCursor` of the previous page.")]
+
+
+@app.get(
+    "/v1/llms/<llm_id>/requests",
+    summary="An LLM's request log, newest first (one record per stream request; never content)",
+    responses=ok_response(RequestPage) | error_responses(400, 401, 404),
+)
+def list_llm_requests(
+    llm_id: LlmId,
+    since: Since = None,
+    until: Until = None,
+    outcome: Outcome = "",
+    session_id: Annotated[str, Query(alias="sessionId", max_length=100, pattern=r"^[A-Za-z0-9_-]*$")] = "",
+    limit: Limit = 50,
+    cursor: Cursor = "",
+) -> Response[Any]:
+    account = account_id(app)
+    composition.registry().get(account, llm_id)  # another account's LLM is a 404
+    service = composition.request_log_service()
+    query = service.query(
+        since=since,
+        until=until,
+        outcome=outcome or None,
+        session_id=session_id or None,
+        limit=limit,
+        cursor=cursor or None,
+    )
+    return json_response(200, service.llm_requests(account, llm_id, query).to_json_dict())
+
+
+@app.get(
+    "/v1/sessions/<session_id>/requests",
+    summary="A session's requests, newest first",
+    responses=ok_response(RequestPage) | error_responses(400, 401, 404),
+)
+def list_session_requests(
+    session_id: SessionId,
+    since: Since = None,
+    until: Until = None,
+    outcome: Outcome = "",
+    limit: Limit = 50,
+    cursor: Cursor = "",
+) -> Response[Any]:
+    service = composition.request_log_service()
+    query = service.query(
+        since=since, until=until, outcome=outcome or None, limit=limit, cursor=cursor or None
+    )
+    return json_response(200, service.session_requests(account_id(app), session_id, query).to_json_dict())
+
+
+@app.get(
+    "/v1/llms/<llm_id>/usage",
+    summary="An LLM's requests, errors, tokens and TTFT per UTC day",
+    responses=ok_response(LlmUsage) | error_responses(400, 401, 404),
+)
+def get_llm_usage(llm_id: LlmId, days: Annotated[int, Query(ge=1, le=90)] = 7) -> Response[Any]:
+    account = account_id(app)
+    composition.registry().get(account, llm_id)
+    return json_response(200, composition.request_log_service().usage(account, llm_id, days).to_json_dict())
 
 
 @app.put(

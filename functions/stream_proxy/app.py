@@ -14,8 +14,9 @@ import json
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway import composition
 from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
-from llm_gateway.domain.proxy import StreamProxy
+from llm_gateway.domain.proxy import StreamProxy, with_usage
+from llm_gateway.domain.request_log import AttemptSummary, token_usage
 from llm_gateway.domain.streaming import OUTCOME_OK, OpenStream, Timings, UpstreamFailure, error_event
+from llm_gateway.domain.tokens import SessionClaims
 from llm_gateway.errors import (
     ErrorCode,
     GatewayError,
@@ -37,7 +40,7 @@ from llm_gateway.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from llm_gateway.models.chat import ChatRequest
+from llm_gateway.models.request_log import RequestRecord
 from llm_gateway.observability import get_logger
 
 MAX_BODY_BYTES = 1_048_576
@@ -110,16 +113,27 @@ def _ms(start: float | None, end: float | None) -> float | None:
 
 @dataclass
 class StreamRecord:
-    """The one log line of a stream request: ids, outcome and timings; never content or keys."""
+    """The one log line of a stream request, and its request log record: ids, outcome, timings,
+    attempts and token counts; never content or keys."""
 
     request_id: str
     started: float
+    started_at: float = field(default_factory=time.time)
     account_id: str | None = None
     llm_id: str | None = None
+    session_id: str | None = None
+    client_label: str | None = None
     outcome: str = "unknown"
+    http_status: int | None = None
     upstream_status: int | None = None
     timings: Timings | None = None
     chunks: int = 0
+    usage: Mapping[str, Any] | None = None
+    summary: AttemptSummary = field(default_factory=AttemptSummary)
+
+    def identify(self, claims: SessionClaims) -> None:
+        """A verified token names the account, session and LLM (also of a session then refused)."""
+        self.account_id, self.session_id, self.llm_id = claims.account_id, claims.session_id, claims.llm_id
 
     def fields(self, ended: float) -> dict[str, Any]:
         t = self.timings
@@ -133,8 +147,35 @@ class StreamRecord:
             "ttft_ms": _ms(self.started, t.first_output) if t else None,
             "total_ms": _ms(self.started, ended),
             "chunks": self.chunks,
-            "attempts": t.attempts if t else 0,
+            "attempts": self.summary.attempts,
+            "url_index": self.summary.url_index,
         }
+
+    def request_record(self, ended: float) -> RequestRecord | None:
+        """The request log's record (only once a verified token named the account and LLM)."""
+        if self.account_id is None or self.llm_id is None:
+            return None
+        fields, summary = self.fields(ended), self.summary
+        return RequestRecord(
+            at=datetime.fromtimestamp(self.started_at, UTC),
+            request_id=self.request_id,
+            session_id=self.session_id,
+            client_label=self.client_label,
+            llm_id=self.llm_id,
+            fallback_llm_id=summary.fallback_llm_id,
+            outcome=self.outcome,
+            http_status=self.http_status,
+            upstream_status=self.upstream_status,
+            upstream_ttfb_ms=fields["upstream_ttfb_ms"],
+            ttft_ms=fields["ttft_ms"],
+            total_ms=fields["total_ms"],
+            attempts=summary.attempts,
+            url_index=summary.url_index,
+            hedged=summary.hedged,
+            continued=summary.continued,
+            chunks=self.chunks,
+            usage=token_usage(self.usage),
+        )
 
     def fail(self, error: GatewayError) -> None:
         self.outcome = error.code
@@ -180,15 +221,17 @@ async def warm_up() -> None:
 class _Response:
     """``send``, remembering how far the response got (so a failure answers the right way)."""
 
-    __slots__ = ("_send", "ended", "started")
+    __slots__ = ("_send", "ended", "started", "status")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = self.ended = False
+        self.status: int | None = None
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            self.status = message["status"]
         elif not message.get("more_body", False):
             self.ended = True
         await self._send(message)
@@ -218,10 +261,12 @@ class ChatCompletions:
                 elif not response.ended:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
+            record.http_status = response.status
             record.write()
             composition.traffic_recorder().stream_ended(
                 record.account_id, record.llm_id, record.outcome, record.fields(time.monotonic())["ttft_ms"]
             )
+            composition.request_log().stream_ended(record.account_id, record.request_record(time.monotonic()))
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
         request_id = record.request_id
@@ -273,11 +318,15 @@ class ChatCompletions:
     ) -> None:
         started, request_id = record.started, record.request_id
         try:
-            session = await proxy.authorize(token)  # who asks comes first: 401/403/409 before a 400
+            # who asks comes first: 401/403/409 before a 400
+            session = await proxy.authorize(token, on_verified=record.identify)
             record.account_id, record.llm_id = session.record.account_id, session.llm.id
+            record.client_label = session.record.client_label
             chat = await proxy.parse_request(session, body)
             upstream_chat = chat if chat.stream else with_usage(chat)
-            opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
+            opened = await proxy.open(
+                session, upstream_chat, lambda_deadline=_lambda_deadline(scope), summary=record.summary
+            )
         except GatewayError as error:
             record.fail(error)
             composition.stream_metrics().failed(error.code)
@@ -303,14 +352,8 @@ class ChatCompletions:
             raise
         finally:
             record.outcome = opened.outcome or "unknown"
+            record.usage = opened.relay.usage
             composition.stream_metrics().finished(opened, started)
-
-
-def with_usage(chat: ChatRequest) -> ChatRequest:
-    """A non-streaming answer reports usage, as OpenAI's does: ask the upstream stream for it."""
-    if chat.stream_options is not None:
-        return chat
-    return chat.model_copy(update={"stream_options": {"include_usage": True}})
 
 
 async def _answer_whole(
@@ -331,6 +374,7 @@ async def _answer_whole(
         raise
     finally:
         record.outcome = opened.outcome or "unknown"
+        record.usage = opened.relay.usage
         composition.stream_metrics().finished(opened, record.started)
     if opened.outcome != OUTCOME_OK:
         await _send_error(
@@ -359,6 +403,8 @@ async def shutdown() -> None:
         await composition.upstream_transport().aclose()
     if composition.traffic_recorder.cache_info().currsize:  # the last traffic counters
         await asyncio.to_thread(composition.traffic_recorder().close)
+    if composition.request_log.cache_info().currsize:  # the last request records
+        await asyncio.to_thread(composition.request_log().close)
     if composition.session_state_store.cache_info().currsize:
         await composition.session_state_store().aclose()
 

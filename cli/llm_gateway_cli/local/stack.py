@@ -243,6 +243,8 @@ class LocalStack:
             os.environ["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
         fake_url = fake.url
         os.environ["BUILTIN_BASE_URL"] = fake_url
+        # Request records show up within a second (a deployment flushes every 10 s).
+        os.environ.setdefault("REQUEST_LOG_FLUSH_SECONDS", "1")
         os.environ.update(self._endpoint_settings(fake_url, aws_url))
         self._create_platform_secrets()
         fake.wait_ready()

@@ -123,6 +123,8 @@ def reset() -> None:
     """Forget every cached adapter and the settings (tests change the environment between cases)."""
     if traffic_recorder.cache_info().currsize:  # its thread and counts belong to the old environment
         traffic_recorder().close(flush=False)
+    if request_log.cache_info().currsize:
+        request_log().close(flush=False)
     for value in list(globals().values()):
         clear = getattr(value, "cache_clear", None)
         if callable(clear):
@@ -357,9 +359,12 @@ def usage_key_repository() -> DynamoUsageKeyRepository:
 if TYPE_CHECKING:
     from llm_gateway.adapters.health_store import DynamoHealthStore
     from llm_gateway.adapters.queues import SqsWebhookQueue
+    from llm_gateway.adapters.request_log_store import DynamoRequestLogStore
+    from llm_gateway.adapters.request_recorder import BufferedRequestLog
     from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
     from llm_gateway.adapters.webhook_store import DynamoWebhookRepository
     from llm_gateway.domain.health import HealthService
+    from llm_gateway.domain.request_log import RequestLogService
     from llm_gateway.domain.revalidation import RevalidationScheduler, Revalidator
     from llm_gateway.domain.webhooks import WebhookDeliverer
 
@@ -395,6 +400,51 @@ def traffic_recorder() -> BufferedTrafficRecorder:
         max_pending=settings.health_flush_streams,
         skip_llms=frozenset(builtin_llms()),
     )
+
+
+@lru_cache(maxsize=1)
+def request_log_store() -> DynamoRequestLogStore:
+    from llm_gateway.adapters.request_log_store import DynamoRequestLogStore
+
+    s = get_settings()
+    return DynamoRequestLogStore(aws.dynamodb(), s.table_name, s.request_log_retention_days)
+
+
+@lru_cache(maxsize=1)
+def request_log() -> BufferedRequestLog:
+    """The stream app's request log writer: built without touching AWS; its thread starts on the
+    first stream."""
+    from llm_gateway.adapters.request_recorder import BufferedRequestLog
+
+    s = get_settings()
+    return BufferedRequestLog(
+        lambda batch: request_log_store().put(batch),
+        interval_s=s.request_log_flush_seconds,
+        max_pending=s.request_log_flush_records,
+    )
+
+
+@lru_cache(maxsize=1)
+def request_log_service() -> RequestLogService:
+    from llm_gateway.domain.request_log import RequestLogService
+
+    sessions = session_repository()
+    return RequestLogService(
+        store=request_log_store(),
+        sessions=_SessionOwner(sessions.get),
+        retention_days=get_settings().request_log_retention_days,
+    )
+
+
+class _SessionOwner:
+    """Whether a session (still stored) belongs to an account."""
+
+    def __init__(self, get: Callable[[str], Any]) -> None:
+        self._get = get
+
+    def owns_session(self, account_id: str, session_id: str) -> bool:
+        record = self._get(session_id)
+        return record is not None and record.account_id == account_id
 
 
 def light_probe() -> Callable[[Any, str], Report]:

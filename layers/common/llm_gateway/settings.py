@@ -59,6 +59,10 @@ class Settings(BaseModel):
     #: The stream function flushes its traffic counters this often, or after this many streams.
     health_flush_seconds: float = Field(10.0, alias="HEALTH_FLUSH_SECONDS", gt=0)
     health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
+    #: The request log: records kept this many days (TTL), flushed this often or after this many.
+    request_log_retention_days: int = Field(7, alias="REQUEST_LOG_RETENTION_DAYS", ge=1, le=365)
+    request_log_flush_seconds: float = Field(10.0, alias="REQUEST_LOG_FLUSH_SECONDS", gt=0)
+    request_log_flush_records: int = Field(100, alias="REQUEST_LOG_FLUSH_RECORDS", ge=1)
 
     @field_validator("private_endpoint_origins", "gateway_origins")
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llm_gateway.domain.chat_body import parse_chat
+from llm_gateway.domain.request_log import AttemptSummary
 from llm_gateway.domain.sessions import ActiveSession, SessionAccess
 from llm_gateway.domain.streaming import Limits, OpenStream, UpstreamTransport, open_stream
 from llm_gateway.domain.tokens import SessionClaims
@@ -57,6 +58,15 @@ def with_system_prompt(chat: ChatRequest, system_prompt: str | None) -> ChatRequ
     )
 
 
+def with_usage(chat: ChatRequest) -> ChatRequest:
+    """Ask the upstream for its token counts (``stream_options.include_usage``): the request log
+    records them; the relay passes the usage chunk on only when the client asked for it."""
+    options = chat.stream_options or {}
+    if options.get("include_usage") is True:
+        return chat
+    return chat.model_copy(update={"stream_options": {**options, "include_usage": True}})
+
+
 def build_calls(specs: list[EndpointSpec], chat: ChatRequest, api_key: str) -> list[UpstreamRequest]:
     """The upstream requests; what the LLM's spec cannot take in the chat request is a 400."""
     try:
@@ -99,10 +109,16 @@ class StreamProxy:
     stats: UrlStats = field(default_factory=UrlStats)
     clock: Callable[[], float] = time.monotonic
 
-    async def authorize(self, token: str) -> ActiveSession:
+    async def authorize(
+        self, token: str, on_verified: Callable[[SessionClaims], None] | None = None
+    ) -> ActiveSession:
         """Offline token check (CPU only), then the session from memory (its freshness read under
-        way) or, in a cold container, from one concurrent round of reads."""
-        session = await self.sessions.begin(self.verify_token(token))
+        way) or, in a cold container, from one concurrent round of reads. ``on_verified`` learns
+        the verified claims first (the request log names a refused session's account and LLM)."""
+        claims = self.verify_token(token)
+        if on_verified is not None:
+            on_verified(claims)
+        session = await self.sessions.begin(claims)
         session.require_server_side()
         return session
 
@@ -116,13 +132,20 @@ class StreamProxy:
             raise
 
     async def open(
-        self, session: ActiveSession, request: ChatRequest, *, lambda_deadline: float | None = None
+        self,
+        session: ActiveSession,
+        request: ChatRequest,
+        *,
+        lambda_deadline: float | None = None,
+        summary: AttemptSummary | None = None,
     ) -> OpenStream:
-        """``request`` comes from ``parse_request``: a bad body never gets here."""
+        """``request`` comes from ``parse_request``: a bad body never gets here. ``summary`` counts
+        the upstream attempts for the request log."""
         chat = with_system_prompt(request, session.record.persona.system_prompt)
+        summary = summary if summary is not None else AttemptSummary()
         if session.pending is None:
-            return await self._open(session, chat, lambda_deadline)
-        attempt = asyncio.create_task(self._open(session, chat, lambda_deadline))
+            return await self._open(session, chat, lambda_deadline, summary)
+        attempt = asyncio.create_task(self._open(session, chat, lambda_deadline, summary))
         try:
             current = await self.sessions.settle(session)
         except BaseException:
@@ -130,25 +153,30 @@ class StreamProxy:
             raise
         if current.upstream_view() != session.upstream_view():  # the LLM changed: the old request goes
             await _abort(attempt)
-            return await self._open(current, chat, lambda_deadline)
+            return await self._open(current, chat, lambda_deadline, summary)
         opened = await attempt
         # The first output leaves now, if the read took longer than the upstream (logs, metrics).
         opened.timings.first_output = max(opened.timings.first_output or 0.0, self.clock())
         return opened
 
     async def _open(
-        self, session: ActiveSession, chat: ChatRequest, lambda_deadline: float | None
+        self,
+        session: ActiveSession,
+        chat: ChatRequest,
+        lambda_deadline: float | None,
+        summary: AttemptSummary,
     ) -> OpenStream:
         llm, endpoint = session.llm, session.endpoint
         assert endpoint is not None  # only client-side sessions have none, and they never get here
         ordered = self.stats.order(list(endpoint.urls))
         specs = endpoint_specs(llm, ordered)
-        calls = build_calls(specs, chat, endpoint.api_key)
+        calls = build_calls(specs, with_usage(chat), endpoint.api_key)
         limits = self._limits(llm.timeouts, lambda_deadline)
         secrets = (endpoint.api_key,)
 
         def on_attempt(index: int, ttfb: float | None, failure: str | None) -> None:
             self.stats.record(ordered[index], ttfb)
+            summary.attempted(endpoint.urls.index(ordered[index]))
 
         return await open_stream(
             calls,

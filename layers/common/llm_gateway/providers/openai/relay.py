@@ -51,10 +51,16 @@ class OpenAiStreamRelay:
         "dropped",
         "error",
         "finished_choices",
+        "forward_usage",
+        "usage",
     )
 
-    def __init__(self, *, azure: bool = False) -> None:
+    def __init__(self, *, azure: bool = False, forward_usage: bool = True) -> None:
         self._azure = azure
+        #: The client asked for the usage chunk (``stream_options.include_usage``); the gateway
+        #: always asks the upstream, for the request log, and drops the chunk otherwise.
+        self.forward_usage = forward_usage
+        self.usage: dict[str, Any] | None = None  # the upstream's ``usage`` object, once seen
         self.done = False  # [DONE] seen (or synthesised by finish())
         self.error: dict[str, Any] | None = None  # the upstream's in-band error object
         self.content_started = False  # first content / tool-call delta forwarded (TTFT)
@@ -88,6 +94,11 @@ class OpenAiStreamRelay:
             error = chunk["error"]
             self.error = error if isinstance(error, dict) else {"message": str(error)}
             return []
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+            if not self.forward_usage and not chunk.get("choices"):
+                return []
         if self._azure and is_azure_annotation(chunk):
             return self._azure_annotation(chunk)
         choices = chunk.get("choices")
@@ -159,10 +170,14 @@ class OpenAiPassThrough:
 
     __slots__ = ("_parser", "_relay", "failure")
 
-    def __init__(self, *, azure: bool) -> None:
+    def __init__(self, *, azure: bool, forward_usage: bool = True) -> None:
         self._parser = SseParser()
-        self._relay = OpenAiStreamRelay(azure=azure)
+        self._relay = OpenAiStreamRelay(azure=azure, forward_usage=forward_usage)
         self.failure: str | None = None
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self._relay.usage
 
     def feed(self, chunk: bytes) -> bytes:
         try:
