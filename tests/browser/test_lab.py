@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 import httpx
 from playwright.sync_api import expect
@@ -347,23 +348,31 @@ def test_the_llm_page_lists_its_requests_and_usage_and_the_chat_finds_its_own(la
     lab.open_llm(llm_id)
     requests = page.get_by_role("region", name="Requests")
     table = requests.get_by_role("table", name="Latest requests")
-    # Two rows per request (the row and its hidden details row).
-    expect(table.get_by_role("row").filter(has_text="session_revoked")).to_have_count(1)
-    expect(table.get_by_role("row").filter(has_text=re.compile(r"^.*\bok\b"))).to_have_count(1)
+
+    def rows(outcome: str) -> Any:
+        return table.get_by_role("row").filter(has=page.get_by_role("cell", name=outcome, exact=True))
+
+    expect(rows("session_revoked")).to_have_count(1)  # (a row's details row stays hidden until opened)
+    expect(rows("ok")).to_have_count(1)
     requests.get_by_label("Outcome").select_option("session_revoked")
-    expect(table.get_by_role("row").filter(has_text=re.compile(r"\bok\b"))).to_have_count(0)
+    expect(rows("ok")).to_have_count(0)
+    expect(rows("session_revoked")).to_have_count(1)
     requests.get_by_label("Outcome").select_option("")
     # A row opens its details.
     ok_row = table.get_by_role("row").filter(has_text=re.compile(r"\d+ in / \d+ out"))
     ok_row.get_by_role("button").click()
-    expect(requests.get_by_text("Time to first token")).to_be_visible()
-    expect(requests.get_by_text("URL that answered")).to_be_visible()
+    expect(ok_row.get_by_role("button")).to_have_attribute("aria-expanded", "true")
+    opened = requests.locator("dl:visible")
+    expect(opened).to_have_count(1)
+    expect(opened).to_contain_text("Time to first token")
+    expect(opened).to_contain_text("URL that answered#1")
     # The chat's own request appears, marked, without a reload.
     try_it = page.get_by_role("region", name="Try it")
     try_it.get_by_role("textbox", name="Message").fill("Hello from the browser")
     try_it.get_by_role("button", name="Send").click()
     expect(try_it.get_by_role("log")).to_contain_text("The quick fake model streams")
-    expect(table.get_by_role("row").filter(has_text="this chat")).to_have_count(1)
+    expect(rows("ok")).to_have_count(2)
+    expect(table.get_by_role("row").filter(has=page.get_by_role("cell", name="this chat"))).to_have_count(1)
     usage = page.get_by_role("region", name="Usage")
     expect(
         usage.get_by_role(
