@@ -6,6 +6,10 @@ for its model), one with two URLs told apart by a query parameter, for failover 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +19,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import CANARY
+from tests.conftest import CANARY, LeakCollector
 from tests.e2e.conftest import RunningStack, llm_body
 
 PROMPT = f"reqlog-prompt-{uuid.uuid4()}: tell me a story"
@@ -259,3 +263,35 @@ def test_records_hold_no_key_and_no_prompt_and_expire(
     now = time.time()
     for item in items:
         assert now < int(item["ttl"]["N"]) <= now + 8 * 86400, item["PK"]["S"]
+
+
+def _cli(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llm_gateway_cli.main", "llms", *args, "--state-file", str(stack.state_file)],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+    )  # fmt: skip
+
+
+def test_the_cli_lists_a_sessions_requests_and_charts_the_usage(
+    stack: RunningStack, api: httpx.Client, canary_llm: str, leak_collector: LeakCollector
+) -> None:
+    token, session_id = mint(api, canary_llm)
+    sent = next(c.usage for c in stream(stack, token, usage=True) if c.usage)
+    session_records(api, session_id, 1)
+    table = _cli(stack, "requests", canary_llm, "--session", session_id, "--since", "1h")
+    leak_collector.add("cli llms requests", table.stdout + table.stderr)
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.startswith("TIME (UTC)") and "TOKENS IN/OUT" in header
+    assert " ok " in row and session_id in row and f"{sent.prompt_tokens}/{sent.completion_tokens}" in row
+    as_json = json.loads(_cli(stack, "requests", canary_llm, "--session", session_id, "--json").stdout)
+    assert [r["sessionId"] for r in as_json["data"]] == [session_id]
+    assert _cli(stack, "requests", canary_llm, "--since", "yesterday").returncode == 2
+    chart = _cli(stack, "usage", canary_llm, "--days", "3")
+    assert chart.returncode == 0, chart.stderr
+    lines = chart.stdout.splitlines()
+    assert lines[0] == "tokens per day (UTC), last 3 days:" and "█" in lines[3]
+    assert lines[-1].startswith("total: ") and " requests, " in lines[-1]
+    missing = _cli(stack, "usage", "no-such-llm")
+    assert missing.returncode == 1 and "llm_not_found" in missing.stderr
