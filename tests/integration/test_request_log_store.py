@@ -99,9 +99,11 @@ def test_outcome_filter_and_the_session_list(aws: AwsStack) -> None:
 
 
 def test_usage_adds_up_across_flushes_and_every_item_expires(aws: AwsStack) -> None:
-    store = _store(aws)
-    for flush in range(3):  # three containers' flushes of the same day
-        _write(store, "acct_a", [_record(flush * 10 + n, at=NOW, outcome="ok" if n else "upstream_timeout")
+    containers = [DynamoRequestLogStore(aws.client("dynamodb"), aws.env["TABLE_NAME"], 7, usage_shard=n % 2)
+                  for n in range(3)]  # fmt: skip
+    store = containers[0]
+    for flush, container in enumerate(containers):  # three containers' flushes of the same day
+        _write(container, "acct_a", [_record(flush * 10 + n, at=NOW, outcome="ok" if n else "upstream_timeout")
                                  for n in range(4)])  # fmt: skip
     service = RequestLogService(store, _Owner(), now=lambda: NOW)
     usage = service.usage("acct_a", "llm-1", 3)
@@ -111,6 +113,8 @@ def test_usage_adds_up_across_flushes_and_every_item_expires(aws: AwsStack) -> N
     assert today.input_tokens == 120
     assert today.output_tokens == sum(flush * 10 + n for flush in range(3) for n in range(4))
     assert today.ttft_p50_ms is not None and usage.requests == 12
+    day_items = [i["SK"]["S"] for i in aws.scan_table() if i["PK"]["S"] == "USAGE#acct_a#llm-1"]
+    assert sorted(day_items) == ["DAY#2026-12-07#0", "DAY#2026-12-07#1"]  # the containers' own shards
     for item in aws.scan_table():
         if item["PK"]["S"].startswith(("REQLOG#", "REQSESSION#", "USAGE#")):
             assert NOW.timestamp() < int(item["ttl"]["N"]) <= NOW.timestamp() + 8 * 86400

@@ -36,9 +36,13 @@ def register(actions: Any, action: Callable[..., Any], common: Callable[[Any, st
     )
     requests.add_argument("llm_id", metavar="ID")
     requests.add_argument("--session", metavar="S", help="only this session's requests")
-    requests.add_argument("--outcome", metavar="O", help="only this outcome: ok, an error code, client_disconnected")
+    requests.add_argument(
+        "--outcome", metavar="O", help="only this outcome: ok, an error code, client_disconnected"
+    )
     requests.add_argument("--since", metavar="AGE", help="only the last AGE: 30m, 1h, 2d (default: all kept)")
-    requests.add_argument("--limit", type=int, default=20, metavar="N", help="rows per page (1-100, default 20)")
+    requests.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="rows per page (1-100, default 20)"
+    )
     requests.add_argument("--cursor", metavar="C", help="the next page (printed under a full page)")
     common(requests, "print the page (data, nextCursor) as JSON")
     requests.set_defaults(run=run_requests)
@@ -127,7 +131,17 @@ def render_requests(page: dict[str, Any]) -> str:
         )
     if not rows:
         return "no requests in this range"
-    header = ["TIME (UTC)", "OUTCOME", "HTTP", "TTFT", "TOTAL", "TRIES @URL", "MARKS", "TOKENS IN/OUT", "SESSION"]
+    header = [
+        "TIME (UTC)",
+        "OUTCOME",
+        "HTTP",
+        "TTFT",
+        "TOTAL",
+        "TRIES @URL",
+        "MARKS",
+        "TOKENS IN/OUT",
+        "SESSION",
+    ]
     return format_table(header, rows)
 
 
@@ -158,7 +172,9 @@ def render_usage(document: dict[str, Any]) -> str:
             f"  {day['requests']} requests, {errors} errors{ttft}"
         )
         if day.get("errorsByCode"):
-            lines.append(" " * 12 + "errors: " + ", ".join(f"{c} x{n}" for c, n in day["errorsByCode"].items()))
+            lines.append(
+                " " * 12 + "errors: " + ", ".join(f"{c} x{n}" for c, n in day["errorsByCode"].items())
+            )
     lines.append(
         f"total: {document.get('requests', 0)} requests, {document.get('inputTokens', 0)} input and "
         f"{document.get('outputTokens', 0)} output tokens"

@@ -7,8 +7,10 @@
   shard of a day at once, and merges.
 - ``REQSESSION#<account>#<session>`` / same sort key: the same record again, for the session's list
   (one conversation is never thousands of requests per second).
-- ``USAGE#<account>#<llm>`` / ``DAY#<yyyy-mm-dd>``: the day's counters, atomic ``ADD``s from
-  every container's flush (requests, errors, ``e_<code>``, tokens, the TTFT histogram).
+- ``USAGE#<account>#<llm>`` / ``DAY#<yyyy-mm-dd>#<shard>``: the day's counters, atomic ``ADD``s
+  from every container's flush (requests, errors, ``e_<code>``, tokens, the TTFT histogram). Each
+  container adds to one of ``USAGE_SHARDS`` items per day (picked at random when it starts), so
+  thousands of containers flushing for one LLM never meet on one item; a read sums a day's shards.
 
 Every item carries ``ttl``: records and days expire after the retention period (a template
 parameter). The stream function's role may write these prefixes only (``dynamodb:LeadingKeys``).
@@ -16,6 +18,7 @@ parameter). The stream function's role may write these prefixes only (``dynamodb
 
 from __future__ import annotations
 
+import random
 import re
 import time
 import zlib
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 #: Partitions per LLM and day: ~1,000 one-WCU writes per second each (SCALING.md).
 SHARDS = 8
+#: Usage items per LLM and day (one per container, at random): a read sums them.
+USAGE_SHARDS = 8
 BATCH_WRITE_MAX = 25
 _UNPROCESSED_RETRIES = 5
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -68,10 +73,13 @@ def record_sk(record: RequestRecord) -> str:
 
 
 class DynamoRequestLogStore:
-    def __init__(self, client: DynamoDBClient, table_name: str, retention_days: int = 7) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, retention_days: int = 7, usage_shard: int | None = None
+    ) -> None:
         self._db = client
         self._table = table_name
         self._retention_s = retention_days * 86400
+        self._usage_shard = random.randrange(USAGE_SHARDS) if usage_shard is None else usage_shard
 
     # -- writes (the stream function's flush) ------------------------------------------------------
 
@@ -123,7 +131,10 @@ class DynamoRequestLogStore:
             adds.append(f"#a{index} :a{index}")
         self._db.update_item(
             TableName=self._table,
-            Key={"PK": {"S": usage_pk(counts.account_id, counts.llm_id)}, "SK": {"S": f"DAY#{counts.day}"}},
+            Key={
+                "PK": {"S": usage_pk(counts.account_id, counts.llm_id)},
+                "SK": {"S": f"DAY#{counts.day}#{self._usage_shard}"},
+            },
             UpdateExpression=f"SET #ttl = if_not_exists(#ttl, :ttl) ADD {', '.join(adds)}",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -194,12 +205,17 @@ class DynamoRequestLogStore:
                 ":to": {"S": "DAY#~"},
             },
         }
-        out: list[UsageCounts] = []
+        days: dict[date, UsageCounts] = {}
         while True:
             page = self._db.query(**kwargs)
-            out += [_counts(account_id, llm_id, item) for item in page.get("Items", [])]
+            for item in page.get("Items", []):
+                counts = _counts(account_id, llm_id, item)
+                if counts.day in days:
+                    days[counts.day].merge(counts)
+                else:
+                    days[counts.day] = counts
             if "LastEvaluatedKey" not in page:
-                return out
+                return [days[day] for day in sorted(days)]
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
@@ -217,7 +233,7 @@ def _counts(account_id: str, llm_id: str, item: dict[str, Any]) -> UsageCounts:
     return UsageCounts(
         account_id=account_id,
         llm_id=llm_id,
-        day=date.fromisoformat(item["SK"]["S"].removeprefix("DAY#")),
+        day=date.fromisoformat(item["SK"]["S"].removeprefix("DAY#").partition("#")[0]),
         requests=number("requests"),
         errors=number("errors"),
         errors_by_code={k.removeprefix("e_"): int(v["N"]) for k, v in item.items() if k.startswith("e_")},

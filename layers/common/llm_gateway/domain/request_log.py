@@ -100,6 +100,16 @@ class UsageCounts:
         if record.ttft_ms is not None and record.outcome == OUTCOME_OK:
             self.ttft[ttft_bin(record.ttft_ms)] += 1
 
+    def merge(self, other: UsageCounts) -> None:
+        """Another shard's counters of the same LLM and day."""
+        self.requests += other.requests
+        self.errors += other.errors
+        for code, count in other.errors_by_code.items():
+            self.errors_by_code[code] = self.errors_by_code.get(code, 0) + count
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.ttft = [a + b for a, b in zip(self.ttft, other.ttft, strict=True)]
+
     def to_day(self) -> UsageDay:
         return UsageDay(
             day=self.day,
