@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import re
 import time
 import traceback
 import uuid
@@ -67,6 +68,15 @@ def _bearer(scope: Scope) -> str:
             "Send the session token as Authorization: Bearer <sessionToken>.", code="token_missing"
         )
     return token.strip()
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def _request_id(given: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is a plain id, else one of ours: it goes into the
+    logs, the request log and its keys, which hold no free text."""
+    return given if given is not None and _REQUEST_ID.match(given) else str(uuid.uuid4())
 
 
 def _lambda_deadline(scope: Scope) -> float | None:
@@ -247,7 +257,7 @@ class ChatCompletions:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
-        request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
+        request_id = _request_id(_header(scope, b"x-request-id"))
         record = StreamRecord(request_id=request_id, started=started)
         response = _Response(send)
         try:
