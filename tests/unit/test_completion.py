@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llm_gateway.domain.completion import MAX_ANSWER_CHARS, AnswerTooLarge, CompletionAggregator
+from llm_gateway.domain.proxy import with_usage
 from llm_gateway.models.chat import ChatMessage, ChatRequest
 from llm_gateway.models.llm import LlmFormat
 from llm_gateway.providers.base import EndpointSpec
-from llm_gateway.domain.proxy import with_usage
 from llm_gateway.providers.dispatch import make_relay
 
 REPO_ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
