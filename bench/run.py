@@ -253,7 +253,7 @@ def render(
 
         lines += render_request_log(request_log)
     if cold:
-        lines += ["", "| function | cold init (import, median of 7) |", "|---|---|"]
+        lines += ["", "| function | cold init (import + services, median of 7) |", "|---|---|"]
         lines += [f"| {c['function']} | {c['median_ms']:.0f} ms |" for c in cold]
     lines += ["", END]
     return "\n".join(lines)

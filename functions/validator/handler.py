@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, Json
 
-from llm_gateway import composition
 from llm_gateway.api import (
     LlmId,
     account_id,
@@ -28,6 +27,7 @@ from llm_gateway.api import (
     resolve,
 )
 from llm_gateway.catalog import get_builtin
+from llm_gateway.composition import ServicesSlot, ValidatorServices
 from llm_gateway.domain.conformance.budget import config_test_budget, validator_budget
 from llm_gateway.domain.registry import check_endpoint_urls
 from llm_gateway.domain.revalidation import REVALIDATION_DUE
@@ -36,8 +36,9 @@ from llm_gateway.models.llm import LlmCreate, StoredLlm
 from llm_gateway.models.report import LatestReport, Report, ValidationRun
 from llm_gateway.observability import get_logger, get_tracer
 
-composition.require_settings()
 app = create_resolver()
+#: Built on the first request or message from this function's settings (``ValidatorSettings``).
+services = ServicesSlot(ValidatorServices)
 
 
 class LlmChanged(BaseModel):
@@ -72,7 +73,7 @@ def _own_llm(account: str, llm_id: str) -> StoredLlm:
     """404 for anything not this account's (same as missing); built-ins are not ours to validate."""
     if get_builtin(llm_id) is not None:
         raise Forbidden("Built-in LLMs are validated by the platform.", code="builtin_read_only")
-    stored = composition.llm_repository().get(account, llm_id)
+    stored = services().llm_repository.get(account, llm_id)
     if stored is None or stored.account_id != account:
         raise NotFound(f"No LLM with id {llm_id!r}.", code="llm_not_found")
     return stored
@@ -112,7 +113,7 @@ _ACCEPTED: dict[int, OpenAPIResponse] = {
 )
 def validate_now(llm_id: LlmId) -> Response[Any]:
     llm = _own_llm(account_id(app), llm_id)
-    run = composition.validation_requests().request(llm)
+    run = services().validation_requests.request(llm)
     return json_response(202, run.to_json_dict(), headers={"Location": _validation_location(llm.id)})
 
 
@@ -126,8 +127,8 @@ def validate_now(llm_id: LlmId) -> Response[Any]:
 def latest_report(llm_id: LlmId) -> Response[Any]:
     account = account_id(app)
     _own_llm(account, llm_id)
-    pending = composition.validation_requests().pending(account, llm_id)
-    report = composition.report_repository().latest(account, llm_id)
+    pending = services().validation_requests.pending(account, llm_id)
+    report = services().report_repository.latest(account, llm_id)
     if report is None:
         if pending is not None:
             return json_response(202, pending.to_json_dict())
@@ -143,22 +144,23 @@ def latest_report(llm_id: LlmId) -> Response[Any]:
 )
 def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account_id(app)
-    check_endpoint_urls(composition.url_guard(), request.urls, request_origins(app))
+    s = services()
+    check_endpoint_urls(s.url_guard, request.urls, request_origins(app, s.own_origins))
     budget = config_test_budget(_remaining_ms())
-    return _report_response(composition.config_probe()(request, request.secret.get_secret_value(), budget))
+    return _report_response(s.config_probe(request, request.secret.get_secret_value(), budget))
 
 
 def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | None = None) -> None:
     """One queued validation, within what is left of this invocation (batch size 1 in the template)."""
-    detail = record.body.detail
+    s, detail = services(), record.body.detail
     if record.body.detail_type == REVALIDATION_DUE:  # from the re-validation schedule
-        composition.revalidator().revalidate(detail.accountId, detail.llmId)
+        s.revalidator.revalidate(detail.accountId, detail.llmId)
         return
     remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
-    report = composition.validator().validate(
+    report = s.validator.validate(
         detail.accountId, detail.llmId, validation_id=detail.validationId, budget=validator_budget(remaining)
     )
-    composition.revalidator().after_validation(detail.accountId, detail.llmId, report)
+    s.revalidator.after_validation(detail.accountId, detail.llmId, report)
 
 
 @get_logger().inject_lambda_context(clear_state=True)
@@ -171,4 +173,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 event=event, record_handler=record_handler, processor=processor, context=context
             )
         )
-    return resolve(app, event, context)
+    return resolve(app, event, context, services())

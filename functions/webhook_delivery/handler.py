@@ -16,12 +16,13 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway import composition
+from llm_gateway.composition import ServicesSlot, WebhookDeliveryServices
 from llm_gateway.domain import webhooks
 from llm_gateway.models.webhook import WebhookDelivery
 from llm_gateway.observability import get_logger, get_tracer
 
-composition.require_settings()
+#: Built on the first message from this function's settings (``WebhookDeliverySettings``).
+services = ServicesSlot(WebhookDeliveryServices)
 
 
 class DeliveryFailed(Exception):
@@ -29,22 +30,23 @@ class DeliveryFailed(Exception):
 
 
 def record_handler(record: SqsRecordModel) -> None:
+    s = services()
     body = json.loads(str(record.body))
     if body.get("kind") != "delivery":
-        deliveries = webhooks.fan_out(composition.webhook_repository(), body)
+        deliveries = webhooks.fan_out(s.webhook_repository, body)
         if deliveries:
-            composition.webhook_queue().send(deliveries)
+            s.webhook_queue.send(deliveries)
         return
     delivery = WebhookDelivery.model_validate(body)
     attempts = int(record.attributes.ApproximateReceiveCount or 1)
-    result = composition.webhook_deliverer().deliver(delivery, attempts)
+    result = s.webhook_deliverer.deliver(delivery, attempts)
     if result.retry_in_s is None:
         return
     get_logger().warning(
         "webhook delivery failed",
         extra={"webhook_id": delivery.webhook_id, "status": result.status, "retry_in_s": result.retry_in_s},
     )
-    composition.webhook_queue().retry_in(record.receiptHandle, result.retry_in_s)
+    s.webhook_queue.retry_in(record.receiptHandle, result.retry_in_s)
     raise DeliveryFailed(f"attempt {attempts} of {delivery.message_id} failed")
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook as Verifier
 
-from llm_gateway import composition
 from llm_gateway.domain.webhooks import MAX_WEBHOOKS_PER_ACCOUNT
 from llm_gateway_cli.local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
@@ -72,9 +71,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def private_ok(aws: AwsStack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", receiver.origin)  # the receiver lives on loopback
-    composition.reset()
+def private_ok(aws: AwsStack, receiver: Receiver) -> None:
+    aws.configure(PRIVATE_ENDPOINT_ORIGINS=receiver.origin)  # the receiver lives on loopback
 
 
 def test_the_secret_is_shown_once_and_kept_sealed(
@@ -93,7 +91,7 @@ def test_the_secret_is_shown_once_and_kept_sealed(
     name = f"llm-gateway/test/webhooks/{account}/{created['id']}"
     stored = aws.client("secretsmanager").get_secret_value(SecretId=name)
     assert "SecretBinary" in stored and secret.encode() not in stored["SecretBinary"]
-    assert composition.webhook_secrets().read(account, created["id"], name) == secret
+    assert aws.webhooks.webhook_secrets.read(account, created["id"], name) == secret
 
 
 def test_urls_pass_the_llm_address_policy(aws: AwsStack, account: str) -> None:

@@ -1,19 +1,42 @@
-"""Builds adapters from settings once per container and hands them to the domain.
+"""Each function's services: adapters built from that function's settings, once per container.
 
-Handlers call these factories; nothing here runs at import time.
+A handler module holds one ``ServicesSlot`` of its function's services class. Nothing is built at
+import: the first request (or the stream app's start-up) builds the services from the function's
+settings (``from_environ``), and every later request reuses them. The local stack and the tests
+hand a slot services built from explicit settings values and AWS clients (``use``) instead.
+
+The groups below (table, edge, outbound, credentials, events, tokens) each need one settings
+group; each function's class combines the groups it needs and builds its domain objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
-from llm_gateway.adapters import aws
-from llm_gateway.adapters.events import EventBridgePublisher
-from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
+from llm_gateway.adapters.aws import AwsClients
 from llm_gateway.domain.loops import HopMarker, OwnOrigins
-from llm_gateway.settings import Settings, get_settings
+from llm_gateway.settings import (
+    ApiKeysSettings,
+    AuthorizerSettings,
+    CredentialSettings,
+    EdgeSettings,
+    EventSettings,
+    FunctionSettings,
+    HopSettings,
+    OutboundSettings,
+    RegistrySettings,
+    RevalidationSchedulerSettings,
+    SessionTokensSettings,
+    StreamSettings,
+    TableSettings,
+    TokenSettings,
+    ValidatorSettings,
+    WebhookDeliverySettings,
+    WebhooksSettings,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -26,414 +49,259 @@ if TYPE_CHECKING:
         DynamoSessionRepository,
         DynamoValidationRuns,
     )
+    from llm_gateway.adapters.events import EventBridgePublisher
+    from llm_gateway.adapters.health_store import DynamoHealthStore
     from llm_gateway.adapters.kms_signer import KmsSigner
     from llm_gateway.adapters.metrics import StreamMetrics
+    from llm_gateway.adapters.queues import SqsWebhookQueue
+    from llm_gateway.adapters.request_log_store import DynamoRequestLogStore
+    from llm_gateway.adapters.request_recorder import BufferedRequestLog
+    from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
     from llm_gateway.adapters.session_state import DynamoSessionStateStore
+    from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
     from llm_gateway.adapters.upstream_http import AiohttpUpstream
+    from llm_gateway.adapters.webhook_store import DynamoWebhookRepository
     from llm_gateway.catalog import BuiltinLlm
     from llm_gateway.domain.conformance import HttpPort
     from llm_gateway.domain.conformance.budget import RunBudget
+    from llm_gateway.domain.health import HealthService
     from llm_gateway.domain.ports import UrlGuard
     from llm_gateway.domain.proxy import StreamProxy
     from llm_gateway.domain.registry import Registry
+    from llm_gateway.domain.request_log import RequestLogService
+    from llm_gateway.domain.revalidation import RevalidationScheduler, Revalidator
     from llm_gateway.domain.sessions import SessionAccess, SessionService
     from llm_gateway.domain.tokens import PublicKeySet, TokenPolicy, TokenVerifier
     from llm_gateway.domain.validation import ValidationRequests, Validator
+    from llm_gateway.domain.webhooks import WebhookDeliverer
     from llm_gateway.models.report import Report
 
+HEALTH_EVENT_SOURCE = "llm-gateway.health"
 
-def require_settings() -> Settings:
-    """Called when a handler module loads: a missing setting fails the function's init, naming
-    the variable (``SettingsError``), not its first request."""
-    return get_settings()
 
+class Services:
+    """A function's settings and AWS clients; subclasses build what the function uses from them."""
 
-@lru_cache(maxsize=1)
-def credential_store() -> SecretsManagerCredentialStore:
-    s = get_settings()
-    return SecretsManagerCredentialStore(aws.secretsmanager(), aws.kms(), s.credentials_key_id, s.stage)
+    settings_model: ClassVar[type[FunctionSettings]] = FunctionSettings
+    settings: FunctionSettings
 
+    def __init__(self, settings: FunctionSettings, aws: AwsClients | None = None) -> None:
+        self.settings = settings
+        self.aws = aws or AwsClients(endpoint_url=settings.aws_endpoint_url)
 
-@lru_cache(maxsize=1)
-def llm_repository() -> DynamoLlmRepository:
-    from llm_gateway.adapters.dynamodb import DynamoLlmRepository
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None, aws: AwsClients | None = None) -> Self:
+        """From the function's environment (the process's when None): a missing variable is named."""
+        return cls(cls.settings_model.from_environ(environ), aws)
 
-    return DynamoLlmRepository(aws.dynamodb(), get_settings().table_name)
+    def close(self) -> None:
+        """Stop what runs in the background (the stream's traffic recorder); most have nothing."""
 
 
-@lru_cache(maxsize=1)
-def account_repository() -> DynamoAccountRepository:
-    from llm_gateway.adapters.dynamodb import DynamoAccountRepository
+# --- groups ---------------------------------------------------------------------------------------
 
-    return DynamoAccountRepository(aws.dynamodb(), get_settings().table_name)
 
+class TableServices(Services):
+    settings: TableSettings
 
-@lru_cache(maxsize=1)
-def event_publisher() -> EventBridgePublisher:
-    s = get_settings()
-    return EventBridgePublisher(aws.events(), s.event_bus_name, s.event_source)
+    @cached_property
+    def account_repository(self) -> DynamoAccountRepository:
+        from llm_gateway.adapters.dynamodb import DynamoAccountRepository
 
+        return DynamoAccountRepository(self.aws.dynamodb(), self.settings.table_name)
 
-@lru_cache(maxsize=1)
-def address_policy() -> AddressPolicy:
-    """The one SSRF policy of registration, probes and the proxy: public https endpoints, plus the
-    private origins the local stack lists; never the local stack's own services."""
-    from llm_gateway.adapters.address_policy import AddressPolicy
+    @cached_property
+    def llm_repository(self) -> DynamoLlmRepository:
+        from llm_gateway.adapters.dynamodb import DynamoLlmRepository
 
-    s = get_settings()
-    return AddressPolicy(
-        private_origins=[f"{scheme}://{host}:{port}" for scheme, host, port in s.private_origins],
-        refused_local_ports=s.refused_local_ports,
-    )
+        return DynamoLlmRepository(self.aws.dynamodb(), self.settings.table_name)
 
+    @cached_property
+    def report_repository(self) -> DynamoReportRepository:
+        from llm_gateway.adapters.dynamodb import DynamoReportRepository
 
-@lru_cache(maxsize=1)
-def url_guard() -> UrlGuard:
-    from llm_gateway.adapters.guarded_http import GuardedHttp
+        return DynamoReportRepository(self.aws.dynamodb(), self.settings.table_name)
 
-    return GuardedHttp(address_policy())
+    @cached_property
+    def validation_runs(self) -> DynamoValidationRuns:
+        from llm_gateway.adapters.dynamodb import DynamoValidationRuns
 
+        return DynamoValidationRuns(self.aws.dynamodb(), self.settings.table_name)
 
-@lru_cache(maxsize=1)
-def hop_marker() -> HopMarker:
-    """This deployment's hop marker: sent on every outbound call, refused on every inbound one."""
-    s = get_settings()
-    return HopMarker(stage=s.stage, value=s.hop_marker)
+    @cached_property
+    def session_repository(self) -> DynamoSessionRepository:
+        from llm_gateway.adapters.dynamodb import DynamoSessionRepository
 
+        return DynamoSessionRepository(self.aws.dynamodb(), self.settings.table_name)
 
-def own_origins() -> OwnOrigins:
-    """The gateway's own origins that settings name (a custom domain; the local stack's URL)."""
-    return OwnOrigins.of(get_settings().own_origins)
+    @cached_property
+    def health_store(self) -> DynamoHealthStore:
+        from llm_gateway.adapters.health_store import DynamoHealthStore
 
+        return DynamoHealthStore(self.aws.dynamodb(), self.settings.table_name)
 
-@lru_cache(maxsize=1)
-def registry() -> Registry:
-    from llm_gateway.domain.registry import Registry
+    @cached_property
+    def webhook_repository(self) -> DynamoWebhookRepository:
+        from llm_gateway.adapters.webhook_store import DynamoWebhookRepository
 
-    return Registry(
-        llms=llm_repository(),
-        credentials=credential_store(),
-        events=event_publisher(),
-        url_guard=url_guard(),
-        own_origins=own_origins(),
-    )
+        return DynamoWebhookRepository(self.aws.dynamodb(), self.settings.table_name)
 
 
-def reset() -> None:
-    """Forget every cached adapter and the settings (tests change the environment between cases)."""
-    if traffic_recorder.cache_info().currsize:  # its thread and counts belong to the old environment
-        traffic_recorder().close(flush=False)
-    if request_log.cache_info().currsize:
-        request_log().close(flush=False)
-    for value in list(globals().values()):
-        clear = getattr(value, "cache_clear", None)
-        if callable(clear):
-            clear()
-    aws.client.cache_clear()
+class HopServices(Services):
+    settings: HopSettings
 
+    @cached_property
+    def hop_marker(self) -> HopMarker:
+        """This deployment's hop marker: sent on every outbound call, refused on every inbound one."""
+        return HopMarker(stage=self.settings.stage, value=self.settings.hop_marker)
 
-@lru_cache(maxsize=1)
-def idempotency_store() -> DynamoDBPersistenceLayer:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    return DynamoDBPersistenceLayer(
-        table_name=get_settings().table_name,
-        key_attr="PK",
-        sort_key_attr="SK",
-        static_pk_value="IDEMPOTENCY#create-llm",
-        expiry_attr="ttl",
-        boto3_client=aws.dynamodb(),
-    )
+class EdgeServices(HopServices):
+    """What ``api.resolve`` needs of a REST function: the body limit and the hop marker."""
 
+    settings: EdgeSettings
 
-# --- session tokens -----------------------------------------------------------------------------
 
+class OutboundServices(HopServices):
+    settings: OutboundSettings
 
-@lru_cache(maxsize=1)
-def token_policy() -> TokenPolicy:
-    from llm_gateway.domain.tokens import TokenPolicy
+    @cached_property
+    def address_policy(self) -> AddressPolicy:
+        """The one SSRF policy of registration, probes and the proxy: public https endpoints, plus
+        the private origins the local stack lists; never the local stack's own services."""
+        from llm_gateway.adapters.address_policy import AddressPolicy
 
-    s = get_settings()
-    return TokenPolicy(issuer=s.token_issuer, audience=s.token_audience)
+        s = self.settings
+        return AddressPolicy(
+            private_origins=[f"{scheme}://{host}:{port}" for scheme, host, port in s.private_origins],
+            refused_local_ports=s.refused_local_ports,
+        )
 
+    @cached_property
+    def url_guard(self) -> UrlGuard:
+        from llm_gateway.adapters.guarded_http import GuardedHttp
 
-@lru_cache(maxsize=1)
-def token_signer() -> KmsSigner:
-    """KMS ``Sign`` on the token signing key; its public key is read on first use only."""
-    from llm_gateway.adapters.kms_signer import KmsSigner
+        return GuardedHttp(self.address_policy)
 
-    return KmsSigner(aws.kms(), get_settings().token_signing_key_id)
+    @cached_property
+    def own_origins(self) -> OwnOrigins:
+        """The gateway's own origins that settings name (a custom domain; the local stack's URL)."""
+        return OwnOrigins.of(self.settings.own_origins)
 
+    @cached_property
+    def probe_http(self) -> HttpPort:
+        """One guarded client per container for the conformance probes (pooled, never redirected)."""
+        return probe_port(self.address_policy, self.hop_marker.headers)
 
-@lru_cache(maxsize=1)
-def public_key_set() -> PublicKeySet:
-    """The verification keys, loaded once per container (one ``GetPublicKey``), then offline."""
-    from llm_gateway.domain.tokens import PublicKeySet
 
-    signer = token_signer()
-    return PublicKeySet({signer.key_id: signer.public_key})
+class CredentialServices(Services):
+    settings: CredentialSettings
 
+    @cached_property
+    def credential_store(self) -> SecretsManagerCredentialStore:
+        from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
 
-@lru_cache(maxsize=1)
-def session_repository() -> DynamoSessionRepository:
-    from llm_gateway.adapters.dynamodb import DynamoSessionRepository
+        s = self.settings
+        return SecretsManagerCredentialStore(
+            self.aws.secretsmanager(), self.aws.kms(), s.credentials_key_id, s.stage
+        )
 
-    return DynamoSessionRepository(aws.dynamodb(), get_settings().table_name)
+    @cached_property
+    def webhook_secrets(self) -> SecretsManagerCredentialStore:
+        """Webhook signing secrets: KMS-sealed per tenant like LLM keys, under ``webhooks/``."""
+        from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
 
+        s = self.settings
+        return SecretsManagerCredentialStore(
+            self.aws.secretsmanager(), self.aws.kms(), s.credentials_key_id, s.stage, folder="webhooks/"
+        )
 
-@lru_cache(maxsize=1)
-def session_service() -> SessionService:
-    from llm_gateway.domain.sessions import SessionService
 
-    return SessionService(
-        sessions=session_repository(), llms=llm_repository(), signer=token_signer(), policy=token_policy()
-    )
+class EventServices(Services):
+    settings: EventSettings
 
+    @cached_property
+    def event_publisher(self) -> EventBridgePublisher:
+        from llm_gateway.adapters.events import EventBridgePublisher
 
-@lru_cache(maxsize=1)
-def session_state_store() -> DynamoSessionStateStore:
-    from llm_gateway.adapters.session_state import DynamoSessionStateStore
+        return EventBridgePublisher(
+            self.aws.events(), self.settings.event_bus_name, self.settings.event_source
+        )
 
-    return DynamoSessionStateStore(aws.dynamodb(), get_settings().table_name)
+    @cached_property
+    def health_events(self) -> EventBridgePublisher:
+        """``LlmHealthChanged`` goes out under its own source (the validation rule never sees it)."""
+        from llm_gateway.adapters.events import EventBridgePublisher
 
+        return EventBridgePublisher(self.aws.events(), self.settings.event_bus_name, HEALTH_EVENT_SOURCE)
 
-@lru_cache(maxsize=1)
-def session_access() -> SessionAccess:
-    """For the stream proxy: the session, config and key of a request, confirmed by one read.
 
-    The stream function's role needs ``dynamodb:BatchGetItem`` on the table (one strongly
-    consistent read per request), ``secretsmanager:GetSecretValue`` + ``kms:Decrypt`` for keys, and
-    ``kms:GetPublicKey`` on the signing key (read once, at init); it never signs.
-    """
-    from llm_gateway.domain.sessions import SessionAccess
+class TokenServices(Services):
+    settings: TokenSettings
 
-    return SessionAccess(
-        store=session_state_store(),
-        read_key=stored_key,
-        builtin_endpoint=builtin_endpoint,
-        leeway_seconds=token_policy().leeway_seconds,
-    )
+    @cached_property
+    def token_policy(self) -> TokenPolicy:
+        from llm_gateway.domain.tokens import TokenPolicy
 
+        return TokenPolicy(issuer=self.settings.token_issuer, audience=self.settings.token_audience)
 
-@lru_cache(maxsize=1)
-def stream_token_verifier() -> TokenVerifier:
-    """Offline ES256 verification against ``public_key_set()`` (loaded once per container)."""
-    from llm_gateway.domain.tokens import TokenVerifier
+    @cached_property
+    def token_signer(self) -> KmsSigner:
+        """KMS ``Sign`` on the token signing key; its public key is read on first use only."""
+        from llm_gateway.adapters.kms_signer import KmsSigner
 
-    return TokenVerifier(public_key_set(), token_policy())
+        return KmsSigner(self.aws.kms(), self.settings.token_signing_key_id)
 
+    @cached_property
+    def public_key_set(self) -> PublicKeySet:
+        """The verification keys, loaded once per container (one ``GetPublicKey``), then offline."""
+        from llm_gateway.domain.tokens import PublicKeySet
 
-# --- stream proxy ---------------------------------------------------------------------------------
+        return PublicKeySet({self.token_signer.key_id: self.token_signer.public_key})
 
+    @cached_property
+    def token_verifier(self) -> TokenVerifier:
+        """Offline ES256 verification against ``public_key_set`` (loaded once per container)."""
+        from llm_gateway.domain.tokens import TokenVerifier
 
-@lru_cache(maxsize=1)
-def upstream_transport() -> AiohttpUpstream:
-    from llm_gateway.adapters.guarded_http import AddressGuard
-    from llm_gateway.adapters.upstream_http import AiohttpUpstream
+        return TokenVerifier(self.public_key_set, self.token_policy)
 
-    return AiohttpUpstream(AddressGuard(address_policy()), hop_headers=hop_marker().headers)
 
+# --- builders shared by several functions and the CLI ---------------------------------------------
 
-def stored_key(account_id: str, llm_id: str) -> str:
-    """An LLM's current key (Secrets Manager + KMS); the stream's ``SessionAccess`` keeps it in
-    memory for as long as the LLM's revision stays the same."""
-    return credential_store().read_current(account_id, llm_id)
 
-
-def builtin_endpoint(builtin: BuiltinLlm) -> tuple[list[str], str]:
-    """A built-in's URLs and the platform key (a platform secret named after the built-in)."""
-    settings = get_settings()
-    urls = [u.url for u in builtin.urls]
-    if settings.builtin_base_url:
-        urls = [_rebase(url, settings.builtin_base_url) for url in urls]
-    name = f"{settings.platform_secret_prefix}{builtin.id}"
-    return urls, aws.secretsmanager().get_secret_value(SecretId=name)["SecretString"]
-
-
-def _rebase(url: str, base: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    target, original = urlsplit(base), urlsplit(url)
-    return urlunsplit((target.scheme, target.netloc, original.path, original.query, ""))
-
-
-@lru_cache(maxsize=1)
-def stream_proxy() -> StreamProxy:
-    from llm_gateway.domain.proxy import StreamProxy
-
-    return StreamProxy(
-        verify_token=stream_token_verifier().verify, sessions=session_access(), transport=upstream_transport()
-    )
-
-
-@lru_cache(maxsize=1)
-def stream_metrics() -> StreamMetrics:
-    from llm_gateway.adapters.metrics import StreamMetrics
-
-    return StreamMetrics()
-
-
-# --- validation -----------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def probe_http() -> HttpPort:
-    """One guarded client per container for the conformance probes (pooled, never redirected)."""
+def probe_port(policy: AddressPolicy, hop_headers: Mapping[str, str] | None = None) -> HttpPort:
+    """The conformance probes' HTTP: one guarded, pooled, never-redirected client (``check`` too)."""
     from llm_gateway.adapters.guarded_http import GuardedHttp
     from llm_gateway.adapters.probe_http import ProbeHttpClient
     from llm_gateway.domain.conformance import HttpPort
 
-    guarded = GuardedHttp(address_policy())
+    guarded = GuardedHttp(policy)
     return HttpPort(
-        client=ProbeHttpClient(guarded.sync_client(), hop_headers=hop_marker().headers), guard=guarded
+        client=ProbeHttpClient(guarded.sync_client(), hop_headers=dict(hop_headers or {})), guard=guarded
     )
 
 
-def config_probe() -> Callable[[Any, str, RunBudget], Report]:
+def config_probe(http: HttpPort) -> Callable[[Any, str, RunBudget], Report]:
     """Runs the conformance suite on any LLM-shaped config (stored, or an unsaved create body),
     within the run's budget."""
     from llm_gateway.domain.conformance import EndpointConfig, run_conformance
 
     return lambda llm, api_key, budget: run_conformance(
-        EndpointConfig.from_llm(llm), api_key, probe_http(), budget=budget
+        EndpointConfig.from_llm(llm), api_key, http, budget=budget
     )
 
 
-@lru_cache(maxsize=1)
-def report_repository() -> DynamoReportRepository:
-    from llm_gateway.adapters.dynamodb import DynamoReportRepository
-
-    return DynamoReportRepository(aws.dynamodb(), get_settings().table_name)
-
-
-@lru_cache(maxsize=1)
-def validator() -> Validator:
-    from llm_gateway.domain.validation import Validator
-
-    return Validator(
-        llms=llm_repository(),
-        reports=report_repository(),
-        credentials=credential_store(),
-        events=event_publisher(),
-        probe=config_probe(),
-        runs=validation_runs(),
-    )
-
-
-@lru_cache(maxsize=1)
-def validation_runs() -> DynamoValidationRuns:
-    from llm_gateway.adapters.dynamodb import DynamoValidationRuns
-
-    return DynamoValidationRuns(aws.dynamodb(), get_settings().table_name)
-
-
-@lru_cache(maxsize=1)
-def validation_requests() -> ValidationRequests:
-    from llm_gateway.domain.validation import ValidationRequests
-
-    return ValidationRequests(runs=validation_runs(), events=event_publisher())
-
-
-# --- per-account usage plans ----------------------------------------------------------------------
-
-if TYPE_CHECKING:
-    from llm_gateway.adapters.dynamodb import DynamoUsageKeyRepository
-    from llm_gateway.adapters.usage_plans import ApiGatewayUsagePlans
-
-
-def usage_plans() -> ApiGatewayUsagePlans:
-    """API Gateway keys and usage plans (account creation only, never on a request path)."""
-    from llm_gateway.adapters.usage_plans import ApiGatewayUsagePlans
-
-    return ApiGatewayUsagePlans(aws.apigateway())
-
-
-def usage_key_repository() -> DynamoUsageKeyRepository:
-    from llm_gateway.adapters.dynamodb import DynamoUsageKeyRepository
-
-    return DynamoUsageKeyRepository(aws.dynamodb(), get_settings().table_name)
-
-
-# --- health: re-validation, passive traffic health, webhooks --------------------------------------
-
-if TYPE_CHECKING:
-    from llm_gateway.adapters.health_store import DynamoHealthStore
-    from llm_gateway.adapters.queues import SqsWebhookQueue
-    from llm_gateway.adapters.request_log_store import DynamoRequestLogStore
-    from llm_gateway.adapters.request_recorder import BufferedRequestLog
-    from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
-    from llm_gateway.adapters.webhook_store import DynamoWebhookRepository
-    from llm_gateway.domain.health import HealthService
-    from llm_gateway.domain.request_log import RequestLogService
-    from llm_gateway.domain.revalidation import RevalidationScheduler, Revalidator
-    from llm_gateway.domain.webhooks import WebhookDeliverer
-
-HEALTH_EVENT_SOURCE = "llm-gateway.health"
-
-
-@lru_cache(maxsize=1)
-def health_store() -> DynamoHealthStore:
-    from llm_gateway.adapters.health_store import DynamoHealthStore
-
-    return DynamoHealthStore(aws.dynamodb(), get_settings().table_name)
-
-
-@lru_cache(maxsize=1)
-def health_service() -> HealthService:
-    """Publishes ``LlmHealthChanged`` under its own source (the validation rule never sees it)."""
+def health_service(store: DynamoHealthStore, events: EventBridgePublisher) -> HealthService:
     from llm_gateway.domain.health import HealthService
 
-    events = EventBridgePublisher(aws.events(), get_settings().event_bus_name, HEALTH_EVENT_SOURCE)
-    return HealthService(store=health_store(), events=events)
+    return HealthService(store=store, events=events)
 
 
-@lru_cache(maxsize=1)
-def traffic_recorder() -> BufferedTrafficRecorder:
-    """The stream app's recorder: built without touching AWS; its thread starts on the first stream."""
-    from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
-    from llm_gateway.catalog import builtin_llms
-
-    settings = get_settings()
-    return BufferedTrafficRecorder(
-        lambda batch: health_service().record_traffic(batch),
-        interval_s=settings.health_flush_seconds,
-        max_pending=settings.health_flush_streams,
-        skip_llms=frozenset(builtin_llms()),
-    )
-
-
-@lru_cache(maxsize=1)
-def request_log_store() -> DynamoRequestLogStore:
+def request_log_store(aws: AwsClients, table_name: str, retention_days: int) -> DynamoRequestLogStore:
     from llm_gateway.adapters.request_log_store import DynamoRequestLogStore
 
-    s = get_settings()
-    return DynamoRequestLogStore(aws.dynamodb(), s.table_name, s.request_log_retention_days)
-
-
-@lru_cache(maxsize=1)
-def request_log() -> BufferedRequestLog:
-    """The stream app's request log writer: built without touching AWS; its thread starts on the
-    first stream."""
-    from llm_gateway.adapters.request_recorder import BufferedRequestLog
-
-    s = get_settings()
-    return BufferedRequestLog(
-        lambda batch: request_log_store().put(batch),
-        interval_s=s.request_log_flush_seconds,
-        max_pending=s.request_log_flush_records,
-    )
-
-
-@lru_cache(maxsize=1)
-def request_log_service() -> RequestLogService:
-    from llm_gateway.domain.request_log import RequestLogService
-
-    sessions = session_repository()
-    return RequestLogService(
-        store=request_log_store(),
-        sessions=_SessionOwner(sessions.get),
-        retention_days=get_settings().request_log_retention_days,
-    )
+    return DynamoRequestLogStore(aws.dynamodb(), table_name, retention_days)
 
 
 class _SessionOwner:
@@ -447,97 +315,330 @@ class _SessionOwner:
         return record is not None and record.account_id == account_id
 
 
-def light_probe() -> Callable[[Any, str], Report]:
-    """The re-validation probe set: one streaming request per URL, no wrong-key probe."""
-    from llm_gateway.domain.conformance import EndpointConfig, run_conformance
-    from llm_gateway.domain.conformance.budget import validator_budget
-
-    return lambda llm, api_key: run_conformance(
-        EndpointConfig.from_llm(llm), api_key, probe_http(), light=True, budget=validator_budget(None)
-    )
+# --- one class per function -----------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def revalidator() -> Revalidator:
-    from llm_gateway.domain.revalidation import Revalidator
-
-    return Revalidator(
-        llms=llm_repository(),
-        reports=report_repository(),
-        credentials=credential_store(),
-        probe=light_probe(),
-        health=health_service(),
-        full_validation=lambda account, llm: validator().validate(account, llm),
-    )
+class AuthorizerServices(TableServices):
+    settings_model = AuthorizerSettings
+    settings: AuthorizerSettings
 
 
-@lru_cache(maxsize=1)
-def revalidation_scheduler() -> RevalidationScheduler:
-    from datetime import UTC, datetime
-
-    from llm_gateway.adapters.queues import SqsRevalidationQueue
-    from llm_gateway.domain.revalidation import RevalidationScheduler
-    from llm_gateway.settings import SettingsError
-
-    settings = get_settings()
-    if not settings.validation_queue_url:
-        raise SettingsError("missing required environment variable(s): VALIDATION_QUEUE_URL")
-    return RevalidationScheduler(
-        candidates=llm_repository(),
-        queue=SqsRevalidationQueue(aws.sqs(), settings.validation_queue_url),
-        interval_s=max(1, round(settings.revalidation_interval_minutes * 60)),
-        now=lambda: datetime.now(UTC),
-    )
+class ApiKeysServices(EdgeServices, TableServices):
+    settings_model = ApiKeysSettings
+    settings: ApiKeysSettings
 
 
-@lru_cache(maxsize=1)
-def webhook_repository() -> DynamoWebhookRepository:
-    from llm_gateway.adapters.webhook_store import DynamoWebhookRepository
+class RegistryServices(EdgeServices, TableServices, CredentialServices, EventServices, OutboundServices):
+    settings_model = RegistrySettings
+    settings: RegistrySettings
 
-    return DynamoWebhookRepository(aws.dynamodb(), get_settings().table_name)
+    @cached_property
+    def registry(self) -> Registry:
+        from llm_gateway.domain.registry import Registry
+
+        return Registry(
+            llms=self.llm_repository,
+            credentials=self.credential_store,
+            events=self.event_publisher,
+            url_guard=self.url_guard,
+            own_origins=self.own_origins,
+        )
+
+    @cached_property
+    def health_service(self) -> HealthService:
+        return health_service(self.health_store, self.health_events)
+
+    @cached_property
+    def request_log_service(self) -> RequestLogService:
+        from llm_gateway.domain.request_log import RequestLogService
+
+        s = self.settings
+        return RequestLogService(
+            store=request_log_store(self.aws, s.table_name, s.request_log_retention_days),
+            sessions=_SessionOwner(self.session_repository.get),
+            retention_days=s.request_log_retention_days,
+        )
+
+    @cached_property
+    def idempotency_store(self) -> DynamoDBPersistenceLayer:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(
+            table_name=self.settings.table_name,
+            key_attr="PK",
+            sort_key_attr="SK",
+            static_pk_value="IDEMPOTENCY#create-llm",
+            expiry_attr="ttl",
+            boto3_client=self.aws.dynamodb(),
+        )
 
 
-@lru_cache(maxsize=1)
-def webhook_secrets() -> SecretsManagerCredentialStore:
-    """Webhook signing secrets: KMS-sealed per tenant like LLM keys, under ``webhooks/``."""
-    s = get_settings()
-    return SecretsManagerCredentialStore(
-        aws.secretsmanager(), aws.kms(), s.credentials_key_id, s.stage, folder="webhooks/"
-    )
+class ValidatorServices(EdgeServices, TableServices, CredentialServices, EventServices, OutboundServices):
+    settings_model = ValidatorSettings
+    settings: ValidatorSettings
+
+    @cached_property
+    def config_probe(self) -> Callable[[Any, str, RunBudget], Report]:
+        return config_probe(self.probe_http)
+
+    @cached_property
+    def validator(self) -> Validator:
+        from llm_gateway.domain.validation import Validator
+
+        return Validator(
+            llms=self.llm_repository,
+            reports=self.report_repository,
+            credentials=self.credential_store,
+            events=self.event_publisher,
+            probe=self.config_probe,
+            runs=self.validation_runs,
+        )
+
+    @cached_property
+    def validation_requests(self) -> ValidationRequests:
+        from llm_gateway.domain.validation import ValidationRequests
+
+        return ValidationRequests(runs=self.validation_runs, events=self.event_publisher)
+
+    @cached_property
+    def health_service(self) -> HealthService:
+        return health_service(self.health_store, self.health_events)
+
+    @cached_property
+    def revalidator(self) -> Revalidator:
+        from llm_gateway.domain.conformance import EndpointConfig, run_conformance
+        from llm_gateway.domain.conformance.budget import validator_budget
+        from llm_gateway.domain.revalidation import Revalidator
+
+        http = self.probe_http
+        return Revalidator(
+            llms=self.llm_repository,
+            reports=self.report_repository,
+            credentials=self.credential_store,
+            # The re-validation probe set: one streaming request per URL, no wrong-key probe.
+            probe=lambda llm, api_key: run_conformance(
+                EndpointConfig.from_llm(llm), api_key, http, light=True, budget=validator_budget(None)
+            ),
+            health=self.health_service,
+            full_validation=lambda account, llm: self.validator.validate(account, llm),
+        )
 
 
-@lru_cache(maxsize=1)
-def webhook_queue() -> SqsWebhookQueue:
-    from llm_gateway.adapters.queues import SqsWebhookQueue
-    from llm_gateway.settings import SettingsError
+class SessionTokensServices(EdgeServices, TableServices, TokenServices):
+    settings_model = SessionTokensSettings
+    settings: SessionTokensSettings
 
-    url = get_settings().webhook_queue_url
-    if not url:
-        raise SettingsError("missing required environment variable(s): WEBHOOK_QUEUE_URL")
-    return SqsWebhookQueue(aws.sqs(), url)
+    @cached_property
+    def session_service(self) -> SessionService:
+        from llm_gateway.domain.sessions import SessionService
 
-
-@lru_cache(maxsize=1)
-def webhook_deliverer() -> WebhookDeliverer:
-    import time
-
-    from llm_gateway.adapters.guarded_http import GuardedHttp
-    from llm_gateway.adapters.webhook_http import DELIVERY_TIMEOUT, GuardedWebhookSender
-    from llm_gateway.domain.webhooks import WebhookDeliverer
-
-    guarded = GuardedHttp(address_policy())
-    return WebhookDeliverer(
-        repo=webhook_repository(),
-        store=webhook_secrets(),
-        sender=GuardedWebhookSender(guarded.sync_client(timeout=DELIVERY_TIMEOUT)),
-        clock=time.time,
-    )
+        return SessionService(
+            sessions=self.session_repository,
+            llms=self.llm_repository,
+            signer=self.token_signer,
+            policy=self.token_policy,
+        )
 
 
-def warm_stream_clients() -> None:
-    """Stream function init: the clients a request uses, built now (the stream app then opens the
-    DynamoDB connection with a read of a key that never exists: the same read as a request's, so
-    the role needs nothing more)."""
-    upstream_transport()
-    aws.secretsmanager()
-    session_state_store()
+class WebhooksServices(EdgeServices, TableServices, CredentialServices, OutboundServices):
+    settings_model = WebhooksSettings
+    settings: WebhooksSettings
+
+
+class WebhookDeliveryServices(OutboundServices, TableServices, CredentialServices):
+    settings_model = WebhookDeliverySettings
+    settings: WebhookDeliverySettings
+
+    @cached_property
+    def webhook_queue(self) -> SqsWebhookQueue:
+        from llm_gateway.adapters.queues import SqsWebhookQueue
+
+        return SqsWebhookQueue(self.aws.sqs(), self.settings.webhook_queue_url)
+
+    @cached_property
+    def webhook_deliverer(self) -> WebhookDeliverer:
+        import time
+
+        from llm_gateway.adapters.guarded_http import GuardedHttp
+        from llm_gateway.adapters.webhook_http import DELIVERY_TIMEOUT, GuardedWebhookSender
+        from llm_gateway.domain.webhooks import WebhookDeliverer
+
+        guarded = GuardedHttp(self.address_policy)
+        return WebhookDeliverer(
+            repo=self.webhook_repository,
+            store=self.webhook_secrets,
+            sender=GuardedWebhookSender(guarded.sync_client(timeout=DELIVERY_TIMEOUT)),
+            clock=time.time,
+        )
+
+
+class RevalidationSchedulerServices(TableServices):
+    settings_model = RevalidationSchedulerSettings
+    settings: RevalidationSchedulerSettings
+
+    @cached_property
+    def revalidation_scheduler(self) -> RevalidationScheduler:
+        from datetime import UTC, datetime
+
+        from llm_gateway.adapters.queues import SqsRevalidationQueue
+        from llm_gateway.domain.revalidation import RevalidationScheduler
+
+        s = self.settings
+        return RevalidationScheduler(
+            candidates=self.llm_repository,
+            queue=SqsRevalidationQueue(self.aws.sqs(), s.validation_queue_url),
+            interval_s=max(1, round(s.revalidation_interval_minutes * 60)),
+            now=lambda: datetime.now(UTC),
+        )
+
+
+class StreamServices(OutboundServices, TableServices, CredentialServices, TokenServices, EventServices):
+    """The stream function's role needs ``dynamodb:BatchGetItem`` on the table (one strongly
+    consistent read per request), ``secretsmanager:GetSecretValue`` + ``kms:Decrypt`` for keys, and
+    ``kms:GetPublicKey`` on the signing key (read once, at init); it never signs."""
+
+    settings_model = StreamSettings
+    settings: StreamSettings
+
+    @cached_property
+    def session_state_store(self) -> DynamoSessionStateStore:
+        from llm_gateway.adapters.session_state import DynamoSessionStateStore
+
+        return DynamoSessionStateStore(self.aws.dynamodb(), self.settings.table_name)
+
+    @cached_property
+    def session_access(self) -> SessionAccess:
+        """The session, config and key of a request, confirmed by one read."""
+        from llm_gateway.domain.sessions import SessionAccess
+
+        return SessionAccess(
+            store=self.session_state_store,
+            read_key=self.stored_key,
+            builtin_endpoint=self.builtin_endpoint,
+            leeway_seconds=self.token_policy.leeway_seconds,
+        )
+
+    def stored_key(self, account_id: str, llm_id: str) -> str:
+        """An LLM's current key (Secrets Manager + KMS); ``SessionAccess`` keeps it in memory for
+        as long as the LLM's revision stays the same."""
+        return self.credential_store.read_current(account_id, llm_id)
+
+    def builtin_endpoint(self, builtin: BuiltinLlm) -> tuple[list[str], str]:
+        """A built-in's URLs and the platform key (a platform secret named after the built-in)."""
+        s = self.settings
+        urls = [u.url for u in builtin.urls]
+        if s.builtin_base_url:
+            urls = [_rebase(url, s.builtin_base_url) for url in urls]
+        name = f"{s.platform_secret_prefix}{builtin.id}"
+        return urls, self.aws.secretsmanager().get_secret_value(SecretId=name)["SecretString"]
+
+    @cached_property
+    def upstream_transport(self) -> AiohttpUpstream:
+        from llm_gateway.adapters.guarded_http import AddressGuard
+        from llm_gateway.adapters.upstream_http import AiohttpUpstream
+
+        return AiohttpUpstream(AddressGuard(self.address_policy), hop_headers=self.hop_marker.headers)
+
+    @cached_property
+    def stream_proxy(self) -> StreamProxy:
+        from llm_gateway.domain.proxy import StreamProxy
+
+        return StreamProxy(
+            verify_token=self.token_verifier.verify,
+            sessions=self.session_access,
+            transport=self.upstream_transport,
+        )
+
+    @cached_property
+    def stream_metrics(self) -> StreamMetrics:
+        from llm_gateway.adapters.metrics import StreamMetrics
+
+        s = self.settings
+        return StreamMetrics(enabled=not s.metrics_disabled, namespace=s.metrics_namespace)
+
+    @cached_property
+    def health_service(self) -> HealthService:
+        return health_service(self.health_store, self.health_events)
+
+    @cached_property
+    def traffic_recorder(self) -> BufferedTrafficRecorder:
+        """Built without touching AWS; its thread starts on the first stream."""
+        from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
+        from llm_gateway.catalog import builtin_llms
+
+        s = self.settings
+        return BufferedTrafficRecorder(
+            lambda batch: self.health_service.record_traffic(batch),
+            interval_s=s.health_flush_seconds,
+            max_pending=s.health_flush_streams,
+            skip_llms=frozenset(builtin_llms()),
+        )
+
+    @cached_property
+    def request_log(self) -> BufferedRequestLog:
+        """The request log's writer: built without touching AWS; its thread starts on the first stream."""
+        from llm_gateway.adapters.request_recorder import BufferedRequestLog
+
+        s = self.settings
+        store = request_log_store(self.aws, s.table_name, s.request_log_retention_days)
+        return BufferedRequestLog(
+            store.put, interval_s=s.request_log_flush_seconds, max_pending=s.request_log_flush_records
+        )
+
+    def warm_clients(self) -> None:
+        """Stream function init: the clients a request uses, built now (the stream app then opens
+        the DynamoDB connection with a read of a key that never exists: the same read as a
+        request's, so the role needs nothing more)."""
+        _ = self.upstream_transport, self.session_state_store, self.hop_marker, self.stream_metrics
+        self.aws.secretsmanager()
+
+    def close(self) -> None:
+        if "traffic_recorder" in self.__dict__:  # its thread and counts belong to these services
+            self.traffic_recorder.close(flush=False)
+        if "request_log" in self.__dict__:
+            self.request_log.close(flush=False)
+
+
+def _rebase(url: str, base: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    target, original = urlsplit(base), urlsplit(url)
+    return urlunsplit((target.scheme, target.netloc, original.path, original.query, ""))
+
+
+# --- the slot a handler module holds --------------------------------------------------------------
+
+S = TypeVar("S", bound=Services)
+
+
+class ServicesSlot(Generic[S]):
+    """One function's services, built on first use from its environment (once per container)."""
+
+    def __init__(self, kind: type[S]) -> None:
+        self.kind = kind
+        self._services: S | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> S:
+        services = self._services
+        if services is None:
+            with self._lock:
+                if self._services is None:
+                    self._services = self.kind.from_environ()
+                services = self._services
+        return services
+
+    @property
+    def built(self) -> bool:
+        return self._services is not None
+
+    def use(self, services: S | None) -> None:
+        """These services from now on (the local stack's, a test's); None forgets them."""
+        with self._lock:
+            self._services = services
+
+    def configure(self, environ: Mapping[str, str], aws: AwsClients | None = None) -> S:
+        """Build from an explicit environment (the local stack gives each function its own)."""
+        services = self.kind.from_environ(environ, aws)
+        self.use(services)
+        return services
