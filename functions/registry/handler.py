@@ -30,11 +30,13 @@ from llm_gateway.api import (
     resolve,
 )
 from llm_gateway.composition import RegistryServices, ServicesSlot
+from llm_gateway.domain.request_log import RequestLogService
 from llm_gateway.errors import BadRequest, Conflict, NotFound
 from llm_gateway.models.health import LlmHealthHistory
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
 from llm_gateway.models.request_log import LlmUsage, RequestPage
 from llm_gateway.observability import get_logger, get_tracer
+from llm_gateway.request_log_wiring import request_log_service
 
 app = create_resolver()
 #: Built on the first request from this function's settings (``RegistrySettings``).
@@ -179,7 +181,7 @@ def list_llm_requests(
 ) -> Response[Any]:
     account = account_id(app)
     services().registry.get(account, llm_id)  # another account's LLM is a 404
-    service = services().request_log_service
+    service = _request_logs(services())
     query = service.query(
         since=since,
         until=until,
@@ -204,7 +206,7 @@ def list_session_requests(
     limit: Limit = 50,
     cursor: Cursor = "",
 ) -> Response[Any]:
-    service = services().request_log_service
+    service = _request_logs(services())
     query = service.query(
         since=since, until=until, outcome=outcome or None, limit=limit, cursor=cursor or None
     )
@@ -219,7 +221,13 @@ def list_session_requests(
 def get_llm_usage(llm_id: LlmId, days: Annotated[int, Query(ge=1, le=90)] = 7) -> Response[Any]:
     account = account_id(app)
     services().registry.get(account, llm_id)
-    return json_response(200, services().request_log_service.usage(account, llm_id, days).to_json_dict())
+    return json_response(200, _request_logs(services()).usage(account, llm_id, days).to_json_dict())
+
+
+@lru_cache(maxsize=1)
+def _request_logs(built: RegistryServices) -> RequestLogService:
+    """The request log's reads, for these services (rebuilt when the slot holds new ones)."""
+    return request_log_service(built.settings, built.aws, built.session_repository.get)
 
 
 @app.put(

@@ -47,9 +47,11 @@ from llm_gateway.errors import (
 )
 from llm_gateway.models.request_log import RequestRecord
 from llm_gateway.observability import get_logger
+from llm_gateway.request_log_wiring import request_log_writer
 
 if TYPE_CHECKING:
     from llm_gateway.adapters.metrics import StreamMetrics
+    from llm_gateway.adapters.request_recorder import BufferedRequestLog
 
 MAX_BODY_BYTES = 1_048_576
 INTERNAL_ERROR = InternalError.code
@@ -210,6 +212,7 @@ class StreamRuntime:
     def __init__(self, services: StreamServices | None = None) -> None:
         self._services = services
         self.proxy: StreamProxy | None = None
+        self._request_log: BufferedRequestLog | None = None
 
     @property
     def services(self) -> StreamServices:
@@ -220,6 +223,14 @@ class StreamRuntime:
     @property
     def started(self) -> bool:
         return self._services is not None
+
+    @property
+    def request_log(self) -> BufferedRequestLog:
+        """The request log's writer for these services (built on the first finished stream)."""
+        if self._request_log is None:
+            services = self.services
+            self._request_log = request_log_writer(services.settings, services.aws)
+        return self._request_log
 
     async def ready_proxy(self) -> StreamProxy:
         """Only when the app runs without its lifespan (``warm_up`` did not run): off the event loop."""
@@ -256,8 +267,8 @@ class StreamRuntime:
             await self._services.upstream_transport.aclose()
         if "traffic_recorder" in built:  # the last traffic counters
             await asyncio.to_thread(self._services.traffic_recorder.close)
-        if "request_log" in built:  # the last request records
-            await asyncio.to_thread(self._services.request_log.close)
+        if self._request_log is not None:  # the last request records
+            await asyncio.to_thread(self._request_log.close)
         if "session_state_store" in built:
             await self._services.session_state_store.aclose()
 
@@ -318,7 +329,9 @@ class ChatCompletions:
                     record.outcome,
                     record.fields(time.monotonic())["ttft_ms"],
                 )
-                services.request_log.stream_ended(record.account_id, record.request_record(time.monotonic()))
+                self.runtime.request_log.stream_ended(
+                    record.account_id, record.request_record(time.monotonic())
+                )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
         request_id, services = record.request_id, self.runtime.services

@@ -54,8 +54,6 @@ if TYPE_CHECKING:
     from llm_gateway.adapters.kms_signer import KmsSigner
     from llm_gateway.adapters.metrics import StreamMetrics
     from llm_gateway.adapters.queues import SqsWebhookQueue
-    from llm_gateway.adapters.request_log_store import DynamoRequestLogStore
-    from llm_gateway.adapters.request_recorder import BufferedRequestLog
     from llm_gateway.adapters.secrets import SecretsManagerCredentialStore
     from llm_gateway.adapters.session_state import DynamoSessionStateStore
     from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
@@ -68,7 +66,6 @@ if TYPE_CHECKING:
     from llm_gateway.domain.ports import UrlGuard
     from llm_gateway.domain.proxy import StreamProxy
     from llm_gateway.domain.registry import Registry
-    from llm_gateway.domain.request_log import RequestLogService
     from llm_gateway.domain.revalidation import RevalidationScheduler, Revalidator
     from llm_gateway.domain.sessions import SessionAccess, SessionService
     from llm_gateway.domain.tokens import PublicKeySet, TokenPolicy, TokenVerifier
@@ -298,23 +295,6 @@ def health_service(store: DynamoHealthStore, events: EventBridgePublisher) -> He
     return HealthService(store=store, events=events)
 
 
-def request_log_store(aws: AwsClients, table_name: str, retention_days: int) -> DynamoRequestLogStore:
-    from llm_gateway.adapters.request_log_store import DynamoRequestLogStore
-
-    return DynamoRequestLogStore(aws.dynamodb(), table_name, retention_days)
-
-
-class _SessionOwner:
-    """Whether a session (still stored) belongs to an account."""
-
-    def __init__(self, get: Callable[[str], Any]) -> None:
-        self._get = get
-
-    def owns_session(self, account_id: str, session_id: str) -> bool:
-        record = self._get(session_id)
-        return record is not None and record.account_id == account_id
-
-
 # --- one class per function -----------------------------------------------------------------------
 
 
@@ -347,17 +327,6 @@ class RegistryServices(EdgeServices, TableServices, CredentialServices, EventSer
     @cached_property
     def health_service(self) -> HealthService:
         return health_service(self.health_store, self.health_events)
-
-    @cached_property
-    def request_log_service(self) -> RequestLogService:
-        from llm_gateway.domain.request_log import RequestLogService
-
-        s = self.settings
-        return RequestLogService(
-            store=request_log_store(self.aws, s.table_name, s.request_log_retention_days),
-            sessions=_SessionOwner(self.session_repository.get),
-            retention_days=s.request_log_retention_days,
-        )
 
     @cached_property
     def idempotency_store(self) -> DynamoDBPersistenceLayer:
@@ -574,17 +543,6 @@ class StreamServices(OutboundServices, TableServices, CredentialServices, TokenS
             skip_llms=frozenset(builtin_llms()),
         )
 
-    @cached_property
-    def request_log(self) -> BufferedRequestLog:
-        """The request log's writer: built without touching AWS; its thread starts on the first stream."""
-        from llm_gateway.adapters.request_recorder import BufferedRequestLog
-
-        s = self.settings
-        store = request_log_store(self.aws, s.table_name, s.request_log_retention_days)
-        return BufferedRequestLog(
-            store.put, interval_s=s.request_log_flush_seconds, max_pending=s.request_log_flush_records
-        )
-
     def warm_clients(self) -> None:
         """Stream function init: the clients a request uses, built now (the stream app then opens
         the DynamoDB connection with a read of a key that never exists: the same read as a
@@ -595,8 +553,6 @@ class StreamServices(OutboundServices, TableServices, CredentialServices, TokenS
     def close(self) -> None:
         if "traffic_recorder" in self.__dict__:  # its thread and counts belong to these services
             self.traffic_recorder.close(flush=False)
-        if "request_log" in self.__dict__:
-            self.request_log.close(flush=False)
 
 
 def _rebase(url: str, base: str) -> str:
