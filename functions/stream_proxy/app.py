@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import gc
 import json
+import re
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway.composition import StreamServices
 from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
-from llm_gateway.domain.proxy import StreamProxy
+from llm_gateway.domain.proxy import StreamProxy, with_usage
+from llm_gateway.domain.request_log import token_usage
 from llm_gateway.domain.streaming import (
     OUTCOME_OK,
     AttemptSummary,
@@ -40,6 +43,7 @@ from llm_gateway.domain.streaming import (
     UpstreamFailure,
     error_event,
 )
+from llm_gateway.domain.tokens import SessionClaims
 from llm_gateway.errors import (
     ErrorCode,
     GatewayError,
@@ -48,11 +52,13 @@ from llm_gateway.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from llm_gateway.models.chat import ChatRequest
+from llm_gateway.models.request_log import RequestRecord
 from llm_gateway.observability import get_logger
+from llm_gateway.request_log_wiring import request_log_writer
 
 if TYPE_CHECKING:
     from llm_gateway.adapters.metrics import StreamMetrics
+    from llm_gateway.adapters.request_recorder import BufferedRequestLog
 
 MAX_BODY_BYTES = 1_048_576
 INTERNAL_ERROR = InternalError.code
@@ -78,6 +84,15 @@ def _bearer(scope: Scope) -> str:
             "Send the session token as Authorization: Bearer <sessionToken>.", code="token_missing"
         )
     return token.strip()
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def _request_id(given: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is a plain id, else one of ours: it goes into the
+    logs, the request log and its keys, which hold no free text."""
+    return given if given is not None and _REQUEST_ID.match(given) else str(uuid.uuid4())
 
 
 def _lambda_deadline(scope: Scope) -> float | None:
@@ -148,18 +163,28 @@ def _ms(start: float | None, end: float | None) -> float | None:
 
 @dataclass
 class StreamRecord:
-    """The one log line of a stream request: ids, outcome and timings; never content or keys."""
+    """The one log line of a stream request, and its request log record: ids, outcome, timings,
+    attempts and token counts; never content or keys."""
 
     request_id: str
     started: float
+    started_at: float = field(default_factory=time.time)
     account_id: str | None = None
     llm_id: str | None = None
+    session_id: str | None = None
+    client_label: str | None = None
     outcome: str = "unknown"
+    http_status: int | None = None
     upstream_status: int | None = None
     timings: Timings | None = None
     chunks: int = 0
     #: Every upstream attempt (a failed request's too): retries, the hedge, continuations.
     summary: AttemptSummary | None = None
+    usage: Mapping[str, Any] | None = None
+
+    def identify(self, claims: SessionClaims) -> None:
+        """A verified token names the account, session and LLM (also of a session then refused)."""
+        self.account_id, self.session_id, self.llm_id = claims.account_id, claims.session_id, claims.llm_id
 
     def fields(self, ended: float) -> dict[str, Any]:
         t = self.timings
@@ -195,6 +220,32 @@ class StreamRecord:
         ]
         return attempts, None if summary.fallback_llm_id else summary.url_index
 
+    def request_record(self, ended: float) -> RequestRecord | None:
+        """The request log's record (only once a verified token named the account and LLM)."""
+        if self.account_id is None or self.llm_id is None:
+            return None
+        fields = self.fields(ended)
+        return RequestRecord(
+            at=datetime.fromtimestamp(self.started_at, UTC),
+            request_id=self.request_id,
+            session_id=self.session_id,
+            client_label=self.client_label,
+            llm_id=self.llm_id,
+            fallback_llm_id=fields["fallback_llm_id"],
+            outcome=self.outcome,
+            http_status=self.http_status,
+            upstream_status=self.upstream_status,
+            upstream_ttfb_ms=fields["upstream_ttfb_ms"],
+            ttft_ms=fields["ttft_ms"],
+            total_ms=fields["total_ms"],
+            attempts=fields["attempts"],
+            url_index=fields["url_index"],
+            hedged=fields["hedged"],
+            continued=fields["continued"] > 0,
+            chunks=self.chunks,
+            usage=token_usage(self.usage),
+        )
+
     def fail(self, error: GatewayError) -> None:
         self.outcome = error.code
         if isinstance(error, UpstreamFailure):
@@ -220,6 +271,7 @@ class StreamRuntime:
     def __init__(self, services: StreamServices | None = None) -> None:
         self._services = services
         self.proxy: StreamProxy | None = None
+        self._request_log: BufferedRequestLog | None = None
 
     @property
     def services(self) -> StreamServices:
@@ -230,6 +282,14 @@ class StreamRuntime:
     @property
     def started(self) -> bool:
         return self._services is not None
+
+    @property
+    def request_log(self) -> BufferedRequestLog:
+        """The request log's writer for these services (built on the first finished stream)."""
+        if self._request_log is None:
+            services = self.services
+            self._request_log = request_log_writer(services.settings, services.aws)
+        return self._request_log
 
     async def ready_proxy(self) -> StreamProxy:
         """Only when the app runs without its lifespan (``warm_up`` did not run): off the event loop."""
@@ -266,6 +326,8 @@ class StreamRuntime:
             await self._services.upstream_transport.aclose()
         if "traffic_recorder" in built:  # the last traffic counters
             await asyncio.to_thread(self._services.traffic_recorder.close)
+        if self._request_log is not None:  # the last request records
+            await asyncio.to_thread(self._request_log.close)
         if "session_state_store" in built:
             await self._services.session_state_store.aclose()
 
@@ -273,15 +335,17 @@ class StreamRuntime:
 class _Response:
     """``send``, remembering how far the response got (so a failure answers the right way)."""
 
-    __slots__ = ("_send", "ended", "started")
+    __slots__ = ("_send", "ended", "started", "status")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = self.ended = False
+        self.status: int | None = None
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            self.status = message["status"]
         elif not message.get("more_body", False):
             self.ended = True
         await self._send(message)
@@ -300,7 +364,7 @@ class ChatCompletions:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
-        request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
+        request_id = _request_id(_header(scope, b"x-request-id"))
         record = StreamRecord(request_id=request_id, started=started)
         response = _Response(send)
         try:
@@ -314,6 +378,7 @@ class ChatCompletions:
                 elif not response.ended:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
+            record.http_status = response.status
             record.write()
             if self.runtime.started:
                 attempts, served = record.url_attempts()
@@ -324,6 +389,9 @@ class ChatCompletions:
                     record.fields(time.monotonic())["ttft_ms"],
                     attempts=attempts,
                     served=served,
+                )
+                self.runtime.request_log.stream_ended(
+                    record.account_id, record.request_record(time.monotonic())
                 )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
@@ -376,11 +444,15 @@ class ChatCompletions:
     ) -> None:
         started, request_id, metrics = record.started, record.request_id, self.runtime.services.stream_metrics
         try:
-            session = await proxy.authorize(token)  # who asks comes first: 401/403/409 before a 400
+            # who asks comes first: 401/403/409 before a 400
+            session = await proxy.authorize(token, on_verified=record.identify)
             record.account_id, record.llm_id = session.record.account_id, session.llm.id
+            record.client_label = session.record.client_label
             chat = await proxy.parse_request(session, body)
             upstream_chat = chat if chat.stream else with_usage(chat)
-            opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
+            opened = await proxy.open(
+                session, upstream_chat, lambda_deadline=_lambda_deadline(scope)
+            )
         except GatewayError as error:
             record.fail(error)
             metrics.failed(error.code, getattr(error, "summary", None))
@@ -409,14 +481,8 @@ class ChatCompletions:
             raise
         finally:
             record.outcome = opened.outcome or "unknown"
+            record.usage = opened.relay.usage
             metrics.finished(opened, started)
-
-
-def with_usage(chat: ChatRequest) -> ChatRequest:
-    """A non-streaming answer reports usage, as OpenAI's does: ask the upstream stream for it."""
-    if chat.stream_options is not None:
-        return chat
-    return chat.model_copy(update={"stream_options": {"include_usage": True}})
 
 
 async def _answer_whole(
@@ -442,6 +508,7 @@ async def _answer_whole(
         raise
     finally:
         record.outcome = opened.outcome or "unknown"
+        record.usage = opened.relay.usage
         metrics.finished(opened, record.started)
     if opened.outcome != OUTCOME_OK:
         await _send_error(

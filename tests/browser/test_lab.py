@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 import httpx
 from playwright.sync_api import expect
@@ -356,3 +357,59 @@ def test_the_llm_page_shows_its_health_and_a_day_of_traffic(lab: Lab) -> None:
     health.get_by_text("Traffic by 5 minutes").click()
     expect(health.get_by_role("table")).to_contain_text("50%")
     lab.shot("health")
+
+
+def test_the_llm_page_lists_its_requests_and_usage_and_the_chat_finds_its_own(lab: Lab) -> None:
+    page = lab.page
+    llm_id = lab.register("Logged")
+    assert lab.wait_settled(llm_id) == "valid"
+    token = lab.api.post(
+        "/v1/auth/session-token", json={"personaConfig": {"name": "Ava", "llmId": llm_id}}
+    ).json()["sessionToken"]
+    revoked = lab.api.post(
+        "/v1/auth/session-token", json={"personaConfig": {"name": "Ava", "llmId": llm_id}}
+    ).json()
+    assert lab.api.delete(f"/v1/sessions/{revoked['sessionId']}").status_code == 204
+    for bearer in (token, revoked["sessionToken"]):
+        httpx.post(
+            f"{lab.stack.api_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {bearer}"},
+            json={"messages": [{"role": "user", "content": "hello"}], "stream": True},
+            timeout=30,
+        )
+    lab.sign_in()
+    lab.open_llm(llm_id)
+    requests = page.get_by_role("region", name="Requests")
+    table = requests.get_by_role("table", name="Latest requests")
+
+    def rows(outcome: str) -> Any:
+        return table.get_by_role("row").filter(has=page.get_by_role("cell", name=outcome, exact=True))
+
+    expect(rows("session_revoked")).to_have_count(1)  # (a row's details row stays hidden until opened)
+    expect(rows("ok")).to_have_count(1)
+    requests.get_by_label("Outcome").select_option("session_revoked")
+    expect(rows("ok")).to_have_count(0)
+    expect(rows("session_revoked")).to_have_count(1)
+    requests.get_by_label("Outcome").select_option("")
+    # A row opens its details.
+    ok_row = table.get_by_role("row").filter(has_text=re.compile(r"\d+ in / \d+ out"))
+    ok_row.get_by_role("button").click()
+    expect(ok_row.get_by_role("button")).to_have_attribute("aria-expanded", "true")
+    opened = requests.locator("dl:visible")
+    expect(opened).to_have_count(1)
+    expect(opened).to_contain_text("Time to first token")
+    expect(opened).to_contain_text("URL that answered#1")
+    # The chat's own request appears, marked, without a reload.
+    try_it = page.get_by_role("region", name="Try it")
+    try_it.get_by_role("textbox", name="Message").fill("Hello from the browser")
+    try_it.get_by_role("button", name="Send").click()
+    expect(try_it.get_by_role("log")).to_contain_text("The quick fake model streams")
+    expect(rows("ok")).to_have_count(2)
+    expect(table.get_by_role("row").filter(has=page.get_by_role("cell", name="this chat"))).to_have_count(1)
+    usage = page.get_by_role("region", name="Usage")
+    expect(
+        usage.get_by_role(
+            "img", name=re.compile(r"^Last 7 days: 3 requests, \d+ input and \d+ output tokens")
+        )
+    ).to_be_visible()
+    lab.shot("requests")

@@ -64,7 +64,7 @@ def test_the_stream_reads_the_table_with_batch_get_item_only_and_writes_only_hea
 ) -> None:
     """Issue 10: the per-request freshness read (session + LLM) is one BatchGetItem, the only way
     the stream function's role may touch sessions and LLMs; issue 14: its traffic counters may be
-    written, under ``HEALTH#`` partition keys only."""
+    written, under ``HEALTH#`` partition keys only; issue 21: its request log, under its own."""
     from tests.infra.template_checks import iam_statements
 
     role = props(cfn["Resources"]["StreamProxyFunction"])["Role"]["Fn::GetAtt"][0]
@@ -80,5 +80,5 @@ def test_the_stream_reads_the_table_with_batch_get_item_only_and_writes_only_hea
         if st is everywhere[0]:
             continue
         leading = st.body["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-        assert leading == ["HEALTH#*"], st.body
+        assert leading in (["HEALTH#*"], ["REQLOG#*", "REQSESSION#*", "USAGE#*"]), st.body
         assert st.body["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}

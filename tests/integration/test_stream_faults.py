@@ -292,6 +292,14 @@ def test_each_spec_streams_to_done_with_request_id_and_server_timing(
     assert len(gateway.upstream_requests()) == 1
 
 
+def test_a_request_id_that_is_not_a_plain_id_is_replaced_by_ours(gateway: Gateway) -> None:
+    """It is logged and filed in the request log: no free text (a prompt, a key) gets in that way."""
+    token = gateway.token(gateway.llm())
+    answer = gateway.stream(token, headers={"x-request-id": "tell me a secret sk-123"})
+    assert answer.status == 200
+    assert str(uuid.UUID(answer.headers["x-request-id"])) == answer.headers["x-request-id"]
+
+
 # -- SECURITY 21: 429 / 503 before the first byte ----------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""``llm-gateway llms create|list|get|update|delete|validate|test``: LLM configs on a running gateway.
+"""``llm-gateway llms create|list|get|update|delete|validate|test|health|requests|usage``: LLM configs on a running gateway.
 
 The gateway is the local stack by default (its state file), a deployed one with ``--api-url`` and
 ``--gateway-api-key`` (or ``LLM_GATEWAY_API_URL``/``LLM_GATEWAY_API_KEY``). ``--api-key`` is the
@@ -49,6 +49,7 @@ examples:
       --url https://api.openai.com/v1/chat/completions --model gpt-4o-mini --wait
   llm-gateway llms list --include-defaults
   llm-gateway llms validate LLM_ID
+  llm-gateway llms requests LLM_ID --since 1h
 """
 
 
@@ -193,9 +194,10 @@ def register(sub: Any) -> None:
     _common(test, "print the report as JSON")
     test.set_defaults(run=run_test)
 
-    from llm_gateway_cli.commands import health
+    from llm_gateway_cli.commands import health, requests
 
     health.register(actions, subcommand, _common)
+    requests.register(actions, subcommand, _common)
 
 
 def _common(parser: Any, json_help: str) -> None:

@@ -275,7 +275,8 @@ class FakeProvider:
         header = request.headers.get(FAULT_HEADER)
         fault = parse_fault_header(header) if header else fault_from_model(model)
         if fault is None and not header:
-            scripted = self.state.scripted_fault(model, body if isinstance(body, str) else json.dumps(body))
+            text = body if isinstance(body, str) else json.dumps(body)
+            scripted = self.state.scripted_fault(model, text, url=str(request.url))
             fault = parse_fault_header(scripted) if scripted else None
         times = request.headers.get(FAULT_TIMES_HEADER)
         if fault is not None and times is not None:
@@ -601,7 +602,8 @@ class FakeProvider:
     async def fake_faults(self, request: Request) -> Response:
         """``PUT {"fault": "status-500", "model": "fake-model", "ratio": 0.3}`` scripts a fault for a
         fraction of a model's requests (model defaults to "*", ratio to 1; ``when``/``unless``: only
-        requests whose body contains / lacks that text); ``DELETE ?model=M`` (or without ``model``:
+        requests whose body contains / lacks that text; ``at``: only requests whose URL contains it,
+        e.g. one of an LLM's URLs told apart by a query parameter); ``DELETE ?model=M`` (or without ``model``:
         all) removes it; ``GET`` lists them."""
         if request.method == "PUT":
             body = await request.json()
@@ -611,9 +613,9 @@ class FakeProvider:
                 ratio = float(body.get("ratio", 1.0))
             except (UnknownFaultError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": {"message": str(exc), "type": "fake_provider_error"}}, 400)
-            when, unless = body.get("when"), body.get("unless")
+            when, unless, at = body.get("when"), body.get("unless"), body.get("at")
             self.state.script_fault(
-                model, spec, ratio, when=when and str(when), unless=unless and str(unless)
+                model, spec, ratio, when=when and str(when), unless=unless and str(unless), at=at and str(at)
             )
         elif request.method == "DELETE":
             models = [request.query_params["model"]] if "model" in request.query_params else None

@@ -326,6 +326,8 @@ class LocalStack:
             local["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
         if self.flush_traffic_every:
             local["HEALTH_FLUSH_SECONDS"] = str(self.flush_traffic_every)
+        # Request records show up within a second here (a deployment writes them every 10 s).
+        local["REQUEST_LOG_FLUSH_SECONDS"] = "1"
         out = {}
         for logical, env in function_environments(template, resolver).items():
             model = FUNCTION_SETTINGS.get(logical)

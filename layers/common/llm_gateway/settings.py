@@ -144,6 +144,12 @@ class TokenSettings(FunctionSettings):
     token_audience: str = Field("llm-gateway-stream", alias="TOKEN_AUDIENCE")
 
 
+class RequestLogSettings(FunctionSettings):
+    """The request log: records and day counters are kept this many days (TTL); reads go no further."""
+
+    request_log_retention_days: int = Field(7, alias="REQUEST_LOG_RETENTION_DAYS", ge=1, le=365)
+
+
 # --- one model per function -----------------------------------------------------------------------
 
 
@@ -155,8 +161,10 @@ class ApiKeysSettings(EdgeSettings, TableSettings):
     """/v1/api-keys."""
 
 
-class RegistrySettings(EdgeSettings, TableSettings, CredentialSettings, EventSettings, OutboundSettings):
-    """/v1/llms."""
+class RegistrySettings(
+    EdgeSettings, TableSettings, CredentialSettings, EventSettings, OutboundSettings, RequestLogSettings
+):
+    """/v1/llms (and their request log)."""
 
     idempotency_ttl_seconds: int = Field(3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=1)
 
@@ -188,7 +196,9 @@ class RevalidationSchedulerSettings(TableSettings):
     revalidation_interval_minutes: float = Field(360, alias="REVALIDATION_INTERVAL_MINUTES", gt=0)
 
 
-class StreamSettings(OutboundSettings, TableSettings, CredentialSettings, TokenSettings, EventSettings):
+class StreamSettings(
+    OutboundSettings, TableSettings, CredentialSettings, TokenSettings, EventSettings, RequestLogSettings
+):
     """The stream proxy (behind the Lambda Web Adapter)."""
 
     #: Built-ins call platform endpoints with platform keys (secret name = prefix + built-in id).
@@ -198,6 +208,9 @@ class StreamSettings(OutboundSettings, TableSettings, CredentialSettings, TokenS
     #: The stream function flushes its traffic counters this often, or after this many streams.
     health_flush_seconds: float = Field(10.0, alias="HEALTH_FLUSH_SECONDS", gt=0)
     health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
+    #: It writes its request records this often, or after this many.
+    request_log_flush_seconds: float = Field(10.0, alias="REQUEST_LOG_FLUSH_SECONDS", gt=0)
+    request_log_flush_records: int = Field(100, alias="REQUEST_LOG_FLUSH_RECORDS", ge=1)
     #: Powertools' own switch, read here too: the local stack and the tests write no EMF.
     metrics_disabled: bool = Field(False, alias="POWERTOOLS_METRICS_DISABLED")
     metrics_namespace: str = Field("LlmGateway", alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)

@@ -42,6 +42,15 @@ def with_system_prompt(chat: ChatRequest, system_prompt: str | None) -> ChatRequ
     )
 
 
+def with_usage(chat: ChatRequest) -> ChatRequest:
+    """Ask the upstream for its token counts (``stream_options.include_usage``): the request log
+    records them; the relay passes the usage chunk on only when the client asked for it."""
+    options = chat.stream_options or {}
+    if options.get("include_usage") is True:
+        return chat
+    return chat.model_copy(update={"stream_options": {**options, "include_usage": True}})
+
+
 def build_calls(specs: list[EndpointSpec], chat: ChatRequest, api_key: str) -> list[UpstreamRequest]:
     """The upstream requests; what the LLM's spec cannot take in the chat request is a 400."""
     try:
@@ -90,10 +99,16 @@ class StreamProxy:
     epoch: Callable[[], float] = time.time
     _writes: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
-    async def authorize(self, token: str) -> ActiveSession:
+    async def authorize(
+        self, token: str, on_verified: Callable[[SessionClaims], None] | None = None
+    ) -> ActiveSession:
         """Offline token check (CPU only), then the session from memory (its freshness read under
-        way) or, in a cold container, from one concurrent round of reads."""
-        session = await self.sessions.begin(self.verify_token(token))
+        way) or, in a cold container, from one concurrent round of reads. ``on_verified`` learns
+        the verified claims first (the request log names a refused session's account and LLM)."""
+        claims = self.verify_token(token)
+        if on_verified is not None:
+            on_verified(claims)
+        session = await self.sessions.begin(claims)
         session.require_server_side()
         return session
 
@@ -107,7 +122,11 @@ class StreamProxy:
             raise
 
     async def open(
-        self, session: ActiveSession, request: ChatRequest, *, lambda_deadline: float | None = None
+        self,
+        session: ActiveSession,
+        request: ChatRequest,
+        *,
+        lambda_deadline: float | None = None,
     ) -> OpenStream:
         """``request`` comes from ``parse_request``: a bad body never gets here. When the LLM's URLs
         all fail before the first byte (or its context is too small), its fallbacks answer."""
@@ -185,7 +204,7 @@ class StreamProxy:
         urls = list(endpoint.urls)
         ordered = self.board.order(urls, self.clock())
         specs = endpoint_specs(llm, ordered)
-        calls = build_calls(specs, chat, endpoint.api_key)
+        calls = build_calls(specs, with_usage(chat), endpoint.api_key)
         limits = self._limits(llm.timeouts, lambda_deadline)
         secrets = (endpoint.api_key,)
         hedge_ms = llm.timeouts.hedge_ms

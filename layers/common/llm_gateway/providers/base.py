@@ -95,6 +95,12 @@ class StreamRelay(Protocol):
         """A thought was seen upstream (whatever the format did with it): times the first thought."""
         ...
 
+    @property
+    def usage(self) -> Mapping[str, Any] | None:
+        """The token counts the upstream reported, as OpenAI's ``usage`` object (for the request
+        log); ``None`` until the upstream sent them."""
+        ...
+
 
 #: Check ids every spec uses the same way.
 STATUS_CHECK_IDS = frozenset({"http_status", "redirect"})

@@ -42,7 +42,8 @@ async function* sseData(body, signal) {
   }
 }
 
-export function chatSection({ llmId, signal }) {
+/** ``onRequest(requestId)``: each chat request's id, for the page's request list. */
+export function chatSection({ llmId, signal, onRequest = () => {} }) {
   const headingId = nextId("chat");
   const log = h("div", { role: "log", "aria-label": "Conversation", class: "chat-log" });
   const message = field({ label: "Message", control: h("textarea", { rows: 3 }) });
@@ -115,6 +116,7 @@ export function chatSection({ llmId, signal }) {
         credentials: "omit",
         signal: streaming.signal,
       });
+      onRequest(response.headers.get("x-request-id"));
       if (!response.ok) {
         const body = await response.json().catch(() => null);
         const error = (body && body.error) || {};

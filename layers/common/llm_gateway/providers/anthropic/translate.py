@@ -75,7 +75,7 @@ class AnthropicTranslation:
         self.failure: str | None = None
         self.done = False
         self.stop_reason: Any = None
-        self.usage: dict[str, Any] = {}
+        self.native_usage: dict[str, Any] = {}  # Anthropic's own counts, merged as they come
         self._blocks: dict[int, _Block] = {}
         self._calls = 0
         self._prefix = b""
@@ -142,7 +142,7 @@ class AnthropicTranslation:
         message = _obj(event.get("message"))
         usage = message.get("usage")
         if isinstance(usage, dict):
-            self.usage.update(usage)
+            self.native_usage.update(usage)
         if self._started:
             return b""
         self._started = True
@@ -209,7 +209,7 @@ class AnthropicTranslation:
             self.stop_reason = delta["stop_reason"]
         usage = event.get("usage")
         if isinstance(usage, dict):
-            self.usage.update({k: v for k, v in usage.items() if v is not None})
+            self.native_usage.update({k: v for k, v in usage.items() if v is not None})
         return b""
 
     def _message_stop(self, event: dict[str, Any]) -> bytes:
@@ -223,7 +223,7 @@ class AnthropicTranslation:
             "finish_reason": map_stop_reason(self.stop_reason),
         }
         out.append(self._prefix + _dumps([choice]).encode("utf-8") + self._suffix)
-        if self.include_usage and self.usage:
+        if self.include_usage and self.native_usage:
             out.append(self._usage_chunk())
         out.append(_DONE)
         self.done = True
@@ -261,8 +261,12 @@ class AnthropicTranslation:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
         return self._prefix + _dumps([choice]).encode("utf-8") + self._suffix
 
-    def _usage_chunk(self) -> bytes:
-        usage = self.usage
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """Anthropic's counts as OpenAI's ``usage`` object (the request log reads it), once sent."""
+        if not self.native_usage:
+            return None
+        usage = self.native_usage
         cached = _count(usage, "cache_read_input_tokens")
         prompt = _count(usage, "input_tokens") + cached + _count(usage, "cache_creation_input_tokens")
         completion = _count(usage, "output_tokens")
@@ -272,6 +276,10 @@ class AnthropicTranslation:
             "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": cached},
         }
+        return body
+
+    def _usage_chunk(self) -> bytes:
+        body = self.usage
         return self._prefix + b"[]" + b',"usage":' + _dumps(body).encode("utf-8") + b"}\n\n"
 
     def _fail(self, code: str) -> bytes:

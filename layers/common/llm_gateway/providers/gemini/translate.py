@@ -351,22 +351,28 @@ class GeminiStreamTranslator:
         return entry
 
     def _usage_chunk(self, meta: Mapping[str, Any]) -> bytes:
-        def count(key: str) -> int:
-            value = meta.get(key)
-            return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-        prompt = count("promptTokenCount") + count("toolUsePromptTokenCount")
-        thoughts = count("thoughtsTokenCount")
-        completion = count("candidatesTokenCount") + thoughts
-        total = count("totalTokenCount") or prompt + completion
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": total,
-            "prompt_tokens_details": {"cached_tokens": count("cachedContentTokenCount")},
-            "completion_tokens_details": {"reasoning_tokens": thoughts},
-        }
+        usage = openai_usage(meta)
         return self._prefix + b"[]" + b',"usage":' + _dumps(usage).encode("utf-8") + b"}\n\n"
+
+
+def openai_usage(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Gemini's ``usageMetadata`` as OpenAI's ``usage`` object."""
+
+    def count(key: str) -> int:
+        value = meta.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    prompt = count("promptTokenCount") + count("toolUsePromptTokenCount")
+    thoughts = count("thoughtsTokenCount")
+    completion = count("candidatesTokenCount") + thoughts
+    total = count("totalTokenCount") or prompt + completion
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": total,
+        "prompt_tokens_details": {"cached_tokens": count("cachedContentTokenCount")},
+        "completion_tokens_details": {"reasoning_tokens": thoughts},
+    }
 
 
 class _ProxyGeminiTranslator(GeminiStreamTranslator):
@@ -422,3 +428,8 @@ class GeminiTranslation:
     @property
     def thought_started(self) -> bool:
         return self._translator.thought_started
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        meta = self._translator.usage
+        return None if meta is None else openai_usage(meta)

@@ -82,7 +82,10 @@ class OpenAiProvider:
         return errors.classify_upstream_error(status, body, headers, secrets=secrets)
 
     def make_relay(self, endpoint: EndpointSpec, chat: ChatRequest) -> StreamRelay:
-        return OpenAiPassThrough(azure=self.profile.azure, reasoning_format=endpoint.reasoning_format)
+        forward_usage = bool((chat.stream_options or {}).get("include_usage"))
+        return OpenAiPassThrough(
+            azure=self.profile.azure, reasoning_format=endpoint.reasoning_format, forward_usage=forward_usage
+        )
 
     def carries_token(self, payload: Mapping[str, Any]) -> bool:
         for choice in payload.get("choices") or []:

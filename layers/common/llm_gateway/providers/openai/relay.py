@@ -54,11 +54,19 @@ class OpenAiStreamRelay:
         "error",
         "finished_choices",
         "thoughts",
+        "forward_usage",
+        "usage",
     )
 
-    def __init__(self, *, azure: bool = False, reasoning_format: ReasoningFormat | None = None) -> None:
+    def __init__(
+        self, *, azure: bool = False, reasoning_format: ReasoningFormat | None = None, forward_usage: bool = True
+    ) -> None:
         self._azure = azure
         self.thoughts = ChunkThoughts(reasoning_format)
+        #: The client asked for the usage chunk (``stream_options.include_usage``); the gateway
+        #: always asks the upstream, for the request log, and drops the chunk otherwise.
+        self.forward_usage = forward_usage
+        self.usage: dict[str, Any] | None = None  # the upstream's ``usage`` object, once seen
         self.done = False  # [DONE] seen (or synthesised by finish())
         self.error: dict[str, Any] | None = None  # the upstream's in-band error object
         self.content_started = False  # first content / tool-call delta forwarded (TTFT)
@@ -92,6 +100,11 @@ class OpenAiStreamRelay:
             error = chunk["error"]
             self.error = error if isinstance(error, dict) else {"message": str(error)}
             return []
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+            if not self.forward_usage and not chunk.get("choices"):
+                return []
         if self._azure and is_azure_annotation(chunk):
             return self._azure_annotation(chunk)
         choices = chunk.get("choices")
@@ -163,10 +176,18 @@ class OpenAiPassThrough:
 
     __slots__ = ("_parser", "_relay", "failure")
 
-    def __init__(self, *, azure: bool, reasoning_format: ReasoningFormat | None = None) -> None:
+    def __init__(
+        self, *, azure: bool, reasoning_format: ReasoningFormat | None = None, forward_usage: bool = True
+    ) -> None:
         self._parser = SseParser()
-        self._relay = OpenAiStreamRelay(azure=azure, reasoning_format=reasoning_format)
+        self._relay = OpenAiStreamRelay(
+            azure=azure, reasoning_format=reasoning_format, forward_usage=forward_usage
+        )
         self.failure: str | None = None
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self._relay.usage
 
     def feed(self, chunk: bytes) -> bytes:
         try:
