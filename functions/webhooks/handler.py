@@ -13,7 +13,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway import composition
-from llm_gateway.api import account_id, create_resolver, error_responses, json_response, ok_response, resolve
+from llm_gateway.api import (
+    account_id,
+    create_resolver,
+    error_responses,
+    json_response,
+    ok_response,
+    request_origins,
+    resolve,
+)
 from llm_gateway.domain import webhooks
 from llm_gateway.models.webhook import NewWebhook, WebhookCreate, WebhookList
 from llm_gateway.observability import get_logger, get_tracer
@@ -47,6 +55,7 @@ def create_webhook(request: Annotated[WebhookCreate, Body()]) -> Response[Any]:
         composition.url_guard(),
         account_id(app),
         request,
+        request_origins(app),
     )
     return json_response(201, created.to_json_dict(), headers=NO_STORE)
 

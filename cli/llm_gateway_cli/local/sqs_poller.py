@@ -53,6 +53,9 @@ class SqsPoller:
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        self._stop.set()
+
     def stop(self) -> None:
         """Stop polling. A long poll in flight ends when moto stops (the thread is a daemon)."""
         self._stop.set()

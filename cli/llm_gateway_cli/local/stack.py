@@ -225,6 +225,8 @@ class LocalStack:
     _api_socket: socket.socket | None = None
     _wrote_state: bool = False
     _log_dir: Path | None = None
+    _children: list[ChildServer] = field(default_factory=list)
+    _reported_dead: set[str] = field(default_factory=set)
 
     def start(self) -> dict[str, Any]:
         """Claim the port and the state file first: a second stack fails before touching anything."""
@@ -317,6 +319,22 @@ class LocalStack:
             "GATEWAY_ORIGINS": f"{own},http://localhost:{own.rsplit(':', 1)[1]}",
         }
 
+    def dead_child(self) -> str | None:
+        """Why the stack cannot serve: a child server that exited (moto is every function's AWS)
+        makes every request a 503 naming it and its log, said once in the terminal too."""
+        for child in self._children:
+            if child.proc is None or child.proc.poll() is None:
+                continue
+            reason = (
+                f"the local stack's {child.server} process exited (code {child.proc.returncode}); "
+                f"see {child.log_file}, then stop and restart `llm-gateway dev`"
+            )
+            if child.server not in self._reported_dead:
+                self._reported_dead.add(child.server)
+                self.log(reason)
+            return reason
+        return None
+
     def _claim_state_file(self) -> None:
         """Refuse a state file that a running stack still answers for; a stale one is overwritten."""
         if self.state_file is None or not self.state_file.exists():
@@ -331,6 +349,7 @@ class LocalStack:
     def _start_child(self, server: str, health_path: str) -> ChildServer:
         child = ChildServer(server, self._log_file(server), health_path)
         self._stoppers.append(child.stop)
+        self._children.append(child)
         child.start()
         return child
 
@@ -374,16 +393,21 @@ class LocalStack:
         sqs = _client_factory()("sqs")
         for mapping in queue_mappings(template):
             function = front_door.function(mapping.function, mapping.module, mapping.attribute)
-            poller = SqsPoller(
-                sqs,
-                resolver.lookup(mapping.queue),
-                resolver.lookup(f"{mapping.queue}.Arn"),
-                function.invoke,
-                mapping.batch_size,
-                on_error=self.log,
-            )
-            poller.start()
-            self._stoppers.append(poller.stop)
+            # As Lambda's pollers: up to MaximumConcurrency invocations of the function at once.
+            pollers = [
+                SqsPoller(
+                    sqs,
+                    resolver.lookup(mapping.queue),
+                    resolver.lookup(f"{mapping.queue}.Arn"),
+                    function.invoke,
+                    mapping.batch_size,
+                    on_error=self.log,
+                )
+                for _ in range(max(1, int(resolver.resolve(mapping.max_concurrency))))
+            ]
+            for poller in pollers:
+                poller.start()
+            self._stoppers.append(lambda pollers=pollers: stop_all(pollers))
 
     def _start_schedules(self, template: dict[str, Any], front_door: FrontDoor) -> None:
         """The template's schedules as timers; ``--revalidate-every`` shortens the period."""
@@ -423,6 +447,7 @@ class LocalStack:
             on_startup=[hook for hook in startup if hook is not None],
             usage_plan=usage_plan_gate(template, resolver),
             response_headers=gateway_response_headers(template),
+            unavailable=self.dead_child,
         )
 
     def stop(self) -> None:
@@ -446,6 +471,14 @@ class LocalStack:
             return
         if isinstance(on_disk, dict) and on_disk.get("apiUrl") == self.state.get("apiUrl"):
             self.state_file.unlink(missing_ok=True)
+
+
+def stop_all(pollers: list[SqsPoller]) -> None:
+    """Ask every poller to stop first, then wait: one long poll's wait, not one per poller."""
+    for poller in pollers:
+        poller.request_stop()
+    for poller in pollers:
+        poller.stop()
 
 
 def _answers(api_url: str) -> bool:

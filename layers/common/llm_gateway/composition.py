@@ -79,10 +79,11 @@ def address_policy() -> AddressPolicy:
     """The one SSRF policy of registration, probes and the proxy: public https endpoints, plus the
     private origins the local stack lists; never the local stack's own services."""
     from llm_gateway.adapters.address_policy import AddressPolicy
+    from llm_gateway.origins import format_origin
 
     s = get_settings()
     return AddressPolicy(
-        private_origins=[f"{scheme}://{host}:{port}" for scheme, host, port in s.private_origins],
+        private_origins=[format_origin(origin) for origin in s.private_origins],
         refused_local_ports=s.refused_local_ports,
     )
 
@@ -479,7 +480,9 @@ def webhook_deliverer() -> WebhookDeliverer:
     return WebhookDeliverer(
         repo=webhook_repository(),
         store=webhook_secrets(),
-        sender=GuardedWebhookSender(guarded.sync_client(timeout=DELIVERY_TIMEOUT)),
+        sender=GuardedWebhookSender(
+            lambda: guarded.async_client(timeout=DELIVERY_TIMEOUT), hop_headers=hop_marker().headers
+        ),
         clock=time.time,
     )
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from llm_gateway.adapters.counted_items import delete_counted, put_counted
 from llm_gateway.adapters.table_keys import SESSION_SK, account_pk, llm_revision, llm_sk, session_pk
 from llm_gateway.domain.ports import AlreadyExists, LastKey, TooManyKeys, VersionConflict
 from llm_gateway.models.account import KeyOwner, StoredApiKey
@@ -53,13 +54,9 @@ class DynamoLlmRepository:
             "doc": {"S": doc},
         }
 
-    def create(self, llm: StoredLlm) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._table, Item=self._item(llm), ConditionExpression="attribute_not_exists(PK)"
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            raise AlreadyExists(llm.id) from None
+    def create(self, llm: StoredLlm, limit: int) -> None:
+        """Put and count in one transaction (``counted_items``): ``LimitReached`` at ``limit``."""
+        put_counted(self._db, self._table, self._item(llm), llm.account_id, "LLM", limit)
 
     def get(self, account_id: str, llm_id: str) -> StoredLlm | None:
         item = self._db.get_item(
@@ -95,13 +92,8 @@ class DynamoLlmRepository:
             raise VersionConflict(llm.id) from None
 
     def delete(self, account_id: str, llm_id: str) -> bool:
-        try:
-            self._db.delete_item(
-                TableName=self._table,
-                Key={"PK": {"S": account_pk(account_id)}, "SK": {"S": llm_sk(llm_id)}},
-                ConditionExpression="attribute_exists(PK)",
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
+        key = {"PK": {"S": account_pk(account_id)}, "SK": {"S": llm_sk(llm_id)}}
+        if not delete_counted(self._db, self._table, key, account_id, "LLM"):
             return False
         from llm_gateway.adapters.health_store import DynamoHealthStore
 

@@ -80,8 +80,18 @@ class _Response:
         return headers
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The body as sent: probes ask for ``Accept-Encoding: identity`` and take nothing else,
+        so a compressed answer (a gzip bomb inflates 1,000-fold, a whole chunk at a time) is a
+        protocol error, never inflated."""
+        encoding = str(self._response.headers.get("content-encoding", "identity")).strip().lower()
+        if encoding not in ("", "identity"):
+            raise TransportError(
+                TransportKind.PROTOCOL,
+                f"the endpoint answered with Content-Encoding: {encoding[:40]} although the request "
+                "asked for identity (uncompressed)",
+            )
         with _typed():
-            yield from self._response.iter_bytes(chunk_size)
+            yield from self._response.iter_raw(chunk_size)
 
 
 class ProbeHttpClient:

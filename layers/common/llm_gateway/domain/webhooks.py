@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from llm_gateway.domain.ports import UrlGuard
+from llm_gateway.domain.loops import OwnOrigins
+from llm_gateway.domain.ports import LimitReached, UrlGuard
 from llm_gateway.domain.registry import check_endpoint_urls
 from llm_gateway.errors import Conflict, NotFound, TransportError
 from llm_gateway.models.webhook import (
@@ -47,7 +48,10 @@ EVENT_TYPES = {"LlmHealthChanged": "llm.health_changed"}
 
 
 class WebhookRepository(Protocol):
-    def add(self, webhook: StoredWebhook) -> None: ...
+    def add(self, webhook: StoredWebhook, limit: int) -> None:
+        """Raises ``LimitReached`` when the account already has ``limit`` webhooks (atomically)."""
+        ...
+
     def list(self, account_id: str) -> list[StoredWebhook]: ...
     def get(self, account_id: str, webhook_id: str) -> StoredWebhook | None: ...
     def delete(self, account_id: str, webhook_id: str) -> bool: ...
@@ -83,15 +87,16 @@ def signed_headers(secret: str, message_id: str, timestamp: int, body: str) -> d
 
 
 def create_webhook(
-    repo: WebhookRepository, store: SecretStore, guard: UrlGuard, account_id: str, request: WebhookCreate
+    repo: WebhookRepository,
+    store: SecretStore,
+    guard: UrlGuard,
+    account_id: str,
+    request: WebhookCreate,
+    own: OwnOrigins | None = None,
 ) -> NewWebhook:
-    """The URL passes the LLM URL checks first; the secret is stored encrypted and shown once."""
-    check_endpoint_urls(guard, [request])
-    if len(repo.list(account_id)) >= MAX_WEBHOOKS_PER_ACCOUNT:
-        raise Conflict(
-            f"An account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first.",
-            code="too_many_webhooks",
-        )
+    """The URL passes the LLM URL checks first (the gateway's own origins ``own`` included: a
+    webhook there would make the gateway call itself); the secret is stored encrypted and shown once."""
+    check_endpoint_urls(guard, [request], own)
     webhook_id = f"wh_{uuid.uuid4().hex}"
     secret = new_secret()
     secret_ref = store.create(account_id, webhook_id, secret)
@@ -105,7 +110,13 @@ def create_webhook(
         secret_ref=secret_ref,
     )
     try:
-        repo.add(stored)
+        repo.add(stored, limit=MAX_WEBHOOKS_PER_ACCOUNT)
+    except LimitReached:
+        store.delete(account_id, webhook_id)
+        raise Conflict(
+            f"An account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first.",
+            code="too_many_webhooks",
+        ) from None
     except Exception:
         store.delete(account_id, webhook_id)
         raise
