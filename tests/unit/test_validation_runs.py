@@ -169,7 +169,7 @@ def test_a_request_the_bus_refuses_leaves_no_pending_run() -> None:
 
 def validator(credentials: Credentials, outcomes: list[bool]) -> tuple[Validator, list[tuple[str, RunBudget]], Events, MemoryRuns, Reports]:  # fmt: skip
     llms = MemoryLlms()
-    llms.create(stored_llm())
+    llms.create(stored_llm(), limit=500)
     probes: list[tuple[str, RunBudget]] = []
 
     def probe(llm: StoredLlm, key: str, budget: RunBudget) -> Report:

@@ -9,6 +9,7 @@ state file, so a benchmark of this process measures the gateway and nothing else
 from __future__ import annotations
 
 import errno
+import functools
 import gc
 import json
 import os
@@ -407,7 +408,7 @@ class LocalStack:
             ]
             for poller in pollers:
                 poller.start()
-            self._stoppers.append(lambda pollers=pollers: stop_all(pollers))
+            self._stoppers.append(functools.partial(stop_all, pollers))
 
     def _start_schedules(self, template: dict[str, Any], front_door: FrontDoor) -> None:
         """The template's schedules as timers; ``--revalidate-every`` shortens the period."""
@@ -474,11 +475,13 @@ class LocalStack:
 
 
 def stop_all(pollers: list[SqsPoller]) -> None:
-    """Ask every poller to stop first, then wait: one long poll's wait, not one per poller."""
+    """Ask every poller to stop first, then wait half a second for all of them together (a long
+    poll in flight ends when moto stops: the threads are daemons)."""
     for poller in pollers:
         poller.request_stop()
+    deadline = time.monotonic() + 0.5
     for poller in pollers:
-        poller.stop()
+        poller.stop(timeout_s=max(0.0, deadline - time.monotonic()))
 
 
 def _answers(api_url: str) -> bool:

@@ -277,12 +277,17 @@ def stream_metrics() -> StreamMetrics:
 
 @lru_cache(maxsize=1)
 def probe_http() -> HttpPort:
-    """One guarded client per container for the conformance probes (pooled, never redirected)."""
+    """One guarded client per container for the conformance probes (never redirected). No
+    keep-alive: each exchange opens its own connection, the one its wall-clock deadline may cut."""
+    import httpx
+
     from llm_gateway.adapters.guarded_http import GuardedHttp
     from llm_gateway.adapters.probe_http import ProbeHttpClient
     from llm_gateway.domain.conformance import HttpPort
 
-    guarded = GuardedHttp(address_policy())
+    guarded = GuardedHttp(
+        address_policy(), limits=httpx.Limits(max_connections=100, max_keepalive_connections=0)
+    )
     return HttpPort(
         client=ProbeHttpClient(guarded.sync_client(), hop_headers=hop_marker().headers), guard=guarded
     )

@@ -53,7 +53,7 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
     _base_format: dict[str, Any] | None = None
 
-    @property  # type: ignore[override]
+    @property
     def log_format(self) -> dict[str, Any]:
         var = self._format_var()
         current = var.get(None)

@@ -29,7 +29,6 @@ from llm_gateway.errors import (
     Conflict,
     EndpointUnresolvable,
     Forbidden,
-    GatewayError,
     NotFound,
     PreconditionFailed,
 )
