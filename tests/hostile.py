@@ -3,6 +3,8 @@ gateway's shared capacity would register as an "LLM" or a webhook.
 
 - ``/drip…`` answers ``HTTP/1.1 200 OK`` and then one header line per ``interval_s``, for at most
   ``limit_s`` (so a test never leaves it running), stopping when the client goes away;
+- ``/flip…`` answers 500 at once until ``flipped`` is set, then drips (an endpoint that turns slow
+  after it was validated);
 - any other path answers 204 at once (a healthy webhook receiver).
 
 Every request is counted per path, with its headers, so a test sees what reached it.
@@ -32,6 +34,8 @@ class HostileServer:
     interval_s: float = 1.0
     limit_s: float = 90.0
     seen: list[Seen] = field(default_factory=list)
+    flipped: bool = False
+    _open: list[socket.socket] = field(default_factory=list)
     _sock: socket.socket | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -60,7 +64,14 @@ class HostileServer:
     def hits(self, prefix: str) -> list[Seen]:
         return [s for s in self.seen if s.path.startswith(prefix)]
 
+    def cut_all(self) -> None:
+        """End every connection being dripped to (probes still waiting on one end at once)."""
+        for conn in list(self._open):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
+        self.cut_all()
         self._stop.set()
         if self._sock is not None:
             self._sock.close()
@@ -80,8 +91,13 @@ class HostileServer:
             seen = self._read_request(conn)
             if seen is None:
                 return
-            if seen.path.startswith("/drip"):
+            if seen.path.startswith("/drip") or (seen.path.startswith("/flip") and self.flipped):
+                self._open.append(conn)
                 self._drip(conn, seen)
+                self._open.remove(conn)
+            elif seen.path.startswith("/flip"):
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             else:
                 with contextlib.suppress(OSError):
                     conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")

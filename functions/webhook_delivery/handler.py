@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway import composition
 from llm_gateway.domain import webhooks
+from llm_gateway.domain.fairness import Deferred
 from llm_gateway.models.webhook import WebhookDelivery
 from llm_gateway.observability import get_logger, get_tracer
 
@@ -36,8 +37,15 @@ def record_handler(record: SqsRecordModel) -> None:
             composition.webhook_queue().send(deliveries)
         return
     delivery = WebhookDelivery.model_validate(body)
-    attempts = int(record.attributes.ApproximateReceiveCount or 1)
-    result = composition.webhook_deliverer().deliver(delivery, attempts)
+    attempts = delivery.earlier_attempts + int(record.attributes.ApproximateReceiveCount or 1)
+    try:
+        result = composition.webhook_deliverer().deliver(delivery, attempts)
+    except Deferred as deferred:  # the account's slots or the target's budget: later, not failed
+        later = delivery.model_copy(update={"earlier_attempts": attempts - 1})
+        composition.deferrals().defer(
+            composition.webhook_queue().url, later.model_dump_json(), deferred.delay_s
+        )
+        return
     if result.retry_in_s is None:
         return
     get_logger().warning(

@@ -186,3 +186,143 @@ def test_a_dead_moto_is_a_503_naming_it_not_401s(tmp_path: Path, leak_collector:
             proc.kill()
         leak_collector.add("dead-moto stack log", log_file.read_text(errors="replace"))
     assert "moto process exited" in log_file.read_text(errors="replace")
+
+
+def test_tenant_b_is_valid_within_seconds_while_a_floods_slow_registrations(
+    isolated_stack: RunningStack, hostile: HostileServer, leak_collector: LeakCollector
+) -> None:
+    """Tenant A registers 6 LLMs whose URL drips headers (each run holds a validator for its whole
+    budget); tenant B's LLM on a healthy endpoint is valid long before A's first run ends: A runs
+    at most its 2 slots, the other validators are B's (before: B waited for A's runs, 84.8 s)."""
+    key_a = create_account_key(isolated_stack, "flooder")
+    key_b = create_account_key(isolated_stack, "bystander")
+    with (
+        client(isolated_stack, key_a, leak_collector) as a,
+        client(isolated_stack, key_b, leak_collector) as b,
+    ):
+        slow = [
+            a.post(
+                "/v1/llms",
+                json=llm_body(isolated_stack, urls=[{"url": hostile.url(f"/drip/a{i}/v1/chat/completions")}]),
+            )
+            for i in range(6)
+        ]
+        assert all(r.status_code == 201 for r in slow), [r.text for r in slow]
+        wait_for(lambda: len(hostile.hits("/drip/a")) >= 2, "A's runs to start", timeout=20)
+        created = b.post("/v1/llms", json=llm_body(isolated_stack, secret="fake-key"))
+        assert created.status_code == 201, created.text
+        llm_id = created.json()["id"]
+        wait_for(lambda: b.get(f"/v1/llms/{llm_id}").json()["status"] != "pending", "B's validation", 20)
+        assert b.get(f"/v1/llms/{llm_id}").json()["status"] == "valid"
+        drips = {s.path.split("/")[2] for s in hostile.hits("/drip/a") if s.held_s is None}
+        assert len(drips) <= 2, f"A runs at most its two slots at once: {drips}"
+        statuses = [a.get(f"/v1/llms/{r.json()['id']}").json()["status"] for r in slow]
+        assert statuses.count("pending") >= 4, statuses
+        for r in slow:  # A's LLMs go; their runs end as the server lets go of them
+            assert a.delete(f"/v1/llms/{r.json()['id']}").status_code == 204
+    hostile.cut_all()
+
+
+def test_validate_in_a_loop_returns_the_finished_run_instead_of_a_new_one(
+    isolated_stack: RunningStack, leak_collector: LeakCollector
+) -> None:
+    key = create_account_key(isolated_stack, "looper")
+    with client(isolated_stack, key, leak_collector) as api:
+        created = api.post("/v1/llms", json=llm_body(isolated_stack, secret="fake-key"))
+        llm_id = created.json()["id"]
+        wait_for(lambda: api.get(f"/v1/llms/{llm_id}").json()["status"] == "valid", "the registration")
+        first = api.post(f"/v1/llms/{llm_id}/validate").json()
+        wait_for(lambda: not api.get(f"/v1/llms/{llm_id}/validation").json().get("pending"), "the run")
+        again = [api.post(f"/v1/llms/{llm_id}/validate") for _ in range(10)]
+        assert {r.status_code for r in again} == {202}
+        assert {r.json()["validationId"] for r in again} == {first["validationId"]}
+        assert {r.json()["status"] for r in again} == {"done"}
+
+
+def test_test_calls_at_one_host_send_at_most_its_budget_then_429(
+    isolated_stack: RunningStack, hostile: HostileServer, leak_collector: LeakCollector
+) -> None:
+    """40 `POST /v1/llms/test` with 5 URLs on one host, from two accounts (before: 400 requests
+    reached the host in 1.6 s): the host gets at most its 120 requests a minute, the rest 429."""
+    keys = [create_account_key(isolated_stack, f"amplifier-{n}") for n in range(2)]
+    urls = [{"url": hostile.url(f"/target/{i}/v1/chat/completions")} for i in range(5)]
+    before = len(hostile.hits("/target/"))
+    answers = []
+    started = time.time()
+    with (
+        client(isolated_stack, keys[0], leak_collector) as a,
+        client(isolated_stack, keys[1], leak_collector) as b,
+    ):
+        for n in range(40):
+            answers.append(
+                (a if n % 2 else b).post("/v1/llms/test", json=llm_body(isolated_stack, urls=urls))
+            )
+    windows = int(time.time() // 60) - int(started // 60) + 1  # budgets are per clock minute
+    sent = len(hostile.hits("/target/")) - before
+    assert sent <= 120 * windows, (sent, windows)
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(refused) >= 40 - 12 * windows, [r.status_code for r in answers]
+    assert {r.status_code for r in answers} <= {200, 429}
+    error = refused[0].json()["error"]
+    assert error["code"] == "target_rate_limited" and "127.0.0.1" in error["message"]
+    assert 1 <= int(refused[0].headers["Retry-After"]) <= 60
+    assert {r.json()["error"]["code"] for r in refused} == {"target_rate_limited"}
+
+
+def queue_depth(stack: RunningStack, name: str) -> int:
+    sqs = stack.aws("sqs")
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(n, 0)) for n in names)
+
+
+def test_the_revalidation_queue_stays_bounded_under_a_schedule_of_seconds(
+    tmp_path: Path, leak_collector: LeakCollector, hostile: HostileServer
+) -> None:
+    """A schedule every 2 s over 12 LLMs, 4 of them failing and then slow (before: 2,243 messages
+    and a registration still pending after 301 s): at most one scheduled run is queued per LLM,
+    failing LLMs back off (their health says so), and a new registration is valid meanwhile."""
+    with launch_stack(
+        tmp_path, leak_collector, "--revalidate-every", "2s", "--allow-endpoint", hostile.origin
+    ) as stack:
+        key = create_account_key(stack, "scheduled")
+        with client(stack, key, leak_collector) as api:
+            healthy = [
+                api.post("/v1/llms", json=llm_body(stack, secret="fake-key")).json()["id"] for _ in range(8)
+            ]
+            failing = [
+                api.post(
+                    "/v1/llms",
+                    json=llm_body(stack, urls=[{"url": hostile.url(f"/flip/{i}/v1/chat/completions")}]),
+                ).json()["id"]
+                for i in range(4)
+            ]
+            for llm_id in healthy + failing:
+                wait_for(
+                    lambda llm_id=llm_id: api.get(f"/v1/llms/{llm_id}").json()["status"] != "pending",
+                    "validations",
+                )
+
+            def backed_off() -> bool:
+                health = api.get(f"/v1/llms/{failing[0]}").json().get("health") or {}
+                return int(health.get("revalidationIntervalSeconds") or 0) > 2
+
+            wait_for(backed_off, "a failing LLM's interval to grow", timeout=30)
+            hostile.flipped = True  # the failing ones now hold whatever probes them
+            candidates = 3 + len(healthy) + len(failing)  # the demo account's three, and these
+            depths = []
+            for _ in range(12):
+                depths.append(queue_depth(stack, "llm-gateway-local-revalidation"))
+                time.sleep(1)
+            assert max(depths) <= candidates, depths
+            created = api.post("/v1/llms", json=llm_body(stack, secret="fake-key")).json()["id"]
+            wait_for(lambda: api.get(f"/v1/llms/{created}").json()["status"] == "valid", "a registration", 20)
+            for llm_id in healthy + failing + [created]:
+                api.delete(f"/v1/llms/{llm_id}")
+        hostile.flipped = False
+        hostile.cut_all()

@@ -32,7 +32,12 @@ class MemoryRuns:
         self.marks: list[tuple[str, ValidationRunStatus]] = []
 
     def claim(
-        self, account_id: str, llm_id: str, run: ValidationRun, expires_at: datetime
+        self,
+        account_id: str,
+        llm_id: str,
+        run: ValidationRun,
+        expires_at: datetime,
+        finished_before: datetime | None = None,
     ) -> tuple[ValidationRun, bool]:
         pending = self.pending(account_id, llm_id, run.requested_at)
         if pending is not None:

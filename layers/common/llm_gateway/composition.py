@@ -307,7 +307,8 @@ def config_probe() -> Callable[[Any, str, RunBudget], Report]:
 def report_repository() -> DynamoReportRepository:
     from llm_gateway.adapters.dynamodb import DynamoReportRepository
 
-    return DynamoReportRepository(aws.dynamodb(), get_settings().table_name)
+    s = get_settings()
+    return DynamoReportRepository(aws.dynamodb(), s.table_name, keep=s.reports_per_llm)
 
 
 @lru_cache(maxsize=1)
@@ -333,9 +334,15 @@ def validation_runs() -> DynamoValidationRuns:
 
 @lru_cache(maxsize=1)
 def validation_requests() -> ValidationRequests:
+    from datetime import timedelta
+
     from llm_gateway.domain.validation import ValidationRequests
 
-    return ValidationRequests(runs=validation_runs(), events=event_publisher())
+    return ValidationRequests(
+        runs=validation_runs(),
+        events=event_publisher(),
+        min_interval=timedelta(seconds=get_settings().validate_min_interval_seconds),
+    )
 
 
 # --- per-account usage plans ----------------------------------------------------------------------
@@ -385,7 +392,9 @@ def health_service() -> HealthService:
     from llm_gateway.domain.health import HealthService
 
     events = EventBridgePublisher(aws.events(), get_settings().event_bus_name, HEALTH_EVENT_SOURCE)
-    return HealthService(store=health_store(), events=events)
+    return HealthService(
+        store=health_store(), events=events, revalidation_interval_s=revalidation_interval_s()
+    )
 
 
 @lru_cache(maxsize=1)
@@ -424,7 +433,12 @@ def revalidator() -> Revalidator:
         probe=light_probe(),
         health=health_service(),
         full_validation=lambda account, llm: validator().validate(account, llm),
+        interval_s=revalidation_interval_s(),
     )
+
+
+def revalidation_interval_s() -> int:
+    return max(1, round(get_settings().revalidation_interval_minutes * 60))
 
 
 @lru_cache(maxsize=1)
@@ -436,13 +450,15 @@ def revalidation_scheduler() -> RevalidationScheduler:
     from llm_gateway.settings import SettingsError
 
     settings = get_settings()
-    if not settings.validation_queue_url:
-        raise SettingsError("missing required environment variable(s): VALIDATION_QUEUE_URL")
+    queue_url = settings.revalidation_queue_url or settings.validation_queue_url
+    if not queue_url:
+        raise SettingsError("missing required environment variable(s): REVALIDATION_QUEUE_URL")
     return RevalidationScheduler(
         candidates=llm_repository(),
-        queue=SqsRevalidationQueue(aws.sqs(), settings.validation_queue_url),
-        interval_s=max(1, round(settings.revalidation_interval_minutes * 60)),
+        queue=SqsRevalidationQueue(aws.sqs(), queue_url),
+        interval_s=revalidation_interval_s(),
         now=lambda: datetime.now(UTC),
+        marks=revalidation_marks(),
     )
 
 
@@ -482,13 +498,20 @@ def webhook_deliverer() -> WebhookDeliverer:
     from llm_gateway.domain.webhooks import WebhookDeliverer
 
     guarded = GuardedHttp(address_policy())
+    s = get_settings()
     return WebhookDeliverer(
         repo=webhook_repository(),
         store=webhook_secrets(),
         sender=GuardedWebhookSender(
-            lambda: guarded.async_client(timeout=DELIVERY_TIMEOUT), hop_headers=hop_marker().headers
+            lambda: guarded.async_client(timeout=DELIVERY_TIMEOUT),
+            hop_headers=hop_marker().headers,
+            deadline_s=s.webhook_delivery_deadline_seconds,
         ),
         clock=time.time,
+        slots=webhook_slots(),
+        limits=outbound_limits(),
+        timeouts_before_disable=s.webhook_timeouts_before_disable,
+        deadline_s=s.webhook_delivery_deadline_seconds,
     )
 
 
@@ -499,3 +522,76 @@ def warm_stream_clients() -> None:
     upstream_transport()
     aws.secretsmanager()
     session_state_store()
+
+
+# --- fairness: per-account slots, per-target budgets, deferrals (domain.fairness) -----------------
+
+if TYPE_CHECKING:
+    from llm_gateway.adapters.queues import SqsDeferrals
+    from llm_gateway.adapters.shared_limits import DynamoAccountSlots, DynamoRevalidationMarks
+    from llm_gateway.domain.fairness import OutboundLimits
+
+#: A slot's lease outlives any holder: the validator's Lambda timeout (template.yaml, 90 s).
+VALIDATION_SLOT_HOLD_S = 95.0
+
+
+@lru_cache(maxsize=1)
+def validation_slots() -> DynamoAccountSlots:
+    from llm_gateway.adapters.shared_limits import DynamoAccountSlots
+
+    s = get_settings()
+    return DynamoAccountSlots(
+        aws.dynamodb(), s.table_name, "VALIDATION", s.validation_account_concurrency, VALIDATION_SLOT_HOLD_S
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_slots() -> DynamoAccountSlots:
+    from llm_gateway.adapters.shared_limits import DynamoAccountSlots
+
+    s = get_settings()
+    hold = s.webhook_delivery_deadline_seconds + 5
+    return DynamoAccountSlots(aws.dynamodb(), s.table_name, "WEBHOOK", s.webhook_account_concurrency, hold)
+
+
+def _target_of(url: str) -> str | None:
+    """The first checked address the URL's host resolves to, and the port: the key of its request
+    budget (names aliased to one server share it; other ports of one address are other services)."""
+    from llm_gateway.errors import EndpointBlocked
+
+    try:
+        target = url_guard().check_url(url)  # type: ignore[attr-defined]
+    except EndpointBlocked:
+        return None
+    address = str(target.addresses[0]) if target.addresses else target.host
+    return f"[{address}]:{target.port}" if ":" in address else f"{address}:{target.port}"
+
+
+@lru_cache(maxsize=1)
+def outbound_limits() -> OutboundLimits:
+    from llm_gateway.adapters.shared_limits import DynamoTargetBudget
+    from llm_gateway.domain.fairness import OutboundLimits
+
+    s = get_settings()
+    budget = DynamoTargetBudget(aws.dynamodb(), s.table_name, s.target_requests_per_minute)
+    return OutboundLimits(budget=budget, target_of=_target_of, per_minute=s.target_requests_per_minute)
+
+
+@lru_cache(maxsize=1)
+def revalidation_marks() -> DynamoRevalidationMarks:
+    from llm_gateway.adapters.shared_limits import DynamoRevalidationMarks
+
+    return DynamoRevalidationMarks(aws.dynamodb(), get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def deferrals() -> SqsDeferrals:
+    from llm_gateway.adapters.queues import SqsDeferrals
+
+    return SqsDeferrals(aws.sqs())
+
+
+def validation_queue_for(revalidation: bool) -> str:
+    """Where a deferred validation goes back to: scheduled runs to their own queue."""
+    s = get_settings()
+    return str((s.revalidation_queue_url if revalidation else None) or s.validation_queue_url)

@@ -59,6 +59,20 @@ class Settings(BaseModel):
     #: The stream function flushes its traffic counters this often, or after this many streams.
     health_flush_seconds: float = Field(10.0, alias="HEALTH_FLUSH_SECONDS", gt=0)
     health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
+    #: What one tenant may hold of what all share, and what the gateway sends anyone's way
+    #: (README "Limits"; the template's parameters of the same names, SCALING.md for the defaults).
+    validation_account_concurrency: int = Field(2, alias="VALIDATION_ACCOUNT_CONCURRENCY", ge=1)
+    webhook_account_concurrency: int = Field(2, alias="WEBHOOK_ACCOUNT_CONCURRENCY", ge=1)
+    webhook_delivery_deadline_seconds: float = Field(
+        15.0, alias="WEBHOOK_DELIVERY_DEADLINE_SECONDS", gt=0, le=25
+    )
+    webhook_timeouts_before_disable: int = Field(5, alias="WEBHOOK_TIMEOUTS_BEFORE_DISABLE", ge=1)
+    target_requests_per_minute: int = Field(120, alias="TARGET_REQUESTS_PER_MINUTE", ge=1)
+    validate_min_interval_seconds: int = Field(60, alias="VALIDATE_MIN_INTERVAL_SECONDS", ge=0)
+    reports_per_llm: int = Field(50, alias="REPORTS_PER_LLM", ge=1)
+    #: Scheduled re-validations have a queue of their own (the scheduler sends there; the
+    #: validator defers onto it), so registrations never wait behind them.
+    revalidation_queue_url: str | None = Field(None, alias="REVALIDATION_QUEUE_URL")
 
     @field_validator("private_endpoint_origins", "gateway_origins")
     @classmethod

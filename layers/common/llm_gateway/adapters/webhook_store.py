@@ -23,6 +23,7 @@ def _stored(item: dict[str, Any]) -> StoredWebhook:
         fields["enabled"] = item["enabled"]["BOOL"]
     if "disabledReason" in item:
         fields["disabledReason"] = item["disabledReason"]["S"]
+    fields["consecutiveTimeouts"] = int(item.get("timeouts", {}).get("N", "0"))
     return StoredWebhook.model_validate(fields)
 
 
@@ -57,6 +58,26 @@ class DynamoWebhookRepository:
 
     def delete(self, account_id: str, webhook_id: str) -> bool:
         return delete_counted(self._db, self._table, _key(account_id, webhook_id), account_id, "WEBHOOK")
+
+    def note_timeout(self, account_id: str, webhook_id: str) -> int:
+        """One more delivery in a row without a complete answer; how many there are now."""
+        try:
+            updated = self._db.update_item(
+                TableName=self._table,
+                Key=_key(account_id, webhook_id),
+                UpdateExpression="ADD timeouts :one",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return 0  # deleted meanwhile
+        return int(updated["Attributes"]["timeouts"]["N"])
+
+    def clear_timeouts(self, account_id: str, webhook_id: str) -> None:
+        self._db.update_item(
+            TableName=self._table, Key=_key(account_id, webhook_id), UpdateExpression="REMOVE timeouts"
+        )
 
     def disable(self, account_id: str, webhook_id: str, reason: str) -> None:
         try:
