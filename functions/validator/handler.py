@@ -183,7 +183,7 @@ def _validate(detail: LlmChanged, revalidation: bool, lambda_context: LambdaCont
     if revalidation and (llm is None or composition.validation_requests().pending(account, llm_id)):
         composition.revalidation_marks().clear(account, llm_id)  # a requested run reports instead
         return
-    with account_slot(composition.validation_slots(), account, "validations"):
+    with account_slot(composition.validation_slots(revalidation), account, "validations"):
         if llm is not None:
             per_url = LIGHT_RUN_REQUESTS_PER_URL if revalidation else FULL_RUN_REQUESTS_PER_URL
             composition.outbound_limits().admit_or_defer([u.url for u in llm.urls], per_url)

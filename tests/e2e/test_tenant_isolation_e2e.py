@@ -23,9 +23,14 @@ import pytest
 
 from tests.conftest import LeakCollector
 from tests.hostile import HostileServer
-from tests.local_stack import RunningStack, create_account_key, launch_stack, llm_body, recording_client
-
-STARTUP_TIMEOUT_S = 30
+from tests.local_stack import (
+    STARTUP_TIMEOUT_S,
+    RunningStack,
+    create_account_key,
+    launch_stack,
+    llm_body,
+    recording_client,
+)
 
 
 def wait_for(check: Any, what: str, timeout: float = 30) -> Any:

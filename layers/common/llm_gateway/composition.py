@@ -535,13 +535,16 @@ if TYPE_CHECKING:
 VALIDATION_SLOT_HOLD_S = 95.0
 
 
-@lru_cache(maxsize=1)
-def validation_slots() -> DynamoAccountSlots:
+@lru_cache(maxsize=2)
+def validation_slots(revalidation: bool = False) -> DynamoAccountSlots:
+    """Scheduled runs have slots of their own: an account's slow re-validations never hold up its
+    registrations and key rotations."""
     from llm_gateway.adapters.shared_limits import DynamoAccountSlots
 
     s = get_settings()
+    kind = "REVALIDATION" if revalidation else "VALIDATION"
     return DynamoAccountSlots(
-        aws.dynamodb(), s.table_name, "VALIDATION", s.validation_account_concurrency, VALIDATION_SLOT_HOLD_S
+        aws.dynamodb(), s.table_name, kind, s.validation_account_concurrency, VALIDATION_SLOT_HOLD_S
     )
 
 
