@@ -127,7 +127,7 @@ def validate_now(llm_id: LlmId) -> Response[Any]:
     summary="The latest conformance report, and the run still in progress (pending)",
     responses=ok_response(LatestReport, "The latest report; pending names a run not finished yet")
     | ok_response(ValidationRun, "No report yet: a requested run is queued or running", 202)
-    | error_responses(401, 404),
+    | error_responses(401, 403, 404),
 )
 def latest_report(llm_id: LlmId) -> Response[Any]:
     account = account_id(app)
