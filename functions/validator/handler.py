@@ -34,6 +34,7 @@ from llm_gateway.domain.fairness import (
     LIGHT_RUN_REQUESTS_PER_URL,
     Deferred,
     account_slot,
+    slot_backoff,
 )
 from llm_gateway.domain.registry import check_endpoint_urls
 from llm_gateway.domain.revalidation import REVALIDATION_DUE
@@ -53,6 +54,8 @@ class LlmChanged(BaseModel):
     llmId: str
     version: int | None = None
     validationId: str | None = None
+    #: How often this run was put back for later (its account's slots, its target's budget).
+    deferrals: int = 0
 
 
 class LlmChangedEvent(BaseModel):
@@ -166,14 +169,16 @@ def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | Non
     try:
         _validate(detail, revalidation, lambda_context)
     except Deferred as deferred:
+        delay = max(deferred.delay_s, slot_backoff(detail.deferrals))
         get_logger().info(
             "validation deferred",
-            extra={"llm_id": detail.llmId, "delay_s": round(deferred.delay_s), "why": str(deferred)},
+            extra={"llm_id": detail.llmId, "delay_s": round(delay), "why": str(deferred)},
+        )
+        later = record.body.model_copy(
+            update={"detail": detail.model_copy(update={"deferrals": detail.deferrals + 1})}
         )
         composition.deferrals().defer(
-            composition.validation_queue_for(revalidation),
-            record.body.model_dump_json(by_alias=True),
-            deferred.delay_s,
+            composition.validation_queue_for(revalidation), later.model_dump_json(by_alias=True), delay
         )
 
 

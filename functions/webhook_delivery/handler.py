@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway import composition
 from llm_gateway.domain import webhooks
-from llm_gateway.domain.fairness import Deferred
+from llm_gateway.domain.fairness import Deferred, slot_backoff
 from llm_gateway.models.webhook import WebhookDelivery
 from llm_gateway.observability import get_logger, get_tracer
 
@@ -41,10 +41,11 @@ def record_handler(record: SqsRecordModel) -> None:
     try:
         result = composition.webhook_deliverer().deliver(delivery, attempts)
     except Deferred as deferred:  # the account's slots or the target's budget: later, not failed
-        later = delivery.model_copy(update={"earlier_attempts": attempts - 1})
-        composition.deferrals().defer(
-            composition.webhook_queue().url, later.model_dump_json(), deferred.delay_s
+        delay = max(deferred.delay_s, slot_backoff(delivery.deferrals))
+        later = delivery.model_copy(
+            update={"earlier_attempts": attempts - 1, "deferrals": delivery.deferrals + 1}
         )
+        composition.deferrals().defer(composition.webhook_queue().url, later.model_dump_json(), delay)
         return
     if result.retry_in_s is None:
         return

@@ -85,3 +85,26 @@ def test_an_item_from_before_the_counter_deletes_without_going_negative(aws: Aws
 def test_the_limit_is_per_kind(aws: AwsStack) -> None:
     assert _attempt(composition.llm_repository().create, llm("one"), 1)
     assert _attempt(composition.webhook_repository().add, webhook("wh_one"), 1)
+
+
+def test_reports_are_capped_per_llm_newest_kept(aws: AwsStack) -> None:
+    from datetime import timedelta
+
+    from llm_gateway.adapters.dynamodb import DynamoReportRepository
+    from llm_gateway.models.report import Report
+
+    repo = DynamoReportRepository(aws.client("dynamodb"), aws.env["TABLE_NAME"], keep=3)
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    for n in range(6):
+        report = Report(
+            compatible=bool(n % 2), llm_format="openai", endpoint="https://api.example.com/v1",
+            checked_at=start + timedelta(minutes=n), checks=[],
+        )  # fmt: skip
+        repo.add(ACCOUNT, "llm-1", report)
+    repo.add(ACCOUNT, "llm-2", report)
+    items = [i["SK"]["S"] for i in aws.scan_table() if i["SK"]["S"].startswith("REPORT#llm-1#")]
+    assert len(items) == 3
+    assert min(items) > f"REPORT#llm-1#{(start + timedelta(minutes=2)).isoformat()}", "the oldest went"
+    latest = repo.latest(ACCOUNT, "llm-1")
+    assert latest is not None and latest.checked_at == start + timedelta(minutes=5)
+    assert any(i["SK"]["S"].startswith("REPORT#llm-2#") for i in aws.scan_table()), "per LLM"

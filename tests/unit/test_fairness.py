@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_gateway.domain.fairness import Deferred, OutboundLimits, account_slot
+from llm_gateway.domain.fairness import Deferred, OutboundLimits, account_slot, slot_backoff
 from llm_gateway.errors import TargetRateLimited
 
 
@@ -43,10 +43,13 @@ def test_a_slot_is_held_for_the_block_and_given_back_even_on_error() -> None:
     assert (slots.free, slots.released) == (1, 1)
 
 
-def test_no_free_slot_defers_with_a_delay() -> None:
+def test_no_free_slot_defers_and_each_deferral_waits_longer() -> None:
     with pytest.raises(Deferred) as caught, account_slot(Slots(free=0), "acct", "validations"):
         pytest.fail("must not run")
-    assert 10 <= caught.value.delay_s <= 15
+    assert caught.value.delay_s == 0, "the slot backoff decides"
+    waits = [slot_backoff(n, jitter=lambda: 0.0) for n in range(12)]
+    assert waits[:4] == [2.0, 4.0, 8.0, 16.0] and waits[-1] == 300.0
+    assert slot_backoff(0, jitter=lambda: 1.0) == 3.0
 
 
 def test_urls_on_one_target_are_counted_together_and_unresolvable_ones_not_at_all() -> None:

@@ -24,9 +24,11 @@ from llm_gateway.errors import TargetRateLimited
 #: A full conformance run sends two requests per URL (the key, then a wrong key); a light one one.
 FULL_RUN_REQUESTS_PER_URL = 2
 LIGHT_RUN_REQUESTS_PER_URL = 1
-#: A deferred message comes back after this many seconds (plus jitter), when its account's slots
-#: were taken: a slow run holds its slot for up to a minute or so, a fast one for a second.
-DEFER_S = 10.0
+#: A message deferred because its account's slots were taken comes back after 2 s, then 4, 8, …
+#: (plus jitter) up to 5 minutes: a burst of an account's own runs waits a moment, while a flood
+#: of slow ones costs a few receives each, not a stream of them.
+FIRST_DEFER_S = 2.0
+MAX_DEFER_S = 300.0
 
 
 class Slots(Protocol):
@@ -41,16 +43,22 @@ class TargetBudget(Protocol):
 
 
 class Deferred(Exception):
-    """This message must wait: put it back on its queue, delayed ``delay_s`` seconds."""
+    """This message must wait: put it back on its queue, delayed at least ``delay_s`` seconds
+    (0: the slot backoff alone decides, from how often the message was deferred before)."""
 
     def __init__(self, delay_s: float, why: str) -> None:
         super().__init__(why)
         self.delay_s = delay_s
 
 
-def defer_delay(base_s: float = DEFER_S, jitter: Callable[[], float] = random.random) -> float:
+def defer_delay(base_s: float, jitter: Callable[[], float] = random.random) -> float:
     """The base delay, +0..50 %, so deferred messages of one account do not return together."""
     return base_s * (1 + 0.5 * jitter())
+
+
+def slot_backoff(deferrals: int, jitter: Callable[[], float] = random.random) -> float:
+    """How long a message deferred ``deferrals`` times before waits now."""
+    return defer_delay(min(MAX_DEFER_S, FIRST_DEFER_S * 2 ** min(deferrals, 16)), jitter)
 
 
 @contextmanager
@@ -61,7 +69,7 @@ def account_slot(slots: Slots | None, account_id: str, what: str) -> Iterator[No
         return
     token = slots.acquire(account_id)
     if token is None:
-        raise Deferred(defer_delay(), f"the account already runs its most {what} at once")
+        raise Deferred(0.0, f"the account already runs its most {what} at once")
     try:
         yield
     finally:

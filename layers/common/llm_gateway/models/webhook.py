@@ -79,3 +79,5 @@ class WebhookDelivery(ApiModel):
     #: Attempts made before this message was put back for later (a deferral is not an attempt;
     #: the queue's receive count restarts with the new message).
     earlier_attempts: int = 0
+    #: How often it was put back for later (its account's slots, its target's budget).
+    deferrals: int = 0
