@@ -237,7 +237,7 @@ def render(
               f"| mint, p95 | {tokens['mint_p95_ms']:.1f} ms |",
               f"| verify (offline ES256, in-process) | {verify_us:.0f} µs |"]  # fmt: skip
     if cold:
-        lines += ["", "| function | cold init (import, median of 7) |", "|---|---|"]
+        lines += ["", "| function | cold init (import + services, median of 7) |", "|---|---|"]
         lines += [f"| {c['function']} | {c['median_ms']:.0f} ms |" for c in cold]
     lines += ["", END]
     return "\n".join(lines)

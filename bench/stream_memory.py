@@ -2,7 +2,7 @@
 
 `.venv/bin/python -m bench.stream_memory` starts the local stack in this process (moto, fake
 provider, demo account), then the stream app exactly as run.sh starts it in Lambda (uvicorn, uvloop,
-httptools, `app:app`) in its own process with the functions' environment, and streams through it:
+httptools, `app:create_app --factory`) in its own process with the functions' environment, and streams through it:
 first one stream (a cold container), then many in a row (what one Lambda execution environment
 does: one stream at a time), then many at once (far beyond one stream per environment). It prints
 the app process's VmRSS after each phase and its peak (VmHWM), from /proc.
@@ -43,13 +43,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_app(port: int) -> subprocess.Popen[bytes]:
-    """run.sh's command line, with the local stack's function environment (this process's)."""
-    env = dict(os.environ)
+def start_app(port: int, function_env: dict[str, str], aws_url: str) -> subprocess.Popen[bytes]:
+    """run.sh's command line, with the stream function's environment in the local stack (and
+    moto's fake credentials, as a Lambda role's would be there)."""
+    env = dict(os.environ) | function_env | {
+        "AWS_ENDPOINT_URL": aws_url, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_METRICS_DISABLED": "true",
+    }  # fmt: skip
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO / "layers" / "common"), str(REPO / "functions" / "stream_proxy")]
     )
-    command = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
+    command = [sys.executable, "-m", "uvicorn", "app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
                "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
                "--timeout-keep-alive", "75"]  # fmt: skip
     proc = subprocess.Popen(
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     app: subprocess.Popen[bytes] | None = None
     try:
         port = free_port()
-        app = start_app(port)
+        app = start_app(port, stack.environments["StreamProxyFunction"], state["awsEndpointUrl"])
         rows: list[tuple[str, dict[str, float]]] = [("started (readiness check passed)", memory_mb(app.pid))]
         api = httpx.Client(base_url=state["apiUrl"], headers={"Authorization": f"Bearer {state['apiKey']}"})
         fake = state["fakeProviderUrl"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 from typing import Any
@@ -33,43 +32,41 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def run(mints: int, verifies: int) -> dict[str, Any]:
-    import boto3
     from moto import mock_aws
 
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        os.environ.pop(key, None)
-    os.environ.update(
-        AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106
-        POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
-    )  # fmt: skip
     with mock_aws():
-        from llm_gateway import composition
+        from functions.session_tokens import handler
+        from llm_gateway.adapters.aws import AwsClients
+        from llm_gateway.adapters.session_state import DynamoSessionStateStore
+        from llm_gateway.catalog import builtin_llms
+        from llm_gateway.composition import SessionTokensServices, StreamServices
         from llm_gateway.domain.accounts import create_account
+        from llm_gateway.observability import get_logger
         from llm_gateway_cli.local.front_door import LambdaContext
         from llm_gateway_cli.local.provision import provision
         from llm_gateway_cli.local.template import (
             Resolver,
-            function_environment,
+            function_environments,
             load_template,
             parameter_defaults,
         )
         from tests.conftest import load_event
 
+        get_logger().setLevel("WARNING")  # the figures alone on stdout
+        aws = AwsClients(region="us-east-1", access_key_id="bench", secret_access_key="bench")  # noqa: S106
         template = load_template()
         resolver = Resolver(parameter_defaults(template, {"Stage": "bench"}))
-        provision(template, resolver, lambda service: boto3.client(service))
-        os.environ.update(function_environment(template, resolver))
-        composition.reset()
-        from llm_gateway.catalog import builtin_llms
-        from llm_gateway.settings import get_settings
-
+        provision(template, resolver, aws.client)
+        environments = function_environments(template, resolver)
+        quiet = {"POWERTOOLS_METRICS_DISABLED": "true"}
+        tokens_services = handler.services.configure(environments["SessionTokensFunction"], aws)
+        stream = StreamServices.from_environ(environments["StreamProxyFunction"] | quiet, aws)
         for builtin_id in builtin_llms():  # the platform keys a built-in's stream reads
-            boto3.client("secretsmanager").create_secret(
-                Name=f"{get_settings().platform_secret_prefix}{builtin_id}", SecretString="platform-key"
+            aws.secretsmanager().create_secret(
+                Name=f"{stream.settings.platform_secret_prefix}{builtin_id}", SecretString="platform-key"
             )
-        from functions.session_tokens import handler  # its init needs the function's environment
-
-        account = create_account(composition.account_repository(), "bench").account_id
+        assert isinstance(tokens_services, SessionTokensServices)
+        account = create_account(tokens_services.account_repository, "bench").account_id
         context = LambdaContext("session-tokens")
 
         def one_mint() -> dict[str, Any]:
@@ -89,8 +86,6 @@ def run(mints: int, verifies: int) -> dict[str, Any]:
             mint_ms.append((time.perf_counter() - start) * 1000)
             tokens.append(json.loads(result["body"])["sessionToken"])
 
-        from llm_gateway.adapters import aws
-        from llm_gateway.adapters.session_state import DynamoSessionStateStore
         from llm_gateway.domain.sessions import SessionAccess
 
         client = aws.dynamodb()
@@ -100,11 +95,11 @@ def run(mints: int, verifies: int) -> dict[str, Any]:
             response: dict[str, Any] = await asyncio.to_thread(lambda: client.batch_get_item(**request))
             return response
 
-        offline = composition.stream_token_verifier()
+        offline = stream.token_verifier
         access = SessionAccess(
-            store=DynamoSessionStateStore(client, get_settings().table_name, batch_get=batch_get),
-            read_key=composition.stored_key,
-            builtin_endpoint=composition.builtin_endpoint,
+            store=DynamoSessionStateStore(client, stream.settings.table_name, batch_get=batch_get),
+            read_key=stream.stored_key,
+            builtin_endpoint=stream.builtin_endpoint,
         )
         loop = asyncio.new_event_loop()
 

@@ -19,9 +19,8 @@ EVENTS = REPO / "events"
 #: One canary key per test session; it must never show up in anything we capture.
 CANARY = f"sk-canary-{uuid.uuid4()}"
 
-#: The settings every deployed function requires (template.yaml sets them; without one a function
-#: fails its init). Set before any handler module is imported, to the names the integration tier's
-#: moto stack gives these resources for Stage=test (its fixture sets the same from the template).
+#: Settings values for the functions' models (unit tests build settings from these; the
+#: integration tier builds each function's from the template, as the local stack does).
 TEST_SETTINGS = {
     "STAGE": "test",
     "TABLE_NAME": "llm-gateway-test",
@@ -29,13 +28,16 @@ TEST_SETTINGS = {
     "CREDENTIALS_KEY_ID": "alias/llm-gateway-test-credentials",
     "TOKEN_SIGNING_KEY_ID": "alias/llm-gateway-test-token-signing",
     "TOKEN_ISSUER": "https://llm-gateway.test",
+    "HOP_MARKER": "arn:aws:cloudformation:us-east-1:123456789012:stack/llm-gateway-test/0",
+    "VALIDATION_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/validation",
+    "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/webhooks",
 }
-os.environ.update(TEST_SETTINGS)
-#: Clients built when a handler loads (Powertools' idempotency store) take their region and
-#: credentials then: fake ones, so no test can ever reach a real account (moto answers instead).
-os.environ.update(
-    AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"
-)
+
+
+def plain_env(**extra: str) -> dict[str, str]:
+    """What a user's plain shell has (``env -i PATH="$PATH" HOME="$HOME"``), plus ``extra``: every CLI
+    and stack subprocess of the tests runs with this, so none can pass on the runner's variables."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")} | extra
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.conftest import CANARY, LeakCollector
+from tests.conftest import CANARY, LeakCollector, plain_env
 
 STARTUP_TIMEOUT_S = 30
 
@@ -56,7 +55,7 @@ def launch_stack(
 ) -> Iterator[RunningStack]:
     """A `llm-gateway dev` process with ``args``; stopped (and checked to exit cleanly) on exit."""
     state_file, log_file = workdir / "state.json", workdir / "dev.log"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | (env or {})
+    environment = plain_env(**(env or {}))  # what a user's shell has: the stack needs nothing else
     with log_file.open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -145,7 +144,7 @@ def create_account_key(stack: RunningStack, name: str) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "llm_gateway_cli.main", "accounts", "create", "--name", name,
          "--state-file", str(stack.state_file), "--json"],
-        check=True, capture_output=True, text=True, timeout=30,
+        check=True, capture_output=True, text=True, timeout=30, env=plain_env(),
     )  # fmt: skip
     created = json.loads(out.stdout)
     assert created["apiKey"].startswith("llmgw_")

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 
-def cli_command() -> str:
+def cli_command(path: str | None = None) -> str:
     """``llm-gateway`` when that name on PATH is this CLI (an activated venv), otherwise the path of
     the script next to this interpreter, relative to the working directory when it lies below it
     (``.venv/bin/llm-gateway``)."""
     script = Path(sys.executable).parent / "llm-gateway"
     if not script.exists():
         return "llm-gateway"
-    on_path = shutil.which("llm-gateway")
+    on_path = shutil.which("llm-gateway", path=path)  # path: the user's PATH (None: this process's)
     if on_path and _same(Path(on_path), script):
         return "llm-gateway"
     try:

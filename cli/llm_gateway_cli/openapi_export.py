@@ -24,24 +24,9 @@ TITLE = "LLM Gateway management API"
 PUBLIC_OPERATIONS = {("/.well-known/jwks.json", "get")}
 
 
-#: The handlers need their settings to load; the document depends on none of them.
-_DOC_SETTINGS = {
-    "STAGE": "openapi",
-    "TABLE_NAME": "openapi",
-    "EVENT_BUS_NAME": "openapi",
-    "CREDENTIALS_KEY_ID": "openapi",
-    "TOKEN_SIGNING_KEY_ID": "openapi",
-    "TOKEN_ISSUER": "https://openapi.invalid",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
 def merged_document() -> dict[str, Any]:
     import importlib
-    import os
 
-    for name, value in _DOC_SETTINGS.items():
-        os.environ.setdefault(name, value)
     from llm_gateway.api import describe_for_openapi
 
     document: dict[str, Any] = {}

@@ -14,14 +14,16 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway import composition
 from llm_gateway.api import account_id, create_resolver, resolve
+from llm_gateway.composition import ApiKeysServices, ServicesSlot
 from llm_gateway.domain import accounts
 from llm_gateway.models.account import ApiKeyCreate, ApiKeyList, NewApiKey
 from llm_gateway.models.common import ErrorResponse
 from llm_gateway.observability import get_logger, get_tracer
 
 app = create_resolver()
+#: Built on the first request from this function's settings (``ApiKeysSettings``).
+services = ServicesSlot(ApiKeysServices)
 KeyId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 #: Key material and key lists are never cached by a browser or a proxy.
 NO_STORE = {"Cache-Control": "no-store"}
@@ -50,7 +52,7 @@ def _json(status: int, body: Any) -> Response[Any]:
     | _errors(401),
 )
 def list_api_keys() -> Response[Any]:
-    keys = accounts.list_api_keys(composition.account_repository(), account_id(app))
+    keys = accounts.list_api_keys(services().account_repository, account_id(app))
     return _json(200, keys.to_json_dict())
 
 
@@ -61,7 +63,7 @@ def list_api_keys() -> Response[Any]:
     | _errors(400, 401, 409, 413),
 )
 def create_api_key(request: Annotated[ApiKeyCreate, Body()]) -> Response[Any]:
-    created = accounts.create_api_key(composition.account_repository(), account_id(app), request.name)
+    created = accounts.create_api_key(services().account_repository, account_id(app), request.name)
     return _json(201, created.to_json_dict())
 
 
@@ -71,11 +73,11 @@ def create_api_key(request: Annotated[ApiKeyCreate, Body()]) -> Response[Any]:
     responses={204: {"description": "Revoked"}} | _errors(401, 404, 409),
 )
 def revoke_api_key(key_id: KeyId) -> Response[Any]:
-    accounts.revoke_api_key(composition.account_repository(), account_id(app), key_id)
+    accounts.revoke_api_key(services().account_repository, account_id(app), key_id)
     return Response(status_code=204, body="", headers=NO_STORE)
 
 
 @get_logger().inject_lambda_context(clear_state=True)
 @get_tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context)
+    return resolve(app, event, context, services())

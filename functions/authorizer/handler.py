@@ -14,13 +14,15 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway import composition
+from llm_gateway.composition import AuthorizerServices, ServicesSlot
 from llm_gateway.domain.accounts import authenticate
 from llm_gateway.domain.authorization import AUTHORIZATION, AmbiguousCredentials, single_header
 from llm_gateway.domain.usage_plans import usage_key_value
 from llm_gateway.observability import get_logger
 
 logger = get_logger()
+#: Built on the first request from this function's settings (``AuthorizerSettings``).
+services = ServicesSlot(AuthorizerServices)
 
 
 def _unauthorized(reason: str) -> Exception:
@@ -37,7 +39,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         authorization = single_header(AUTHORIZATION, event.get("headers"), event.get("multiValueHeaders"))
     except AmbiguousCredentials:
         raise _unauthorized("more than one Authorization header") from None
-    account_id = authenticate(composition.account_repository(), authorization)
+    account_id = authenticate(services().account_repository, authorization)
     if account_id is None:
         raise _unauthorized("missing or unknown API key")
     # Allow every method of this stage: the decision depends on the key alone, and it is cached.

@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway import composition
 from llm_gateway.api import (
     LlmId,
     account_id,
@@ -26,36 +25,45 @@ from llm_gateway.api import (
     header,
     json_response,
     ok_response,
+    request_origins,
     resolve,
 )
-from llm_gateway.api import request_origins as own_origins
+from llm_gateway.composition import RegistryServices, ServicesSlot
 from llm_gateway.errors import BadRequest, Conflict, NotFound
 from llm_gateway.models.health import LlmHealthHistory
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
 from llm_gateway.observability import get_logger, get_tracer
 
 app = create_resolver()
+#: Built on the first request from this function's settings (``RegistrySettings``).
+services = ServicesSlot(RegistryServices)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
-#: Powertools Idempotency keyed by (account, key): two accounts never share a cached response, and
-#: the same key with another body is refused. Built once per container, as in the Powertools docs.
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="[accountId, idempotencyKey]",
-    payload_validation_jmespath="bodyDigest",
-    expires_after_seconds=composition.require_settings().idempotency_ttl_seconds,
-    raise_on_no_idempotency_key=True,
-)
+
+def own_origins(app: Any) -> Any:
+    return request_origins(app, services().own_origins)
 
 
-@idempotent_function(
-    data_keyword_argument="scope",
-    persistence_store=composition.idempotency_store(),
-    config=idempotency_config,
-)
+@lru_cache(maxsize=1)
+def _idempotent_create(s: RegistryServices) -> tuple[IdempotencyConfig, Any]:
+    """Powertools Idempotency keyed by (account, key): two accounts never share a cached response,
+    and the same key with another body is refused. Built once per services object (container)."""
+    config = IdempotencyConfig(
+        event_key_jmespath="[accountId, idempotencyKey]",
+        payload_validation_jmespath="bodyDigest",
+        expires_after_seconds=s.settings.idempotency_ttl_seconds,
+        raise_on_no_idempotency_key=True,
+    )
+    decorate = idempotent_function(
+        data_keyword_argument="scope", persistence_store=s.idempotency_store, config=config
+    )
+    return config, decorate(create_once)
+
+
 def create_once(scope: dict[str, str], request: LlmCreate, ran: list[bool]) -> dict[str, Any]:
     """Runs once per (account, key); ``ran`` tells the caller whether this call created or replayed."""
     ran.append(True)
-    return composition.registry().create(scope["accountId"], request, own=own_origins(app)).to_json_dict()
+    return services().registry.create(scope["accountId"], request, own=own_origins(app)).to_json_dict()
 
 
 @app.post(
@@ -68,7 +76,7 @@ def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     key = header(app, "Idempotency-Key")
     if key is None:
         return json_response(
-            201, composition.registry().create(account, request, own=own_origins(app)).to_json_dict()
+            201, services().registry.create(account, request, own=own_origins(app)).to_json_dict()
         )
     if not _IDEMPOTENCY_KEY.match(key):
         raise BadRequest(
@@ -82,9 +90,12 @@ def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     }
     try:
         ran: list[bool] = []
-        result = create_once(scope=scope, request=request, ran=ran)
+        config, once = _idempotent_create(services())
+        if app.lambda_context is not None:
+            config.register_lambda_context(app.lambda_context)
+        result = once(scope=scope, request=request, ran=ran)
         if not ran:  # a replay: never hand back the id of an LLM deleted since
-            composition.registry().check_replay(account, str(result.get("id")))
+            services().registry.check_replay(account, str(result.get("id")))
         return json_response(201, result)
     except IdempotencyAlreadyInProgressError:
         raise Conflict(
@@ -107,7 +118,7 @@ def list_llms(
     search: Annotated[str, Query(max_length=200)] = "",
     include_defaults: Annotated[bool, Query(alias="includeDefaults")] = False,
 ) -> Response[Any]:
-    result = composition.registry().list(
+    result = services().registry.list(
         account_id(app),
         page=page,
         per_page=per_page,
@@ -124,9 +135,9 @@ def list_llms(
 )
 def get_llm(llm_id: LlmId) -> Response[Any]:
     account = account_id(app)
-    llm = composition.registry().get(account, llm_id)
+    llm = services().registry.get(account, llm_id)
     if not llm.is_default:  # built-ins are the platform's to watch
-        llm.health = composition.health_service().summary(account, llm_id)
+        llm.health = services().health_service.summary(account, llm_id)
     return json_response(200, llm.to_json_dict())
 
 
@@ -137,9 +148,9 @@ def get_llm(llm_id: LlmId) -> Response[Any]:
 )
 def get_llm_health(llm_id: LlmId, hours: Annotated[int, Query(ge=1, le=48)] = 24) -> Response[Any]:
     account = account_id(app)
-    if composition.registry().get(account, llm_id).is_default:
+    if services().registry.get(account, llm_id).is_default:
         raise NotFound("Built-in LLMs have no health record of yours.", code="health_not_tracked")
-    return json_response(200, composition.health_service().history(account, llm_id, hours).to_json_dict())
+    return json_response(200, services().health_service.history(account, llm_id, hours).to_json_dict())
 
 
 @app.put(
@@ -148,7 +159,7 @@ def get_llm_health(llm_id: LlmId, hours: Annotated[int, Query(ge=1, le=48)] = 24
     responses=ok_response(Llm) | error_responses(400, 401, 403, 404, 412, 413),
 )
 def update_llm(llm_id: LlmId, patch: Annotated[LlmUpdate, Body()]) -> Response[Any]:
-    updated = composition.registry().update(
+    updated = services().registry.update(
         account_id(app), llm_id, patch, _if_match(header(app, "If-Match")), own=own_origins(app)
     )
     return json_response(200, updated.to_json_dict(), headers={"ETag": f'"{updated.version}"'})
@@ -160,7 +171,7 @@ def update_llm(llm_id: LlmId, patch: Annotated[LlmUpdate, Body()]) -> Response[A
     responses=ok_response(None, "Deleted", 204) | error_responses(401, 403, 404),
 )
 def delete_llm(llm_id: LlmId) -> Response[Any]:
-    composition.registry().delete(account_id(app), llm_id)
+    services().registry.delete(account_id(app), llm_id)
     return Response(status_code=204, body="")
 
 
@@ -187,5 +198,4 @@ def _if_match(value: str | None) -> int | None:
 @get_logger().inject_lambda_context(clear_state=True)
 @get_tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    idempotency_config.register_lambda_context(context)
-    return resolve(app, event, context)
+    return resolve(app, event, context, services())

@@ -14,11 +14,12 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from llm_gateway import composition
+from llm_gateway.composition import RevalidationSchedulerServices, ServicesSlot
 from llm_gateway.domain.revalidation import MAX_WINDOW_SECONDS
 from llm_gateway.observability import get_logger, get_tracer
 
-composition.require_settings()
+#: Built on the first tick from this function's settings (``RevalidationSchedulerSettings``).
+services = ServicesSlot(RevalidationSchedulerServices)
 
 
 class ScheduleTick(BaseModel):
@@ -32,6 +33,6 @@ class ScheduleTick(BaseModel):
 @get_tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = parse(event=event, model=ScheduleTick)
-    enqueued = composition.revalidation_scheduler().enqueue_due(tick.scheduledTime, tick.windowSeconds)
+    enqueued = services().revalidation_scheduler.enqueue_due(tick.scheduledTime, tick.windowSeconds)
     get_logger().info("re-validations enqueued", extra={"enqueued": enqueued})
     return {"enqueued": enqueued}

@@ -3,6 +3,10 @@
 ``POST /v1/chat/completions`` with ``Authorization: Bearer <session token>`` answers an OpenAI
 ``chat.completion.chunk`` stream from the session's LLM, whatever its spec. The relay itself lives
 in ``llm_gateway.domain.streaming`` (no framework); this module only speaks ASGI.
+
+Nothing is built at import: ``create_app`` is the factory uvicorn calls (``app:create_app
+--factory`` in run.sh), and the app's start-up (its lifespan, before the Web Adapter's readiness
+check passes) builds the function's services from its settings (``StreamSettings``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,7 +29,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from llm_gateway import composition
+from llm_gateway.composition import StreamServices
 from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
 from llm_gateway.domain.proxy import StreamProxy
 from llm_gateway.domain.streaming import OUTCOME_OK, OpenStream, Timings, UpstreamFailure, error_event
@@ -39,6 +43,9 @@ from llm_gateway.errors import (
 )
 from llm_gateway.models.chat import ChatRequest
 from llm_gateway.observability import get_logger
+
+if TYPE_CHECKING:
+    from llm_gateway.adapters.metrics import StreamMetrics
 
 MAX_BODY_BYTES = 1_048_576
 INTERNAL_ERROR = InternalError.code
@@ -151,35 +158,60 @@ class StreamRecord:
         get_logger().info("stream request", extra={"stream": self.fields(time.monotonic())})
 
 
-_proxy: StreamProxy | None = None
+class StreamRuntime:
+    """One app's services (given, or built from the environment on first use) and its proxy."""
 
+    def __init__(self, services: StreamServices | None = None) -> None:
+        self._services = services
+        self.proxy: StreamProxy | None = None
 
-async def _build_proxy() -> StreamProxy:
-    """Only when the app runs without its lifespan (``warm_up`` did not run): off the event loop."""
-    global _proxy
-    _proxy = await asyncio.to_thread(composition.stream_proxy)
-    return _proxy
+    @property
+    def services(self) -> StreamServices:
+        if self._services is None:
+            self._services = StreamServices.from_environ()  # a missing variable fails here, named
+        return self._services
 
+    @property
+    def started(self) -> bool:
+        return self._services is not None
 
-async def warm_up() -> None:
-    """Container init, before the Web Adapter's readiness check passes: nothing of it is left for
-    a request. The token public key (one KMS ``GetPublicKey``) loads while the request path's
-    clients are built, and the first DynamoDB connection is opened."""
-    global _proxy
+    async def ready_proxy(self) -> StreamProxy:
+        """Only when the app runs without its lifespan (``warm_up`` did not run): off the event loop."""
+        if self.proxy is None:
+            self.proxy = await asyncio.to_thread(lambda: self.services.stream_proxy)
+        return self.proxy
 
-    async def clients_and_connection() -> None:
-        await asyncio.to_thread(composition.warm_stream_clients)
-        # Best effort: a request would open the connection itself (a failing key load, though,
-        # fails the init: without the key no token can be verified).
-        with contextlib.suppress(Exception):
-            await composition.session_state_store().check("init", None)  # a key that never exists
+    async def warm_up(self) -> None:
+        """Container init, before the Web Adapter's readiness check passes: nothing of it is left
+        for a request. The token public key (one KMS ``GetPublicKey``) loads while the request
+        path's clients are built, and the first DynamoDB connection is opened."""
+        services = await asyncio.to_thread(lambda: self.services)
 
-    await asyncio.gather(asyncio.to_thread(composition.public_key_set), clients_and_connection())
-    _proxy = composition.stream_proxy()
-    # What init built lives as long as the container: frozen, the collector's full passes never
-    # walk it again. Unfrozen, each full pass under load walked every module, schema and client
-    # and stopped the event loop (and every stream on it) for 170-240 ms in the local stack.
-    gc.freeze()
+        async def clients_and_connection() -> None:
+            await asyncio.to_thread(services.warm_clients)
+            # Best effort: a request would open the connection itself (a failing key load, though,
+            # fails the init: without the key no token can be verified).
+            with contextlib.suppress(Exception):
+                await services.session_state_store.check("init", None)  # a key that never exists
+
+        await asyncio.gather(asyncio.to_thread(lambda: services.public_key_set), clients_and_connection())
+        self.proxy = services.stream_proxy
+        # What init built lives as long as the container: frozen, the collector's full passes never
+        # walk it again. Unfrozen, each full pass under load walked every module, schema and client
+        # and stopped the event loop (and every stream on it) for 170-240 ms in the local stack.
+        gc.freeze()
+
+    async def shutdown(self) -> None:
+        """Close the HTTP sessions that were opened (a clean exit, no unclosed-session warning)."""
+        if self._services is None:
+            return
+        built = self._services.__dict__
+        if "upstream_transport" in built:
+            await self._services.upstream_transport.aclose()
+        if "traffic_recorder" in built:  # the last traffic counters
+            await asyncio.to_thread(self._services.traffic_recorder.close)
+        if "session_state_store" in built:
+            await self._services.session_state_store.aclose()
 
 
 class _Response:
@@ -207,6 +239,9 @@ class ChatCompletions:
     redacting logger, never a bare 500 from the server.
     """
 
+    def __init__(self, runtime: StreamRuntime) -> None:
+        self.runtime = runtime
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
         request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
@@ -224,21 +259,25 @@ class ChatCompletions:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
             record.write()
-            composition.traffic_recorder().stream_ended(
-                record.account_id, record.llm_id, record.outcome, record.fields(time.monotonic())["ttft_ms"]
-            )
+            if self.runtime.started:
+                self.runtime.services.traffic_recorder.stream_ended(
+                    record.account_id,
+                    record.llm_id,
+                    record.outcome,
+                    record.fields(time.monotonic())["ttft_ms"],
+                )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
-        request_id = record.request_id
+        request_id, services = record.request_id, self.runtime.services
         try:
-            if composition.hop_marker().seen_in(scope["headers"]):
+            if services.hop_marker.seen_in(scope["headers"]):
                 raise LoopDetected()  # before any lookup: the gateway is calling itself
             token = _bearer(scope)
             body = await _read_body(receive)
-            proxy = _proxy or await _build_proxy()
+            proxy = self.runtime.proxy or await self.runtime.ready_proxy()
         except GatewayError as error:
             record.fail(error)
-            composition.stream_metrics().failed(error.code)
+            services.stream_metrics.failed(error.code)
             await _send_error(send, error, request_id)
             return
         except asyncio.CancelledError:
@@ -276,7 +315,7 @@ class ChatCompletions:
         body: bytes,
         record: StreamRecord,
     ) -> None:
-        started, request_id = record.started, record.request_id
+        started, request_id, metrics = record.started, record.request_id, self.runtime.services.stream_metrics
         try:
             session = await proxy.authorize(token)  # who asks comes first: 401/403/409 before a 400
             record.account_id, record.llm_id = session.record.account_id, session.llm.id
@@ -285,7 +324,7 @@ class ChatCompletions:
             opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:
             record.fail(error)
-            composition.stream_metrics().failed(error.code)
+            metrics.failed(error.code)
             await _send_error(send, error, request_id)
             return
         record.timings, record.upstream_status = opened.timings, opened.response.status
@@ -294,7 +333,7 @@ class ChatCompletions:
             (b"server-timing", opened.timings.server_timing(started).encode()),
         ]
         if not chat.stream:
-            await _answer_whole(opened, send, record, headers, session.llm.model_name)
+            await _answer_whole(opened, send, record, headers, session.llm.model_name, metrics)
             return
         await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS, *headers]})
         try:
@@ -308,7 +347,7 @@ class ChatCompletions:
             raise
         finally:
             record.outcome = opened.outcome or "unknown"
-            composition.stream_metrics().finished(opened, started)
+            metrics.finished(opened, started)
 
 
 def with_usage(chat: ChatRequest) -> ChatRequest:
@@ -319,7 +358,12 @@ def with_usage(chat: ChatRequest) -> ChatRequest:
 
 
 async def _answer_whole(
-    opened: OpenStream, send: Send, record: StreamRecord, headers: list[tuple[bytes, bytes]], model: str
+    opened: OpenStream,
+    send: Send,
+    record: StreamRecord,
+    headers: list[tuple[bytes, bytes]],
+    model: str,
+    metrics: StreamMetrics,
 ) -> None:
     """``stream: false``: drain the relay into one ``chat.completion``; a failure on the way is a
     JSON error with a real status (nothing was sent yet)."""
@@ -336,7 +380,7 @@ async def _answer_whole(
         raise
     finally:
         record.outcome = opened.outcome or "unknown"
-        composition.stream_metrics().finished(opened, record.started)
+        metrics.finished(opened, record.started)
     if opened.outcome != OUTCOME_OK:
         await _send_error(
             send, UpstreamFailure(opened.outcome or ErrorCode.UPSTREAM_PROTOCOL_ERROR), record.request_id
@@ -358,37 +402,28 @@ def _log_unexpected(exc: BaseException, request_id: str) -> None:
     )
 
 
-async def shutdown() -> None:
-    """Close the HTTP sessions that were opened (a clean exit, no unclosed-session warning)."""
-    if composition.upstream_transport.cache_info().currsize:
-        await composition.upstream_transport().aclose()
-    if composition.traffic_recorder.cache_info().currsize:  # the last traffic counters
-        await asyncio.to_thread(composition.traffic_recorder().close)
-    if composition.session_state_store.cache_info().currsize:
-        await composition.session_state_store().aclose()
-
-
-@contextlib.asynccontextmanager
-async def _lifespan(_: Starlette) -> AsyncIterator[None]:
-    await warm_up()
-    yield
-    await shutdown()
-
-
 async def healthz(_: Request) -> PlainTextResponse:
     """Readiness for the Lambda Web Adapter."""
     return PlainTextResponse("ok")
 
 
-def create_app() -> Starlette:
-    composition.require_settings()  # the Web Adapter's init fails here, naming a missing variable
-    return Starlette(
+def create_app(services: StreamServices | None = None) -> Starlette:
+    """The app (uvicorn's ``--factory``): ``services`` given (the local stack, tests), or built from
+    the environment at start-up, where a missing variable fails the Web Adapter's init, named."""
+    runtime = StreamRuntime(services)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await runtime.warm_up()
+        yield
+        await runtime.shutdown()
+
+    app = Starlette(
         routes=[
-            Route("/v1/chat/completions", ChatCompletions(), methods=["POST"]),
+            Route("/v1/chat/completions", ChatCompletions(runtime), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
-        lifespan=_lifespan,
+        lifespan=lifespan,
     )
-
-
-app = create_app()
+    app.state.runtime = runtime
+    return app

@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, Json
 
-from llm_gateway import composition
 from llm_gateway.api import (
     LlmId,
     account_id,
@@ -28,6 +27,7 @@ from llm_gateway.api import (
     resolve,
 )
 from llm_gateway.catalog import get_builtin
+from llm_gateway.composition import ServicesSlot, ValidatorServices
 from llm_gateway.domain.conformance.budget import config_test_budget, validator_budget
 from llm_gateway.domain.fairness import (
     FULL_RUN_REQUESTS_PER_URL,
@@ -43,8 +43,9 @@ from llm_gateway.models.llm import LlmCreate, StoredLlm
 from llm_gateway.models.report import LatestReport, Report, ValidationRun
 from llm_gateway.observability import get_logger, get_tracer
 
-composition.require_settings()
 app = create_resolver()
+#: Built on the first request or message from this function's settings (``ValidatorSettings``).
+services = ServicesSlot(ValidatorServices)
 
 
 class LlmChanged(BaseModel):
@@ -81,7 +82,7 @@ def _own_llm(account: str, llm_id: str) -> StoredLlm:
     """404 for anything not this account's (same as missing); built-ins are not ours to validate."""
     if get_builtin(llm_id) is not None:
         raise Forbidden("Built-in LLMs are validated by the platform.", code="builtin_read_only")
-    stored = composition.llm_repository().get(account, llm_id)
+    stored = services().llm_repository.get(account, llm_id)
     if stored is None or stored.account_id != account:
         raise NotFound(f"No LLM with id {llm_id!r}.", code="llm_not_found")
     return stored
@@ -121,7 +122,7 @@ _ACCEPTED: dict[int, OpenAPIResponse] = {
 )
 def validate_now(llm_id: LlmId) -> Response[Any]:
     llm = _own_llm(account_id(app), llm_id)
-    run = composition.validation_requests().request(llm)
+    run = services().validation_requests.request(llm)
     return json_response(202, run.to_json_dict(), headers={"Location": _validation_location(llm.id)})
 
 
@@ -135,8 +136,8 @@ def validate_now(llm_id: LlmId) -> Response[Any]:
 def latest_report(llm_id: LlmId) -> Response[Any]:
     account = account_id(app)
     _own_llm(account, llm_id)
-    pending = composition.validation_requests().pending(account, llm_id)
-    report = composition.report_repository().latest(account, llm_id)
+    pending = services().validation_requests.pending(account, llm_id)
+    report = services().report_repository.latest(account, llm_id)
     if report is None:
         if pending is not None:
             return json_response(202, pending.to_json_dict())
@@ -152,10 +153,11 @@ def latest_report(llm_id: LlmId) -> Response[Any]:
 )
 def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account_id(app)
-    check_endpoint_urls(composition.url_guard(), request.urls, request_origins(app))
-    composition.outbound_limits().admit([u.url for u in request.urls], FULL_RUN_REQUESTS_PER_URL)
+    s = services()
+    check_endpoint_urls(s.url_guard, request.urls, request_origins(app, s.own_origins))
+    s.fairness.outbound_limits.admit([u.url for u in request.urls], FULL_RUN_REQUESTS_PER_URL)
     budget = config_test_budget(_remaining_ms())
-    return _report_response(composition.config_probe()(request, request.secret.get_secret_value(), budget))
+    return _report_response(s.config_probe(request, request.secret.get_secret_value(), budget))
 
 
 def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | None = None) -> None:
@@ -177,34 +179,33 @@ def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | Non
         later = record.body.model_copy(
             update={"detail": detail.model_copy(update={"deferrals": detail.deferrals + 1})}
         )
-        composition.deferrals().defer(
-            composition.validation_queue_for(revalidation), later.model_dump_json(by_alias=True), delay
+        services().fairness.deferrals.defer(
+            services().validation_queue_for(revalidation), later.model_dump_json(by_alias=True), delay
         )
 
 
 def _validate(detail: LlmChanged, revalidation: bool, lambda_context: LambdaContext | None) -> None:
-    account, llm_id = detail.accountId, detail.llmId
-    llm = composition.llm_repository().get(account, llm_id)
-    if revalidation and (llm is None or composition.validation_requests().pending(account, llm_id)):
-        composition.revalidation_marks().clear(account, llm_id)  # a requested run reports instead
+    s, account, llm_id = services(), detail.accountId, detail.llmId
+    llm = s.llm_repository.get(account, llm_id)
+    if revalidation and (llm is None or s.validation_requests.pending(account, llm_id)):
+        s.fairness.revalidation_marks.clear(account, llm_id)  # a requested run reports instead
         return
-    with account_slot(composition.validation_slots(revalidation), account, "validations"):
+    slots = s.fairness.revalidation_slots if revalidation else s.fairness.validation_slots
+    with account_slot(slots, account, "validations"):
         if llm is not None:
             per_url = LIGHT_RUN_REQUESTS_PER_URL if revalidation else FULL_RUN_REQUESTS_PER_URL
-            composition.outbound_limits().admit_or_defer([u.url for u in llm.urls], per_url)
+            s.fairness.outbound_limits.admit_or_defer([u.url for u in llm.urls], per_url)
         if revalidation:
             try:
-                composition.revalidator().revalidate(account, llm_id)
+                s.revalidator.revalidate(account, llm_id)
             finally:
-                composition.revalidation_marks().clear(account, llm_id)
+                s.fairness.revalidation_marks.clear(account, llm_id)
             return
         remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
         timed_out = llm is not None and llm.validation.error_code == ErrorCode.UPSTREAM_TIMEOUT
         budget = validator_budget(remaining, timed_out_before=timed_out)
-        report = composition.validator().validate(
-            account, llm_id, validation_id=detail.validationId, budget=budget
-        )
-        composition.revalidator().after_validation(account, llm_id, report)
+        report = s.validator.validate(account, llm_id, validation_id=detail.validationId, budget=budget)
+        s.revalidator.after_validation(account, llm_id, report)
 
 
 @get_logger().inject_lambda_context(clear_state=True)
@@ -217,4 +218,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 event=event, record_handler=record_handler, processor=processor, context=context
             )
         )
-    return resolve(app, event, context)
+    return resolve(app, event, context, services())

@@ -16,13 +16,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway import composition
+from llm_gateway.composition import ServicesSlot, WebhookDeliveryServices
 from llm_gateway.domain import webhooks
 from llm_gateway.domain.fairness import Deferred, slot_backoff
 from llm_gateway.models.webhook import WebhookDelivery
 from llm_gateway.observability import get_logger, get_tracer
 
-composition.require_settings()
+#: Built on the first message from this function's settings (``WebhookDeliverySettings``).
+services = ServicesSlot(WebhookDeliveryServices)
 
 
 class DeliveryFailed(Exception):
@@ -30,22 +31,23 @@ class DeliveryFailed(Exception):
 
 
 def record_handler(record: SqsRecordModel) -> None:
+    s = services()
     body = json.loads(str(record.body))
     if body.get("kind") != "delivery":
-        deliveries = webhooks.fan_out(composition.webhook_repository(), body)
+        deliveries = webhooks.fan_out(s.webhook_repository, body)
         if deliveries:
-            composition.webhook_queue().send(deliveries)
+            s.webhook_queue.send(deliveries)
         return
     delivery = WebhookDelivery.model_validate(body)
     attempts = delivery.earlier_attempts + int(record.attributes.ApproximateReceiveCount or 1)
     try:
-        result = composition.webhook_deliverer().deliver(delivery, attempts)
+        result = s.webhook_deliverer.deliver(delivery, attempts)
     except Deferred as deferred:  # the account's slots or the target's budget: later, not failed
         delay = max(deferred.delay_s, slot_backoff(delivery.deferrals))
         later = delivery.model_copy(
             update={"earlier_attempts": attempts - 1, "deferrals": delivery.deferrals + 1}
         )
-        composition.deferrals().defer(composition.webhook_queue().url, later.model_dump_json(), delay)
+        s.fairness.deferrals.defer(s.settings.webhook_queue_url, later.model_dump_json(), delay)
         return
     if result.retry_in_s is None:
         return
@@ -53,7 +55,7 @@ def record_handler(record: SqsRecordModel) -> None:
         "webhook delivery failed",
         extra={"webhook_id": delivery.webhook_id, "status": result.status, "retry_in_s": result.retry_in_s},
     )
-    composition.webhook_queue().retry_in(record.receiptHandle, result.retry_in_s)
+    s.webhook_queue.retry_in(record.receiptHandle, result.retry_in_s)
     raise DeliveryFailed(f"attempt {attempts} of {delivery.message_id} failed")
 
 

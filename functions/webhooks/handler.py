@@ -12,7 +12,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway import composition
 from llm_gateway.api import (
     account_id,
     create_resolver,
@@ -22,12 +21,14 @@ from llm_gateway.api import (
     request_origins,
     resolve,
 )
+from llm_gateway.composition import ServicesSlot, WebhooksServices
 from llm_gateway.domain import webhooks
 from llm_gateway.models.webhook import NewWebhook, WebhookCreate, WebhookList
 from llm_gateway.observability import get_logger, get_tracer
 
-composition.require_settings()
 app = create_resolver()
+#: Built on the first request from this function's settings (``WebhooksSettings``).
+services = ServicesSlot(WebhooksServices)
 WebhookId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 #: The signing secret and the list are never cached by a browser or a proxy.
 NO_STORE = {"Cache-Control": "no-store"}
@@ -39,7 +40,7 @@ NO_STORE = {"Cache-Control": "no-store"}
     responses=ok_response(WebhookList) | error_responses(401),
 )
 def list_webhooks() -> Response[Any]:
-    found = webhooks.list_webhooks(composition.webhook_repository(), account_id(app))
+    found = webhooks.list_webhooks(services().webhook_repository, account_id(app))
     return json_response(200, found.to_json_dict(), headers=NO_STORE)
 
 
@@ -49,13 +50,14 @@ def list_webhooks() -> Response[Any]:
     responses=ok_response(NewWebhook, "Created", 201) | error_responses(400, 401, 409, 413),
 )
 def create_webhook(request: Annotated[WebhookCreate, Body()]) -> Response[Any]:
+    s = services()
     created = webhooks.create_webhook(
-        composition.webhook_repository(),
-        composition.webhook_secrets(),
-        composition.url_guard(),
+        s.webhook_repository,
+        s.webhook_secrets,
+        s.url_guard,
         account_id(app),
         request,
-        request_origins(app),
+        request_origins(app, s.own_origins),
     )
     return json_response(201, created.to_json_dict(), headers=NO_STORE)
 
@@ -66,13 +68,12 @@ def create_webhook(request: Annotated[WebhookCreate, Body()]) -> Response[Any]:
     responses=ok_response(None, "Deleted", 204) | error_responses(401, 404),
 )
 def delete_webhook(webhook_id: WebhookId) -> Response[Any]:
-    webhooks.delete_webhook(
-        composition.webhook_repository(), composition.webhook_secrets(), account_id(app), webhook_id
-    )
+    s = services()
+    webhooks.delete_webhook(s.webhook_repository, s.webhook_secrets, account_id(app), webhook_id)
     return Response(status_code=204, body="", headers=NO_STORE)
 
 
 @get_logger().inject_lambda_context(clear_state=True)
 @get_tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve(app, event, context)
+    return resolve(app, event, context, services())

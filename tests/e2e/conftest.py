@@ -65,7 +65,7 @@ def smoke_target(request: pytest.FixtureRequest) -> SmokeTarget:
         if missing:
             pytest.fail(f"smoke against {api_url} needs {', '.join(missing)} (see README, Deploying)")
         api_key, llm_url, llm_key = (
-            os.environ[n] for n in ("SMOKE_API_KEY", "SMOKE_LLM_URL", "SMOKE_LLM_KEY")
+            os.getenv(n, "") for n in ("SMOKE_API_KEY", "SMOKE_LLM_URL", "SMOKE_LLM_KEY")
         )
     else:
         from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
@@ -84,5 +84,5 @@ def smoke_target(request: pytest.FixtureRequest) -> SmokeTarget:
     }
     for env, field in (("SMOKE_LLM_DEPLOYMENT", "deploymentName"), ("SMOKE_LLM_API_VERSION", "apiVersion")):
         if os.environ.get(env):
-            body[field] = os.environ[env]
+            body[field] = os.getenv(env, "")
     return SmokeTarget(api_url=api_url, api_key=api_key, llm=body, llm_key=llm_key)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import LeakCollector
+from tests.conftest import LeakCollector, plain_env
 from tests.local_stack import RunningStack, create_account_key, recording_client
 
 
@@ -65,7 +65,7 @@ def test_cli_creates_lists_and_revokes(stack: RunningStack, leak_collector: Leak
         result = subprocess.run(
             [sys.executable, "-m", "llm_gateway_cli.main", "api-keys", *args,
              "--api-url", stack.api_url, "--api-key", owner_key],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, env=plain_env(),
         )  # fmt: skip
         leak_collector.add(f"api-keys {args[0]}", result.stdout + result.stderr)
         return result

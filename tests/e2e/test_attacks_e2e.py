@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CANARY, LeakCollector
+from tests.conftest import CANARY, LeakCollector, plain_env
 from tests.e2e.conftest import RunningStack, llm_body
 
 STARTUP_TIMEOUT_S = 30
@@ -292,7 +291,7 @@ def relayed_stack(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     state_file, log_file = tmp_path / "state.json", tmp_path / "dev.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = plain_env()
     command = [
         sys.executable, "-m", "llm_gateway_cli.main", "dev", "--port", str(port), "--state-file", str(state_file),
         "--allow-endpoint", f"http://127.0.0.1:{relay_port}", "--allow-endpoint", f"http://127.0.0.1:{port}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CANARY, LeakCollector
+from tests.conftest import CANARY, LeakCollector, plain_env
 from tests.e2e.conftest import RunningStack
 from tests.e2e.test_session_tokens_e2e import set_llm_status
 
@@ -184,5 +183,5 @@ def test_chat_shows_the_gateway_errors(cli: Any, stack: RunningStack, api: httpx
 
 
 def _env() -> dict[str, str]:
-    """The test runner's environment without LLM_* settings, so only --state-file picks the gateway."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("LLM_")}
+    """A plain shell's environment: only --state-file picks the gateway."""
+    return plain_env()

@@ -4,7 +4,6 @@ errors that say what to do, updates that revalidate only when they should, the d
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -18,14 +17,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import LeakCollector
+from tests.conftest import LeakCollector, plain_env
 from tests.e2e.conftest import RunningStack, llm_body
 
 CLI = [sys.executable, "-m", "llm_gateway_cli.main"]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LLM_"))} | extra
+    return plain_env(**extra)
 
 
 def _wait_until_settled(api: httpx.Client, llm_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook as Verifier
 
-from tests.conftest import LeakCollector
+from tests.conftest import LeakCollector, plain_env
 from tests.local_stack import RunningStack, launch_stack
 
 #: Only the test's own streams carry this; the conformance probe never does.
@@ -41,7 +41,7 @@ def health_stack(
     workdir = tmp_path_factory.mktemp("health-stack")
     with launch_stack(
         workdir, leak_collector, "--revalidate-every", "2s", "--quiet",
-        "--allow-endpoint", receiver.origin, env={"HEALTH_FLUSH_SECONDS": "1"},
+        "--allow-endpoint", receiver.origin, "--flush-traffic-every", "1s",
     ) as running:  # fmt: skip
         yield running
 
@@ -197,7 +197,7 @@ def test_a_demo_llm_goes_degraded_failing_and_back_with_events_and_signed_webhoo
     shown = subprocess.run(
         [sys.executable, "-m", "llm_gateway_cli.main", "llms", "health", llm_id, "--hours", "1",
          "--state-file", str(stack.state_file)],
-        check=True, capture_output=True, text=True, timeout=30,
+        check=True, capture_output=True, text=True, timeout=30, env=plain_env(),
     ).stdout  # fmt: skip
     assert "health:       healthy since" in shown
     assert "requests |" in shown and "errors   |" in shown

@@ -3,14 +3,13 @@ bottom and print what its `# →` comments say, so the README cannot drift from 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
 import pytest
 
 from tests import readme
-from tests.conftest import REPO, LeakCollector
+from tests.conftest import REPO, LeakCollector, plain_env
 from tests.e2e.conftest import RunningStack
 
 
@@ -23,7 +22,7 @@ def test_the_walkthrough_runs_top_to_bottom_and_prints_what_it_says(
     script = readme.walkthrough()
     expected = readme.expected_output(script)
     assert len(expected) >= 10, "every step of the walkthrough says what it prints"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LLM_"))}
+    env = plain_env()
     env["LLM_GATEWAY_STATE_FILE"] = str(stack.state_file)
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],

@@ -13,6 +13,7 @@ import httpx
 import jwt
 import pytest
 
+from tests.conftest import plain_env
 from tests.e2e.conftest import RunningStack, llm_body
 
 CLAIMS = ["aud", "exp", "iat", "iss", "jti", "llm", "nbf", "sid", "sub"]
@@ -134,7 +135,7 @@ def test_cli_token_and_revoke(stack: RunningStack, anonymous: httpx.Client) -> N
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "llm_gateway_cli.main", *args, "--state-file", str(stack.state_file)],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True, text=True, timeout=30, env=plain_env(),
         )  # fmt: skip
 
     plain = cli("token", "--llm", "ANAM_GPT_4O_MINI_V1", "--system-prompt", "Be brief.", "--ttl", "7200")

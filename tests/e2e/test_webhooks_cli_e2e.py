@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import LeakCollector
+from tests.conftest import LeakCollector, plain_env
 from tests.local_stack import RunningStack, create_account_key
 
 
@@ -19,7 +19,7 @@ def test_cli_adds_lists_and_deletes_a_webhook(stack: RunningStack, leak_collecto
         result = subprocess.run(
             [sys.executable, "-m", "llm_gateway_cli.main", "webhooks", *args,
              "--api-url", stack.api_url, "--api-key", owner_key],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, env=plain_env(),
         )  # fmt: skip
         leak_collector.add(f"webhooks {args[0]}", result.stdout + result.stderr)
         return result

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from llm_gateway import composition
 from llm_gateway.domain.accounts import MAX_API_KEYS, authenticate, create_account, hash_api_key
 from llm_gateway_cli.local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
@@ -55,7 +54,7 @@ def _authorize(api_key: str) -> str | None:
 
 @pytest.fixture
 def owner(aws: AwsStack) -> tuple[str, str]:
-    created = create_account(composition.account_repository(), "team-a")
+    created = create_account(aws.registry.account_repository, "team-a")
     return created.account_id, created.api_key
 
 
@@ -120,7 +119,7 @@ def test_the_only_key_cannot_be_revoked(owner: tuple[str, str]) -> None:
 
 def test_another_accounts_key_is_a_404_like_a_made_up_one(owner: tuple[str, str], aws: AwsStack) -> None:
     account, _ = owner
-    other = create_account(composition.account_repository(), "team-b")
+    other = create_account(aws.registry.account_repository, "team-b")
     _, theirs, _ = _call("api_keys/create", other.account_id)
     existing = _call("api_keys/revoke", account, key_id=theirs["id"])
     made_up = _call("api_keys/revoke", account, key_id="key_00000000000000000000")
@@ -148,9 +147,9 @@ def test_bad_names_are_400(owner: tuple[str, str], body: dict[str, Any]) -> None
     assert status == 400 and answer["error"]["code"] == "validation_error"
 
 
-def test_last_used_is_recorded_at_most_once_a_minute(owner: tuple[str, str]) -> None:
+def test_last_used_is_recorded_at_most_once_a_minute(aws: AwsStack, owner: tuple[str, str]) -> None:
     account, api_key = owner
-    repo = composition.account_repository()
+    repo = aws.registry.account_repository
     t0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
     def last_used() -> datetime | None:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from functions.authorizer import handler
-from llm_gateway import composition
 from llm_gateway.domain.accounts import create_account
 from llm_gateway.domain.usage_plans import usage_key_value
 from llm_gateway_cli.local.front_door import LambdaContext
@@ -47,7 +46,7 @@ def authorize(event: dict[str, Any], leak_collector: LeakCollector) -> dict[str,
 @pytest.fixture
 def keys(aws: AwsStack) -> dict[str, tuple[str, str]]:
     """Two accounts: name -> (account id, API key)."""
-    made = {name: create_account(composition.account_repository(), name) for name in ("a", "c")}
+    made = {name: create_account(aws.registry.account_repository, name) for name in ("a", "c")}
     return {name: (m.account_id, m.api_key) for name, m in made.items()}
 
 

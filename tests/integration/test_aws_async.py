@@ -8,11 +8,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from aiohttp import web
 from moto.server import ThreadedMotoServer
 
+from llm_gateway.adapters.aws import AwsClients
 from llm_gateway.adapters.aws_async import AwsCallFailed, AwsJsonCall
 from llm_gateway.adapters.session_state import DynamoSessionStateStore
 from llm_gateway.domain.sessions import LlmRef
@@ -20,13 +20,7 @@ from llm_gateway_cli.local.stack import free_port
 
 
 @pytest.fixture
-def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
+def moto_url() -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -35,7 +29,7 @@ def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_the_check_reads_revoked_and_the_revision_from_a_real_endpoint(moto_url: str) -> None:
-    db = boto3.client("dynamodb", endpoint_url=moto_url)
+    db = AwsClients(moto_url, "us-east-1", "k", "s").dynamodb()
     db.create_table(
         TableName="t",
         KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
@@ -95,7 +89,7 @@ async def call_against(scripted: Scripted) -> dict[str, Any] | AwsCallFailed:
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}")
+    client = AwsClients(f"http://127.0.0.1:{port}", "us-east-1", "k", "s").dynamodb()
     call = AwsJsonCall(client, operation="BatchGetItem")
     try:
         return await call({"RequestItems": {}})
@@ -106,13 +100,7 @@ async def call_against(scripted: Scripted) -> dict[str, Any] | AwsCallFailed:
         await runner.cleanup()
 
 
-def test_throttling_is_retried_and_a_client_error_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
+def test_throttling_is_retried_and_a_client_error_is_not() -> None:
     throttled = {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"}
     retried = Scripted((400, throttled), (500, {}), (200, {"Responses": {}}))
     assert asyncio.run(call_against(retried)) == {"Responses": {}}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from llm_gateway import composition
 from llm_gateway.domain.ports import LimitReached
 from llm_gateway.models.llm import StoredLlm
 from llm_gateway.models.webhook import StoredWebhook
@@ -48,7 +47,7 @@ def _attempt(create: object, item: object, limit: int) -> bool:
 
 
 def test_llm_creates_stop_exactly_at_the_limit(aws: AwsStack) -> None:
-    repo = composition.llm_repository()
+    repo = aws.registry.llm_repository
     results = [_attempt(repo.create, llm(f"llm-{i}"), 3) for i in range(5)]
     assert results == [True, True, True, False, False]
     assert len(repo.list(ACCOUNT)) == 3
@@ -64,7 +63,7 @@ def test_llm_creates_stop_exactly_at_the_limit(aws: AwsStack) -> None:
 
 
 def test_webhook_creates_stop_exactly_at_the_limit(aws: AwsStack) -> None:
-    repo = composition.webhook_repository()
+    repo = aws.webhooks.webhook_repository
     results = [_attempt(repo.add, webhook(f"wh_{i}"), 10) for i in range(12)]
     assert results.count(True) == 10 and results[-2:] == [False, False]
     assert len(repo.list(ACCOUNT)) == 10
@@ -73,7 +72,7 @@ def test_webhook_creates_stop_exactly_at_the_limit(aws: AwsStack) -> None:
 
 
 def test_an_item_from_before_the_counter_deletes_without_going_negative(aws: AwsStack) -> None:
-    repo = composition.llm_repository()
+    repo = aws.registry.llm_repository
     legacy = llm("legacy")
     aws.client("dynamodb").put_item(TableName=aws.env["TABLE_NAME"], Item=repo._item(legacy))
     assert repo.delete(ACCOUNT, "legacy")
@@ -83,8 +82,8 @@ def test_an_item_from_before_the_counter_deletes_without_going_negative(aws: Aws
 
 
 def test_the_limit_is_per_kind(aws: AwsStack) -> None:
-    assert _attempt(composition.llm_repository().create, llm("one"), 1)
-    assert _attempt(composition.webhook_repository().add, webhook("wh_one"), 1)
+    assert _attempt(aws.registry.llm_repository.create, llm("one"), 1)
+    assert _attempt(aws.webhooks.webhook_repository.add, webhook("wh_one"), 1)
 
 
 def test_reports_are_capped_per_llm_newest_kept(aws: AwsStack) -> None:

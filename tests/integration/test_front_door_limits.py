@@ -13,12 +13,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from llm_gateway import composition
 from llm_gateway.adapters.guarded_http import registration_url_guard
 from llm_gateway.domain.accounts import create_account
-from llm_gateway.domain.usage_plans import enroll_account
 from llm_gateway_cli.local.front_door import FrontDoor, LocalFunction
-from llm_gateway_cli.local.stack import ServerThread, usage_plan_gate
+from llm_gateway_cli.local.stack import ServerThread, enroll, usage_plan_gate
 from llm_gateway_cli.local.template import (
     Resolver,
     api_routes,
@@ -49,14 +47,11 @@ class Door:
 
 
 @pytest.fixture
-def door(aws: AwsStack, monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCollector) -> Iterator[Door]:
+def door(aws: AwsStack, leak_collector: LeakCollector) -> Iterator[Door]:
     answers = {"api.openai.com": ["104.18.6.192"]}
-    monkeypatch.setattr(
-        composition,
-        "url_guard",
-        lambda: registration_url_guard(allow_private=False, resolver=lambda host, port: answers[host]),
+    aws.provide(
+        url_guard=registration_url_guard(allow_private=False, resolver=lambda host, port: answers[host])
     )
-    composition.registry.cache_clear()
     template = load_template()
     resolver = Resolver(
         parameter_defaults(
@@ -70,12 +65,10 @@ def door(aws: AwsStack, monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCol
     resolver.refs[limits.logical_id] = plan["id"]
     keys = {}
     for name in ("a", "b", "c", "unenrolled"):
-        created = create_account(composition.account_repository(), name)
+        created = create_account(aws.registry.account_repository, name)
         keys[name] = created.api_key
         if name != "unenrolled":
-            enroll_account(
-                composition.usage_plans(), composition.usage_key_repository(), created.account_id, plan["id"]
-            )
+            enroll(aws.clients, aws.env["TABLE_NAME"], created.account_id, plan["id"])
     auth = authorizer_function(template)
     assert auth is not None
     front = FrontDoor(
@@ -83,7 +76,7 @@ def door(aws: AwsStack, monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCol
         LocalFunction("authorizer", *auth),
         gateway_responses(template),
         "test",
-        usage_plan=usage_plan_gate(template, resolver),
+        usage_plan=usage_plan_gate(template, resolver, aws.clients),
         response_headers=gateway_response_headers(template),
     )
     server = ServerThread(front, 0)

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_gateway import composition
 from llm_gateway.adapters.health_store import BUCKET_RETENTION_SECONDS, DynamoHealthStore
 from llm_gateway.adapters.traffic_recorder import BufferedTrafficRecorder
 from llm_gateway.domain.ports import VersionConflict
@@ -27,9 +26,8 @@ from tests.integration.conftest import AwsStack, Invoke
 
 
 @pytest.fixture
-def private_ok(aws: AwsStack, fake: FakeProviderHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", fake.url)  # the fake provider lives on loopback
-    composition.reset()
+def private_ok(aws: AwsStack, fake: FakeProviderHandle) -> None:
+    aws.configure(PRIVATE_ENDPOINT_ORIGINS=fake.url)  # the fake provider lives on loopback
 
 
 @pytest.fixture
@@ -57,12 +55,12 @@ def bus_events(aws: AwsStack) -> Any:
     return read
 
 
-def _valid_llm(account: str, fake_url: str) -> str:
-    llm_id = register_demo_llms(account, fake_url)["openai"]
-    llm = composition.llm_repository().get(account, llm_id)
+def _valid_llm(aws: AwsStack, account: str, fake_url: str) -> str:
+    llm_id = register_demo_llms(aws.registry, account, fake_url)["openai"]
+    llm = aws.registry.llm_repository.get(account, llm_id)
     assert llm is not None
     valid = llm.model_copy(update={"status": LlmStatus.VALID})
-    composition.llm_repository().replace(valid, expected_version=llm.version)
+    aws.registry.llm_repository.replace(valid, expected_version=llm.version)
     return llm_id
 
 
@@ -112,8 +110,7 @@ def test_the_state_write_is_conditional_on_the_revision(aws: AwsStack) -> None:
 
 def test_recorders_in_two_containers_flip_the_state_once(aws: AwsStack, bus_events: Any) -> None:
     recorders = [
-        BufferedTrafficRecorder(composition.health_service().record_traffic, interval_s=3600)
-        for _ in range(2)
+        BufferedTrafficRecorder(aws.registry.health_service.record_traffic, interval_s=3600) for _ in range(2)
     ]
     for index in range(30):
         outcome = "upstream_server_error" if index % 2 else "ok"
@@ -121,7 +118,7 @@ def test_recorders_in_two_containers_flip_the_state_once(aws: AwsStack, bus_even
         recorders[0].stream_ended("acct_1", "llm-1", "token_expired", None)  # not counted
     for recorder in recorders:
         recorder.flush_now()
-    health = composition.health_service().summary("acct_1", "llm-1")
+    health = aws.registry.health_service.summary("acct_1", "llm-1")
     assert health.state is HealthState.FAILING
     assert (health.window.requests, health.window.error_rate) == (30, 0.5)
     events = bus_events()
@@ -133,15 +130,15 @@ def test_recorders_in_two_containers_flip_the_state_once(aws: AwsStack, bus_even
 
 
 def test_the_index_lists_valid_and_invalid_llms_of_every_account(
-    account: str, other_account: str, private_ok: None, fake: FakeProviderHandle
+    aws: AwsStack, account: str, other_account: str, private_ok: None, fake: FakeProviderHandle
 ) -> None:
-    valid = _valid_llm(account, fake.url)
-    pending = register_demo_llms(other_account, fake.url)["gemini"]
-    llm = composition.llm_repository().get(other_account, pending)
+    valid = _valid_llm(aws, account, fake.url)
+    pending = register_demo_llms(aws.registry, other_account, fake.url)["gemini"]
+    llm = aws.registry.llm_repository.get(other_account, pending)
     assert llm is not None
     invalid = llm.model_copy(update={"status": LlmStatus.INVALID})
-    composition.llm_repository().replace(invalid, expected_version=llm.version)
-    listed = {(k.account_id, k.llm_id) for k in composition.llm_repository().revalidation_candidates()}
+    aws.registry.llm_repository.replace(invalid, expected_version=llm.version)
+    listed = {(k.account_id, k.llm_id) for k in aws.registry.llm_repository.revalidation_candidates()}
     assert listed == {(account, valid), (other_account, pending)}
 
 
@@ -150,9 +147,8 @@ def test_the_scheduler_enqueues_each_due_llm_delayed(
 ) -> None:
     from functions.revalidation_scheduler import handler
 
-    monkeypatch.setenv("REVALIDATION_INTERVAL_MINUTES", "15")  # one window: every LLM is due in it
-    composition.reset()
-    _valid_llm(account, fake.url)
+    aws.configure(REVALIDATION_INTERVAL_MINUTES="15")  # one window: every LLM is due in it
+    _valid_llm(aws, account, fake.url)
     sqs = aws.client("sqs")
     url = aws.env["REVALIDATION_QUEUE_URL"]  # their own queue: registrations never wait behind them
     result = handler.lambda_handler(load_event("revalidation_scheduler/tick"), LambdaContext("scheduler"))
@@ -167,11 +163,16 @@ def test_the_scheduler_enqueues_each_due_llm_delayed(
 
 
 def test_a_failed_revalidation_keeps_status_and_degrades_health(
-    account: str, private_ok: None, fake: FakeProviderHandle, bus_events: Any, leak_collector: LeakCollector
+    aws: AwsStack,
+    account: str,
+    private_ok: None,
+    fake: FakeProviderHandle,
+    bus_events: Any,
+    leak_collector: LeakCollector,
 ) -> None:
     from functions.validator import handler
 
-    llm_id = _valid_llm(account, fake.url)
+    llm_id = _valid_llm(aws, account, fake.url)
     httpx.post(f"{fake.url}/_fake/reset").raise_for_status()  # forget the registration's requests
     fault = {"model": "fake-model", "fault": "status-500"}
     httpx.put(f"{fake.url}/_fake/faults", json=fault).raise_for_status()
@@ -183,8 +184,8 @@ def test_a_failed_revalidation_keeps_status_and_degrades_health(
     result = handler.lambda_handler(event, LambdaContext("validator"))
     leak_collector.add("validator", result)
     assert result == {"batchItemFailures": []}
-    assert composition.llm_repository().get(account, llm_id).status is LlmStatus.VALID  # type: ignore[union-attr]
-    report = composition.report_repository().latest(account, llm_id)
+    assert aws.registry.llm_repository.get(account, llm_id).status is LlmStatus.VALID  # type: ignore[union-attr]
+    report = aws.validator.report_repository.latest(account, llm_id)
     assert report is not None and not report.compatible
     assert report.details is not None and report.details["trigger"] == "schedule"
     assert report.details["probe"]["probeSet"] == "light"
@@ -200,10 +201,15 @@ def test_a_failed_revalidation_keeps_status_and_degrades_health(
 
 
 def test_the_llm_object_and_the_history_show_health(
-    invoke_registry: Invoke, account: str, other_account: str, private_ok: None, fake: FakeProviderHandle
+    aws: AwsStack,
+    invoke_registry: Invoke,
+    account: str,
+    other_account: str,
+    private_ok: None,
+    fake: FakeProviderHandle,
 ) -> None:
-    llm_id = _valid_llm(account, fake.url)
-    recorder = BufferedTrafficRecorder(composition.health_service().record_traffic, interval_s=3600)
+    llm_id = _valid_llm(aws, account, fake.url)
+    recorder = BufferedTrafficRecorder(aws.registry.health_service.record_traffic, interval_s=3600)
     for index in range(25):
         recorder.stream_ended(account, llm_id, "upstream_timeout" if index < 6 else "ok", 300.0)
     recorder.flush_now()

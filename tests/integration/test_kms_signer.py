@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from moto import mock_aws
 
+from llm_gateway.adapters.aws import AwsClients
 from llm_gateway.adapters.kms_signer import KmsSigner, der_to_raw_signature
 from llm_gateway.domain.signatures import P256_ORDER
 from llm_gateway.domain.tokens import (
@@ -34,17 +34,9 @@ POLICY = TokenPolicy(issuer="https://gateway.example", audience="llm-gateway-str
 
 
 @pytest.fixture
-def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def kms() -> Iterator[Any]:
     with mock_aws():
-        yield boto3.client("kms", region_name=REGION)
+        yield AwsClients(region=REGION, access_key_id="testing", secret_access_key="testing").kms()
 
 
 def create_signing_key(kms: Any, alias: str | None = None) -> str:

@@ -7,24 +7,17 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
+from llm_gateway.adapters.aws import AwsClients
 from llm_gateway_cli.local.moto_reads import answer
 
 
 @pytest.fixture
-def db(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def db() -> Iterator[Any]:
     with mock_aws():
-        client = boto3.client("dynamodb")
+        client = AwsClients(region="us-east-1", access_key_id="k", secret_access_key="s").dynamodb()
         client.create_table(
             TableName="t",
             KeySchema=[

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from llm_gateway import composition
 from llm_gateway.adapters.guarded_http import registration_url_guard
 from tests.conftest import CANARY
 from tests.integration.conftest import AwsStack, Invoke
@@ -26,10 +25,8 @@ def fake_resolver(host: str, port: int) -> list[str]:
 @pytest.fixture(autouse=True)
 def _offline_dns(monkeypatch: pytest.MonkeyPatch, aws: AwsStack) -> None:
     """Registration resolves hosts; tests answer from a table instead of the network."""
-    monkeypatch.setattr(
-        composition, "url_guard", lambda: registration_url_guard(allow_private=False, resolver=fake_resolver)
-    )
-    composition.registry.cache_clear()
+    offline = registration_url_guard(allow_private=False, resolver=fake_resolver)
+    aws.provide(url_guard=offline)
 
 
 def openai_body(**overrides: Any) -> dict[str, Any]:
@@ -103,7 +100,7 @@ def test_bad_fields_get_400_and_nothing_is_stored(
     assert status == 400, body
     assert body["error"]["code"] == "validation_error"
     assert "\n" not in json.dumps(body["error"]["details"]).replace("\\n", "")
-    assert composition.llm_repository().list(account) == []
+    assert aws.registry.llm_repository.list(account) == []
 
 
 def test_crlf_header_sample_event_is_refused(invoke_registry: Invoke, account: str) -> None:
@@ -124,14 +121,14 @@ def test_crlf_header_sample_event_is_refused(invoke_registry: Invoke, account: s
     ],
 )
 def test_blocked_endpoints_are_refused_at_registration(
-    invoke_registry: Invoke, account: str, url: str
+    aws: AwsStack, invoke_registry: Invoke, account: str, url: str
 ) -> None:
     status, body, _ = invoke_registry(
         "registry/create_openai", account, body=openai_body(urls=[{"url": url}])
     )
     assert status == 400
     assert body["error"]["code"] in ("endpoint_blocked", "validation_error")
-    assert composition.llm_repository().list(account) == []
+    assert aws.registry.llm_repository.list(account) == []
 
 
 def test_unresolvable_host_registers_and_is_left_to_validation(invoke_registry: Invoke, account: str) -> None:
@@ -277,8 +274,8 @@ def test_new_secret_is_staged_and_the_current_one_stays(
     )
     assert status == 200
     assert body["secretHint"] == created["secretHint"]
-    store = composition.credential_store()
-    stored = composition.llm_repository().get(account, created["id"])
+    store = aws.registry.credential_store
+    stored = aws.registry.llm_repository.get(account, created["id"])
     assert stored is not None
     assert store.read(account, created["id"], stored.secret_ref) == CANARY
     assert (
@@ -312,7 +309,7 @@ def test_secret_is_named_tagged_and_encrypted_under_the_cmk(
 
 
 def test_idempotency_key_replays_within_an_account_only(
-    invoke_registry: Invoke, account: str, other_account: str
+    aws: AwsStack, invoke_registry: Invoke, account: str, other_account: str
 ) -> None:
     first = invoke_registry("registry/create_openai_idempotent", account, body=openai_body())
     again = invoke_registry("registry/create_openai_idempotent", account, body=openai_body())
@@ -320,8 +317,8 @@ def test_idempotency_key_replays_within_an_account_only(
     assert first[0] == again[0] == theirs[0] == 201
     assert first[1]["id"] == again[1]["id"]
     assert theirs[1]["id"] != first[1]["id"]
-    assert len(composition.llm_repository().list(account)) == 1
-    assert len(composition.llm_repository().list(other_account)) == 1
+    assert len(aws.registry.llm_repository.list(account)) == 1
+    assert len(aws.registry.llm_repository.list(other_account)) == 1
     reused = invoke_registry(
         "registry/create_openai_idempotent", account, body=openai_body(displayName="other")
     )

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from llm_gateway import composition
 from llm_gateway.adapters.guarded_http import registration_url_guard
 from llm_gateway.domain.loops import HOP_HEADER
 from llm_gateway.models.llm import EndpointUrl
@@ -26,10 +25,8 @@ CREDENTIAL_PARAMS = [
 
 @pytest.fixture(autouse=True)
 def _offline_dns(monkeypatch: pytest.MonkeyPatch, aws: AwsStack) -> None:
-    monkeypatch.setattr(
-        composition, "url_guard", lambda: registration_url_guard(allow_private=False, resolver=fake_resolver)
-    )
-    composition.registry.cache_clear()
+    offline = registration_url_guard(allow_private=False, resolver=fake_resolver)
+    aws.provide(url_guard=offline)
 
 
 def invoke_validator(event: dict[str, Any], account: str, body: Any, leaks: LeakCollector) -> tuple[int, Any]:
@@ -59,7 +56,7 @@ def test_a_credential_named_query_parameter_is_refused_and_nothing_is_stored(
     assert "`secret`" in body["error"]["message"]
     assert body["error"]["details"][0]["field"] == "urls[0].url"
     assert CANARY not in json.dumps(body)
-    assert composition.llm_repository().list(account) == []
+    assert aws.registry.llm_repository.list(account) == []
     assert CANARY not in json.dumps(aws.scan_table())
 
 
@@ -85,13 +82,15 @@ def test_update_and_dry_run_refuse_a_credential_in_a_url_too(
     assert (status, body["error"]["code"]) == (400, "credential_in_url")
 
 
-def test_a_url_stored_before_the_rule_is_shown_redacted(invoke_registry: Invoke, account: str) -> None:
+def test_a_url_stored_before_the_rule_is_shown_redacted(
+    aws: AwsStack, invoke_registry: Invoke, account: str
+) -> None:
     _status, created, _ = invoke_registry("registry/create_openai", account, body=openai_body())
-    stored = composition.llm_repository().get(account, created["id"])
+    stored = aws.registry.llm_repository.get(account, created["id"])
     assert stored is not None
     legacy = "https://api.openai.com/v1/chat/completions?key=legacy-key-0123456789&code=abc123def"
     stored.urls = [EndpointUrl.model_construct(url=legacy)]
-    composition.llm_repository().replace(stored, expected_version=stored.version)
+    aws.registry.llm_repository.replace(stored, expected_version=stored.version)
     _, fetched, _ = invoke_registry("registry/get", account, llm_id=created["id"])
     _, listed, _ = invoke_registry("registry/list", account)
     for shown in (fetched["urls"][0]["url"], listed["data"][0]["urls"][0]["url"]):
@@ -107,17 +106,15 @@ def test_a_url_stored_before_the_rule_is_shown_redacted(invoke_registry: Invoke,
     ],
 )
 def test_the_gateways_own_origins_are_refused_on_create_update_and_test(
+    aws: AwsStack,
     invoke_registry: Invoke,
     account: str,
     url: str,
     monkeypatch: pytest.MonkeyPatch,
     leak_collector: LeakCollector,
 ) -> None:
-    monkeypatch.setenv("GATEWAY_ORIGINS", "api.gateway-custom.example")
-    composition.reset()
-    monkeypatch.setattr(
-        composition, "url_guard", lambda: registration_url_guard(allow_private=False, resolver=fake_resolver)
-    )
+    aws.configure(GATEWAY_ORIGINS="api.gateway-custom.example")
+    aws.provide(url_guard=registration_url_guard(allow_private=False, resolver=fake_resolver))
     event = load_event("registry/create_openai")
     event["requestContext"]["domainName"] = "gateway.example.com"
     event["requestContext"]["authorizer"] = {"accountId": account, "principalId": account}
@@ -146,13 +143,15 @@ def test_the_gateways_own_origins_are_refused_on_create_update_and_test(
     assert (status, body["error"]["code"]) == (400, "endpoint_blocked")
 
 
-def test_a_management_request_carrying_our_hop_marker_is_508(invoke_registry: Invoke, account: str) -> None:
-    marker = composition.hop_marker().headers[HOP_HEADER]
+def test_a_management_request_carrying_our_hop_marker_is_508(
+    aws: AwsStack, invoke_registry: Invoke, account: str
+) -> None:
+    marker = aws.registry.hop_marker.headers[HOP_HEADER]
     status, body, _ = invoke_registry(
         "registry/create_openai", account, body=openai_body(), headers={HOP_HEADER: marker}
     )
     assert (status, body["error"]["code"]) == (508, "loop_detected")
-    assert composition.llm_repository().list(account) == []
+    assert aws.registry.llm_repository.list(account) == []
 
 
 @pytest.mark.parametrize(
@@ -176,13 +175,13 @@ def test_a_management_request_carrying_our_hop_marker_is_508(invoke_registry: In
     ],
 )
 def test_text_fields_and_header_values_refuse_what_cannot_be_stored_or_sent(
-    invoke_registry: Invoke, account: str, field: str, value: Any
+    aws: AwsStack, invoke_registry: Invoke, account: str, field: str, value: Any
 ) -> None:
     # json.dumps writes control characters as \u0000-style escapes: the "escaped spelling".
     status, body, _ = invoke_registry("registry/create_openai", account, body=openai_body(**{field: value}))
     assert status == 400, body
     assert body["error"]["code"] == "validation_error"
-    assert composition.llm_repository().list(account) == []
+    assert aws.registry.llm_repository.list(account) == []
 
 
 def test_ordinary_unicode_text_and_inner_spaces_are_fine(invoke_registry: Invoke, account: str) -> None:

@@ -23,7 +23,6 @@ import pytest
 import uvicorn
 
 import functions.stream_proxy.app as stream_app
-from llm_gateway import composition
 from llm_gateway.adapters.address_policy import AddressPolicy
 from llm_gateway.adapters.guarded_http import AddressGuard
 from llm_gateway.adapters.upstream_http import AiohttpUpstream
@@ -55,12 +54,13 @@ def fake() -> Iterator[FakeProviderHandle]:
 class AppServer:
     """The stream app under uvicorn on a loopback port, in its own thread and event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: Any) -> None:
+        self.app = app
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         config = uvicorn.Config(
-            stream_app.app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+            app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -71,7 +71,7 @@ class AppServer:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self.server.serve(sockets=[self.sock]))
-            transport = getattr(stream_app._proxy, "transport", None)
+            transport = getattr(self.app.state.runtime.proxy, "transport", None)
             if isinstance(transport, AiohttpUpstream):
                 loop.run_until_complete(transport.aclose())
         finally:
@@ -93,10 +93,21 @@ class AppServer:
 
 @dataclass
 class Gateway:
-    url: str
+    server: AppServer
     account: str
     fake: FakeProviderHandle
     leaks: LeakCollector
+    aws: AwsStack
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def configure(self, **overrides: str) -> None:
+        """Every function's services rebuilt with these variables changed, and a new stream app."""
+        self.aws.configure(**overrides)
+        self.server.stop()
+        self.server = AppServer(stream_app.create_app(self.aws.stream)).start()
 
     def llm(
         self,
@@ -117,8 +128,8 @@ class Gateway:
             }
             urls = [self.fake.url + path[llm_format]]
         llm_id = str(uuid.uuid4())
-        secret_ref = composition.credential_store().create(self.account, llm_id, secret)
-        composition.llm_repository().create(
+        secret_ref = self.aws.registry.credential_store.create(self.account, llm_id, secret)
+        self.aws.registry.llm_repository.create(
             StoredLlm(
                 id=llm_id,
                 display_name="stream test",
@@ -141,7 +152,7 @@ class Gateway:
         request = SessionTokenRequest.model_validate(
             {"personaConfig": {"name": "p", "llmId": llm_id, "systemPrompt": system_prompt}}
         )
-        return composition.session_service().mint(self.account, request).response.session_token
+        return self.aws.tokens.session_service.mint(self.account, request).response.session_token
 
     def stream(
         self, token: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
@@ -220,19 +231,17 @@ class Answer:
 
 
 @pytest.fixture
-def gateway(
-    aws: AwsStack, fake: FakeProviderHandle, monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCollector
-) -> Iterator[Gateway]:
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", fake.url)  # the fake provider lives on loopback
-    composition.reset()
-    monkeypatch.setattr(stream_app, "_proxy", None)
+def gateway(aws: AwsStack, fake: FakeProviderHandle, leak_collector: LeakCollector) -> Iterator[Gateway]:
+    aws.configure(PRIVATE_ENDPOINT_ORIGINS=fake.url)  # the fake provider lives on loopback
     fake.state.reset()
-    account = create_account(composition.account_repository(), "streamer").account_id
-    server = AppServer().start()
+    account = create_account(aws.registry.account_repository, "streamer").account_id
+    gateway = Gateway(
+        AppServer(stream_app.create_app(aws.stream)).start(), account, fake, leak_collector, aws
+    )
     try:
-        yield Gateway(server.url, account, fake, leak_collector)
+        yield gateway
     finally:
-        server.stop()
+        gateway.server.stop()
 
 
 def assert_final_error(answer: Answer, code: str) -> None:
@@ -321,9 +330,7 @@ def test_with_two_urls_the_second_is_tried_next(gateway: Gateway, monkeypatch: p
         closed.bind(("127.0.0.1", 0))
         dead_origin = f"http://127.0.0.1:{closed.getsockname()[1]}"
         dead = f"{dead_origin}/v1/chat/completions"
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", f"{gateway.fake.url},{dead_origin}")
-    composition.reset()
-    monkeypatch.setattr(stream_app, "_proxy", None)
+    gateway.configure(PRIVATE_ENDPOINT_ORIGINS=f"{gateway.fake.url},{dead_origin}")
     token = gateway.token(gateway.llm(urls=[dead, gateway.fake.url + "/v1/chat/completions"]))
     answer = gateway.stream(token)
     assert answer.status == 200 and answer.events()[-1] == b"data: [DONE]"
@@ -526,9 +533,9 @@ def test_host_resolving_private_at_proxy_time_is_refused_before_connecting(gatew
 
     llm = gateway.llm(urls=["https://llm.customer.example/v1/chat/completions"])
     token = gateway.token(llm)
-    proxy = composition.stream_proxy()
+    proxy = gateway.aws.stream.stream_proxy
     proxy.transport = AiohttpUpstream(AddressGuard(AddressPolicy(allow_private=False), resolver))
-    stream_app._proxy = proxy
+    gateway.server.app.state.runtime.proxy = proxy
     answer = gateway.stream(token)
     assert answer.status == 502
     assert answer.json_error()["code"] == "endpoint_blocked"

@@ -16,8 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-import functions.stream_proxy.app as stream_app
-from llm_gateway import composition
 from llm_gateway.domain.sessions import Freshness, LlmRef, SessionAccess
 from tests.integration.conftest import AwsStack
 from tests.integration.test_stream_faults import Gateway, fake, gateway, wait_for
@@ -47,9 +45,9 @@ class HeldCheck:
 
 
 @pytest.fixture
-def held(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldCheck]:
+def held(aws: AwsStack, gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldCheck]:
     holder = HeldCheck()
-    store = composition.session_state_store()
+    store = aws.stream.session_state_store
     monkeypatch.setattr(store, "check", holder.wrap(store.check))
     yield holder
     holder.release.set()
@@ -126,7 +124,9 @@ def test_the_first_byte_waits_for_the_freshness_read(gateway: Gateway, held: Hel
     assert client.status == 200 and client.body.startswith(b"data: {")
 
 
-def test_a_session_revoked_during_the_read_never_gets_a_byte(gateway: Gateway, held: HeldCheck) -> None:
+def test_a_session_revoked_during_the_read_never_gets_a_byte(
+    aws: AwsStack, gateway: Gateway, held: HeldCheck
+) -> None:
     llm = gateway.llm(headers=LONG)
     token = gateway.token(llm)
     held.release.set()
@@ -138,8 +138,8 @@ def test_a_session_revoked_during_the_read_never_gets_a_byte(gateway: Gateway, h
     client = Client(gateway, token).start()
     assert held.entered.wait(10)
     wait_for(lambda: gateway.fake.state.connections()["opened"] > before["opened"], timeout=5)
-    claims = composition.stream_token_verifier().verify(token)
-    composition.session_service().revoke(claims.account_id, claims.session_id)
+    claims = aws.stream.token_verifier.verify(token)
+    aws.tokens.session_service.revoke(claims.account_id, claims.session_id)
     held.release.set()
     client.join()
 
@@ -151,7 +151,7 @@ def test_a_session_revoked_during_the_read_never_gets_a_byte(gateway: Gateway, h
 
 
 def test_a_deleted_llm_during_the_read_aborts_the_upstream_and_answers_403(
-    gateway: Gateway, held: HeldCheck
+    aws: AwsStack, gateway: Gateway, held: HeldCheck
 ) -> None:
     llm = gateway.llm(headers=LONG)
     token = gateway.token(llm)
@@ -162,7 +162,7 @@ def test_a_deleted_llm_during_the_read_aborts_the_upstream_and_answers_403(
 
     client = Client(gateway, token).start()
     assert held.entered.wait(10)
-    assert composition.llm_repository().delete(gateway.account, llm)
+    assert aws.registry.llm_repository.delete(gateway.account, llm)
     held.release.set()
     client.join()
     assert client.status == 403 and b"session_inactive" in client.body and b"data:" not in client.body
@@ -199,20 +199,20 @@ def test_eight_concurrent_misses_share_one_read_of_the_session_config_and_key(
     from llm_gateway.models.session import SessionTokenRequest
     from tests.integration.test_session_tokens import own_llm
 
-    llm_id = own_llm(account, LlmStatus.VALID)
+    llm_id = own_llm(aws, account, LlmStatus.VALID)
     request = SessionTokenRequest.model_validate({"personaConfig": {"name": "p", "llmId": llm_id}})
-    token = composition.session_service().mint(account, request).response.session_token
-    claims = composition.stream_token_verifier().verify(token)
+    token = aws.tokens.session_service.mint(account, request).response.session_token
+    claims = aws.stream.token_verifier.verify(token)
 
-    table = CountingStore(composition.session_state_store())
+    table = CountingStore(aws.stream.session_state_store)
     key_reads: list[LlmRef] = []
 
     def read_key(account_id: str, llm: str) -> str:
         key_reads.append(LlmRef(account_id, llm))
         assert table.gate.wait(10)
-        return composition.stored_key(account_id, llm)
+        return aws.stream.stored_key(account_id, llm)
 
-    access = SessionAccess(store=table, read_key=read_key, builtin_endpoint=composition.builtin_endpoint)
+    access = SessionAccess(store=table, read_key=read_key, builtin_endpoint=aws.stream.builtin_endpoint)
 
     async def eight() -> list[str]:
         begins = [asyncio.create_task(access.begin(claims)) for _ in range(8)]
@@ -232,23 +232,21 @@ def test_eight_concurrent_misses_share_one_read_of_the_session_config_and_key(
 
 
 def test_a_url_changed_during_the_read_is_reopened_at_the_new_url(
-    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+    aws: AwsStack, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The new URL is the same fake provider under another origin, which the policy must allow too.
     moved_origin = gateway.fake.url.replace("127.0.0.1", "localhost")
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", f"{gateway.fake.url},{moved_origin}")
-    composition.reset()
-    monkeypatch.setattr(stream_app, "_proxy", None)
+    gateway.configure(PRIVATE_ENDPOINT_ORIGINS=f"{gateway.fake.url},{moved_origin}")
     held = HeldCheck()
-    store = composition.session_state_store()
+    store = aws.stream.session_state_store
     monkeypatch.setattr(store, "check", held.wrap(store.check))
     try:
-        _change_the_url_during_the_read(gateway, held)
+        _change_the_url_during_the_read(aws, gateway, held)
     finally:
         held.release.set()
 
 
-def _change_the_url_during_the_read(gateway: Gateway, held: HeldCheck) -> None:
+def _change_the_url_during_the_read(aws: AwsStack, gateway: Gateway, held: HeldCheck) -> None:
     llm = gateway.llm(headers=LONG)
     token = gateway.token(llm)
     held.release.set()
@@ -260,7 +258,7 @@ def _change_the_url_during_the_read(gateway: Gateway, held: HeldCheck) -> None:
     client = Client(gateway, token).start()
     assert held.entered.wait(10)
     wait_for(lambda: gateway.fake.state.connections()["opened"] > before["opened"], timeout=5)
-    repo = composition.llm_repository()
+    repo = aws.registry.llm_repository
     current = repo.get(gateway.account, llm)
     assert current is not None
     moved = [

@@ -12,13 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-import functions.stream_proxy.app as stream_app
-from llm_gateway import composition
 from llm_gateway.domain import proxy as proxy_module
 from llm_gateway.domain import streaming
 from llm_gateway.domain.loops import HOP_HEADER
 from llm_gateway.models.llm import LlmFormat
 from tests.conftest import CANARY
+from tests.integration.conftest import AwsStack
 from tests.integration.test_stream_faults import FAST, Gateway, fake, faults, gateway  # noqa: F401
 
 USER = [{"role": "user", "content": "hello"}]
@@ -116,6 +115,7 @@ def test_a_failure_after_the_first_byte_ends_the_stream_with_an_error_event(
 
 
 def test_a_request_carrying_our_hop_marker_is_508_before_any_lookup(
+    aws: AwsStack,
     gateway: Gateway,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -126,9 +126,10 @@ def test_a_request_carrying_our_hop_marker_is_508_before_any_lookup(
         looked_up.append("proxy built")
         raise AssertionError("no lookup for a looping request")
 
-    monkeypatch.setattr(stream_app, "_proxy", None)
-    monkeypatch.setattr(stream_app, "_build_proxy", no_lookups)
-    marker = composition.hop_marker().headers
+    runtime = gateway.server.app.state.runtime
+    runtime.proxy = None
+    monkeypatch.setattr(runtime, "ready_proxy", no_lookups)
+    marker = aws.registry.hop_marker.headers
     for headers in ({HOP_HEADER: marker[HOP_HEADER]}, {"Via": f"1.1 proxy.example, {marker['Via'][4:]}"}):
         response = post(
             gateway, {"messages": USER, "stream": True}, Authorization=f"Bearer {token}", **headers
@@ -140,13 +141,14 @@ def test_a_request_carrying_our_hop_marker_is_508_before_any_lookup(
 
 @pytest.mark.parametrize("spec", list(LlmFormat))
 def test_every_upstream_request_carries_this_deployments_hop_marker(
+    aws: AwsStack,
     gateway: Gateway,  # noqa: F811
     spec: LlmFormat,
 ) -> None:
     answer = gateway.stream(gateway.token(spec_llm(gateway, spec)))
     assert answer.status == 200
     [request] = gateway.upstream_requests()
-    marker = composition.hop_marker().headers
+    marker = aws.registry.hop_marker.headers
     assert request["headers"]["x-llm-gateway-hop"] == marker[HOP_HEADER]
     assert request["headers"]["via"] == marker["Via"]
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from llm_gateway import composition
 from llm_gateway.domain.conformance.budget import CONFIG_TEST_MARGIN_S, VALIDATOR_MARGIN_S
 from llm_gateway.domain.conformance.engine import JOIN_GRACE_S
 from llm_gateway.models.llm import LlmCreate, LlmStatus
 from llm_gateway_cli.fake_provider.server import FakeProviderHandle, start_in_thread
 from llm_gateway_cli.local.front_door import LambdaContext
 from tests.conftest import LeakCollector
+from tests.integration.conftest import AwsStack
 from tests.integration.test_validator import api_event, sqs_event_for
 
 BUDGET_S = 3.0
@@ -38,9 +38,8 @@ def fake() -> Iterator[FakeProviderHandle]:
 
 
 @pytest.fixture
-def private_ok(aws: Any, fake: FakeProviderHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", fake.url)  # the fake provider lives on loopback
-    composition.reset()
+def private_ok(aws: Any, fake: FakeProviderHandle) -> None:
+    aws.configure(PRIVATE_ENDPOINT_ORIGINS=fake.url)  # the fake provider lives on loopback
 
 
 def slow_body(fake: FakeProviderHandle) -> dict[str, Any]:
@@ -83,20 +82,20 @@ def test_llms_test_on_five_slow_urls_reports_inside_its_budget(
 
 
 def test_a_queued_run_on_five_slow_urls_stores_its_report_inside_its_budget(
-    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+    aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
     from functions.validator import handler
 
     request = TypeAdapter(LlmCreate).validate_python(slow_body(fake))
-    llm_id = composition.registry().create(account, request).id
+    llm_id = aws.registry.registry.create(account, request).id
     context = LambdaContext("validator", timeout_seconds=BUDGET_S + VALIDATOR_MARGIN_S)
     started = time.monotonic()
     result = handler.lambda_handler(sqs_event_for(account, llm_id), context)
     elapsed = time.monotonic() - started
     assert result == {"batchItemFailures": []}  # the record succeeded: no retry, no DLQ
-    stored = composition.llm_repository().get(account, llm_id)
+    stored = aws.registry.llm_repository.get(account, llm_id)
     assert stored is not None and stored.status is LlmStatus.INVALID
-    report = composition.report_repository().latest(account, llm_id)
+    report = aws.validator.report_repository.latest(account, llm_id)
     assert report is not None
     assert_cut_by_the_budget(report.to_json_dict(), "the validator's")
     assert elapsed < CEILING_S

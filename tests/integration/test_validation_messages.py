@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from llm_gateway import composition
 from tests.conftest import CANARY
-from tests.integration.conftest import Invoke
+from tests.integration.conftest import AwsStack, Invoke
 from tests.integration.test_registry_api import openai_body
 
 #: pydantic's own words, which must never reach a client.
@@ -84,7 +83,7 @@ def test_a_body_that_is_not_an_object_says_so(
     assert _fields(error) == {"": message}
 
 
-def test_an_update_reports_in_the_same_words(invoke_registry: Invoke, account: str) -> None:
+def test_an_update_reports_in_the_same_words(aws: AwsStack, invoke_registry: Invoke, account: str) -> None:
     status, created, _ = invoke_registry("registry/create_openai", account, body=openai_body())
     assert status == 201
     status, answer, _ = invoke_registry(
@@ -93,4 +92,4 @@ def test_an_update_reports_in_the_same_words(invoke_registry: Invoke, account: s
     assert status == 400, answer
     assert _fields(answer["error"]) == {"deploymentName": "does not apply to this llmFormat; leave it out"}
     assert answer["error"]["message"].startswith("The updated LLM config is not valid: deploymentName")
-    assert composition.llm_repository().get(account, created["id"]) is not None
+    assert aws.registry.llm_repository.get(account, created["id"]) is not None

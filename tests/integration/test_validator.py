@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from llm_gateway import composition
 from llm_gateway.models.llm import LlmStatus
 from llm_gateway_cli.fake_provider.server import FakeProviderHandle, start_in_thread
 from llm_gateway_cli.local.front_door import LambdaContext
@@ -25,10 +24,9 @@ def fake() -> Iterator[FakeProviderHandle]:
 
 
 @pytest.fixture
-def private_ok(aws: AwsStack, fake: FakeProviderHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+def private_ok(aws: AwsStack, fake: FakeProviderHandle) -> None:
     """The fake provider lives on loopback: its origin is allowed, as in the local stack."""
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", fake.url)
-    composition.reset()
+    aws.configure(PRIVATE_ENDPOINT_ORIGINS=fake.url)
 
 
 def invoke(event: dict[str, Any], leak_collector: LeakCollector) -> dict[str, Any]:
@@ -48,41 +46,41 @@ def sqs_event_for(account: str, llm_id: str, name: str = "validator/sqs_llm_regi
 
 
 def test_a_registered_llm_is_validated_from_its_sqs_event(
-    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+    aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
-    llm_id = register_demo_llms(account, fake.url)["openai"]
-    assert composition.llm_repository().get(account, llm_id).status is LlmStatus.PENDING  # type: ignore[union-attr]
+    llm_id = register_demo_llms(aws.registry, account, fake.url)["openai"]
+    assert aws.registry.llm_repository.get(account, llm_id).status is LlmStatus.PENDING  # type: ignore[union-attr]
     result = invoke(sqs_event_for(account, llm_id), leak_collector)
     assert result == {"batchItemFailures": []}
-    stored = composition.llm_repository().get(account, llm_id)
+    stored = aws.registry.llm_repository.get(account, llm_id)
     assert stored is not None
     assert stored.status is LlmStatus.VALID
-    report = composition.report_repository().latest(account, llm_id)
+    report = aws.validator.report_repository.latest(account, llm_id)
     assert report is not None
     assert report.compatible
 
 
 def test_a_malformed_record_fails_alone(
-    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+    aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
-    llm_id = register_demo_llms(account, fake.url)["gemini"]
+    llm_id = register_demo_llms(aws.registry, account, fake.url)["gemini"]
     event = load_event("validator/sqs_partial_failure")
     good = json.loads(event["Records"][0]["body"])
     good["detail"].update(accountId=account, llmId=llm_id)
     event["Records"][0]["body"] = json.dumps(good)
     result = invoke(event, leak_collector)
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
-    assert composition.llm_repository().get(account, llm_id).status is LlmStatus.VALID  # type: ignore[union-attr]
+    assert aws.registry.llm_repository.get(account, llm_id).status is LlmStatus.VALID  # type: ignore[union-attr]
 
 
 def test_every_probe_carries_this_deployments_hop_marker(
-    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+    aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
     """A probe that leads back to the gateway is refused there (508), never served (issue 9)."""
     fake.state.reset()
-    for llm_id in register_demo_llms(account, fake.url).values():
+    for llm_id in register_demo_llms(aws.registry, account, fake.url).values():
         invoke(sqs_event_for(account, llm_id), leak_collector)
-    marker = composition.hop_marker().headers
+    marker = aws.registry.hop_marker.headers
     probes = fake.state.requests()
     assert len(probes) >= 6, "a main request and a wrong-key request per spec"
     for probe in probes:
@@ -98,35 +96,35 @@ def test_an_event_for_a_deleted_llm_is_a_no_op(
 
 
 def test_a_failing_staged_key_is_refused_and_the_old_one_stays(
-    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+    aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
-    llm_id = register_demo_llms(account, fake.url)["azure_openai"]
+    llm_id = register_demo_llms(aws.registry, account, fake.url)["azure_openai"]
     invoke(sqs_event_for(account, llm_id), leak_collector)
-    composition.credential_store().stage_pending(account, llm_id, CANARY)
+    aws.registry.credential_store.stage_pending(account, llm_id, CANARY)
     invoke(sqs_event_for(account, llm_id, "validator/sqs_llm_updated"), leak_collector)
-    stored = composition.llm_repository().get(account, llm_id)
+    stored = aws.registry.llm_repository.get(account, llm_id)
     assert stored is not None
     assert stored.status is LlmStatus.VALID
     assert "refused" in (stored.validation.summary or "")
-    assert not composition.credential_store().has_pending(account, llm_id)
-    assert composition.credential_store().read(account, llm_id, stored.secret_ref) == "fake-key"
-    report = composition.report_repository().latest(account, llm_id)
+    assert not aws.registry.credential_store.has_pending(account, llm_id)
+    assert aws.registry.credential_store.read(account, llm_id, stored.secret_ref) == "fake-key"
+    report = aws.validator.report_repository.latest(account, llm_id)
     assert report is not None
     assert report.details is not None
     assert report.details["rotation"] == "refused"
 
 
 def test_a_passing_staged_key_is_promoted(
-    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+    aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
-    llm_id = register_demo_llms(account, fake.url)["openai"]
-    store = composition.credential_store()
-    stored = composition.llm_repository().get(account, llm_id)
+    llm_id = register_demo_llms(aws.registry, account, fake.url)["openai"]
+    store = aws.registry.credential_store
+    stored = aws.registry.llm_repository.get(account, llm_id)
     assert stored is not None
     store.stage_pending(account, llm_id, "fake-key")
     invoke(sqs_event_for(account, llm_id, "validator/sqs_llm_updated"), leak_collector)
     assert not store.has_pending(account, llm_id)
-    report = composition.report_repository().latest(account, llm_id)
+    report = aws.validator.report_repository.latest(account, llm_id)
     assert report is not None
     assert report.details is not None
     assert report.details["rotation"] == "accepted"
@@ -138,27 +136,27 @@ def test_a_copied_key_blob_cannot_be_decrypted_for_another_account(
     """SECURITY 8: the KMS context binds the key to (tenant, llm); a copied blob fails closed."""
     from llm_gateway.errors import CredentialsUnavailable
 
-    mine = register_demo_llms(account, fake.url)["openai"]
-    theirs = register_demo_llms(other_account, fake.url)["openai"]
+    mine = register_demo_llms(aws.registry, account, fake.url)["openai"]
+    theirs = register_demo_llms(aws.registry, other_account, fake.url)["openai"]
     sm = aws.client("secretsmanager")
-    store = composition.credential_store()
+    store = aws.registry.credential_store
     blob = sm.get_secret_value(SecretId=store.secret_name(account, mine))["SecretBinary"]
     sm.put_secret_value(SecretId=store.secret_name(other_account, theirs), SecretBinary=blob)
-    their_llm = composition.llm_repository().get(other_account, theirs)
+    their_llm = aws.registry.llm_repository.get(other_account, theirs)
     assert their_llm is not None
     with pytest.raises(CredentialsUnavailable):
         store.read(other_account, theirs, their_llm.secret_ref)
-    my_llm = composition.llm_repository().get(account, mine)
+    my_llm = aws.registry.llm_repository.get(account, mine)
     assert my_llm is not None
     with pytest.raises(CredentialsUnavailable):  # a reference copied from another account
         store.read(other_account, theirs, my_llm.secret_ref)
 
 
 def test_kms_sees_exactly_the_tenant_context(
-    account: str, private_ok: None, monkeypatch: pytest.MonkeyPatch
+    aws: AwsStack, account: str, private_ok: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SECURITY 9: every encrypt/decrypt of a customer key names {tenant_id, llm_config_id}."""
-    store = composition.credential_store()
+    store = aws.registry.credential_store
     kms = store._kms
     seen: list[dict[str, str]] = []
     for name in ("encrypt", "decrypt"):
@@ -231,7 +229,7 @@ def test_validate_now_queues_a_run_whose_report_arrives_at_validation(
     fake: FakeProviderHandle,
     leak_collector: LeakCollector,
 ) -> None:
-    llm_id = register_demo_llms(account, fake.url)["gemini"]
+    llm_id = register_demo_llms(aws.registry, account, fake.url)["gemini"]
     missing = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
     assert missing["statusCode"] == 404
     assert json.loads(missing["body"])["error"]["code"] == "validation_not_found"
@@ -264,7 +262,7 @@ def test_validate_now_queues_a_run_whose_report_arrives_at_validation(
 def test_a_run_requested_before_any_report_answers_202_until_it_reports(
     aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
-    llm_id = register_demo_llms(account, fake.url)["openai"]
+    llm_id = register_demo_llms(aws.registry, account, fake.url)["openai"]
     run = json.loads(invoke(api_event("validator/validate_now", account, llm_id), leak_collector)["body"])
     pending = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
     assert pending["statusCode"] == 202
@@ -285,11 +283,11 @@ def test_test_route_refuses_blocked_endpoints_before_any_connect(
 
 
 def test_a_requested_run_from_its_sample_event_reports_under_its_id(
-    account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
+    aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
-    llm_id = register_demo_llms(account, fake.url)["azure_openai"]
+    llm_id = register_demo_llms(aws.registry, account, fake.url)["azure_openai"]
     event = sqs_event_for(account, llm_id, "validator/sqs_validation_requested")
     run_id = json.loads(event["Records"][0]["body"])["detail"]["validationId"]
     assert invoke(event, leak_collector) == {"batchItemFailures": []}
-    report = composition.report_repository().latest(account, llm_id)
+    report = aws.validator.report_repository.latest(account, llm_id)
     assert report is not None and report.validation_id == run_id and report.compatible

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook as Verifier
 
-from llm_gateway import composition
 from llm_gateway.domain.webhooks import MAX_WEBHOOKS_PER_ACCOUNT
 from llm_gateway_cli.local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
@@ -74,9 +73,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def private_ok(aws: AwsStack, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", receiver.origin)  # the receiver lives on loopback
-    composition.reset()
+def private_ok(aws: AwsStack, receiver: Receiver) -> None:
+    aws.configure(PRIVATE_ENDPOINT_ORIGINS=receiver.origin)  # the receiver lives on loopback
 
 
 def test_the_secret_is_shown_once_and_kept_sealed(
@@ -95,7 +93,7 @@ def test_the_secret_is_shown_once_and_kept_sealed(
     name = f"llm-gateway/test/webhooks/{account}/{created['id']}"
     stored = aws.client("secretsmanager").get_secret_value(SecretId=name)
     assert "SecretBinary" in stored and secret.encode() not in stored["SecretBinary"]
-    assert composition.webhook_secrets().read(account, created["id"], name) == secret
+    assert aws.webhooks.webhook_secrets.read(account, created["id"], name) == secret
 
 
 def test_urls_pass_the_llm_address_policy(aws: AwsStack, account: str) -> None:
@@ -172,7 +170,7 @@ def test_an_event_fans_out_then_is_delivered_signed_and_retried_until_it_lands(
     assert first_headers["webhook-id"] == headers["webhook-id"], "a retry keeps its webhook-id"
     payload = Verifier(secret).verify(body, headers)
     marker = {k.lower(): v for k, v in headers.items()}.get("x-llm-gateway-hop")
-    assert marker == composition.hop_marker().value, "a delivery carries the hop marker like every call"
+    assert marker == aws.delivery.hop_marker.value, "a delivery carries the hop marker like every call"
     assert payload["type"] == "llm.health_changed"
     assert payload["data"]["state"] == "failing" and payload["data"]["llmId"] == envelope["detail"]["llmId"]
     assert payload["data"]["lastCheck"]["failedChecks"][0]["hint"]
@@ -198,16 +196,17 @@ def test_410_gone_disables_the_webhook(
 
 
 def test_a_dripping_receiver_is_cut_at_the_deadline_and_disabled_after_repeated_timeouts(
-    aws: AwsStack, account: str, monkeypatch: pytest.MonkeyPatch, leak_collector: LeakCollector
+    aws: AwsStack, account: str, leak_collector: LeakCollector
 ) -> None:
     """One header line every 0.2 s never trips a read timeout; each attempt still ends at its 1 s
     deadline, and the second timeout in a row disables the endpoint, saying why."""
     hostile = HostileServer(interval_s=0.2, limit_s=30).start()
     try:
-        monkeypatch.setenv("PRIVATE_ENDPOINT_ORIGINS", hostile.origin)
-        monkeypatch.setenv("WEBHOOK_DELIVERY_DEADLINE_SECONDS", "1")
-        monkeypatch.setenv("WEBHOOK_TIMEOUTS_BEFORE_DISABLE", "2")
-        composition.reset()
+        aws.configure(
+            PRIVATE_ENDPOINT_ORIGINS=hostile.origin,
+            WEBHOOK_DELIVERY_DEADLINE_SECONDS="1",
+            WEBHOOK_TIMEOUTS_BEFORE_DISABLE="2",
+        )
         created = _call("webhooks/create", account, body={"url": hostile.url("/drip/hook")})[1]
         fan_out = load_event("webhook_delivery/sqs_health_changed")
         envelope = json.loads(fan_out["Records"][0]["body"])

@@ -10,8 +10,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel
 
 from llm_gateway.api import LlmId, create_resolver, declared_query_names, json_response, resolve
+from llm_gateway.composition import EdgeServices
+from llm_gateway.settings import EdgeSettings
 
 app = create_resolver()
+services = EdgeServices(EdgeSettings(STAGE="unit", HOP_MARKER="stack-0"))
 
 
 class Thing(BaseModel):
@@ -43,7 +46,7 @@ def call(method: str, path: str, resource: str, query: dict[str, str] | None = N
         "pathParameters": None, "requestContext": {"resourcePath": resource, "httpMethod": method, "stage": "v1"},
         "isBase64Encoded": False,
     }  # fmt: skip
-    result = resolve(app, event, None)
+    result = resolve(app, event, None, services)
     return result["statusCode"], json.loads(result["body"])
 
 

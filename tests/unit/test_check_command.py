@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from llm_gateway_cli.commands.check import render, use_color
-from llm_gateway_cli.main import main
+from llm_gateway_cli.commands.check import render, run_check, use_color
+from llm_gateway_cli.main import build_parser, main
 
 BASE = ["check", "--format", "openai", "--model", "m"]
 
@@ -23,13 +23,9 @@ BASE = ["check", "--format", "openai", "--model", "m"]
     ],
 )
 def test_usage_errors_exit_2_with_a_message(
-    args: list[str], env: dict[str, str], words: str, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    monkeypatch.delenv("LLM_API_KEY", raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    assert main(args) == 2
+    args: list[str], env: dict[str, str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_check(build_parser().parse_args(args), environ=env) == 2
     out, err = capsys.readouterr()
     assert out == "" and words in err
 
@@ -49,18 +45,14 @@ def test_help_explains_the_url_forms(capsys: pytest.CaptureFixture[str]) -> None
         assert needle in text
 
 
-def test_colour_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_colour_rules() -> None:
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
 
-    for name in ("NO_COLOR", "FORCE_COLOR"):
-        monkeypatch.delenv(name, raising=False)
-    assert use_color(Tty()) and not use_color(io.StringIO())
-    monkeypatch.setenv("FORCE_COLOR", "1")
-    assert use_color(io.StringIO())
-    monkeypatch.setenv("NO_COLOR", "1")
-    assert not use_color(Tty())
+    assert use_color(Tty(), {}) and not use_color(io.StringIO(), {})
+    assert use_color(io.StringIO(), {"FORCE_COLOR": "1"})
+    assert not use_color(Tty(), {"FORCE_COLOR": "1", "NO_COLOR": "1"})
 
 
 def test_table_shows_hints_timings_and_verdict() -> None:

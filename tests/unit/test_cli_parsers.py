@@ -15,12 +15,6 @@ STATE = ["--state-file", "/nonexistent/state.json"]
 CREATE = ["--format", "openai", "--name", "n", "--url", "https://api.example.com/v1", "--model", "m"]
 
 
-@pytest.fixture(autouse=True)
-def _no_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("LLM_GATEWAY_API_URL", "LLM_GATEWAY_API_KEY", "LLM_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def parse(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(list(argv))
 
@@ -73,7 +67,7 @@ def test_create_flags_become_the_camel_case_body() -> None:
         "--idempotency-key", "abc", "--gateway-api-key", "llmgw_x", "--api-url", "http://127.0.0.1:1",
     )  # fmt: skip
     assert args.gateway_api_key == "llmgw_x" and args.idempotency_key == "abc"
-    assert llms._config_body(args, creating=True) == {
+    assert llms._config_body(args, creating=True, environ={}) == {
         "displayName": "prod",
         "description": "desc",
         "llmFormat": "azure_openai",
@@ -88,15 +82,16 @@ def test_create_flags_become_the_camel_case_body() -> None:
     }
 
 
-def test_create_reads_the_endpoint_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLM_API_KEY", "from-env")
-    assert llms._config_body(parse("llms", "create", *CREATE), creating=True)["secret"] == "from-env"
+def test_create_reads_the_endpoint_key_from_the_environment() -> None:
+    body = llms._config_body(
+        parse("llms", "create", *CREATE), creating=True, environ={"LLM_API_KEY": "from-env"}
+    )
+    assert body["secret"] == "from-env"
 
 
-def test_update_is_a_partial_body_and_ignores_the_environment_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLM_API_KEY", "from-env")
+def test_update_is_a_partial_body_and_ignores_the_environment_key() -> None:
     args = parse("llms", "update", "ID", "--model", "m2", "--url", "https://c.example.com")
-    assert llms._config_body(args, creating=False) == {
+    assert llms._config_body(args, creating=False, environ={"LLM_API_KEY": "from-env"}) == {
         "modelName": "m2",
         "urls": [{"url": "https://c.example.com"}],
     }
@@ -183,8 +178,10 @@ def test_state_file_and_environment_give_the_connection(
     state = tmp_path / "state.json"
     state.write_text('{"apiUrl": "http://127.0.0.1:9/", "apiKey": "llmgw_state"}', "utf-8")
     args = parse("llms", "list", "--state-file", str(state))
-    assert client.connection(args) == ("http://127.0.0.1:9", "llmgw_state")
-    monkeypatch.setenv("LLM_GATEWAY_API_KEY", "llmgw_env")
-    assert client.connection(args) == ("http://127.0.0.1:9", "llmgw_env")
+    assert client.connection(args, {}) == ("http://127.0.0.1:9", "llmgw_state")
+    assert client.connection(args, {"LLM_GATEWAY_API_KEY": "llmgw_env"}) == (
+        "http://127.0.0.1:9",
+        "llmgw_env",
+    )
     flagged = parse("llms", "list", "--api-url", "http://h:1", "--gateway-api-key", "k", *STATE)
-    assert client.connection(flagged) == ("http://h:1", "k")
+    assert client.connection(flagged, {}) == ("http://h:1", "k")

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from llm_gateway.adapters.metrics import StreamMetrics
 from llm_gateway.catalog import builtin_llms
+from llm_gateway.composition import StreamServices
+from llm_gateway.settings import StreamSettings
 from llm_gateway_cli.commands.check import render
 from llm_gateway_cli.commands.dev import _print_banner
 from llm_gateway_cli.invocation import cli_command
 from llm_gateway_cli.local.front_door import request_line
-from tests.conftest import REPO
+from tests.conftest import REPO, TEST_SETTINGS
 
 LONG_URL = (
     "https://my-very-long-resource-name.openai.azure.com/openai/deployments/" + "d" * 60 + "/chat/completions"
@@ -83,16 +84,13 @@ def test_the_check_table_never_breaks_a_url_inside() -> None:
     assert sum(LONG_URL in line for line in lines) == 3  # header, message and hint, each whole
 
 
-def test_no_emf_is_printed_when_metrics_are_disabled(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LlmGateway")
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    StreamMetrics().failed("token_malformed")
+def test_no_emf_is_printed_when_metrics_are_disabled(capsys: pytest.CaptureFixture[str]) -> None:
+    disabled = StreamSettings.from_environ(TEST_SETTINGS | {"POWERTOOLS_METRICS_DISABLED": "true"})
+    StreamServices(disabled).stream_metrics.failed("token_malformed")
     assert capsys.readouterr().out == ""
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
-    StreamMetrics().failed("token_malformed")
-    assert '"StreamErrors"' in capsys.readouterr().out
+    StreamServices(StreamSettings.from_environ(TEST_SETTINGS)).stream_metrics.failed("token_malformed")
+    out = capsys.readouterr().out
+    assert '"StreamErrors"' in out and '"LlmGateway"' in out
 
 
 def test_is_default_marks_every_built_in() -> None:
@@ -109,11 +107,10 @@ def test_no_demo_prints_the_next_step(capsys: pytest.CaptureFixture[str], tmp_pa
 
 
 def test_printed_commands_name_a_cli_that_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # not activated
+    plain = "/usr/bin:/bin"  # not activated
     monkeypatch.chdir(REPO)
-    assert cli_command() == ".venv/bin/llm-gateway"
-    assert os.access(REPO / cli_command(), os.X_OK)
+    assert cli_command(plain) == ".venv/bin/llm-gateway"
+    assert os.access(REPO / cli_command(plain), os.X_OK)
     monkeypatch.chdir(tmp_path)
-    assert os.access(cli_command(), os.X_OK) and Path(cli_command()).is_absolute()
-    monkeypatch.setenv("PATH", f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin")  # activated
-    assert cli_command() == "llm-gateway"
+    assert os.access(cli_command(plain), os.X_OK) and Path(cli_command(plain)).is_absolute()
+    assert cli_command(f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin") == "llm-gateway"  # activated

@@ -7,11 +7,11 @@ import pytest
 from llm_gateway.domain.loops import HOP_HEADER, HopMarker, OwnOrigins, refuse_own_origin
 from llm_gateway.errors import EndpointBlocked
 from llm_gateway.origins import parse_origins
-from llm_gateway.settings import Settings
+from llm_gateway.settings import StreamSettings as Settings
 
 BASE = {
     "STAGE": "prod", "TABLE_NAME": "t", "EVENT_BUS_NAME": "b", "CREDENTIALS_KEY_ID": "k",
-    "TOKEN_SIGNING_KEY_ID": "s", "TOKEN_ISSUER": "https://issuer.example",
+    "TOKEN_SIGNING_KEY_ID": "s", "TOKEN_ISSUER": "https://issuer.example", "HOP_MARKER": "stack-0",
 }  # fmt: skip
 STACK_A = "arn:aws:cloudformation:eu-west-1:111111111111:stack/llm-gateway-prod/0b7a0e10-aaaa-4bbb-8ccc-123456789abc"
 STACK_B = "arn:aws:cloudformation:eu-west-1:111111111111:stack/llm-gateway-prod/9f1c2d30-dddd-4eee-8fff-cba987654321"

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm_gateway.adapters.aws import AwsClients
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -61,6 +66,16 @@ def register(sub: Any) -> None:
     create.set_defaults(run=lambda a: accounts_create(a.name, a.state_file, a.stack_name, as_json=a.json))
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where the account goes: a table (and the stage's usage plan), reached with these clients."""
+
+    aws: AwsClients
+    table_name: str
+    usage_plan_id: str
+    label: str
+
+
 def accounts_create(name: str, state_file: Path | None, stack_name: str | None, *, as_json: bool) -> int:
     from llm_gateway_cli.local.stack import default_state_file
 
@@ -68,15 +83,15 @@ def accounts_create(name: str, state_file: Path | None, stack_name: str | None, 
         print("error: give --state-file (local stack) or --stack-name (deployed), not both", file=sys.stderr)
         return USAGE_ERROR
     if stack_name is not None:
-        environment = _deployed_environment(stack_name)
+        target = _deployed_target(stack_name)
     else:
-        environment = _local_environment(state_file or default_state_file(), explicit=state_file is not None)
-    if environment is None:
+        target = _local_target(state_file or default_state_file(), explicit=state_file is not None)
+    if target is None:
         return FAILURE
-    return _create(name, environment, as_json=as_json, target=stack_name or "the local stack")
+    return _create(name, target, as_json=as_json)
 
 
-def _local_environment(path: Path, *, explicit: bool) -> dict[str, str] | None:
+def _local_target(path: Path, *, explicit: bool) -> Target | None:
     if not path.exists():
         if explicit:
             print(
@@ -91,30 +106,30 @@ def _local_environment(path: Path, *, explicit: bool) -> dict[str, str] | None:
                 file=sys.stderr,
             )
         return None
+    from llm_gateway.adapters.aws import AwsClients
+
     try:
         state = json.loads(path.read_text("utf-8"))
-        return {
-            "AWS_ENDPOINT_URL": str(state["awsEndpointUrl"]),
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": str(state.get("region", "us-east-1")),
-            "TABLE_NAME": str(state["tableName"]),
-            "USAGE_PLAN_ID": str(state.get("usagePlanId") or ""),
-        }
+        aws = AwsClients.local(str(state["awsEndpointUrl"]), str(state.get("region", "us-east-1")))
+        return Target(aws, str(state["tableName"]), str(state.get("usagePlanId") or ""), "the local stack")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: cannot read the state file {path} ({type(exc).__name__})", file=sys.stderr)
         return None
 
 
-def _deployed_environment(stack_name: str) -> dict[str, str] | None:
-    """The table of a deployed stack, from its ``TableName`` output; every AWS problem is one line."""
-    import boto3
+def _deployed_target(stack_name: str) -> Target | None:
+    """The table of a deployed stack, from its ``TableName`` output; every AWS problem is one line.
+    The AWS clients take the region and credentials from the user's usual AWS settings."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+    from llm_gateway.adapters.aws import AwsClients
+
     where = f"the CloudFormation stack {stack_name!r}"
+    # botocore reads AWS_DEFAULT_REGION and profiles but not AWS_REGION, which users (and the AWS
+    # CLI v2) set: honour it first.
+    aws = AwsClients(region=os.environ.get("AWS_REGION") or None)
     try:
-        client = boto3.client("cloudformation")
-        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+        stacks = aws.cloudformation().describe_stacks(StackName=stack_name)["Stacks"]
     except NoRegionError:
         print(
             f"error: cannot reach {where}: no AWS region; set AWS_REGION (or a profile's region)",
@@ -139,34 +154,28 @@ def _deployed_environment(stack_name: str) -> dict[str, str] | None:
         o["OutputKey"]: str(o["OutputValue"]) for o in (stacks[0].get("Outputs", []) if stacks else [])
     }
     if "TableName" in outputs:
-        return {"TABLE_NAME": outputs["TableName"], "USAGE_PLAN_ID": outputs.get("UsagePlanId", "")}
+        return Target(aws, outputs["TableName"], outputs.get("UsagePlanId", ""), stack_name)
     print(f"error: {where} has no TableName output; is it an LLM Gateway stack?", file=sys.stderr)
     return None
 
 
-def _create(name: str, environment: dict[str, str], *, as_json: bool, target: str) -> int:
-    import os
-
+def _create(name: str, target: Target, *, as_json: bool) -> int:
+    """Only what an account needs: its table (the account and key records) and the usage plan."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    usage_plan_id = environment.pop("USAGE_PLAN_ID", "")
-    os.environ.update(environment)
-    from llm_gateway import composition
+    from llm_gateway.adapters.dynamodb import DynamoAccountRepository
     from llm_gateway.domain.accounts import create_account
-    from llm_gateway.domain.usage_plans import enroll_account
+    from llm_gateway_cli.local.stack import enroll
 
-    composition.reset()
     try:
-        created = create_account(composition.account_repository(), name)
-        if usage_plan_id:  # the account's own throttle: its key in the stage's usage plan
-            enroll_account(
-                composition.usage_plans(),
-                composition.usage_key_repository(),
-                created.account_id,
-                usage_plan_id,
-            )
+        created = create_account(DynamoAccountRepository(target.aws.dynamodb(), target.table_name), name)
+        if target.usage_plan_id:  # the account's own throttle: its key in the stage's usage plan
+            enroll(target.aws, target.table_name, created.account_id, target.usage_plan_id)
     except (BotoCoreError, ClientError) as exc:
-        print(f"error: cannot create the account in {target}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"error: cannot create the account in {target.label}: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return FAILURE
     if as_json:
         print(json.dumps(created.to_json_dict()))

@@ -7,11 +7,13 @@ client, so what a developer sees here is what validation will say after registra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
 import textwrap
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 USAGE_ERROR = 2
@@ -77,20 +79,20 @@ def _usage_error(message: str) -> int:
     return USAGE_ERROR
 
 
-def run_check(args: argparse.Namespace) -> int:
+def run_check(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    """The ``check`` command; ``environ`` is the user's environment (None: this process's)."""
     from llm_gateway.adapters.address_policy import AddressPolicy
-    from llm_gateway.adapters.guarded_http import GuardedHttp
-    from llm_gateway.adapters.probe_http import ProbeHttpClient
+    from llm_gateway.composition import probe_port
     from llm_gateway.domain.conformance import (
         EndpointConfig,
-        HttpPort,
         ProbeConfigError,
         build_probe_request,
         run_conformance,
     )
     from llm_gateway.models.llm import EndpointUrl, LlmFormat
 
-    api_key = args.api_key or os.environ.get(API_KEY_ENV, "")
+    env = os.environ if environ is None else environ
+    api_key = args.api_key or env.get(API_KEY_ENV, "")
     if not api_key:
         return _usage_error(f"no API key: pass --api-key KEY or set {API_KEY_ENV}")
     if any(ch.isspace() for ch in api_key):
@@ -116,9 +118,10 @@ def run_check(args: argparse.Namespace) -> int:
     except ProbeConfigError as exc:
         return _usage_error(f"--url: {exc}")
 
-    guarded = GuardedHttp(AddressPolicy(allow_private=args.allow_private))
-    with ProbeHttpClient(guarded.sync_client()) as client:
-        report = run_conformance(config, api_key, HttpPort(client, guarded), max_total_s=args.timeout)
+    # The service's probe client, over the address policy the flags ask for (no settings at all).
+    http = probe_port(AddressPolicy(allow_private=args.allow_private))
+    with contextlib.closing(http.client):  # type: ignore[type-var]
+        report = run_conformance(config, api_key, http, max_total_s=args.timeout)
     document = report.to_json_dict()
     if args.json:
         print(json.dumps(document, indent=2))
@@ -141,11 +144,12 @@ def _first_error(exc: ValueError) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def use_color(stream: TextIO) -> bool:
+def use_color(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
     """Colour on a terminal or when FORCE_COLOR is set; NO_COLOR (https://no-color.org) wins."""
-    if os.environ.get("NO_COLOR"):
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR"):
         return False
-    if os.environ.get("FORCE_COLOR"):
+    if env.get("FORCE_COLOR"):
         return True
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())

@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,14 @@ def connection_arguments(parser: Any, *, key_flag: str = "--api-key") -> None:
     parser.set_defaults(key_flag=key_flag)
 
 
-def connection(args: Any) -> tuple[str, str] | None:
-    """(apiUrl, apiKey) from the flags, then the environment, then the local stack's state file."""
+def connection(args: Any, environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(apiUrl, apiKey) from the flags, then the environment (``environ``; None: the user's), then
+    the local stack's state file."""
     from llm_gateway_cli.local.stack import default_state_file
 
-    url = args.api_url or os.environ.get(API_URL_ENV)
-    key = args.gateway_api_key or os.environ.get(API_KEY_ENV)
+    env = os.environ if environ is None else environ
+    url = args.api_url or env.get(API_URL_ENV)
+    key = args.gateway_api_key or env.get(API_KEY_ENV)
     path = args.state_file or default_state_file()
     if not (url or key or path.exists()):
         flag = getattr(args, "key_flag", "--api-key")

@@ -66,6 +66,11 @@ def register(sub: Any) -> None:
         metavar="DURATION",
         help="re-validate every LLM this often (30s, 5m, 1h; default: the template's 6 h; off: never)",
     )
+    dev.add_argument(
+        "--flush-traffic-every",
+        metavar="DURATION",
+        help="how often the stream app writes its traffic counters to health (default 10s)",
+    )
     dev.set_defaults(
         run=lambda a: run_dev(
             a.port,
@@ -74,6 +79,7 @@ def register(sub: Any) -> None:
             quiet=a.quiet,
             allowed_endpoints=a.allow_endpoint,
             revalidate_every=a.revalidate_every,
+            flush_traffic_every=a.flush_traffic_every,
         )
     )
 
@@ -96,6 +102,7 @@ def run_dev(
     quiet: bool = False,
     allowed_endpoints: list[str] | None = None,
     revalidate_every: str | None = None,
+    flush_traffic_every: str | None = None,
 ) -> int:
     from llm_gateway_cli.local.schedules import parse_duration
     from llm_gateway_cli.local.stack import LocalStack, StackStartError, default_state_file
@@ -114,6 +121,11 @@ def run_dev(
     except ValueError as exc:
         print(f"error: --revalidate-every: {exc}", file=sys.stderr)
         return 2
+    try:
+        flush = None if flush_traffic_every is None else parse_duration(flush_traffic_every)
+    except ValueError as exc:
+        print(f"error: --flush-traffic-every: {exc}", file=sys.stderr)
+        return 2
     request_log = None if quiet else (lambda line: print(line, flush=True))
     stack = LocalStack(
         port=port,
@@ -122,6 +134,7 @@ def run_dev(
         request_log=request_log,
         allowed_endpoints=list(allowed_endpoints or []),
         revalidate_every=every,
+        flush_traffic_every=flush,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

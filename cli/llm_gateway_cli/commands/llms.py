@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -229,7 +230,9 @@ def _config_arguments(parser: Any, *, required: bool) -> None:
     parser.add_argument("--description", metavar="TEXT")
 
 
-def _config_body(args: argparse.Namespace, *, creating: bool) -> dict[str, Any]:
+def _config_body(
+    args: argparse.Namespace, *, creating: bool, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The camelCase body from the flags; only what was given (so it doubles as a PUT patch)."""
     body: dict[str, Any] = {}
     if args.name is not None:
@@ -258,7 +261,8 @@ def _config_body(args: argparse.Namespace, *, creating: bool) -> dict[str, Any]:
         and (args.deployment or args.api_version)
     ):
         raise _UsageError("--deployment and --api-version apply to --format azure_openai only")
-    secret = args.llm_api_key or (os.environ.get(LLM_API_KEY_ENV) if creating else None)
+    env = os.environ if environ is None else environ  # the user's environment, unless given
+    secret = args.llm_api_key or (env.get(LLM_API_KEY_ENV) if creating else None)
     if creating and not secret:
         raise _UsageError(f"no API key for the endpoint: pass --api-key KEY or set {LLM_API_KEY_ENV}")
     if secret is not None:

@@ -46,7 +46,6 @@ def _serve_moto(sock: socket.socket, workers: int) -> None:
 
     from llm_gateway_cli.local.moto_reads import AtomicDynamoWrites, FreshnessReads
 
-    os.environ.setdefault("MOTO_PORT", str(sock.getsockname()[1]))
     app = AtomicDynamoWrites(DomainDispatcherApplication(create_backend_app))
     # moto is a WSGI app; uvicorn keeps connections alive (werkzeug's server closes every one).
     # Workers: SQS long polls hold one each for up to 20 s.

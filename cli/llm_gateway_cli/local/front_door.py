@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llm_gateway.adapters.aws import AwsClients
+from llm_gateway.composition import ServicesSlot
 from llm_gateway.domain.authorization import AUTHORIZATION, AmbiguousCredentials, single_header
 from llm_gateway_cli.local.template import ACCOUNT_ID, REGION, MockResponse, Route
 from llm_gateway_cli.local.usage_plan import UsagePlanGate
@@ -82,15 +84,29 @@ class LocalFunction:
     which shares this process, for 70-90 ms: a stall no Lambda container of the stream has.
     """
 
-    def __init__(self, name: str, module: str, attribute: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        attribute: str,
+        environ: Mapping[str, str] | None = None,
+        aws: AwsClients | None = None,
+    ) -> None:
         self.name, self.module, self.attribute = name, module, attribute
+        #: This function's own environment (the template's variables for it): its services are
+        #: built from it on the first invocation, as a container's are from its environment.
+        self.environ, self.aws = environ, aws
         self._handler: Handler | None = None
         self._lock = threading.Lock()
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with self._lock:  # the init, once, as a container's
             if self._handler is None:
-                self._handler = getattr(importlib.import_module(self.module), self.attribute)
+                loaded = importlib.import_module(self.module)
+                slot = getattr(loaded, "services", None)
+                if self.environ is not None and isinstance(slot, ServicesSlot):
+                    slot.configure(self.environ, self.aws)
+                self._handler = getattr(loaded, self.attribute)
                 gc.freeze()
         handler = self._handler
         return contextvars.Context().run(handler, event, LambdaContext(self.name))
@@ -148,8 +164,11 @@ class FrontDoor:
         on_startup: list[Callable[[], Awaitable[None]]] | None = None,
         usage_plan: UsagePlanGate | None = None,
         response_headers: dict[str, dict[str, str]] | None = None,
+        environments: Mapping[str, Mapping[str, str]] | None = None,
+        aws: AwsClients | None = None,
         unavailable: Callable[[], str | None] | None = None,
     ) -> None:
+        self._environments, self._aws = environments or {}, aws
         self._routes = [(r, _path_regex(r.path)) for r in routes]
         # API Gateway prefers literal segments to {params}: /v1/llms/test before /v1/llms/{id}.
         self._paths = sorted(
@@ -161,7 +180,7 @@ class FrontDoor:
         self._on_startup = on_startup or []
         self._functions: dict[str, LocalFunction] = {}
         for r in routes:
-            self._functions.setdefault(r.function, LocalFunction(r.function, r.module, r.attribute))
+            self.function(r.function, r.module, r.attribute)
         self._authorizer = authorizer
         self._responses = gateway_responses
         self._stage = stage
@@ -173,7 +192,11 @@ class FrontDoor:
 
     def function(self, name: str, module: str, attribute: str) -> LocalFunction:
         """The one in-process instance of a function (shared by its API routes and queues)."""
-        return self._functions.setdefault(name, LocalFunction(name, module, attribute))
+        if name not in self._functions:
+            self._functions[name] = LocalFunction(
+                name, module, attribute, self._environments.get(name), self._aws
+            )
+        return self._functions[name]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway_cli.local.front_door import FrontDoor, LocalFunction
 from llm_gateway_cli.local.provision import provision
@@ -32,7 +32,8 @@ from llm_gateway_cli.local.template import (
     Resolver,
     api_routes,
     authorizer_function,
-    function_environment,
+    function_environments,
+    function_modules,
     gateway_response_headers,
     gateway_responses,
     load_template,
@@ -43,6 +44,10 @@ from llm_gateway_cli.local.template import (
     usage_plan_limits,
 )
 from llm_gateway_cli.local.usage_plan import UsagePlanGate
+
+if TYPE_CHECKING:
+    from llm_gateway.adapters.aws import AwsClients
+    from llm_gateway.composition import RegistryServices
 
 LOCAL_STAGE = "local"
 
@@ -159,11 +164,13 @@ class ChildServer:
         sock = _bind(0)
         try:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            # moto names its queue URLs after MOTO_PORT: the port handed down, set for that child only.
+            env = os.environ | {"MOTO_PORT": str(sock.getsockname()[1])} if self.server == "moto" else None
             with self.log_file.open("ab") as log:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "llm_gateway_cli.local.child", self.server,
                      "--fd", str(sock.fileno()), "--parent-pid", str(os.getpid())],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),), env=env,
                 )  # fmt: skip
             self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         finally:
@@ -221,6 +228,8 @@ class LocalStack:
     #: Re-validate every LLM this often (seconds; ``--revalidate-every``) instead of the template's 6 h;
     #: 0 runs no schedule at all (``off``: test stacks that count upstream requests).
     revalidate_every: float | None = None
+    #: The stream app's traffic counters are written this often (seconds; ``--flush-traffic-every``).
+    flush_traffic_every: float | None = None
     state: dict[str, Any] = field(default_factory=dict)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     _api_socket: socket.socket | None = None
@@ -228,31 +237,32 @@ class LocalStack:
     _log_dir: Path | None = None
     _children: list[ChildServer] = field(default_factory=list)
     _reported_dead: set[str] = field(default_factory=set)
+    #: moto's clients (its endpoint, region and fake credentials): the stack's and every function's.
+    aws: AwsClients | None = None
+    #: Each function's environment: the template's variables for it, plus the local ones it reads.
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start(self) -> dict[str, Any]:
         """Claim the port and the state file first: a second stack fails before touching anything."""
+        from llm_gateway.adapters.aws import AwsClients
+        from llm_gateway.composition import RegistryServices
+
         started = time.monotonic()
         self._api_socket = _bind(self.port)
         self._claim_state_file()
         moto = self._start_child("moto", "/moto-api/")
         fake = self._start_child("fake-provider", "/_fake/health")
-        aws_url = self._use_moto(moto.url)
+        aws_url, fake_url = moto.url, fake.url
+        self.aws = aws = AwsClients.local(aws_url, REGION)
         template = load_template()
         resolver = Resolver(parameter_defaults(template, {"Stage": LOCAL_STAGE, "LogLevel": "WARNING"}))
         moto.wait_ready()
-        provision(template, resolver, _client_factory())
-        os.environ.update(function_environment(template, resolver))
-        if self.revalidate_every:
-            os.environ["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
-        fake_url = fake.url
-        os.environ["BUILTIN_BASE_URL"] = fake_url
-        os.environ.update(self._endpoint_settings(fake_url, aws_url))
+        provision(template, resolver, aws.client)
+        self.environments = self._environments(template, resolver, fake_url, aws_url)
+        _quiet_logs(self.environments)
         self._create_platform_secrets()
         fake.wait_ready()
 
-        from llm_gateway import composition
-
-        composition.reset()
         front_door = self._front_door(template, resolver)
         http = ServerThread(front_door, self.port, sock=self._api_socket)
         api_port = http.start()
@@ -263,15 +273,13 @@ class LocalStack:
 
         from llm_gateway.domain.accounts import create_account
 
-        demo = create_account(composition.account_repository(), "demo") if self.demo else None
+        # The stack's own writes (the demo data) go through a registry of its own, like a container's.
+        registry = RegistryServices.from_environ(self.environments["RegistryFunction"], aws)
+        demo = create_account(registry.account_repository, "demo") if self.demo else None
         usage_plan_id = self._usage_plan_id(template, resolver)
         if demo and usage_plan_id:
-            from llm_gateway.domain.usage_plans import enroll_account
-
-            enroll_account(
-                composition.usage_plans(), composition.usage_key_repository(), demo.account_id, usage_plan_id
-            )
-        llms = register_demo_llms(demo.account_id, fake_url) if demo else {}
+            enroll(aws, registry.settings.table_name, demo.account_id, usage_plan_id)
+        llms = register_demo_llms(registry, demo.account_id, fake_url) if demo else {}
         self.state = {
             "apiUrl": api_url,
             "labUrl": f"{api_url}/lab/",
@@ -281,14 +289,14 @@ class LocalStack:
             "fakeProviderUrl": fake_url,
             "llms": llms,
             "stage": LOCAL_STAGE,
-            "tableName": os.environ["TABLE_NAME"],
+            "tableName": registry.settings.table_name,
             "usagePlanId": usage_plan_id,
             "region": REGION,
             "logs": {"moto": str(moto.log_file), "fakeProvider": str(fake.log_file)},
             "startupSeconds": round(time.monotonic() - started, 2),
         }
         if llms:
-            wait_until_valid(demo.account_id if demo else "", llms, timeout_s=15)
+            wait_until_valid(registry, demo.account_id if demo else "", llms, timeout_s=15)
         self.state["startupSeconds"] = round(time.monotonic() - started, 2)
         gc.freeze()  # the stack's own setup, like each function's init (front_door.LocalFunction)
         self.write_state()
@@ -303,6 +311,30 @@ class LocalStack:
         partial.write_text(json.dumps(self.state, indent=2) + "\n", "utf-8")
         os.replace(partial, self.state_file)
         self._wrote_state = True
+
+    def _environments(
+        self, template: dict[str, Any], resolver: Resolver, fake_url: str, aws_url: str
+    ) -> dict[str, dict[str, str]]:
+        """Each function's own environment, as the template gives it, plus the local variables that
+        function's settings read (moto's endpoint, the private origins, the fake provider)."""
+        from llm_gateway.settings import FUNCTION_SETTINGS
+
+        local = {
+            "AWS_ENDPOINT_URL": aws_url,
+            "BUILTIN_BASE_URL": fake_url,
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            **self._endpoint_settings(fake_url, aws_url),
+        }
+        if self.revalidate_every:
+            local["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
+        if self.flush_traffic_every:
+            local["HEALTH_FLUSH_SECONDS"] = str(self.flush_traffic_every)
+        out = {}
+        for logical, env in function_environments(template, resolver).items():
+            model = FUNCTION_SETTINGS.get(logical)
+            reads = model.variables() if model is not None else frozenset()
+            out[logical] = env | {k: v for k, v in local.items() if k in reads or k.startswith("POWERTOOLS_")}
+        return out
 
     def _endpoint_settings(self, fake_url: str, aws_url: str) -> dict[str, str]:
         """Which private endpoints tenants may use (the fake provider's, plus `--allow-endpoint`),
@@ -362,36 +394,24 @@ class LocalStack:
             self._log_dir = Path(tempfile.mkdtemp(prefix="llm-gateway-dev-"))
         return self._log_dir / f"{server}.log"
 
-    def _use_moto(self, url: str) -> str:
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": url,
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-                "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_DEV": "false",
-            }
-        )
-        os.environ.pop("AWS_PROFILE", None)
-        return url
-
     def _create_platform_secrets(self) -> None:
         """Built-ins use platform keys; locally they are the fake provider's key."""
         from llm_gateway.catalog import builtin_llms
-        from llm_gateway.settings import get_settings
+        from llm_gateway.settings import StreamSettings
         from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
 
-        sm = _client_factory()("secretsmanager")
+        assert self.aws is not None
+        prefix = StreamSettings.from_environ(self.environments["StreamProxyFunction"]).platform_secret_prefix
+        sm = self.aws.secretsmanager()
         for builtin_id in builtin_llms():
-            sm.create_secret(
-                Name=f"{get_settings().platform_secret_prefix}{builtin_id}", SecretString=DEFAULT_KEY
-            )
+            sm.create_secret(Name=f"{prefix}{builtin_id}", SecretString=DEFAULT_KEY)
 
     def _start_pollers(self, template: dict[str, Any], resolver: Resolver, front_door: FrontDoor) -> None:
-        sqs = _client_factory()("sqs")
+        from llm_gateway.adapters.aws import AwsClients
+
+        assert self.aws is not None and self.aws.endpoint_url is not None
+        # Long polls (20 s) outlast the functions' 10 s read timeout: the pollers' own client.
+        sqs = AwsClients.local(self.aws.endpoint_url, REGION, read_timeout=60).sqs()
         for mapping in queue_mappings(template):
             function = front_door.function(mapping.function, mapping.module, mapping.attribute)
             # As Lambda's pollers: up to MaximumConcurrency invocations of the function at once.
@@ -430,12 +450,15 @@ class LocalStack:
 
     def _front_door(self, template: dict[str, Any], resolver: Resolver) -> FrontDoor:
         auth = authorizer_function(template)
-        authorizer = LocalFunction("authorizer", *auth) if auth else None
+        modules = function_modules(template)
+        authorizer = None
+        if auth:
+            logical = next(name for name, module in modules.items() if module == auth[0])
+            authorizer = LocalFunction(logical, *auth, self.environments.get(logical), self.aws)
         routes = api_routes(template)
         # The stream app is served in this process, on this port: no extra HTTP hop.
-        streaming = {r.path: _streaming_app(r.module) for r in routes if r.streaming}
-        shutdown = [_streaming_hook(r.module, "shutdown") for r in routes if r.streaming]
-        startup = [_streaming_hook(r.module, "warm_up") for r in routes if r.streaming]
+        streaming = {r.path: self._streaming_app(r.function, r.module) for r in routes if r.streaming}
+        runtimes = [app.state.runtime for app in streaming.values()]
         return FrontDoor(
             routes,
             authorizer,
@@ -444,12 +467,24 @@ class LocalStack:
             streaming,
             method_responses=method_not_allowed_responses(template),
             request_log=self.request_log,
-            on_shutdown=[hook for hook in shutdown if hook is not None],
-            on_startup=[hook for hook in startup if hook is not None],
-            usage_plan=usage_plan_gate(template, resolver),
+            on_shutdown=[runtime.shutdown for runtime in runtimes],
+            on_startup=[runtime.warm_up for runtime in runtimes],
+            usage_plan=usage_plan_gate(template, resolver, self.aws),
             response_headers=gateway_response_headers(template),
+            environments=self.environments,
+            aws=self.aws,
             unavailable=self.dead_child,
         )
+
+    def _streaming_app(self, function: str, module: str) -> Any:
+        """The ASGI app of a Web Adapter function (``functions.stream_proxy.app:create_app``), with
+        services built from that function's environment."""
+        import importlib
+
+        from llm_gateway.composition import StreamServices
+
+        services = StreamServices.from_environ(self.environments[function], self.aws)
+        return importlib.import_module(module).create_app(services)
 
     def stop(self) -> None:
         while self._stoppers:
@@ -498,13 +533,17 @@ def _answers(api_url: str) -> bool:
         return False
 
 
-def usage_plan_gate(template: dict[str, Any], resolver: Resolver) -> UsagePlanGate | None:
+def usage_plan_gate(
+    template: dict[str, Any], resolver: Resolver, aws: AwsClients | None
+) -> UsagePlanGate | None:
     """The template's usage plan as the front door enforces it: members are the plan's keys in moto."""
+    from llm_gateway.adapters.aws import AwsClients
+
     limits = usage_plan_limits(template, resolver)
     if limits is None:
         return None
     plan_id = resolver.lookup(limits.logical_id)
-    apigateway = _client_factory()("apigateway")
+    apigateway = (aws or AwsClients()).apigateway()
 
     def is_member(usage_key: str) -> bool:
         pages = apigateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan_id)
@@ -513,25 +552,29 @@ def usage_plan_gate(template: dict[str, Any], resolver: Resolver) -> UsagePlanGa
     return UsagePlanGate(limits, is_member)
 
 
-def _streaming_app(module: str) -> Any:
-    """The ASGI ``app`` of a Web Adapter function (``functions.stream_proxy.app``)."""
-    import importlib
+def enroll(aws: AwsClients, table_name: str, account_id: str, usage_plan_id: str) -> None:
+    """The account's own throttle: its key in the stage's usage plan (``accounts create`` too)."""
+    from llm_gateway.adapters.dynamodb import DynamoUsageKeyRepository
+    from llm_gateway.adapters.usage_plans import ApiGatewayUsagePlans
+    from llm_gateway.domain.usage_plans import enroll_account
 
-    return importlib.import_module(module).app
-
-
-def _streaming_hook(module: str, name: str) -> Any:
-    """The module's ``warm_up`` (its init) or ``shutdown`` (closes its HTTP session), if it has one."""
-    import importlib
-
-    return getattr(importlib.import_module(module), name, None)
+    keys = DynamoUsageKeyRepository(aws.dynamodb(), table_name)
+    enroll_account(ApiGatewayUsagePlans(aws.apigateway()), keys, account_id, usage_plan_id)
 
 
-def register_demo_llms(account_id: str, fake_url: str) -> dict[str, str]:
+def _quiet_logs(environments: dict[str, dict[str, str]]) -> None:
+    """The functions' log level as the template sets it (the stack runs them all in this process)."""
+    from llm_gateway.observability import get_logger
+
+    levels = {env.get("POWERTOOLS_LOG_LEVEL") for env in environments.values()} - {None}
+    if len(levels) == 1:
+        get_logger().setLevel(str(levels.pop()))
+
+
+def register_demo_llms(registry: RegistryServices, account_id: str, fake_url: str) -> dict[str, str]:
     """One demo LLM per spec, on the fake provider; the validator makes them valid on its own."""
     from pydantic import TypeAdapter
 
-    from llm_gateway import composition
     from llm_gateway.models.llm import LlmCreate
     from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
 
@@ -544,23 +587,16 @@ def register_demo_llms(account_id: str, fake_url: str) -> dict[str, str]:
     created = {}
     for name, body in bodies.items():
         request = adapter.validate_python({"displayName": f"Demo {name}", "secret": DEFAULT_KEY, **body})
-        created[name] = composition.registry().create(account_id, request).id
+        created[name] = registry.registry.create(account_id, request).id
     return created
 
 
-def wait_until_valid(account_id: str, llms: dict[str, str], timeout_s: float) -> None:
-    from llm_gateway import composition
-
+def wait_until_valid(
+    registry: RegistryServices, account_id: str, llms: dict[str, str], timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        statuses = [composition.llm_repository().get(account_id, llm_id) for llm_id in llms.values()]
+        statuses = [registry.llm_repository.get(account_id, llm_id) for llm_id in llms.values()]
         if all(s is not None and s.status.value != "pending" for s in statuses):
             return
         time.sleep(0.1)
-
-
-def _client_factory() -> Callable[[str], Any]:
-    import boto3
-
-    session = boto3.session.Session()
-    return lambda service: session.client(service)  # type: ignore[call-overload]

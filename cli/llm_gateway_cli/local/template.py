@@ -281,16 +281,28 @@ def usage_plan_limits(template: dict[str, Any], resolver: Resolver) -> UsagePlan
     return None
 
 
-def function_environment(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:
-    """Globals plus every function's own variables, resolved (one process runs them all)."""
-    env: dict[str, str] = {}
+def function_environments(template: dict[str, Any], resolver: Resolver) -> dict[str, dict[str, str]]:
+    """Each function's environment, as Lambda would give it: Globals plus its own, resolved."""
     glob = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    env.update({k: str(resolver.resolve(v)) for k, v in glob.items()})
-    for resource in template["Resources"].values():
+    common = {k: str(resolver.resolve(v)) for k, v in glob.items()}
+    out: dict[str, dict[str, str]] = {}
+    for logical, resource in template["Resources"].items():
         if resource.get("Type") == "AWS::Serverless::Function":
             own = resource["Properties"].get("Environment", {}).get("Variables", {})
-            env.update({k: str(resolver.resolve(v)) for k, v in own.items()})
-    return env
+            out[logical] = common | {k: str(resolver.resolve(v)) for k, v in own.items()}
+    return out
+
+
+def function_modules(template: dict[str, Any]) -> dict[str, str]:
+    """Each function's handler module (``functions.registry.handler``; a Web Adapter's: ``app``)."""
+    out = {}
+    for logical, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            props = resource["Properties"]
+            handler = str(props.get("Handler", "handler.lambda_handler"))
+            module_file = "app" if handler.endswith(".sh") else handler.rpartition(".")[0]
+            out[logical] = ".".join([*str(props.get("CodeUri", "")).strip("/").split("/"), module_file])
+    return out
 
 
 @dataclass(frozen=True)

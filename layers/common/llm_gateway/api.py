@@ -23,8 +23,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Body, Param, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from llm_gateway import composition, validation_messages
-from llm_gateway.domain.loops import OwnOrigins
+from llm_gateway import validation_messages
+from llm_gateway.composition import EdgeServices
+from llm_gateway.domain.loops import HopMarker, OwnOrigins
 from llm_gateway.errors import (
     BadRequest,
     GatewayError,
@@ -37,7 +38,6 @@ from llm_gateway.errors import (
 from llm_gateway.models.common import ErrorResponse
 from llm_gateway.observability import get_logger
 from llm_gateway.origins import host_and_port
-from llm_gateway.settings import get_settings
 
 BEARER_SCHEME = "accountApiKey"
 SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
@@ -79,12 +79,11 @@ def _json_depth_ok(text: str) -> bool:
     return True
 
 
-def body_problem(event: dict[str, Any]) -> GatewayError | None:
+def body_problem(event: dict[str, Any], limit: int) -> GatewayError | None:
     """Size, encoding and shape limits on the raw body, checked before anything parses it."""
     raw = event.get("body")
     if not raw:
         return None
-    limit = get_settings().max_body_bytes
     try:
         data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogatepass")
     except ValueError:
@@ -116,14 +115,14 @@ def path_problem(event: dict[str, Any]) -> GatewayError | None:
     return None
 
 
-def loop_problem(event: dict[str, Any]) -> GatewayError | None:
+def loop_problem(event: dict[str, Any], marker: HopMarker) -> GatewayError | None:
     """A request carrying this deployment's hop marker is the gateway calling itself: 508."""
     headers = [(k, v) for k, vs in (event.get("multiValueHeaders") or {}).items() for v in vs or ()]
     headers += list((event.get("headers") or {}).items())
-    return LoopDetected() if composition.hop_marker().seen_in_text(headers) else None
+    return LoopDetected() if marker.seen_in_text(headers) else None
 
 
-def request_origins(app: APIGatewayRestResolver) -> OwnOrigins:
+def request_origins(app: APIGatewayRestResolver, configured: OwnOrigins) -> OwnOrigins:
     """The gateway's own origins: those settings name, the host this request arrived on, and its
     API's execute-api host names (API Gateway names both in the request context)."""
     context = app.current_event.raw_event.get("requestContext") or {}
@@ -132,12 +131,19 @@ def request_origins(app: APIGatewayRestResolver) -> OwnOrigins:
     arrived = OwnOrigins(
         frozenset({place} if place else ()), frozenset({api_id} if isinstance(api_id, str) and api_id else ())
     )
-    return composition.own_origins() | arrived
+    return configured | arrived
 
 
-def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Check for a loop and the raw body, then route. Every management handler enters here."""
-    problem = loop_problem(event) or path_problem(event) or body_problem(event)
+def resolve(
+    app: APIGatewayRestResolver, event: dict[str, Any], context: Any, services: EdgeServices
+) -> dict[str, Any]:
+    """Check for a loop and the raw body, then route. Every management handler enters here, with
+    its function's services (built on its first request)."""
+    problem = (
+        loop_problem(event, services.hop_marker)
+        or path_problem(event)
+        or body_problem(event, services.settings.max_body_bytes)
+    )
     if problem is not None:
         return {
             "statusCode": problem.status,

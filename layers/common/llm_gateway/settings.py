@@ -1,15 +1,19 @@
-"""Typed settings, read from the environment on first use (never at import).
+"""Typed settings, one model per function, read from its environment on first use (never at import).
 
-The names of the resources a deployed function works on are required: template.yaml sets them,
-the local stack and the tests set them explicitly, and a missing one fails the function's init
-with an error naming the variable, instead of quietly pointing at some default resource.
+Each function's model declares exactly the variables that function reads (plain pydantic: the
+field's alias is the variable's name). The names of the resources a function works on are
+required: template.yaml sets them, the local stack and the tests pass them explicitly, and a
+missing one fails the function's first use (its init) with an error naming the variable, instead of
+quietly pointing at some default resource. ``from_environ`` is the one place that reads
+``os.environ``; everything else receives a settings value.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from functools import lru_cache
+from collections.abc import Mapping
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -20,59 +24,85 @@ class SettingsError(RuntimeError):
     """The environment lacks (or has an invalid) setting; the message names the variables."""
 
 
-class Settings(BaseModel):
-    """Everything a function reads from its environment, validated once per container."""
+class FunctionSettings(BaseModel):
+    """What every function may read: where AWS is (moto in the local stack; unset when deployed)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
-    stage: str = Field(alias="STAGE", min_length=1)
+    #: Set only where AWS is emulated (moto in the local stack): that port is never an LLM endpoint.
+    aws_endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
+
+    @classmethod
+    def variables(cls) -> frozenset[str]:
+        """Every environment variable this model reads."""
+        return frozenset(str(f.alias) for f in cls.model_fields.values() if f.alias)
+
+    @classmethod
+    def required_variables(cls) -> frozenset[str]:
+        return frozenset(str(f.alias) for f in cls.model_fields.values() if f.alias and f.is_required())
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """This function's settings from ``environ`` (the process environment when None).
+
+        Raises ``SettingsError`` naming every missing or invalid variable (never a value).
+        """
+        source = os.environ if environ is None else environ
+        known = cls.variables()
+        try:
+            return cls.model_validate({k: v for k, v in source.items() if k in known})
+        except ValidationError as exc:
+            missing = sorted({str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing"})
+            invalid = sorted({str(e["loc"][0]) for e in exc.errors() if e["type"] != "missing"})
+            problems = [f"missing required environment variable(s): {', '.join(missing)}"] if missing else []
+            problems += [f"invalid environment variable(s): {', '.join(invalid)}"] if invalid else []
+            raise SettingsError(
+                f"{cls.__name__}: " + "; ".join(problems) + " (template.yaml sets them)"
+            ) from None
+
+
+# --- groups of variables, combined into each function's model below ------------------------------
+
+
+class TableSettings(FunctionSettings):
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
-    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
-    credentials_key_id: str = Field(alias="CREDENTIALS_KEY_ID", min_length=1)
-    token_signing_key_id: str = Field(alias="TOKEN_SIGNING_KEY_ID", min_length=1)
-    token_issuer: str = Field(alias="TOKEN_ISSUER", min_length=1)
-    token_audience: str = Field("llm-gateway-stream", alias="TOKEN_AUDIENCE")
+
+
+class StageSettings(FunctionSettings):
+    stage: str = Field(alias="STAGE", min_length=1)
+
+    @property
+    def secret_name_prefix(self) -> str:
+        return f"llm-gateway/{self.stage}/"
+
+
+class HopSettings(StageSettings):
+    """The hop marker: the same in every function of one deployment, different in any other."""
+
+    #: The stack id (template: ``AWS::StackId``); hashed, so upstreams never learn the account or name.
+    hop_marker_value: str = Field(alias="HOP_MARKER", min_length=1, max_length=256)
+
+    @property
+    def hop_marker(self) -> str:
+        return hashlib.sha256(f"llm-gateway-hop|{self.hop_marker_value}".encode()).hexdigest()[:32]
+
+
+class EdgeSettings(HopSettings):
+    """A REST function's edge (``api.resolve``): the body limit and the loop check."""
+
+    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1)
+
+
+class OutboundSettings(HopSettings):
+    """Where the gateway may connect (registration, probes, the proxy, webhooks); every outbound
+    call carries the hop marker."""
+
     #: Local stack only: origins (``http://127.0.0.1:8000``, comma-separated) whose private
     #: addresses the gateway may call; everything else must be a public https endpoint.
     private_endpoint_origins: str = Field("", alias="PRIVATE_ENDPOINT_ORIGINS")
     #: The gateway's own public origins besides the API's execute-api host, which each request
     #: names itself (a custom domain; the local stack's base URL). URLs there are refused.
     gateway_origins: str = Field("", alias="GATEWAY_ORIGINS")
-    #: What this deployment's hop marker derives from (the stack id); unset, the resource names.
-    hop_marker_value: str | None = Field(None, alias="HOP_MARKER", max_length=256)
-    #: Set only where AWS is emulated (moto in the local stack): that port is never an LLM endpoint.
-    aws_endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
-    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES")
-    idempotency_ttl_seconds: int = Field(3600, alias="IDEMPOTENCY_TTL_SECONDS")
-    event_source: str = Field("llm-gateway.registry", alias="EVENT_SOURCE")
-    #: Built-ins call platform endpoints with platform keys (secret name = prefix + built-in id).
-    platform_secret_prefix_override: str | None = Field(None, alias="PLATFORM_SECRET_PREFIX")
-    #: Local stack only: send built-ins to this base URL (the fake provider) instead of the vendors.
-    builtin_base_url: str | None = Field(None, alias="BUILTIN_BASE_URL")
-    #: Health: every valid or invalid LLM is re-validated once per interval (the local stack's
-    #: ``--revalidate-every`` sets fractions of a minute).
-    revalidation_interval_minutes: float = Field(360, alias="REVALIDATION_INTERVAL_MINUTES", gt=0)
-    #: Where the re-validation schedule sends its messages (the scheduler function only).
-    validation_queue_url: str | None = Field(None, alias="VALIDATION_QUEUE_URL")
-    #: Where webhook deliveries are queued (the webhook delivery function only).
-    webhook_queue_url: str | None = Field(None, alias="WEBHOOK_QUEUE_URL")
-    #: The stream function flushes its traffic counters this often, or after this many streams.
-    health_flush_seconds: float = Field(10.0, alias="HEALTH_FLUSH_SECONDS", gt=0)
-    health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
-    #: What one tenant may hold of what all share, and what the gateway sends anyone's way
-    #: (README "Limits"; the template's parameters of the same names, SCALING.md for the defaults).
-    validation_account_concurrency: int = Field(2, alias="VALIDATION_ACCOUNT_CONCURRENCY", ge=1)
-    webhook_account_concurrency: int = Field(2, alias="WEBHOOK_ACCOUNT_CONCURRENCY", ge=1)
-    webhook_delivery_deadline_seconds: float = Field(
-        15.0, alias="WEBHOOK_DELIVERY_DEADLINE_SECONDS", gt=0, le=25
-    )
-    webhook_timeouts_before_disable: int = Field(5, alias="WEBHOOK_TIMEOUTS_BEFORE_DISABLE", ge=1)
-    target_requests_per_minute: int = Field(120, alias="TARGET_REQUESTS_PER_MINUTE", ge=1)
-    validate_min_interval_seconds: int = Field(60, alias="VALIDATE_MIN_INTERVAL_SECONDS", ge=0)
-    reports_per_llm: int = Field(50, alias="REPORTS_PER_LLM", ge=1)
-    #: Scheduled re-validations have a queue of their own (the scheduler sends there; the
-    #: validator defers onto it), so registrations never wait behind them.
-    revalidation_queue_url: str | None = Field(None, alias="REVALIDATION_QUEUE_URL")
 
     @field_validator("private_endpoint_origins", "gateway_origins")
     @classmethod
@@ -96,43 +126,138 @@ class Settings(BaseModel):
         places += [aws] if aws else []
         return frozenset(port for host, port in places if host in LOOPBACK_NAMES or host.startswith("127."))
 
-    @property
-    def hop_marker(self) -> str:
-        """The same value in every function of one deployment, different in any other deployment:
-        a hash of ``HOP_MARKER`` (the template passes the stack id, a UUID CloudFormation makes per
-        stack; hashed, so upstreams never learn the account or stack name), else of the
-        deployment's own resource names."""
-        seed = self.hop_marker_value or "|".join(
-            (self.stage, self.table_name, self.token_signing_key_id, self.event_bus_name)
-        )
-        return hashlib.sha256(f"llm-gateway-hop|{seed}".encode()).hexdigest()[:32]
+
+class CredentialSettings(StageSettings):
+    """Customer secrets: Secrets Manager under ``llm-gateway/<stage>/``, sealed with this KMS key."""
+
+    credentials_key_id: str = Field(alias="CREDENTIALS_KEY_ID", min_length=1)
+
+
+class EventSettings(FunctionSettings):
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    event_source: str = Field("llm-gateway.registry", alias="EVENT_SOURCE")
+
+
+class TokenSettings(FunctionSettings):
+    token_signing_key_id: str = Field(alias="TOKEN_SIGNING_KEY_ID", min_length=1)
+    token_issuer: str = Field(alias="TOKEN_ISSUER", min_length=1)
+    token_audience: str = Field("llm-gateway-stream", alias="TOKEN_AUDIENCE")
+
+
+class RevalidationIntervalSettings(FunctionSettings):
+    #: Every valid or invalid LLM is re-validated once per interval (the local stack's
+    #: ``--revalidate-every`` sets fractions of a minute); a failing one backs off from it.
+    revalidation_interval_minutes: float = Field(360, alias="REVALIDATION_INTERVAL_MINUTES", gt=0)
 
     @property
-    def secret_name_prefix(self) -> str:
-        return f"llm-gateway/{self.stage}/"
+    def revalidation_interval_s(self) -> int:
+        return max(1, round(self.revalidation_interval_minutes * 60))
+
+
+class TargetBudgetSettings(FunctionSettings):
+    """What the gateway sends one target on tenants' behalf outside live sessions (README "Limits")."""
+
+    target_requests_per_minute: int = Field(120, alias="TARGET_REQUESTS_PER_MINUTE", ge=1)
+
+
+class ValidationLimitSettings(TargetBudgetSettings, RevalidationIntervalSettings):
+    """What one tenant may take of validation, and where deferred runs go back to."""
+
+    validation_account_concurrency: int = Field(2, alias="VALIDATION_ACCOUNT_CONCURRENCY", ge=1)
+    validate_min_interval_seconds: int = Field(60, alias="VALIDATE_MIN_INTERVAL_SECONDS", ge=0)
+    reports_per_llm: int = Field(50, alias="REPORTS_PER_LLM", ge=1)
+    validation_queue_url: str = Field("", alias="VALIDATION_QUEUE_URL")
+    #: Scheduled re-validations have a queue of their own, so registrations never wait behind them.
+    revalidation_queue_url: str = Field("", alias="REVALIDATION_QUEUE_URL")
+
+
+class WebhookLimitSettings(TargetBudgetSettings):
+    webhook_account_concurrency: int = Field(2, alias="WEBHOOK_ACCOUNT_CONCURRENCY", ge=1)
+    webhook_delivery_deadline_seconds: float = Field(
+        15.0, alias="WEBHOOK_DELIVERY_DEADLINE_SECONDS", gt=0, le=25
+    )
+    webhook_timeouts_before_disable: int = Field(5, alias="WEBHOOK_TIMEOUTS_BEFORE_DISABLE", ge=1)
+
+
+# --- one model per function -----------------------------------------------------------------------
+
+
+class AuthorizerSettings(TableSettings):
+    """The REQUEST authorizer: account keys in the table."""
+
+
+class ApiKeysSettings(EdgeSettings, TableSettings):
+    """/v1/api-keys."""
+
+
+class RegistrySettings(
+    EdgeSettings,
+    TableSettings,
+    CredentialSettings,
+    EventSettings,
+    OutboundSettings,
+    RevalidationIntervalSettings,
+):
+    """/v1/llms (an LLM's health says its re-validation interval)."""
+
+    idempotency_ttl_seconds: int = Field(3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=1)
+
+
+class ValidatorSettings(
+    EdgeSettings, TableSettings, CredentialSettings, EventSettings, OutboundSettings, ValidationLimitSettings
+):
+    """Validation (REST and the queues)."""
+
+
+class SessionTokensSettings(EdgeSettings, TableSettings, TokenSettings):
+    """Mint, revoke, JWKS."""
+
+
+class WebhooksSettings(EdgeSettings, TableSettings, CredentialSettings, OutboundSettings):
+    """/v1/webhooks."""
+
+
+class WebhookDeliverySettings(OutboundSettings, TableSettings, CredentialSettings, WebhookLimitSettings):
+    """The webhook queue's consumer."""
+
+    webhook_queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
+
+
+class RevalidationSchedulerSettings(TableSettings, RevalidationIntervalSettings):
+    """The re-validation schedule's target."""
+
+    #: The re-validation queue (scheduled runs only; registrations have the validation queue).
+    revalidation_queue_url: str = Field(alias="REVALIDATION_QUEUE_URL", min_length=1)
+
+
+class StreamSettings(OutboundSettings, TableSettings, CredentialSettings, TokenSettings, EventSettings):
+    """The stream proxy (behind the Lambda Web Adapter)."""
+
+    #: Built-ins call platform endpoints with platform keys (secret name = prefix + built-in id).
+    platform_secret_prefix_override: str | None = Field(None, alias="PLATFORM_SECRET_PREFIX")
+    #: Local stack only: send built-ins to this base URL (the fake provider) instead of the vendors.
+    builtin_base_url: str | None = Field(None, alias="BUILTIN_BASE_URL")
+    #: The stream function flushes its traffic counters this often, or after this many streams.
+    health_flush_seconds: float = Field(10.0, alias="HEALTH_FLUSH_SECONDS", gt=0)
+    health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
+    #: Powertools' own switch, read here too: the local stack and the tests write no EMF.
+    metrics_disabled: bool = Field(False, alias="POWERTOOLS_METRICS_DISABLED")
+    metrics_namespace: str = Field("LlmGateway", alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
 
     @property
     def platform_secret_prefix(self) -> str:
         return self.platform_secret_prefix_override or f"{self.secret_name_prefix}platform/"
 
 
-REQUIRED_VARIABLES = tuple(
-    str(field.alias) for field in Settings.model_fields.values() if field.is_required() and field.alias
-)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings for this container; tests call ``get_settings.cache_clear()`` after changing env.
-
-    Raises ``SettingsError`` naming every missing or invalid variable.
-    """
-    known = {field.alias for field in Settings.model_fields.values() if field.alias}
-    try:
-        return Settings.model_validate({k: v for k, v in os.environ.items() if k in known})
-    except ValidationError as exc:
-        missing = sorted({str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing"})
-        invalid = sorted({str(e["loc"][0]) for e in exc.errors() if e["type"] != "missing"})
-        problems = [f"missing required environment variable(s): {', '.join(missing)}"] if missing else []
-        problems += [f"invalid environment variable(s): {', '.join(invalid)}"] if invalid else []
-        raise SettingsError("; ".join(problems) + " (template.yaml sets them for every function)") from None
+#: Each function's settings model, by its template logical id.
+FUNCTION_SETTINGS: dict[str, type[FunctionSettings]] = {
+    "AuthorizerFunction": AuthorizerSettings,
+    "ApiKeysFunction": ApiKeysSettings,
+    "RegistryFunction": RegistrySettings,
+    "ValidatorFunction": ValidatorSettings,
+    "SessionTokensFunction": SessionTokensSettings,
+    "WebhooksFunction": WebhooksSettings,
+    "WebhookDeliveryFunction": WebhookDeliverySettings,
+    "RevalidationSchedulerFunction": RevalidationSchedulerSettings,
+    "StreamProxyFunction": StreamSettings,
+}

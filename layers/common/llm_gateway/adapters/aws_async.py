@@ -40,8 +40,7 @@ class AwsJsonCall:
     """``await call(payload)``: one operation of an AWS JSON service (here DynamoDB), on the loop.
 
     The endpoint and region come from a botocore client (so ``AWS_ENDPOINT_URL`` and the region
-    settings apply as everywhere else), the credentials from its session, refreshed as botocore
-    refreshes them.
+    settings apply as everywhere else), the credentials its own, refreshed as botocore refreshes them.
     """
 
     def __init__(
@@ -58,7 +57,12 @@ class AwsJsonCall:
         self._url = meta.endpoint_url.rstrip("/") + "/"
         self._region = meta.region_name
         self._service = meta.service_model.signing_name
-        self._credentials = botocore.session.get_session().get_credentials()  # the same chain as clients
+        # The client's own credentials (explicit ones locally; the role's, refreshed as botocore
+        # refreshes them, in Lambda); botocore keeps them on its request signer.
+        signer = getattr(client, "_request_signer", None)
+        self._credentials = (
+            getattr(signer, "_credentials", None) or botocore.session.get_session().get_credentials()
+        )
         self._headers = {"Content-Type": content_type, "X-Amz-Target": f"{target_prefix}.{operation}"}
         self._max_attempts = max_attempts
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=2.0)

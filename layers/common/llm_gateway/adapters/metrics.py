@@ -21,19 +21,27 @@ if TYPE_CHECKING:
 
 
 class StreamMetrics:
+    def __init__(self, *, enabled: bool = True, namespace: str = "LlmGateway") -> None:
+        #: False where settings say so (the local stack, the tests): no EMF at all.
+        self.enabled = enabled
+        self.namespace = namespace
+
     def failed(self, code: str) -> None:
         """Errors by code (an ``ErrorCode``, or a ``GatewayError``'s code before the stream opened):
         one EMF record with its own ``code`` dimension (nothing left behind)."""
-        if is_metrics_disabled():
+        if not self.enabled or is_metrics_disabled():
             return
-        with single_metric(name="StreamErrors", unit=MetricUnit.Count, value=1) as metric:
+        with single_metric(
+            name="StreamErrors", unit=MetricUnit.Count, value=1, namespace=self.namespace
+        ) as metric:
             metric.add_dimension(name="code", value=code)
 
     def finished(self, opened: OpenStream, started: float) -> None:
         """One EMF record per stream, written after the last byte (off the hot path)."""
-        if is_metrics_disabled():
+        if not self.enabled or is_metrics_disabled():
             return
         metrics = get_metrics()
+        metrics.namespace = self.namespace
         timings = opened.timings
         if timings.first_output is not None:
             metrics.add_metric(

@@ -1,0 +1,87 @@
+"""DESIGN-level wiring rules, pinned: settings are read in one place and on first use, nothing is
+built at import, and handlers only translate (no adapters, no AWS SDK)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from llm_gateway import composition
+
+REPO = Path(__file__).resolve().parents[2]
+LAYER = REPO / "layers" / "common" / "llm_gateway"
+HANDLERS = [*sorted((REPO / "functions").glob("*/handler.py")), REPO / "functions/stream_proxy/app.py"]
+PRODUCT = sorted(LAYER.rglob("*.py")) + sorted((REPO / "functions").rglob("*.py"))
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+def test_only_the_settings_models_read_the_environment() -> None:
+    readers = [
+        _rel(p)
+        for p in PRODUCT
+        if p.name != "settings.py" and re.search(r"os\.environ|os\.getenv", p.read_text())
+    ]
+    assert readers == [], f"read settings through a settings model instead: {readers}"
+
+
+def _module_level_calls(path: Path) -> list[str]:
+    """Calls made when the module loads (module body, not inside a def/class body)."""
+    calls = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Import | ast.ImportFrom
+        ):
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                calls.append(ast.unparse(sub.func))
+    return calls
+
+
+@pytest.mark.parametrize("path", HANDLERS, ids=_rel)
+def test_a_handler_builds_nothing_when_it_loads(path: Path) -> None:
+    """At import a handler may make its resolver, its typed aliases and its services slot; its
+    services (settings, clients, adapters) are built on first use."""
+    allowed = {"create_resolver", "ServicesSlot", "Annotated", "Path", "Query", "re.compile", "Field",
+               "APIGatewayRestResolver", "ok_response", "error_responses", "TypeVar", "get_logger"}  # fmt: skip
+    made = [
+        c for c in _module_level_calls(path) if c not in allowed and not c.startswith(("app.", "_errors"))
+    ]
+    assert made == [], f"{_rel(path)} calls {made} at import"
+
+
+@pytest.mark.parametrize("path", HANDLERS, ids=_rel)
+def test_a_handler_only_translates(path: Path) -> None:
+    """Adapters and AWS clients come from the function's services, never from the handler."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(sub)
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+        for sub in ast.walk(node)
+    }
+    nodes = [n for n in ast.walk(tree) if id(n) not in typing_only]
+    imported = [n.module or "" for n in nodes if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in nodes if isinstance(n, ast.Import) for a in n.names]
+    wrong = [m for m in imported if m.startswith(("llm_gateway.adapters", "boto3", "botocore", "aiohttp"))]
+    assert wrong == [], f"{_rel(path)} imports {wrong}"
+
+
+def test_there_is_no_global_reset_and_every_function_has_its_services() -> None:
+    assert not hasattr(composition, "reset")
+    from llm_gateway.settings import FUNCTION_SETTINGS
+
+    kinds = {
+        cls.settings_model
+        for cls in vars(composition).values()
+        if isinstance(cls, type)
+        and issubclass(cls, composition.Services)
+        and cls.__name__.endswith("Services")
+    }
+    assert set(FUNCTION_SETTINGS.values()) <= kinds, "one services class per function's settings"
