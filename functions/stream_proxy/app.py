@@ -77,7 +77,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _bearer(scope: Scope) -> str:
-    value = _header(scope, b"authorization") or ""
+    """The session token of the request's one ``Authorization`` header; several are refused (as
+    the management API's authorizer refuses them), never resolved by picking one."""
+    values = [value for key, value in scope["headers"] if key == b"authorization"]
+    if len(values) > 1:
+        raise Unauthorized("Send exactly one Authorization header.", code="token_malformed")
+    value = values[0].decode("latin-1") if values else ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(

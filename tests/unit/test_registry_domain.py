@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from llm_gateway.domain.ports import VersionConflict
+from llm_gateway.domain.ports import LimitReached, VersionConflict
 from llm_gateway.domain.registry import LLM_REGISTERED, LLM_UPDATED, Registry
 from llm_gateway.errors import (
     BadRequest,
@@ -28,7 +28,9 @@ class MemoryLlms:
         self.items: dict[tuple[str, str], StoredLlm] = {}
         self.conflicts_to_raise = 0
 
-    def create(self, llm: StoredLlm) -> None:
+    def create(self, llm: StoredLlm, limit: int) -> None:
+        if len(self.list(llm.account_id)) >= limit:
+            raise LimitReached(llm.account_id, "LLM", limit)
         self.items[(llm.account_id, llm.id)] = llm
 
     def get(self, account_id: str, llm_id: str) -> StoredLlm | None:

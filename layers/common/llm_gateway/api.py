@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
@@ -44,6 +45,9 @@ MAX_JSON_DEPTH = 32
 
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response[Any]:
+    retry_after = getattr(error, "retry_after_s", None)
+    if retry_after is not None:
+        headers = (headers or {}) | {"Retry-After": str(max(1, math.ceil(retry_after)))}
     return Response(
         status_code=error.status,
         content_type=content_types.APPLICATION_JSON,

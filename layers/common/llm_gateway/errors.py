@@ -105,6 +105,21 @@ class TooManyRequests(GatewayError):
     status, code = 429, "rate_limited"
 
 
+class TargetRateLimited(TooManyRequests):
+    """The host a request would reach has had its share of the gateway's requests this minute
+    (shared by every tenant): the gateway is nobody's amplifier."""
+
+    code = "target_rate_limited"
+
+    def __init__(self, host: str, retry_after_s: float, limit: int) -> None:
+        super().__init__(
+            f"The gateway has sent {host} its {limit} requests for this minute (tests, validations and "
+            f"webhooks of every account share them); retry in {max(1, round(retry_after_s))} s.",
+            details={"host": host, "retryAfterSeconds": max(1, round(retry_after_s))},
+        )
+        self.retry_after_s = retry_after_s
+
+
 class SigningThrottled(TooManyRequests):
     """The token signing key's KMS quota is spent for the moment (asymmetric Sign: shared per account)."""
 

@@ -165,12 +165,25 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: A failing LLM's re-validations thin out: from its second failed check in a row, each one doubles
+#: its interval, up to this many times the base (6 h -> 96 h by default); a pass resets it.
+MAX_BACKOFF_FACTOR = 16
+
+
+def backoff_interval_s(interval_s: int, consecutive_failures: int) -> int:
+    """How often an LLM with that many failed checks in a row is re-validated."""
+    factor: int = min(MAX_BACKOFF_FACTOR, 2 ** max(0, consecutive_failures - 1))
+    return interval_s * factor
+
+
 @dataclass
 class HealthService:
     store: HealthStore
     events: EventPublisher
     now: Callable[[], datetime] = _utcnow
     bucket_seconds: int = BUCKET_SECONDS
+    #: The re-validation schedule's base interval (seconds), to say each LLM's in its health.
+    revalidation_interval_s: int | None = None
 
     def window(self, account_id: str, llm_id: str, now: datetime) -> HealthWindow:
         current = int(now.timestamp()) // self.bucket_seconds * self.bucket_seconds
@@ -220,11 +233,15 @@ class HealthService:
     def summary(self, account_id: str, llm_id: str) -> LlmHealth:
         """``health`` on the LLM object: the stored state with the window as it is now."""
         record = self.store.get_state(account_id, llm_id) or HealthRecord()
+        interval = self.revalidation_interval_s
         return LlmHealth(
             state=record.state,
             since=record.since,
             last_checked_at=record.last_checked_at,
             window=self.window(account_id, llm_id, self.now()),
+            revalidation_interval_seconds=(
+                backoff_interval_s(interval, record.consecutive_failures) if interval else None
+            ),
         )
 
     def history(self, account_id: str, llm_id: str, hours: int) -> LlmHealthHistory:

@@ -20,6 +20,7 @@ from llm_gateway.domain.loops import OwnOrigins, refuse_own_origin
 from llm_gateway.domain.ports import (
     CredentialStore,
     EventPublisher,
+    LimitReached,
     LlmRepository,
     UrlGuard,
     VersionConflict,
@@ -29,7 +30,6 @@ from llm_gateway.errors import (
     Conflict,
     EndpointUnresolvable,
     Forbidden,
-    GatewayError,
     NotFound,
     PreconditionFailed,
 )
@@ -85,10 +85,6 @@ class Registry:
     ) -> Llm:
         self._check_urls(request.urls, own)
         self._check_fallbacks(account_id, None, request.fallback_llm_ids)
-        if len(self.llms.list(account_id)) >= MAX_LLMS_PER_ACCOUNT:
-            raise GatewayError(
-                f"An account can register at most {MAX_LLMS_PER_ACCOUNT} LLMs.", code="llm_limit_reached"
-            )
         llm_id = str(uuid.uuid4())
         now = _now()
         secret = request.secret.get_secret_value()
@@ -108,7 +104,15 @@ class Registry:
             }
         )
         try:
-            self.llms.create(stored)  # AlreadyExists on a uuid4 collision: never overwrite
+            # AlreadyExists on a uuid4 collision: never overwrite. The limit is a condition of the
+            # same write, so concurrent registrations cannot pass it together.
+            self.llms.create(stored, limit=MAX_LLMS_PER_ACCOUNT)
+        except LimitReached:
+            self.credentials.delete(account_id, llm_id)
+            raise Conflict(
+                f"An account can register at most {MAX_LLMS_PER_ACCOUNT} LLMs; delete one first.",
+                code="llm_limit_reached",
+            ) from None
         except Exception:
             self.credentials.delete(account_id, llm_id)  # no orphan secret, whatever went wrong
             raise

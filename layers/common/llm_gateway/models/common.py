@@ -31,7 +31,7 @@ ERROR_CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
     412: ("version_mismatch",),
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),
-    429: ("rate_limited", "upstream_rate_limited"),
+    429: ("rate_limited", "upstream_rate_limited", "target_rate_limited"),
     500: ("internal_error",),
     502: ("upstream_unauthorized", "upstream_server_error", "upstream_unreachable", "endpoint_blocked"),
     504: ("upstream_timeout",),

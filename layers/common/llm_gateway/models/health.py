@@ -61,6 +61,9 @@ class LlmHealth(ApiModel):
     #: The last time a re-validation (or validation) probed the endpoint.
     last_checked_at: datetime | None = None
     window: HealthWindow = Field(default_factory=HealthWindow)
+    #: How often the schedule re-validates this LLM now: the base interval, doubled for each failed
+    #: check in a row after the first (at most 16 times the base); a passing check resets it.
+    revalidation_interval_seconds: int | None = None
 
 
 class HealthBucket(HealthWindow):

@@ -151,7 +151,15 @@ class Timeouts(ApiModel):
 
 #: An API key as a request carries it: ``repr``/``str``/JSON dumps show ``**********``; only
 #: ``get_secret_value()`` reveals it (the credential store, the probe).
-SecretValue = Annotated[SecretStr, Field(min_length=1, max_length=MAX_SECRET_CHARS)]
+SecretValue = Annotated[
+    SecretStr,
+    Field(
+        min_length=1,
+        max_length=MAX_SECRET_CHARS,
+        # the document refuses what the validator refuses: whitespace and control characters
+        json_schema_extra={"pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$"},
+    ),
+]
 DisplayName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=120, strip_whitespace=True),
@@ -209,7 +217,21 @@ FallbackLlmIds = Annotated[
     Field(min_length=1, max_length=2),
     AfterValidator(check_fallbacks),
 ]
-Headers = Annotated[dict[str, str], Field(max_length=20), AfterValidator(check_headers)]
+Headers = Annotated[
+    dict[str, str],
+    Field(
+        max_length=20,
+        json_schema_extra={
+            "propertyNames": {"pattern": _HEADER_NAME.pattern},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_HEADER_VALUE_CHARS,
+                "pattern": f"^{_HEADER_VALUE.pattern}$",
+            },
+        },
+    ),
+    AfterValidator(check_headers),
+]
 Metadata = Annotated[dict[str, str], Field(max_length=20), AfterValidator(check_metadata)]
 
 

@@ -47,7 +47,11 @@ class StreamingClient(Protocol):
         content: bytes,
         headers: Mapping[str, str],
         timeout: tuple[float, float, float, float],
-    ) -> AbstractContextManager[ProbeResponse]: ...
+        deadline_s: float | None = None,
+    ) -> AbstractContextManager[ProbeResponse]:
+        """``deadline_s``: the whole exchange (connect, headers, body) ends that many seconds from
+        now, however the server spaces its bytes (the read timeout restarts with every byte)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,12 @@ class Budget:
         )
 
 
+#: The client's wall-clock deadline trails the exchange's own total bound by this: the checks
+#: between chunks end a slow body first and say which bound it was; the deadline catches what
+#: they cannot see (a server that drips its headers a line at a time).
+_DEADLINE_SLACK_S = 0.5
+
+
 class _Deadline(Exception):
     def __init__(self, phase: str, budget_s: float) -> None:
         super().__init__(phase)
@@ -180,7 +186,12 @@ def _read(
     timeout = (budget.connect_s, budget.read_s, budget.read_s, budget.connect_s)
     try:
         with client.stream(
-            request.method, request.url, content=request.body, headers=request.headers, timeout=timeout
+            request.method,
+            request.url,
+            content=request.body,
+            headers=request.headers,
+            timeout=timeout,
+            deadline_s=budget.total_s + _DEADLINE_SLACK_S,
         ) as response:
             out.ttfb_s = monotonic() - start
             out.status = response.status_code
