@@ -379,7 +379,7 @@ class ChatCompletions:
             _log_unexpected(exc, request_id)
             with contextlib.suppress(Exception):
                 if not response.started:
-                    await _send_error(response, InternalError(), request_id)
+                    await _send_error(response, InternalError(request_id), request_id)
                 elif not response.ended:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:

@@ -10,6 +10,7 @@ import inspect
 import json
 import math
 import re
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
 
@@ -29,6 +30,7 @@ from llm_gateway.domain.loops import HopMarker, OwnOrigins
 from llm_gateway.errors import (
     BadRequest,
     GatewayError,
+    InternalError,
     LoopDetected,
     NotFound,
     PayloadTooLarge,
@@ -42,6 +44,23 @@ from llm_gateway.origins import host_and_port
 BEARER_SCHEME = "accountApiKey"
 SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 MAX_JSON_DEPTH = 32
+
+
+def request_id(event: dict[str, Any]) -> str:
+    """The id API Gateway gave this request (``x-amzn-RequestId``): every response carries it as
+    ``x-request-id``, and a 500 names it, so a user can quote it."""
+    value = (event.get("requestContext") or {}).get("requestId")
+    return str(value) if value else str(uuid.uuid4())
+
+
+def with_request_id(result: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """``x-request-id`` on a proxy result, whichever header form Powertools used."""
+    rid = request_id(event)
+    if isinstance(result.get("multiValueHeaders"), dict):
+        result["multiValueHeaders"]["x-request-id"] = [rid]
+    else:
+        result["headers"] = {**(result.get("headers") or {}), "x-request-id": rid}
+    return result
 
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -106,6 +125,23 @@ def body_problem(event: dict[str, Any], limit: int) -> GatewayError | None:
     return None
 
 
+def media_type_problem(event: dict[str, Any]) -> GatewayError | None:
+    """A body of any media type but JSON (a form, multipart with or without its boundary, text)
+    is a 415, before a parser sees it."""
+    if str(event.get("httpMethod") or "").upper() not in ("POST", "PUT", "PATCH"):
+        return None
+    values = [v for k, v in (event.get("headers") or {}).items() if str(k).lower() == "content-type"]
+    values += [
+        v
+        for k, vs in (event.get("multiValueHeaders") or {}).items()
+        if str(k).lower() == "content-type"
+        for v in vs or ()
+    ]
+    if all(str(v).partition(";")[0].strip().lower() in ("application/json", "") for v in values):
+        return None
+    return UnsupportedMediaType("Send JSON (Content-Type: application/json).")
+
+
 def path_problem(event: dict[str, Any]) -> GatewayError | None:
     """A path with control characters (``/v1/llms/%0D``) is refused: the router would otherwise
     strip it and answer a different route."""
@@ -142,16 +178,18 @@ def resolve(
     problem = (
         loop_problem(event, services.hop_marker)
         or path_problem(event)
+        or media_type_problem(event)
         or body_problem(event, services.settings.max_body_bytes)
     )
     if problem is not None:
-        return {
+        answer = {
             "statusCode": problem.status,
             "headers": {"Content-Type": content_types.APPLICATION_JSON},
             "body": json.dumps(problem.to_body()),
             "isBase64Encoded": False,
         }
-    return app.resolve(event, context)
+        return with_request_id(answer, event)
+    return with_request_id(app.resolve(event, context), event)
 
 
 class GatewayResolver(APIGatewayRestResolver):
@@ -283,6 +321,8 @@ def create_resolver() -> GatewayResolver:
     def _gateway_error(exc: GatewayError) -> Response[Any]:
         if exc.status >= 500:
             get_logger().exception("request failed", extra={"error_code": exc.code})
+            if exc.details is None:  # the id to quote
+                exc.details = {"requestId": request_id(app.current_event.raw_event)}
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -302,6 +342,6 @@ def create_resolver() -> GatewayResolver:
     def _unexpected(exc: Exception) -> Response[Any]:
         # Our bug: log the type only (the message could quote a secret), answer a plain 500.
         get_logger().error("unhandled error", extra={"error_type": type(exc).__name__})
-        return error_response(GatewayError("Something went wrong on our side."))
+        return error_response(InternalError(request_id(app.current_event.raw_event)))
 
     return app

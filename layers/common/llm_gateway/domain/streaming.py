@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from llm_gateway.errors import ErrorCode, GatewayError
+from llm_gateway.errors import ERROR_TABLE, ErrorCode, GatewayError
 from llm_gateway.providers.base import StreamRelay
 from llm_gateway.providers.request import UpstreamRequest
 
@@ -30,21 +30,6 @@ MAX_ERROR_BODY = 64 * 1024
 RETRIABLE_STATUSES = frozenset({429, 502, 503, 504, 529})
 
 #: Gateway status for each upstream failure code, before the first byte.
-STATUS_FOR_CODE: dict[str, int] = {
-    ErrorCode.UPSTREAM_UNAUTHORIZED: 502,
-    ErrorCode.UPSTREAM_MODEL_NOT_FOUND: 502,
-    ErrorCode.UPSTREAM_RATE_LIMITED: 429,
-    ErrorCode.UPSTREAM_BAD_REQUEST: 400,
-    ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED: 400,
-    ErrorCode.UPSTREAM_CONTENT_FILTERED: 400,
-    ErrorCode.UPSTREAM_SERVER_ERROR: 502,
-    ErrorCode.UPSTREAM_TIMEOUT: 504,
-    ErrorCode.UPSTREAM_UNREACHABLE: 502,
-    ErrorCode.UPSTREAM_PROTOCOL_ERROR: 502,
-    ErrorCode.ENDPOINT_BLOCKED: 502,
-    ErrorCode.LOOP_DETECTED: 508,
-    ErrorCode.GATEWAY_DEADLINE: 504,  # only a non-streaming answer reports it as a status
-}
 MESSAGES: dict[str, str] = {
     ErrorCode.UPSTREAM_UNAUTHORIZED: "The LLM endpoint rejected the stored credentials.",
     ErrorCode.UPSTREAM_MODEL_NOT_FOUND: "The LLM endpoint does not know the configured model or deployment.",
@@ -75,7 +60,9 @@ class UpstreamFailure(GatewayError):
         budget_spent: bool = False,
     ) -> None:
         super().__init__(MESSAGES.get(code, "The LLM endpoint failed."), code=code)
-        self.status = STATUS_FOR_CODE.get(code, 502)
+        entry = ERROR_TABLE.get(code)
+        # The stream's own status for the code (a URL refused at stream time is the endpoint's fault).
+        self.status = (entry.stream_status or entry.status) if entry is not None else 502
         self.retry_after_s = retry_after_s
         #: The HTTP status the upstream answered, when it answered at all (for the request log).
         self.upstream_status = upstream_status

@@ -387,6 +387,14 @@ class LlmUpdate(ApiModel):
     def _secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None else _check_secret(value)
 
+    @field_validator("display_name", "llm_format", "urls", "model_name", "secret", "timeouts", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """Leave a field out to keep it; these cannot be cleared (null is a 400, never a 500)."""
+        if value is None:
+            raise ValueError("may not be null: leave the field out to keep its value")
+        return value
+
 
 class ValidationSummary(ApiModel):
     compatible: bool | None = None
