@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway import lab
-from llm_gateway.api import with_request_id
 from llm_gateway.observability import get_logger
+from llm_gateway.request_ids import with_request_id
 
 app = APIGatewayRestResolver()
 

@@ -455,9 +455,7 @@ class ChatCompletions:
             record.client_label = session.record.client_label
             chat = await proxy.parse_request(session, body)
             upstream_chat = chat if chat.stream else with_usage(chat)
-            opened = await proxy.open(
-                session, upstream_chat, lambda_deadline=_lambda_deadline(scope)
-            )
+            opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:
             record.fail(error)
             metrics.failed(error.code, getattr(error, "summary", None))

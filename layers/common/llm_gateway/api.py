@@ -10,7 +10,6 @@ import inspect
 import json
 import math
 import re
-import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
 
@@ -40,27 +39,11 @@ from llm_gateway.errors import (
 from llm_gateway.models.common import ErrorResponse
 from llm_gateway.observability import get_logger
 from llm_gateway.origins import host_and_port
+from llm_gateway.request_ids import request_id, with_request_id
 
 BEARER_SCHEME = "accountApiKey"
 SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 MAX_JSON_DEPTH = 32
-
-
-def request_id(event: dict[str, Any]) -> str:
-    """The id API Gateway gave this request (``x-amzn-RequestId``): every response carries it as
-    ``x-request-id``, and a 500 names it, so a user can quote it."""
-    value = (event.get("requestContext") or {}).get("requestId")
-    return str(value) if value else str(uuid.uuid4())
-
-
-def with_request_id(result: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    """``x-request-id`` on a proxy result, whichever header form Powertools used."""
-    rid = request_id(event)
-    if isinstance(result.get("multiValueHeaders"), dict):
-        result["multiValueHeaders"]["x-request-id"] = [rid]
-    else:
-        result["headers"] = {**(result.get("headers") or {}), "x-request-id": rid}
-    return result
 
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response[Any]:

@@ -1,6 +1,6 @@
 """Each function's services: adapters built from that function's settings, once per container.
 
-A handler module holds one ``ServicesSlot`` of its function's services class. Nothing is built at
+A handler module holds one ``ServicesSlot`` (``wiring``) of its function's services class. Nothing is built at
 import: the first request (or the stream app's start-up) builds the services from the function's
 settings (``from_environ``), and every later request reuses them. The local stack and the tests
 hand a slot services built from explicit settings values and AWS clients (``use``) instead.
@@ -11,12 +11,10 @@ group; each function's class combines the groups it needs and builds its domain 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from llm_gateway.adapters.aws import AwsClients
 from llm_gateway.domain.loops import HopMarker, OwnOrigins
 from llm_gateway.settings import (
     ApiKeysSettings,
@@ -24,7 +22,6 @@ from llm_gateway.settings import (
     CredentialSettings,
     EdgeSettings,
     EventSettings,
-    FunctionSettings,
     HopSettings,
     OutboundSettings,
     RegistrySettings,
@@ -36,6 +33,8 @@ from llm_gateway.settings import (
     WebhookDeliverySettings,
     WebhooksSettings,
 )
+from llm_gateway.wiring import Services as Services
+from llm_gateway.wiring import ServicesSlot as ServicesSlot
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -75,25 +74,6 @@ if TYPE_CHECKING:
     from llm_gateway.fairness_wiring import Fairness
 
 HEALTH_EVENT_SOURCE = "llm-gateway.health"
-
-
-class Services:
-    """A function's settings and AWS clients; subclasses build what the function uses from them."""
-
-    settings_model: ClassVar[type[FunctionSettings]] = FunctionSettings
-    settings: FunctionSettings
-
-    def __init__(self, settings: FunctionSettings, aws: AwsClients | None = None) -> None:
-        self.settings = settings
-        self.aws = aws or AwsClients(endpoint_url=settings.aws_endpoint_url)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None, aws: AwsClients | None = None) -> Self:
-        """From the function's environment (the process's when None): a missing variable is named."""
-        return cls(cls.settings_model.from_environ(environ), aws)
-
-    def close(self) -> None:
-        """Stop what runs in the background (the stream's traffic recorder); most have nothing."""
 
 
 # --- groups ---------------------------------------------------------------------------------------
@@ -537,44 +517,6 @@ def _rebase(url: str, base: str) -> str:
 
     target, original = urlsplit(base), urlsplit(url)
     return urlunsplit((target.scheme, target.netloc, original.path, original.query, ""))
-
-
-# --- the slot a handler module holds --------------------------------------------------------------
-
-S = TypeVar("S", bound=Services)
-
-
-class ServicesSlot(Generic[S]):
-    """One function's services, built on first use from its environment (once per container)."""
-
-    def __init__(self, kind: type[S]) -> None:
-        self.kind = kind
-        self._services: S | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> S:
-        services = self._services
-        if services is None:
-            with self._lock:
-                if self._services is None:
-                    self._services = self.kind.from_environ()
-                services = self._services
-        return services
-
-    @property
-    def built(self) -> bool:
-        return self._services is not None
-
-    def use(self, services: S | None) -> None:
-        """These services from now on (the local stack's, a test's); None forgets them."""
-        with self._lock:
-            self._services = services
-
-    def configure(self, environ: Mapping[str, str], aws: AwsClients | None = None) -> S:
-        """Build from an explicit environment (the local stack gives each function its own)."""
-        services = self.kind.from_environ(environ, aws)
-        self.use(services)
-        return services
 
 
 # The validator's services live in their own module (this one's size); they are this module's too.

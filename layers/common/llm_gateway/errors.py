@@ -91,7 +91,6 @@ ERROR_TABLE: dict[str, PublicCode] = {
     "token_expired": PublicCode(401, "The session token has expired: mint a new one."),
     "token_not_yet_valid": PublicCode(401, "The session token is not valid yet (clock skew)."),
     "token_lifetime_exceeded": PublicCode(401, "The session token claims a lifetime over one hour."),
-    "token_replayed": PublicCode(401, "The session token was already used."),
     "forbidden": PublicCode(403, "Not allowed."),
     "builtin_read_only": PublicCode(
         403, "Built-in LLMs are the platform's: read-only, validated by the platform."

@@ -53,13 +53,17 @@ class OpenAiStreamRelay:
         "dropped",
         "error",
         "finished_choices",
-        "thoughts",
         "forward_usage",
+        "thoughts",
         "usage",
     )
 
     def __init__(
-        self, *, azure: bool = False, reasoning_format: ReasoningFormat | None = None, forward_usage: bool = True
+        self,
+        *,
+        azure: bool = False,
+        reasoning_format: ReasoningFormat | None = None,
+        forward_usage: bool = True,
     ) -> None:
         self._azure = azure
         self.thoughts = ChunkThoughts(reasoning_format)
