@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_gateway.domain.streaming import open_stream
+from llm_gateway.domain.failover import open_stream
 from llm_gateway.errors import ErrorCode
 from llm_gateway.models.chat import ChatMessage, ChatRequest
 from llm_gateway.models.llm import LlmFormat, ReasoningEffort

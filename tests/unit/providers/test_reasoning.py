@@ -231,7 +231,7 @@ def test_no_effort_or_default_sends_no_reasoning_parameter(spec: str, effort: Re
 
 @pytest.mark.anyio
 async def test_time_to_first_token_is_measured_to_the_answer_with_the_first_thought_beside_it() -> None:
-    from llm_gateway.domain.streaming import open_stream
+    from llm_gateway.domain.failover import open_stream
     from llm_gateway.providers.dispatch import classify_status
     from tests.unit.test_streaming_relay import ScriptedTransport, SleepLog, drain, limits, ok
 
