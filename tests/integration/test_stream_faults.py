@@ -27,6 +27,7 @@ from llm_gateway.adapters.address_policy import AddressPolicy
 from llm_gateway.adapters.guarded_http import AddressGuard
 from llm_gateway.adapters.upstream_http import AiohttpUpstream
 from llm_gateway.domain.accounts import create_account
+from llm_gateway.domain.registry import MAX_LLMS_PER_ACCOUNT
 from llm_gateway.models.llm import EndpointUrl, LlmFormat, LlmStatus, StoredLlm, Timeouts, ValidationSummary
 from llm_gateway.models.session import SessionTokenRequest
 from llm_gateway_cli.fake_provider import FakeProviderHandle, start_in_thread
@@ -146,7 +147,8 @@ class Gateway:
                 account_id=self.account,
                 secret_ref=secret_ref,
                 created_at=datetime.now(UTC),
-            )
+            ),
+            limit=MAX_LLMS_PER_ACCOUNT,
         )
         return llm_id
 
