@@ -122,7 +122,8 @@ SPEC_EXPECTED = {"gemini": GEMINI_EXPECTED, "anthropic": GEMINI_EXPECTED}
 #: Faults about how the answer is delivered, not how fast: they need more than the 1 s timeout.
 DELIVERY_FAULTS: dict[str, tuple[str, str]] = {"buffered-2500": ("streaming", "upstream_protocol_error")}
 #: Gemini streams have no terminator, so "no [DONE]" is just a normal Gemini stream.
-NOT_APPLICABLE = {("gemini", "no-done"), ("gemini", "content-filter")}
+#: Anthropic has no prompt-filter refusal status (a refusal is a ``stop_reason`` of a 200 stream).
+NOT_APPLICABLE = {("gemini", "no-done"), ("gemini", "content-filter"), ("anthropic", "content-filter")}
 
 
 def test_every_fault_of_the_fake_is_covered() -> None:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from .completion import (
     Completion,
     ToolCall,
+    continued,
     count_words,
     example_value,
     plan_completion,
@@ -22,6 +23,7 @@ from .completion import (
     thought_words,
 )
 from .faults import Fault
+from .prefill import NO_PREFILL, openai_prefill
 from .wire import new_id
 
 if TYPE_CHECKING:
@@ -189,13 +191,21 @@ async def messages(provider: FakeProvider, request: Request) -> Response:
         return problem or anthropic_error(
             400, "invalid_request_error", "There was an error parsing the body."
         )
+    # Anthropic's prefill is a trailing assistant message, the shape OpenAI's takes too.
+    prefill, asked = openai_prefill(body["messages"])
+    if prefill is not None and fault is not None and fault.name == "no-prefill":
+        return anthropic_error(400, "invalid_request_error", NO_PREFILL)
     raw_thinking = body.get("thinking")
     thinking: dict[str, Any] = raw_thinking if isinstance(raw_thinking, dict) else {}
-    completion = plan_completion(
-        chunks=_int_header(request, CHUNKS_HEADER, provider.config.default_chunks),
-        max_tokens=_positive_int(body.get("max_tokens")),
-        prompt_tokens=max(1, count_words(body.get("messages")) + count_words(body.get("system") or "")),
-        tool=tool_of(body),
+    completion = continued(
+        plan_completion(
+            chunks=_int_header(request, CHUNKS_HEADER, provider.config.default_chunks),
+            max_tokens=_positive_int(body.get("max_tokens")),
+            prompt_tokens=max(1, count_words(body.get("messages")) + count_words(body.get("system") or "")),
+            tool=tool_of(body),
+            prompt=asked,
+        ),
+        prefill,
     )
     message_id = new_id("msg_")
     headers = {"request-id": new_id("req_"), "anthropic-organization-id": "fake-org"}

@@ -311,7 +311,7 @@ class FakeProvider:
                 return fault, auth_error(spec, presented, echo=True)
             if name == "context-length":
                 return fault, context_length_error(spec)
-            if name == "content-filter" and spec != "gemini":
+            if name == "content-filter" and spec not in ("gemini", "anthropic"):
                 return fault, content_filter_error(spec)
         if name != "accept-any-key" and not self.config.accepts_key(presented):
             return fault, auth_error(spec, presented)

@@ -426,6 +426,11 @@ def bad_request_error(spec: Spec, message: str, param: str | None = None) -> Res
 
 def context_length_error(spec: Spec) -> Response:
     """A prompt over the model's context, as each provider says it (400)."""
+    if spec == "anthropic":
+        from . import anthropic
+
+        message = "prompt is too long: 215000 tokens > 200000 maximum"
+        return anthropic.anthropic_error(400, "invalid_request_error", message)
     if spec == "gemini":
         message = "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."
         return gemini_error(400, message, "INVALID_ARGUMENT")

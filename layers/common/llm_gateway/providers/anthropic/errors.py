@@ -81,6 +81,11 @@ _VERDICTS: dict[ErrorCode, tuple[CheckCategory, str, str]] = {
         "Make sure the URL is a Messages API endpoint (POST /v1/messages with stream=true) and that the "
         "model takes the parameters sent (max_tokens, temperature, thinking).",
     ),
+    ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED: (
+        CheckCategory.REQUEST,
+        "the prompt is longer than the model's context window",
+        "Shorten the conversation (or the system prompt), or add a fallback LLM with a larger context.",
+    ),
     ErrorCode.UPSTREAM_PROTOCOL_ERROR: (
         CheckCategory.ENDPOINT,
         "the endpoint answered with a redirect, which the gateway never follows",
@@ -106,12 +111,21 @@ def _type_code(error: Mapping[str, Any] | None) -> ErrorCode | None:
     return CODE_BY_TYPE.get(kind) if isinstance(kind, str) else None
 
 
+def _too_long(error: Mapping[str, Any] | None) -> bool:
+    """Anthropic says a prompt over the context as an ``invalid_request_error`` whose message starts
+    "prompt is too long: N tokens > M maximum" (its only signal; read, never relayed)."""
+    message = error.get("message") if error and error.get("type") == "invalid_request_error" else None
+    return isinstance(message, str) and message.lower().startswith("prompt is too long")
+
+
 def classify_error(status: int, body: Any = None) -> ErrorCode:
     """The gateway code of a non-2xx answer: shared statuses first, then ``error.type``."""
     common = code_for_status(status)
     if common is not None:
         return common
     error = anthropic_error(body)
+    if status == 400 and _too_long(error):
+        return ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED
     typed = _type_code(error)
     if typed is not None:
         return typed
