@@ -319,7 +319,7 @@ def test_the_revalidation_queue_stays_bounded_under_a_schedule_of_seconds(
 
             wait_for(backed_off, "a failing LLM's interval to grow", timeout=30)
             hostile.flipped = True  # the failing ones now hold whatever probes them
-            candidates = 3 + len(healthy) + len(failing)  # the demo account's three, and these
+            candidates = len(stack.llms) + len(healthy) + len(failing)  # the demo LLMs, and these
             depths = []
             for _ in range(12):
                 depths.append(queue_depth(stack, "llm-gateway-local-revalidation"))
