@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.stream_proxy.app import _lambda_deadline
+from llm_gateway.domain import failover
 from llm_gateway.domain.failover import open_stream
 from llm_gateway.domain.proxy import LAMBDA_SAFETY_MARGIN_S, StreamProxy
 from llm_gateway.domain.streaming import (
@@ -336,7 +337,10 @@ async def test_retry_after_delays_only_a_return_to_the_url_that_sent_it() -> Non
 
 
 @pytest.mark.anyio
-async def test_urls_alternate_and_attempts_stop_at_the_limit() -> None:
+async def test_urls_alternate_and_attempts_stop_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The soonest-ready URL goes next: with equal backoffs, the one that failed first (a random
+    # jitter each would let b's shorter wait put it ahead of a, which is right but not this test).
+    monkeypatch.setattr(failover, "jitter_s", lambda attempt: 0.05)
     urls = ("https://a.example/v1/chat/completions", "https://b.example/v1/chat/completions")
     unreachable = [UpstreamFailure("upstream_unreachable", retriable=True) for _ in range(6)]
     transport = ScriptedTransport(list(unreachable))
