@@ -33,3 +33,14 @@ def expected_output(script: str) -> list[re.Pattern[str]]:
             parts = [re.escape(part) for part in found.group(1).split("…")]
             patterns.append(re.compile("^" + ".+?".join(parts) + "$", re.M))
     return patterns
+
+
+def error_table() -> str:
+    """The README's error table, as ``ERROR_TABLE`` renders it (code, status, meaning)."""
+    from llm_gateway.errors import ERROR_TABLE
+
+    rows = ["| code | status | meaning |", "|---|---|---|"]
+    for code, entry in sorted(ERROR_TABLE.items(), key=lambda item: (item[1].status, item[0])):
+        statuses = " or ".join(str(s) for s in entry.statuses)
+        rows.append(f"| `{code}` | {statuses} | {entry.meaning} |")
+    return "\n".join(rows) + "\n"

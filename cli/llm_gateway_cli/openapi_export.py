@@ -41,16 +41,32 @@ def merged_document() -> dict[str, Any]:
             document.setdefault("paths", {}).setdefault(path, {}).update(operations)
         for kind, items in schema.get("components", {}).items():
             document.setdefault("components", {}).setdefault(kind, {}).update(items)
+    error_400 = _any_response(document, "400")
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
+            responses = operation.get("responses", {})
             # Validation errors are 400 with our error shape, not Powertools' default 422.
-            operation.get("responses", {}).pop("422", None)
+            responses.pop("422", None)
+            if "204" in responses:  # no body, so no media type (Powertools writes JSON for any status)
+                responses["204"].pop("content", None)
+            path_params = [p for p in operation.get("parameters", []) if p.get("in") == "path"]
+            if path_params and "400" not in responses and error_400 is not None:
+                responses["400"] = error_400  # an id that breaks its pattern or length is a 400
     for unused in ("HTTPValidationError", "ValidationError"):
         document.get("components", {}).get("schemas", {}).pop(unused, None)
     for path, method in PUBLIC_OPERATIONS:
         document["paths"][path][method]["security"] = []
     document["paths"] = dict(sorted(document.get("paths", {}).items()))
     return document
+
+
+def _any_response(document: dict[str, Any], status: str) -> dict[str, Any] | None:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            found = operation.get("responses", {}).get(status)
+            if found is not None:
+                return dict(found)
+    return None
 
 
 def render() -> str:

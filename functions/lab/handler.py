@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway import lab
 from llm_gateway.observability import get_logger
+from llm_gateway.request_ids import with_request_id
 
 app = APIGatewayRestResolver()
 
@@ -44,4 +45,4 @@ def not_found(exc: NotFoundError) -> Response[str]:
 
 @get_logger().inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return with_request_id(app.resolve(event, context), event)

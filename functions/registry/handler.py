@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -29,10 +30,13 @@ from llm_gateway.api import (
     resolve,
 )
 from llm_gateway.composition import RegistryServices, ServicesSlot
+from llm_gateway.domain.request_log import RequestLogService
 from llm_gateway.errors import BadRequest, Conflict, NotFound
 from llm_gateway.models.health import LlmHealthHistory
 from llm_gateway.models.llm import Llm, LlmCreate, LlmList, LlmUpdate
+from llm_gateway.models.request_log import LlmUsage, RequestPage
 from llm_gateway.observability import get_logger, get_tracer
+from llm_gateway.request_log_wiring import request_log_service
 
 app = create_resolver()
 #: Built on the first request from this function's settings (``RegistrySettings``).
@@ -151,6 +155,79 @@ def get_llm_health(llm_id: LlmId, hours: Annotated[int, Query(ge=1, le=48)] = 24
     if services().registry.get(account, llm_id).is_default:
         raise NotFound("Built-in LLMs have no health record of yours.", code="health_not_tracked")
     return json_response(200, services().health_service.history(account, llm_id, hours).to_json_dict())
+
+
+SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
+Outcome = Annotated[str, Query(max_length=64, pattern=r"^[a-z_]+$")]
+Since = Annotated[datetime | None, Query(description="Only requests at or after this time (ISO 8601).")]
+Until = Annotated[datetime | None, Query(description="Only requests at or before this time (ISO 8601).")]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str, Query(max_length=200, description="`nextCursor` of the previous page.")]
+
+
+@app.get(
+    "/v1/llms/<llm_id>/requests",
+    summary="An LLM's request log, newest first (one record per stream request; never content)",
+    responses=ok_response(RequestPage) | error_responses(400, 401, 404),
+)
+def list_llm_requests(
+    llm_id: LlmId,
+    since: Since = None,
+    until: Until = None,
+    outcome: Outcome = "",
+    session_id: Annotated[str, Query(alias="sessionId", max_length=100, pattern=r"^[A-Za-z0-9_-]*$")] = "",
+    limit: Limit = 50,
+    cursor: Cursor = "",
+) -> Response[Any]:
+    account = account_id(app)
+    services().registry.get(account, llm_id)  # another account's LLM is a 404
+    service = _request_logs(services())
+    query = service.query(
+        since=since,
+        until=until,
+        outcome=outcome or None,
+        session_id=session_id or None,
+        limit=limit,
+        cursor=cursor or None,
+    )
+    return json_response(200, service.llm_requests(account, llm_id, query).to_json_dict())
+
+
+@app.get(
+    "/v1/sessions/<session_id>/requests",
+    summary="A session's requests, newest first",
+    responses=ok_response(RequestPage) | error_responses(400, 401, 404),
+)
+def list_session_requests(
+    session_id: SessionId,
+    since: Since = None,
+    until: Until = None,
+    outcome: Outcome = "",
+    limit: Limit = 50,
+    cursor: Cursor = "",
+) -> Response[Any]:
+    service = _request_logs(services())
+    query = service.query(
+        since=since, until=until, outcome=outcome or None, limit=limit, cursor=cursor or None
+    )
+    return json_response(200, service.session_requests(account_id(app), session_id, query).to_json_dict())
+
+
+@app.get(
+    "/v1/llms/<llm_id>/usage",
+    summary="An LLM's requests, errors, tokens and TTFT per UTC day",
+    responses=ok_response(LlmUsage) | error_responses(400, 401, 404),
+)
+def get_llm_usage(llm_id: LlmId, days: Annotated[int, Query(ge=1, le=90)] = 7) -> Response[Any]:
+    account = account_id(app)
+    services().registry.get(account, llm_id)
+    return json_response(200, _request_logs(services()).usage(account, llm_id, days).to_json_dict())
+
+
+@lru_cache(maxsize=1)
+def _request_logs(built: RegistryServices) -> RequestLogService:
+    """The request log's reads, for these services (rebuilt when the slot holds new ones)."""
+    return request_log_service(built.settings, built.aws, built.session_repository.get)
 
 
 @app.put(

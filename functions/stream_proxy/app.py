@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import gc
 import json
+import re
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +34,17 @@ from starlette.types import Message, Receive, Scope, Send
 from llm_gateway.composition import StreamServices
 from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
 from llm_gateway.domain.concurrency import ConcurrentStreams
-from llm_gateway.domain.proxy import StreamProxy
-from llm_gateway.domain.streaming import OUTCOME_OK, OpenStream, Timings, UpstreamFailure, error_event
+from llm_gateway.domain.proxy import StreamProxy, with_usage
+from llm_gateway.domain.request_log import token_usage
+from llm_gateway.domain.streaming import (
+    OUTCOME_OK,
+    AttemptSummary,
+    OpenStream,
+    Timings,
+    UpstreamFailure,
+    error_event,
+)
+from llm_gateway.domain.tokens import SessionClaims
 from llm_gateway.errors import (
     ErrorCode,
     GatewayError,
@@ -42,11 +53,13 @@ from llm_gateway.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from llm_gateway.models.chat import ChatRequest
+from llm_gateway.models.request_log import RequestRecord
 from llm_gateway.observability import get_logger
+from llm_gateway.request_log_wiring import request_log_writer
 
 if TYPE_CHECKING:
     from llm_gateway.adapters.metrics import StreamMetrics
+    from llm_gateway.adapters.request_recorder import BufferedRequestLog
 
 MAX_BODY_BYTES = 1_048_576
 #: Seconds between two samples of the concurrent-streams gauge (managed instances only).
@@ -67,13 +80,27 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _bearer(scope: Scope) -> str:
-    value = _header(scope, b"authorization") or ""
+    """The session token of the request's one ``Authorization`` header; several are refused (as
+    the management API's authorizer refuses them), never resolved by picking one."""
+    values = [value for key, value in scope["headers"] if key == b"authorization"]
+    if len(values) > 1:
+        raise Unauthorized("Send exactly one Authorization header.", code="token_malformed")
+    value = values[0].decode("latin-1") if values else ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
             "Send the session token as Authorization: Bearer <sessionToken>.", code="token_missing"
         )
     return token.strip()
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def _request_id(given: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is a plain id, else one of ours: it goes into the
+    logs, the request log and its keys, which hold no free text."""
+    return given if given is not None and _REQUEST_ID.match(given) else str(uuid.uuid4())
 
 
 def _lambda_deadline(scope: Scope) -> float | None:
@@ -114,25 +141,62 @@ async def _send_error(send: Send, error: GatewayError, request_id: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _failed_attempts(summary: AttemptSummary | None) -> list[dict[str, Any]]:
+    """The session's own LLM's failed attempts, then a fallback's (marked)."""
+    if summary is None:
+        return []
+    own, fallback = (summary.fallback_from, summary) if summary.fallback_llm_id else (summary, None)
+    entries = [
+        {"url_index": a.url_index, "code": a.code, "upstream_status": a.upstream_status}
+        for a in (own.failed if own else [])
+    ]
+    entries += [
+        {"url_index": a.url_index, "code": a.code, "upstream_status": a.upstream_status, "fallback": True}
+        for a in (fallback.failed if fallback else [])
+    ]
+    return entries
+
+
+def _attempt_count(summary: AttemptSummary | None) -> int:
+    """Every upstream attempt of the request, the session's own LLM's and a fallback's."""
+    if summary is None:
+        return 0
+    before = summary.fallback_from
+    return len(summary.attempts) + (len(before.attempts) if before is not None else 0)
+
+
 def _ms(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round((end - start) * 1000, 1)
 
 
 @dataclass
 class StreamRecord:
-    """The one log line of a stream request: ids, outcome and timings; never content or keys."""
+    """The one log line of a stream request, and its request log record: ids, outcome, timings,
+    attempts and token counts; never content or keys."""
 
     request_id: str
     started: float
+    started_at: float = field(default_factory=time.time)
     account_id: str | None = None
     llm_id: str | None = None
+    session_id: str | None = None
+    client_label: str | None = None
     outcome: str = "unknown"
+    http_status: int | None = None
     upstream_status: int | None = None
     timings: Timings | None = None
     chunks: int = 0
+    #: Every upstream attempt (a failed request's too): retries, the hedge, continuations.
+    summary: AttemptSummary | None = None
+    usage: Mapping[str, Any] | None = None
+
+    def identify(self, claims: SessionClaims) -> None:
+        """A verified token names the account, session and LLM (also of a session then refused)."""
+        self.account_id, self.session_id, self.llm_id = claims.account_id, claims.session_id, claims.llm_id
 
     def fields(self, ended: float) -> dict[str, Any]:
         t = self.timings
+        summary = self.summary or (t.summary if t else None)
         return {
             "request_id": self.request_id,
             "account_id": self.account_id,
@@ -140,20 +204,73 @@ class StreamRecord:
             "outcome": self.outcome,
             "upstream_status": self.upstream_status,
             "upstream_ttfb_ms": _ms(t.upstream_sent, t.upstream_headers) if t else None,
-            "ttft_ms": _ms(self.started, t.first_output) if t else None,
+            "ttft_ms": _ms(self.started, t.first_answer) if t else None,  # to the answer, not a thought
+            "first_thought_ms": _ms(self.started, t.first_thought) if t else None,
             "total_ms": _ms(self.started, ended),
             "chunks": self.chunks,
-            "attempts": t.attempts if t else 0,
+            "attempts": _attempt_count(summary),
+            "url_index": summary.url_index if summary else None,
+            "hedged": summary.hedged if summary else False,
+            "continued": summary.continued if summary else 0,
+            "fallback_llm_id": summary.fallback_llm_id if summary else None,
+            "failed_attempts": _failed_attempts(summary),
         }
+
+    def url_attempts(self) -> tuple[list[tuple[int, bool]], int | None]:
+        """(URL index, failed) per attempt and the URL that answered, for the per-URL health counts
+        (an attempt cut short by a hedge that won is not counted against its URL)."""
+        summary = self.summary or (self.timings.summary if self.timings else None)
+        if summary is None:
+            return [], None
+        own = summary.fallback_from if summary.fallback_llm_id else summary
+        attempts = [
+            (a.url_index, a.code is not None) for a in (own.attempts if own else []) if not a.cancelled
+        ]
+        return attempts, None if summary.fallback_llm_id else summary.url_index
+
+    def request_record(self, ended: float) -> RequestRecord | None:
+        """The request log's record (only once a verified token named the account and LLM)."""
+        if self.account_id is None or self.llm_id is None:
+            return None
+        fields = self.fields(ended)
+        return RequestRecord(
+            at=datetime.fromtimestamp(self.started_at, UTC),
+            request_id=self.request_id,
+            session_id=self.session_id,
+            client_label=self.client_label,
+            llm_id=self.llm_id,
+            fallback_llm_id=fields["fallback_llm_id"],
+            outcome=self.outcome,
+            http_status=self.http_status,
+            upstream_status=self.upstream_status,
+            upstream_ttfb_ms=fields["upstream_ttfb_ms"],
+            ttft_ms=fields["ttft_ms"],
+            total_ms=fields["total_ms"],
+            attempts=fields["attempts"],
+            url_index=fields["url_index"],
+            hedged=fields["hedged"],
+            continued=fields["continued"] > 0,
+            chunks=self.chunks,
+            usage=token_usage(self.usage),
+        )
 
     def fail(self, error: GatewayError) -> None:
         self.outcome = error.code
         if isinstance(error, UpstreamFailure):
             self.upstream_status = error.upstream_status
+            self.summary = error.summary
 
     def write(self) -> None:
         """After the last byte (or the error) went out: off the stream's hot path."""
         get_logger().info("stream request", extra={"stream": self.fields(time.monotonic())})
+
+
+def _sharing_breakers(services: StreamServices) -> StreamProxy:
+    """The services' proxy, writing the URL breakers it opens where every container's freshness
+    read sees them (the LLM's ``HEALTH#`` partition, which the stream's role may write)."""
+    proxy = services.stream_proxy
+    proxy.share_breakers = services.health_store.put_url_breakers
+    return proxy
 
 
 class StreamRuntime:
@@ -162,6 +279,7 @@ class StreamRuntime:
     def __init__(self, services: StreamServices | None = None) -> None:
         self._services = services
         self.proxy: StreamProxy | None = None
+        self._request_log: BufferedRequestLog | None = None
         #: Streams this process serves now (the managed-instances gauge).
         self.streams = ConcurrentStreams()
 
@@ -175,10 +293,18 @@ class StreamRuntime:
     def started(self) -> bool:
         return self._services is not None
 
+    @property
+    def request_log(self) -> BufferedRequestLog:
+        """The request log's writer for these services (built on the first finished stream)."""
+        if self._request_log is None:
+            services = self.services
+            self._request_log = request_log_writer(services.settings, services.aws)
+        return self._request_log
+
     async def ready_proxy(self) -> StreamProxy:
         """Only when the app runs without its lifespan (``warm_up`` did not run): off the event loop."""
         if self.proxy is None:
-            self.proxy = await asyncio.to_thread(lambda: self.services.stream_proxy)
+            self.proxy = await asyncio.to_thread(lambda: _sharing_breakers(self.services))
         return self.proxy
 
     async def warm_up(self) -> None:
@@ -195,7 +321,7 @@ class StreamRuntime:
                 await services.session_state_store.check("init", None)  # a key that never exists
 
         await asyncio.gather(asyncio.to_thread(lambda: services.public_key_set), clients_and_connection())
-        self.proxy = services.stream_proxy
+        self.proxy = _sharing_breakers(services)
         # What init built lives as long as the container: frozen, the collector's full passes never
         # walk it again. Unfrozen, each full pass under load walked every module, schema and client
         # and stopped the event loop (and every stream on it) for 170-240 ms in the local stack.
@@ -210,6 +336,8 @@ class StreamRuntime:
             await self._services.upstream_transport.aclose()
         if "traffic_recorder" in built:  # the last traffic counters
             await asyncio.to_thread(self._services.traffic_recorder.close)
+        if self._request_log is not None:  # the last request records
+            await asyncio.to_thread(self._request_log.close)
         if "session_state_store" in built:
             await self._services.session_state_store.aclose()
 
@@ -217,15 +345,17 @@ class StreamRuntime:
 class _Response:
     """``send``, remembering how far the response got (so a failure answers the right way)."""
 
-    __slots__ = ("_send", "ended", "started")
+    __slots__ = ("_send", "ended", "started", "status")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = self.ended = False
+        self.status: int | None = None
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            self.status = message["status"]
         elif not message.get("more_body", False):
             self.ended = True
         await self._send(message)
@@ -244,7 +374,7 @@ class ChatCompletions:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
-        request_id = _header(scope, b"x-request-id") or str(uuid.uuid4())
+        request_id = _request_id(_header(scope, b"x-request-id"))
         record = StreamRecord(request_id=request_id, started=started)
         response = _Response(send)
         self.runtime.streams.started()
@@ -255,18 +385,25 @@ class ChatCompletions:
             _log_unexpected(exc, request_id)
             with contextlib.suppress(Exception):
                 if not response.started:
-                    await _send_error(response, InternalError(), request_id)
+                    await _send_error(response, InternalError(request_id), request_id)
                 elif not response.ended:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
             self.runtime.streams.ended()
+            record.http_status = response.status
             record.write()
             if self.runtime.started:
+                attempts, served = record.url_attempts()
                 self.runtime.services.traffic_recorder.stream_ended(
                     record.account_id,
                     record.llm_id,
                     record.outcome,
                     record.fields(time.monotonic())["ttft_ms"],
+                    attempts=attempts,
+                    served=served,
+                )
+                self.runtime.request_log.stream_ended(
+                    record.account_id, record.request_record(time.monotonic())
                 )
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, record: StreamRecord) -> None:
@@ -319,23 +456,28 @@ class ChatCompletions:
     ) -> None:
         started, request_id, metrics = record.started, record.request_id, self.runtime.services.stream_metrics
         try:
-            session = await proxy.authorize(token)  # who asks comes first: 401/403/409 before a 400
+            # who asks comes first: 401/403/409 before a 400
+            session = await proxy.authorize(token, on_verified=record.identify)
             record.account_id, record.llm_id = session.record.account_id, session.llm.id
+            record.client_label = session.record.client_label
             chat = await proxy.parse_request(session, body)
             upstream_chat = chat if chat.stream else with_usage(chat)
             opened = await proxy.open(session, upstream_chat, lambda_deadline=_lambda_deadline(scope))
         except GatewayError as error:
             record.fail(error)
-            metrics.failed(error.code)
+            metrics.failed(error.code, getattr(error, "summary", None))
             await _send_error(send, error, request_id)
             return
         record.timings, record.upstream_status = opened.timings, opened.response.status
+        summary = opened.timings.summary
         headers = [
             (b"x-request-id", request_id.encode()),
             (b"server-timing", opened.timings.server_timing(started).encode()),
+            (b"x-llm-id", (summary.fallback_llm_id or session.llm.id).encode()),
         ]
         if not chat.stream:
-            await _answer_whole(opened, send, record, headers, session.llm.model_name, metrics)
+            model = summary.fallback_model or session.llm.model_name
+            await _answer_whole(opened, send, record, headers, model, metrics)
             return
         await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS, *headers]})
         try:
@@ -349,14 +491,8 @@ class ChatCompletions:
             raise
         finally:
             record.outcome = opened.outcome or "unknown"
+            record.usage = opened.relay.usage
             metrics.finished(opened, started)
-
-
-def with_usage(chat: ChatRequest) -> ChatRequest:
-    """A non-streaming answer reports usage, as OpenAI's does: ask the upstream stream for it."""
-    if chat.stream_options is not None:
-        return chat
-    return chat.model_copy(update={"stream_options": {"include_usage": True}})
 
 
 async def _answer_whole(
@@ -382,6 +518,7 @@ async def _answer_whole(
         raise
     finally:
         record.outcome = opened.outcome or "unknown"
+        record.usage = opened.relay.usage
         metrics.finished(opened, record.started)
     if opened.outcome != OUTCOME_OK:
         await _send_error(

@@ -29,9 +29,16 @@ from llm_gateway.api import (
 from llm_gateway.catalog import get_builtin
 from llm_gateway.composition import ServicesSlot, ValidatorServices
 from llm_gateway.domain.conformance.budget import config_test_budget, validator_budget
+from llm_gateway.domain.fairness import (
+    FULL_RUN_REQUESTS_PER_URL,
+    LIGHT_RUN_REQUESTS_PER_URL,
+    Deferred,
+    account_slot,
+    slot_backoff,
+)
 from llm_gateway.domain.registry import check_endpoint_urls
 from llm_gateway.domain.revalidation import REVALIDATION_DUE
-from llm_gateway.errors import Forbidden, NotFound
+from llm_gateway.errors import ErrorCode, Forbidden, NotFound
 from llm_gateway.models.llm import LlmCreate, StoredLlm
 from llm_gateway.models.report import LatestReport, Report, ValidationRun
 from llm_gateway.observability import get_logger, get_tracer
@@ -48,6 +55,8 @@ class LlmChanged(BaseModel):
     llmId: str
     version: int | None = None
     validationId: str | None = None
+    #: How often this run was put back for later (its account's slots, its target's budget).
+    deferrals: int = 0
 
 
 class LlmChangedEvent(BaseModel):
@@ -122,7 +131,7 @@ def validate_now(llm_id: LlmId) -> Response[Any]:
     summary="The latest conformance report, and the run still in progress (pending)",
     responses=ok_response(LatestReport, "The latest report; pending names a run not finished yet")
     | ok_response(ValidationRun, "No report yet: a requested run is queued or running", 202)
-    | error_responses(401, 404),
+    | error_responses(401, 403, 404),
 )
 def latest_report(llm_id: LlmId) -> Response[Any]:
     account = account_id(app)
@@ -140,27 +149,63 @@ def latest_report(llm_id: LlmId) -> Response[Any]:
 @app.post(
     "/v1/llms/test",
     summary="Run the conformance suite on an unsaved config (nothing is stored; answers within 25 s)",
-    responses=_REPORT | error_responses(400, 401, 413),
+    responses=_REPORT | error_responses(400, 401, 413, 429),
 )
 def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
     account_id(app)
     s = services()
     check_endpoint_urls(s.url_guard, request.urls, request_origins(app, s.own_origins))
+    s.fairness.outbound_limits.admit([u.url for u in request.urls], FULL_RUN_REQUESTS_PER_URL)
     budget = config_test_budget(_remaining_ms())
     return _report_response(s.config_probe(request, request.secret.get_secret_value(), budget))
 
 
 def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | None = None) -> None:
-    """One queued validation, within what is left of this invocation (batch size 1 in the template)."""
-    s, detail = services(), record.body.detail
-    if record.body.detail_type == REVALIDATION_DUE:  # from the re-validation schedule
-        s.revalidator.revalidate(detail.accountId, detail.llmId)
+    """One queued validation, within what is left of this invocation (batch size 1 in the template).
+
+    It runs in one of its account's slots and within its targets' request budgets; when either has
+    no room it goes back on its queue for later (``domain.fairness``), and this validator serves
+    another account meanwhile."""
+    detail = record.body.detail
+    revalidation = record.body.detail_type == REVALIDATION_DUE  # from the re-validation schedule
+    try:
+        _validate(detail, revalidation, lambda_context)
+    except Deferred as deferred:
+        delay = max(deferred.delay_s, slot_backoff(detail.deferrals))
+        get_logger().info(
+            "validation deferred",
+            extra={"llm_id": detail.llmId, "delay_s": round(delay), "why": str(deferred)},
+        )
+        later = record.body.model_copy(
+            update={"detail": detail.model_copy(update={"deferrals": detail.deferrals + 1})}
+        )
+        services().fairness.deferrals.defer(
+            services().validation_queue_for(revalidation), later.model_dump_json(by_alias=True), delay
+        )
+
+
+def _validate(detail: LlmChanged, revalidation: bool, lambda_context: LambdaContext | None) -> None:
+    s, account, llm_id = services(), detail.accountId, detail.llmId
+    llm = s.llm_repository.get(account, llm_id)
+    if revalidation and (llm is None or s.validation_requests.pending(account, llm_id)):
+        s.fairness.revalidation_marks.clear(account, llm_id)  # a requested run reports instead
         return
-    remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
-    report = s.validator.validate(
-        detail.accountId, detail.llmId, validation_id=detail.validationId, budget=validator_budget(remaining)
-    )
-    s.revalidator.after_validation(detail.accountId, detail.llmId, report)
+    slots = s.fairness.revalidation_slots if revalidation else s.fairness.validation_slots
+    with account_slot(slots, account, "validations"):
+        if llm is not None:
+            per_url = LIGHT_RUN_REQUESTS_PER_URL if revalidation else FULL_RUN_REQUESTS_PER_URL
+            s.fairness.outbound_limits.admit_or_defer([u.url for u in llm.urls], per_url)
+        if revalidation:
+            try:
+                s.revalidator.revalidate(account, llm_id)
+            finally:
+                s.fairness.revalidation_marks.clear(account, llm_id)
+            return
+        remaining = lambda_context.get_remaining_time_in_millis() if lambda_context is not None else None
+        timed_out = llm is not None and llm.validation.error_code == ErrorCode.UPSTREAM_TIMEOUT
+        budget = validator_budget(remaining, timed_out_before=timed_out)
+        report = s.validator.validate(account, llm_id, validation_id=detail.validationId, budget=budget)
+        s.revalidator.after_validation(account, llm_id, report)
 
 
 @get_logger().inject_lambda_context(clear_state=True)

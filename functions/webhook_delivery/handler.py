@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway.composition import ServicesSlot, WebhookDeliveryServices
 from llm_gateway.domain import webhooks
+from llm_gateway.domain.fairness import Deferred, slot_backoff
 from llm_gateway.models.webhook import WebhookDelivery
 from llm_gateway.observability import get_logger, get_tracer
 
@@ -38,8 +39,16 @@ def record_handler(record: SqsRecordModel) -> None:
             s.webhook_queue.send(deliveries)
         return
     delivery = WebhookDelivery.model_validate(body)
-    attempts = int(record.attributes.ApproximateReceiveCount or 1)
-    result = s.webhook_deliverer.deliver(delivery, attempts)
+    attempts = delivery.earlier_attempts + int(record.attributes.ApproximateReceiveCount or 1)
+    try:
+        result = s.webhook_deliverer.deliver(delivery, attempts)
+    except Deferred as deferred:  # the account's slots or the target's budget: later, not failed
+        delay = max(deferred.delay_s, slot_backoff(delivery.deferrals))
+        later = delivery.model_copy(
+            update={"earlier_attempts": attempts - 1, "deferrals": delivery.deferrals + 1}
+        )
+        s.fairness.deferrals.defer(s.settings.webhook_queue_url, later.model_dump_json(), delay)
+        return
     if result.retry_in_s is None:
         return
     get_logger().warning(

@@ -12,7 +12,15 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway.api import account_id, create_resolver, error_responses, json_response, ok_response, resolve
+from llm_gateway.api import (
+    account_id,
+    create_resolver,
+    error_responses,
+    json_response,
+    ok_response,
+    request_origins,
+    resolve,
+)
 from llm_gateway.composition import ServicesSlot, WebhooksServices
 from llm_gateway.domain import webhooks
 from llm_gateway.models.webhook import NewWebhook, WebhookCreate, WebhookList
@@ -49,6 +57,7 @@ def create_webhook(request: Annotated[WebhookCreate, Body()]) -> Response[Any]:
         s.url_guard,
         account_id(app),
         request,
+        request_origins(app, s.own_origins),
     )
     return json_response(201, created.to_json_dict(), headers=NO_STORE)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 import httpx
 from playwright.sync_api import expect
@@ -65,6 +66,8 @@ def test_register_an_llm_and_watch_it_turn_valid_with_its_report(lab: Lab) -> No
     expect(region.get_by_role("row")).to_have_count(len(report["checks"]) + 1)
     for check in report["checks"][:3]:
         expect(region.get_by_role("row").filter(has_text=check["id"]).first).to_be_visible()
+    # The fake provider continues a prefilled answer: a cut answer is finished on its URL.
+    expect(region).to_contain_text("Continuation: a cut answer is continued on urls[0].")
     expect(page.get_by_role("img", name=re.compile(r"TTFB \d+ ms, TTFT \d+ ms"))).to_be_visible()
     lab.shot("llm-page")
     # It is in the list, with its status.
@@ -114,7 +117,14 @@ def test_test_runs_the_suite_without_saving(lab: Lab) -> None:
     page.get_by_label("API version").fill("2024-10")
     page.get_by_label("API version").blur()
     expect(page.get_by_role("main").get_by_text("Use the form 2024-10-21")).to_be_visible()
-    expect(page.get_by_label("Format").locator("option")).to_have_text(["OpenAI", "Azure OpenAI", "Gemini"])
+    expect(page.get_by_label("Format").locator("option")).to_have_text(
+        ["OpenAI", "Azure OpenAI", "Gemini", "Anthropic", "Groq (OpenAI-compatible)"]
+    )
+    page.get_by_label("Format").select_option(label="Anthropic")
+    expect(page.get_by_label("Deployment")).to_be_hidden()
+    expect(
+        page.get_by_role("main").get_by_text("https://api.anthropic.com", exact=False).first
+    ).to_be_visible()
 
 
 def test_validate_again_queues_a_run_and_the_page_follows_it_until_its_report(lab: Lab) -> None:
@@ -182,6 +192,28 @@ def test_chat_streams_the_answer_and_shows_time_to_first_token(lab: Lab) -> None
     expect(snippets).to_contain_text(f'"llmId":"{llm_id}"')
     expect(snippets.get_by_role("button", name="Copy OpenAI SDK (Python)")).to_be_visible()
     assert lab.api_key not in page.content()
+
+
+def test_a_parsed_reasoning_models_thoughts_are_folded_away_under_the_answer(lab: Lab) -> None:
+    page = lab.page
+    llm_id = lab.register("Thinker", reasoningEffort="low", reasoningFormat="parsed")
+    assert lab.wait_settled(llm_id) == "valid"
+    lab.sign_in()
+    lab.open_llm(llm_id)
+    try_it = page.get_by_role("region", name="Try it")
+    try_it.get_by_role("textbox", name="Message").fill("Think, then answer")
+    try_it.get_by_role("button", name="Send").click()
+    log = try_it.get_by_role("log")
+    expect(log).to_contain_text("The quick fake model streams")
+    thoughts = log.locator("details.thoughts")
+    expect(thoughts.locator("summary")).to_have_text("Thoughts")
+    expect(thoughts).not_to_have_attribute("open", "")
+    expect(thoughts.get_by_text("The user wants a short reply")).to_be_hidden()  # folded away
+    thoughts.locator("summary").click()
+    expect(thoughts.get_by_text("The user wants a short reply")).to_be_visible()
+    answer = log.locator("p.turn").last
+    expect(answer).not_to_contain_text("The user wants")
+    lab.shot("chat-thoughts")
 
 
 def test_create_an_api_key_then_revoke_it_and_see_it_refused(lab: Lab) -> None:
@@ -295,7 +327,8 @@ def test_the_llm_page_shows_its_health_and_a_day_of_traffic(lab: Lab) -> None:
     ).json()["sessionToken"]
     marker = f"lab-health-{uuid.uuid4().hex}"  # only these streams fail: other tests share the fake
     fake = httpx.Client(base_url=str(lab.stack.fake_provider_url), timeout=10)
-    rule = {"model": "fake-model", "fault": "status-500", "ratio": 0.5, "when": marker}
+    # A 400 (the request refused) is never retried: half the streams fail, whatever the failover does.
+    rule = {"model": "fake-model", "fault": "status-400", "ratio": 0.5, "when": marker}
     fake.put("/_fake/faults", json=rule).raise_for_status()
     try:
         for _ in range(24):
@@ -318,8 +351,65 @@ def test_the_llm_page_shows_its_health_and_a_day_of_traffic(lab: Lab) -> None:
     expect(
         health.get_by_role("img", name=re.compile(r"^Last 24 hours: 24 requests, 12 upstream errors"))
     ).to_be_visible()
-    expect(health).to_contain_text("upstream_server_error × 12")
+    expect(health).to_contain_text("upstream_bad_request × 12")
+    expect(health).to_contain_text("12 of 24 attempts failed, served 12")
     expect(health).to_contain_text("p50")
     health.get_by_text("Traffic by 5 minutes").click()
     expect(health.get_by_role("table")).to_contain_text("50%")
     lab.shot("health")
+
+
+def test_the_llm_page_lists_its_requests_and_usage_and_the_chat_finds_its_own(lab: Lab) -> None:
+    page = lab.page
+    llm_id = lab.register("Logged")
+    assert lab.wait_settled(llm_id) == "valid"
+    token = lab.api.post(
+        "/v1/auth/session-token", json={"personaConfig": {"name": "Ava", "llmId": llm_id}}
+    ).json()["sessionToken"]
+    revoked = lab.api.post(
+        "/v1/auth/session-token", json={"personaConfig": {"name": "Ava", "llmId": llm_id}}
+    ).json()
+    assert lab.api.delete(f"/v1/sessions/{revoked['sessionId']}").status_code == 204
+    for bearer in (token, revoked["sessionToken"]):
+        httpx.post(
+            f"{lab.stack.api_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {bearer}"},
+            json={"messages": [{"role": "user", "content": "hello"}], "stream": True},
+            timeout=30,
+        )
+    lab.sign_in()
+    lab.open_llm(llm_id)
+    requests = page.get_by_role("region", name="Requests")
+    table = requests.get_by_role("table", name="Latest requests")
+
+    def rows(outcome: str) -> Any:
+        return table.get_by_role("row").filter(has=page.get_by_role("cell", name=outcome, exact=True))
+
+    expect(rows("session_revoked")).to_have_count(1)  # (a row's details row stays hidden until opened)
+    expect(rows("ok")).to_have_count(1)
+    requests.get_by_label("Outcome").select_option("session_revoked")
+    expect(rows("ok")).to_have_count(0)
+    expect(rows("session_revoked")).to_have_count(1)
+    requests.get_by_label("Outcome").select_option("")
+    # A row opens its details.
+    ok_row = table.get_by_role("row").filter(has_text=re.compile(r"\d+ in / \d+ out"))
+    ok_row.get_by_role("button").click()
+    expect(ok_row.get_by_role("button")).to_have_attribute("aria-expanded", "true")
+    opened = requests.locator("dl:visible")
+    expect(opened).to_have_count(1)
+    expect(opened).to_contain_text("Time to first token")
+    expect(opened).to_contain_text("URL that answered#1")
+    # The chat's own request appears, marked, without a reload.
+    try_it = page.get_by_role("region", name="Try it")
+    try_it.get_by_role("textbox", name="Message").fill("Hello from the browser")
+    try_it.get_by_role("button", name="Send").click()
+    expect(try_it.get_by_role("log")).to_contain_text("The quick fake model streams")
+    expect(rows("ok")).to_have_count(2)
+    expect(table.get_by_role("row").filter(has=page.get_by_role("cell", name="this chat"))).to_have_count(1)
+    usage = page.get_by_role("region", name="Usage")
+    expect(
+        usage.get_by_role(
+            "img", name=re.compile(r"^Last 7 days: 3 requests, \d+ input and \d+ output tokens")
+        )
+    ).to_be_visible()
+    lab.shot("requests")

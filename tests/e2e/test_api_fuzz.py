@@ -11,12 +11,27 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import Case, GenerationMode
-from schemathesis.specs.openapi.checks import ignored_auth, negative_data_rejection
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ignored_auth,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.conftest import LeakCollector
 from tests.e2e.conftest import RunningStack
 
 EXAMPLES_PER_MODE = 12
+#: The server keeps to its document: statuses, media types and bodies as documented, invalid
+#: input refused, auth enforced.
+CHECKS = [
+    negative_data_rejection,
+    ignored_auth,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -51,6 +66,6 @@ def test_every_operation_survives_fuzzing(
             )
             if response.status_code == 413:
                 return  # rejected as too large: a rejection schemathesis does not list (payloads over 1 MB)
-            case.validate_response(response, checks=[negative_data_rejection, ignored_auth], headers=auth)
+            case.validate_response(response, checks=CHECKS, headers=auth)
 
         fuzz()

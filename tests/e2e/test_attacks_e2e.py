@@ -121,8 +121,13 @@ def test_generated_bodies_never_get_a_5xx_or_hang(
 
 
 @pytest.mark.parametrize(
-    "param", ["key", "API_KEY", "Api-Key", "token", "code", "Auth", "x-api-key", "subscription-key"]
-)
+    "param",
+    [
+        "key", "API_KEY", "Api-Key", "token", "code", "Auth", "x-api-key", "subscription-key",
+        "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "refresh_token", "jwt", "bearer",
+        "session",
+    ],
+)  # fmt: skip
 def test_a_key_in_the_url_is_refused_and_never_stored_or_echoed(
     stack: RunningStack, api: httpx.Client, param: str
 ) -> None:
@@ -133,6 +138,20 @@ def test_a_key_in_the_url_is_refused_and_never_stored_or_echoed(
     assert "`secret`" in created.json()["error"]["message"]
     listed = api.get("/v1/llms", params={"perPage": 100}).text
     assert CANARY not in listed and CANARY not in created.text
+
+
+def test_the_stream_refuses_two_authorization_headers_as_the_management_api_does(
+    stack: RunningStack, api: httpx.Client, anonymous: httpx.Client
+) -> None:
+    token = session_token(api, stack.llms["openai"])
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    for route, credential in (("/v1/chat/completions", token), ("/v1/llms", stack.api_key)):
+        twice = [("Authorization", f"Bearer {credential}"), ("Authorization", "Bearer someone-elses")]
+        method = "POST" if route.endswith("completions") else "GET"
+        answer = anonymous.request(method, route, content=body if method == "POST" else None, headers=twice)
+        assert answer.status_code == 401, (route, answer.text)
+    once = anonymous.post("/v1/chat/completions", content=body, headers={"Authorization": f"Bearer {token}"})
+    assert once.status_code == 200, once.text
 
 
 # --- 5. private endpoints only by an explicit list ------------------------------------------------------
@@ -155,6 +174,15 @@ def test_moto_the_gateway_and_unlisted_loopback_ports_are_refused(
         assert reason is not None or "--allow-endpoint" in error["message"]
     # The fake provider's origin is the one the stack lists by default.
     assert api.post("/v1/llms", json=llm_body(stack)).status_code == 201
+
+
+def test_a_webhook_on_the_gateways_own_origin_is_refused(stack: RunningStack, api: httpx.Client) -> None:
+    for base in (stack.api_url, stack.api_url.replace("127.0.0.1", "localhost")):
+        created = api.post("/v1/webhooks", json={"url": f"{base}/v1/llms"})
+        assert created.status_code == 400, (base, created.text)
+        error = created.json()["error"]
+        assert (error["code"], error["details"]["reason"]) == ("endpoint_blocked", "gateway_origin")
+    assert all(not w["url"].startswith(stack.api_url) for w in api.get("/v1/webhooks").json()["data"])
 
 
 # --- 3. the gateway never calls itself ---------------------------------------------------------------

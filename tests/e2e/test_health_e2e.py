@@ -141,15 +141,16 @@ def test_a_demo_llm_goes_degraded_failing_and_back_with_events_and_signed_webhoo
     assert state() == "healthy"
 
     # 1. Real traffic: 30 % of the test's streams fail upstream (the probes are untouched) -> degraded.
-    script(fault="status-500", ratio=0.3, when=TRAFFIC_MARK)
+    # A refused request (400) is never retried, so exactly those streams fail (a 500 would be).
+    script(fault="status-400", ratio=0.3, when=TRAFFIC_MARK)
     statuses = stream(30)
-    assert statuses.count(502) == 9 and statuses.count(200) == 21
+    assert statuses.count(400) == 9 and statuses.count(200) == 21
     _wait_for("degraded", lambda: state() == "degraded")
     window = _wait_for(
         "all 30 streams counted",
         lambda: (w := api.get(f"/v1/llms/{llm_id}").json()["health"]["window"])["requests"] == 30 and w,
     )
-    assert window["errorsByCode"] == {"upstream_server_error": 9} and window["errorRate"] == 0.3
+    assert window["errorsByCode"] == {"upstream_bad_request": 9} and window["errorRate"] == 0.3
     assert window["ttftP50Ms"] is not None
 
     # 2. Every request fails, but no traffic: three failed re-validations in a row -> failing.
@@ -180,7 +181,7 @@ def test_a_demo_llm_goes_degraded_failing_and_back_with_events_and_signed_webhoo
     )
     assert failing["lastCheck"]["failedChecks"][0]["hint"], "the report says what to fix"
     assert re.fullmatch(
-        r"\d+% of \d+ requests in the last 15 minutes failed upstream \(upstream_server_error x\d+\)\.",
+        r"\d+% of \d+ requests in the last 15 minutes failed upstream \(upstream_bad_request x\d+\)\.",
         events[0]["detail"]["reason"],
     )
 

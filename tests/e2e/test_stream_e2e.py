@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import LeakCollector
 from tests.e2e.conftest import RunningStack
 
-SPECS = ["openai", "azure_openai", "gemini"]
+SPECS = ["openai", "azure_openai", "gemini", "anthropic"]
 SYSTEM_PROMPT = "You are Cara, the e2e persona."
 WEATHER_TOOL: Any = {
     "type": "function",
@@ -180,6 +180,9 @@ def test_the_persona_system_prompt_reaches_the_upstream_first(
     if spec == "gemini":
         texts = [part["text"] for part in body["systemInstruction"]["parts"]]
         assert texts[0] == prompt
+    elif spec == "anthropic":  # the Messages API takes the system prompt apart from the turns
+        assert body["system"] == f"{prompt}\n\nclient system message"
+        assert body["messages"][0]["role"] == "user"
     else:
         assert body["messages"][0] == {"role": "system", "content": prompt}
         assert body["messages"][1]["content"] == "client system message"

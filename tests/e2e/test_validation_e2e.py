@@ -46,7 +46,7 @@ def validate_now(api: httpx.Client, llm_id: str) -> dict[str, Any]:
 
 
 def test_demo_llms_of_every_spec_are_already_valid(api: httpx.Client, stack: RunningStack) -> None:
-    assert set(stack.llms) == {"openai", "azure_openai", "gemini"}
+    assert set(stack.llms) == {"openai", "azure_openai", "gemini", "anthropic"}
     for llm_id in stack.llms.values():
         llm = api.get(f"/v1/llms/{llm_id}").json()
         assert llm["status"] == "valid", llm

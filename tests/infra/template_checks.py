@@ -1283,9 +1283,14 @@ def check_secret_scopes(
 _TABLE_WRITES = {"dynamodb:putitem", "dynamodb:updateitem", "dynamodb:deleteitem", "dynamodb:batchwriteitem"}
 
 
+#: The partition keys the stream function may write: health counters and the request log.
+STREAM_WRITE_PREFIXES = ("HEALTH#", "REQLOG#", "REQSESSION#", "USAGE#")
+
+
 def check_stream_writes_health_only(cfn: Template, function: str | None = None) -> list[str]:
-    """The function that faces every stream client writes only health items (``HEALTH#*`` partition
-    keys, by a ``dynamodb:LeadingKeys`` condition): never a session, an LLM or an account."""
+    """The function that faces every stream client writes only health and request-log items
+    (``HEALTH#*``, ``REQLOG#*``, ``REQSESSION#*``, ``USAGE#*`` partition keys, by a
+    ``dynamodb:LeadingKeys`` condition): never a session, an LLM or an account."""
     function = function or stream_function_id(cfn)
     problems = []
     roles = {role for role, fns in role_functions(cfn).items() if function in fns}
@@ -1294,9 +1299,11 @@ def check_stream_writes_health_only(cfn: Template, function: str | None = None) 
         if not st.allows or not writes or not set(st.roles) & roles:
             continue
         keys = [sub_text(v) for v in _condition_values(st, "dynamodb:LeadingKeys")]
-        if not keys or any(k is None or not k.startswith("HEALTH#") for k in keys):
+        if not keys or any(k is None or not k.startswith(STREAM_WRITE_PREFIXES) for k in keys):
             for action in sorted(writes):
-                problems.append(f"{function}: {action} on the table without a HEALTH# leading-key condition")
+                problems.append(
+                    f"{function}: {action} on the table without a HEALTH# (or request log) leading-key condition"
+                )
     return problems
 
 

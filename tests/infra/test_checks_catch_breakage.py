@@ -364,7 +364,15 @@ BREAKAGES: list[tuple[str, Mutation, Checker, str]] = [
         "stream-writes-any-item",
         lambda s: _sid(s, "StreamProxyFunction", "WriteHealthCountersOnly").pop("Condition"),
         _cfn_only(tc.check_stream_writes_health_only),
-        "StreamProxyFunction: dynamodb:putitem on the table without a HEALTH# leading-key condition",
+        "StreamProxyFunction: dynamodb:putitem on the table without a HEALTH# (or request log) leading-key condition",
+    ),
+    (
+        "stream-writes-sessions",
+        lambda s: _sid(s, "StreamProxyFunction", "WriteRequestLogOnly")["Condition"][
+            "ForAllValues:StringLike"
+        ]["dynamodb:LeadingKeys"].append("SESSION#*"),
+        _cfn_only(tc.check_stream_writes_health_only),
+        "StreamProxyFunction: dynamodb:batchwriteitem on the table without a HEALTH# (or request log) leading-key condition",
     ),
     (
         "schedule-role-invokes-more",

@@ -65,7 +65,7 @@ def test_the_stream_reads_the_table_with_batch_get_item_only_and_writes_only_hea
 ) -> None:
     """Issue 10: the per-request freshness read (session + LLM) is one BatchGetItem, the only way
     the stream function's role may touch sessions and LLMs; issue 14: its traffic counters may be
-    written, under ``HEALTH#`` partition keys only."""
+    written, under ``HEALTH#`` partition keys only; issue 21: its request log, under its own."""
     from tests.infra.template_checks import iam_statements
 
     role = props(cfn["Resources"][stream_function_id(cfn)])["Role"]["Fn::GetAtt"][0]
@@ -81,7 +81,7 @@ def test_the_stream_reads_the_table_with_batch_get_item_only_and_writes_only_hea
         if st is everywhere[0]:
             continue
         leading = st.body["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-        assert leading == ["HEALTH#*"], st.body
+        assert leading in (["HEALTH#*"], ["REQLOG#*", "REQSESSION#*", "USAGE#*"]), st.body
         assert st.body["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
 
 
@@ -107,6 +107,14 @@ def test_each_stream_compute_deploys_exactly_one_stream_function_under_the_same_
             if "/POST/v1/chat/completions" in json.dumps(props(p).get("SourceArn"))
         ]
         assert permissions == [{"Ref": f"{expected}Aliaslive"}], "API Gateway may invoke the alias it calls"
+
+
+def test_both_stream_functions_have_the_same_code_permissions_and_environment(sam: Template) -> None:
+    """The managed-instances function is the same function on other compute: a permission or a
+    variable added to one only (the request log's writes were, in a merge) breaks the other."""
+    on_lambda, managed = (props(sam["Resources"][f]) for f in tc.STREAM_FUNCTIONS)
+    for key in ("CodeUri", "Handler", "Timeout", "Layers", "Environment", "Policies", "LoggingConfig"):
+        assert managed.get(key) == on_lambda.get(key), key
 
 
 def test_the_lambda_default_has_no_capacity_provider(sam: Template) -> None:

@@ -137,6 +137,7 @@ def test_another_accounts_key_is_a_404_like_a_made_up_one(owner: tuple[str, str]
         {"name": ""},
         {"name": "  "},
         {"name": "a\nb"},
+        {"name": "\x0cleading form feed"},
         {"name": "x" * 101},
         {},
         {"name": "ok", "key": "llmgw_mine"},

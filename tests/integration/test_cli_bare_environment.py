@@ -42,6 +42,8 @@ CASES: list[tuple[list[str], tuple[str, ...]]] = [
     (["llms", "delete", "X"], NO_GATEWAY),
     (["llms", "validate", "X"], NO_GATEWAY),
     (["llms", "health", "X"], NO_GATEWAY),
+    (["llms", "requests", "X"], NO_GATEWAY),
+    (["llms", "usage", "X"], NO_GATEWAY),
     (["llms", "test", "--format", "openai", "--name", "n", "--url", "https://api.example.com/v1",
       "--model", "m", "--api-key", "k"], NO_GATEWAY),
     (["llms", "list", "--api-url", "http://127.0.0.1:9"], ("need an account API key", "--gateway-api-key")),

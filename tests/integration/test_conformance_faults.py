@@ -21,7 +21,7 @@ from llm_gateway_cli.fake_provider import FAULT_NAMES, FakeProviderHandle, start
 from llm_gateway_cli.main import main
 from tests.conftest import CANARY, LeakCollector
 
-SPECS = ("openai", "azure_classic", "azure_v1", "gemini")
+SPECS = ("openai", "azure_classic", "azure_v1", "gemini", "anthropic", "groq_openai")
 KEY = "fake-key"
 
 
@@ -41,6 +41,8 @@ def spec_args(base: str, spec: str, model: str) -> list[str]:
         ],
         "azure_v1": ["--format", "azure_openai", "--url", f"{base}/openai/v1", "--model", model],
         "gemini": ["--format", "gemini", "--url", base, "--model", model],
+        "anthropic": ["--format", "anthropic", "--url", base, "--model", model],
+        "groq_openai": ["--format", "groq_openai", "--url", f"{base}/v1", "--model", model],
     }[spec]  # fmt: skip
 
 
@@ -111,22 +113,44 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "status-429": ("request", "upstream_rate_limited"),
     "status-500": ("endpoint", "upstream_server_error"),
     "status-503": ("endpoint", "upstream_server_error"),
+    "context-length": ("request", "upstream_context_length_exceeded"),
+    "content-filter": ("request", "upstream_content_filtered"),
 }
 GEMINI_EXPECTED = {"mid-stream-error": ("streaming", "upstream_server_error")}
+#: Anthropic's in-band error is an ``event: error`` (an outcome check, like Gemini's).
+SPEC_EXPECTED = {"gemini": GEMINI_EXPECTED, "anthropic": GEMINI_EXPECTED}
 #: Faults about how the answer is delivered, not how fast: they need more than the 1 s timeout.
 DELIVERY_FAULTS: dict[str, tuple[str, str]] = {"buffered-2500": ("streaming", "upstream_protocol_error")}
 #: Gemini streams have no terminator, so "no [DONE]" is just a normal Gemini stream.
-NOT_APPLICABLE = {("gemini", "no-done")}
+#: Anthropic has no prompt-filter refusal status (a refusal is a ``stop_reason`` of a 200 stream).
+NOT_APPLICABLE = {("gemini", "no-done"), ("gemini", "content-filter"), ("anthropic", "content-filter")}
 
 
 def test_every_fault_of_the_fake_is_covered() -> None:
     missing = [
         name
         for name in FAULT_NAMES
-        if name != "accept-any-key"
+        if name not in ("accept-any-key", "no-prefill")  # warnings: tested on their own
         and not any(k == name or k.startswith(f"{name}-") for k in EXPECTED | DELIVERY_FAULTS)
     ]
     assert not missing, f"faults without a conformance test: {missing}"
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_the_continuation_check_sees_prefill_continued_or_refused(
+    fake: FakeProviderHandle, spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = "fake-deployment" if spec.startswith("azure") else "fake-model"
+    _, report = run_check(capsys, spec_args(fake.url, spec, model))
+    continuation = {c["id"]: c for c in report["checks"]}["continuation"]
+    assert continuation["status"] == "pass" and "'6, 7" in continuation["message"]
+    refusing = "fake-fault-no-prefill"
+    code, report = run_check(capsys, spec_args(fake.url, spec, refusing))
+    assert code == 0 and report["compatible"] is True, "never a failure"
+    continuation = {c["id"]: c for c in report["checks"]}["continuation"]
+    assert (
+        continuation["status"] == "warn" and "refused a prefilled assistant turn" in continuation["message"]
+    )
 
 
 @pytest.mark.parametrize(("spec", "fault"), [(spec, fault) for spec in SPECS for fault in DELIVERY_FAULTS])
@@ -149,7 +173,7 @@ def test_fault_is_not_compatible_with_the_right_category(
     fake: FakeProviderHandle, spec: str, fault: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, report = run_check(capsys, spec_args(fake.url, spec, f"fake-fault-{fault}"))
-    category, error_code = (GEMINI_EXPECTED if spec == "gemini" else {}).get(fault, EXPECTED[fault])
+    category, error_code = SPEC_EXPECTED.get(spec, {}).get(fault, EXPECTED[fault])
     failures = failed(report)
     assert code == 1 and report["compatible"] is False
     assert failures, report
@@ -252,3 +276,47 @@ def test_subprocess_json_and_human_output(fake: FakeProviderHandle) -> None:
     assert bad.returncode == 1, bad.stderr
     assert "FAIL" in bad.stdout and "hint:" in bad.stdout and "NOT COMPATIBLE" in bad.stdout
     assert "\x1b[" not in bad.stdout
+
+
+def test_an_overloaded_anthropic_endpoint_is_a_server_error_with_a_retry_hint(
+    fake: FakeProviderHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_check(capsys, spec_args(fake.url, "anthropic", "fake-fault-status-529"))
+    [status] = [c for c in failed(report) if c["id"] == "http_status"]
+    assert code == 1 and report["errorCode"] == "upstream_server_error"
+    assert "overloaded_error" in status["message"] and "overloaded" in status["hint"]
+
+
+@pytest.mark.parametrize("spec", ["openai", "groq_openai", "gemini", "anthropic"])
+def test_check_of_a_thinking_model_reports_separable_thoughts_and_ttft_to_the_answer(
+    fake: FakeProviderHandle, spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        *spec_args(fake.url, spec, "fake-model"),
+        "--reasoning-effort",
+        "low",
+        "--reasoning-format",
+        "parsed",
+    ]
+    code, report = run_check(capsys, args)
+    by_id = {c["id"]: c for c in report["checks"]}
+    assert code == 0, failed(report)
+    assert by_id["thoughts"]["status"] == "pass" and "separable" in by_id["thoughts"]["message"]
+    assert report["timings"]["firstThoughtMs"] <= report["timings"]["ttftMs"]
+    assert report["details"]["probe"]["maxTokens"] == 2048
+    sent = fake.state.requests()[-2]["body"]  # the probe (the last one is the wrong-key probe)
+    assert sent.get("reasoning_effort") == "low" or "thinking" in sent or "thinkingConfig" in json.dumps(sent)
+
+
+@pytest.mark.parametrize("spec", ["openai", "groq_openai", "gemini", "anthropic"])
+def test_a_model_that_refuses_the_reasoning_parameter_fails_with_a_hint_naming_it(
+    fake: FakeProviderHandle, spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*spec_args(fake.url, spec, "fake-no-reasoning"), "--reasoning-effort", "medium"]
+    code, report = run_check(capsys, args)
+    first = failed(report)[0]
+    assert code == 1 and (first["id"], first["category"]) == ("http_status", "request")
+    assert report["errorCode"] == "upstream_bad_request"
+    assert "reasoningEffort medium" in first["hint"] and "unset" in first["hint"]
+    without, _ = run_check(capsys, spec_args(fake.url, spec, "fake-no-reasoning"))
+    assert without == 0, "the same model is compatible without a reasoning effort"

@@ -57,7 +57,7 @@ def _metadata_files() -> list[Path]:
 
 def test_fixture_directory_exists_for_every_provider() -> None:
     assert TRANSCRIPTS.is_dir(), f"missing fixtures: {TRANSCRIPTS}"
-    for provider in ("openai", "azure", "gemini"):
+    for provider in ("openai", "azure", "gemini", "anthropic"):
         assert list((TRANSCRIPTS / provider).glob("*.sse")), f"no {provider} transcripts in {TRANSCRIPTS}"
 
 
@@ -79,10 +79,17 @@ def _presented_key(handler: BaseHTTPRequestHandler) -> str | None:
     auth = handler.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return handler.headers.get("api-key") or handler.headers.get("x-goog-api-key")
+    return (
+        handler.headers.get("api-key")
+        or handler.headers.get("x-goog-api-key")
+        or handler.headers.get("x-api-key")
+    )
 
 
 def _wrong_key_answer(provider: str) -> tuple[int, bytes]:
+    if provider == "anthropic":
+        error = {"type": "authentication_error", "message": "invalid x-api-key"}
+        return 401, json.dumps({"type": "error", "error": error}).encode()
     if provider == "gemini":
         error = {"code": 400, "message": "API key not valid. Please pass a valid API key.",
                  "status": "INVALID_ARGUMENT", "details": [{"reason": "API_KEY_INVALID"}]}  # fmt: skip
@@ -142,6 +149,7 @@ def check_args(base: str, provider: str) -> list[str]:
         "openai": ["--format", "openai", "--url", f"{base}/v1", "--model", "gpt-4o-mini"],
         "azure": ["--format", "azure_openai", "--url", f"{base}/openai/v1", "--model", "gpt-4o"],
         "gemini": ["--format", "gemini", "--url", base, "--model", "gemini-2.5-flash"],
+        "anthropic": ["--format", "anthropic", "--url", base, "--model", "claude-sonnet-4-5"],
     }[provider]
 
 

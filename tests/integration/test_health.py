@@ -150,8 +150,7 @@ def test_the_scheduler_enqueues_each_due_llm_delayed(
     aws.configure(REVALIDATION_INTERVAL_MINUTES="15")  # one window: every LLM is due in it
     _valid_llm(aws, account, fake.url)
     sqs = aws.client("sqs")
-    url = aws.env["VALIDATION_QUEUE_URL"]
-    sqs.purge_queue(QueueUrl=url)  # the registration's own event
+    url = aws.env["REVALIDATION_QUEUE_URL"]  # their own queue: registrations never wait behind them
     result = handler.lambda_handler(load_event("revalidation_scheduler/tick"), LambdaContext("scheduler"))
     assert result == {"enqueued": 1}
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -159,6 +158,8 @@ def test_the_scheduler_enqueues_each_due_llm_delayed(
         int(attributes["ApproximateNumberOfMessagesDelayed"]) + int(attributes["ApproximateNumberOfMessages"])
         == 1
     )
+    again = handler.lambda_handler(load_event("revalidation_scheduler/tick"), LambdaContext("scheduler"))
+    assert again == {"enqueued": 0}, "one scheduled run queued per LLM, however often the schedule ticks"
 
 
 def test_a_failed_revalidation_keeps_status_and_degrades_health(

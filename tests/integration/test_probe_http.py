@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -103,3 +104,34 @@ def test_a_good_answer_streams_through(client: ProbeHttpClient) -> None:
     header = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n" % len(body)
     url, _ = serve_once(lambda conn: conn.sendall(header + body))
     assert fetch(client, url) == body
+
+
+@pytest.mark.parametrize("phase", ["headers", "body"])
+def test_a_server_that_drips_is_cut_at_the_deadline_as_a_timeout(client: ProbeHttpClient, phase: str) -> None:
+    """One byte every 0.2 s never trips the 0.5 s read timeout; the deadline ends it anyway, in
+    the headers or in the body, and the server sees its connection closed."""
+    closed = threading.Event()
+
+    def drip(connection: socket.socket) -> None:
+        try:
+            if phase == "headers":
+                connection.sendall(b"HTTP/1.1 200 OK\r\n")
+                line = b"X-Drip: ....\r\n"
+            else:
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+                line = b": keep-alive\n"
+            for _ in range(100):  # 20 s at most
+                time.sleep(0.2)
+                connection.sendall(line)
+        except OSError:
+            closed.set()
+
+    url, _ = serve_once(drip)
+    with (
+        pytest.raises(TransportError) as caught,
+        client.stream("POST", url, content=b"{}", headers={}, timeout=TIMEOUT, deadline_s=1.0) as r,
+    ):
+        b"".join(r.iter_bytes())
+    assert caught.value.kind is TransportKind.TIMEOUT, caught.value
+    assert "1 s deadline" in caught.value.detail
+    assert closed.wait(5), "the server saw its connection end"

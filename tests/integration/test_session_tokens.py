@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 import pytest
 
+from llm_gateway.domain.registry import MAX_LLMS_PER_ACCOUNT
 from llm_gateway.domain.sessions import BRAIN_TYPE_WARNING, ActiveSession, SessionAccess
 from llm_gateway.domain.tokens import SessionInactive, SessionRevoked, TokenInvalid
 from llm_gateway.errors import Conflict
@@ -102,7 +103,8 @@ def own_llm(
             account_id=account_id,
             secret_ref=aws.registry.credential_store.create(account_id, llm_id, "sk-test-key-0001"),
             created_at=datetime.now(UTC),
-        )
+        ),
+        limit=MAX_LLMS_PER_ACCOUNT,
     )
     return llm_id
 

@@ -27,6 +27,7 @@ from llm_gateway.adapters.address_policy import AddressPolicy
 from llm_gateway.adapters.guarded_http import AddressGuard
 from llm_gateway.adapters.upstream_http import AiohttpUpstream
 from llm_gateway.domain.accounts import create_account
+from llm_gateway.domain.registry import MAX_LLMS_PER_ACCOUNT
 from llm_gateway.models.llm import EndpointUrl, LlmFormat, LlmStatus, StoredLlm, Timeouts, ValidationSummary
 from llm_gateway.models.session import SessionTokenRequest
 from llm_gateway_cli.fake_provider import FakeProviderHandle, start_in_thread
@@ -125,6 +126,8 @@ class Gateway:
                 LlmFormat.OPENAI: "/v1/chat/completions",
                 LlmFormat.AZURE_OPENAI: "/openai/v1",
                 LlmFormat.GEMINI: "",
+                LlmFormat.ANTHROPIC: "",
+                LlmFormat.GROQ_OPENAI: "/v1",
             }
             urls = [self.fake.url + path[llm_format]]
         llm_id = str(uuid.uuid4())
@@ -144,7 +147,8 @@ class Gateway:
                 account_id=self.account,
                 secret_ref=secret_ref,
                 created_at=datetime.now(UTC),
-            )
+            ),
+            limit=MAX_LLMS_PER_ACCOUNT,
         )
         return llm_id
 
@@ -275,6 +279,8 @@ def test_each_spec_streams_to_done_with_request_id_and_server_timing(
         LlmFormat.OPENAI: "fake-model",
         LlmFormat.AZURE_OPENAI: "fake-deployment",
         LlmFormat.GEMINI: "gemini-2.5-flash",
+        LlmFormat.ANTHROPIC: "fake-claude",
+        LlmFormat.GROQ_OPENAI: "fake-model",
     }
     token = gateway.token(gateway.llm(llm_format=llm_format, model=model[llm_format]))
     answer = gateway.stream(token, headers={"x-request-id": "req-123"})
@@ -286,6 +292,14 @@ def test_each_spec_streams_to_done_with_request_id_and_server_timing(
     assert "gateway;dur=" in answer.headers["server-timing"]
     assert "upstream-ttfb;dur=" in answer.headers["server-timing"]
     assert len(gateway.upstream_requests()) == 1
+
+
+def test_a_request_id_that_is_not_a_plain_id_is_replaced_by_ours(gateway: Gateway) -> None:
+    """It is logged and filed in the request log: no free text (a prompt, a key) gets in that way."""
+    token = gateway.token(gateway.llm())
+    answer = gateway.stream(token, headers={"x-request-id": "tell me a secret sk-123"})
+    assert answer.status == 200
+    assert str(uuid.UUID(answer.headers["x-request-id"])) == answer.headers["x-request-id"]
 
 
 # -- SECURITY 21: 429 / 503 before the first byte ----------------------------------------------------
@@ -506,6 +520,8 @@ def test_upstream_echoing_the_key_gives_only_our_code_and_message(
         LlmFormat.OPENAI: "fake-model",
         LlmFormat.AZURE_OPENAI: "fake-deployment",
         LlmFormat.GEMINI: "gemini-2.5-flash",
+        LlmFormat.ANTHROPIC: "fake-claude",
+        LlmFormat.GROQ_OPENAI: "fake-model",
     }
     llm = gateway.llm(
         llm_format=llm_format, model=model[llm_format], headers=faults("echo-key-in-error"), secret=CANARY

@@ -12,7 +12,8 @@ import pytest
 from llm_gateway.adapters.address_policy import AddressPolicy
 from llm_gateway.adapters.guarded_http import AddressGuard
 from llm_gateway.adapters.upstream_http import AiohttpUpstream
-from llm_gateway.domain.streaming import Limits, open_stream
+from llm_gateway.domain.failover import open_stream
+from llm_gateway.domain.streaming import Limits
 from llm_gateway.models.chat import ChatRequest
 from llm_gateway.models.llm import LlmFormat
 from llm_gateway.providers.dispatch import EndpointSpec, build_call, classify_status, make_relay

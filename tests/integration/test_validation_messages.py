@@ -31,16 +31,16 @@ def _fields(error: dict[str, Any]) -> dict[str, str]:
 
 
 def test_an_unknown_llm_format_lists_the_allowed_values(invoke_registry: Invoke, account: str) -> None:
-    error = _error(invoke_registry, account, openai_body(llmFormat="anthropic"))
+    error = _error(invoke_registry, account, openai_body(llmFormat="cohere"))
     message = _fields(error)["llmFormat"]
-    assert "openai, azure_openai, gemini" in message and "anthropic" in message
-    assert "llmFormat must be one of openai, azure_openai, gemini" in error["message"]
+    assert "openai, azure_openai, gemini, anthropic, groq_openai" in message and "cohere" in message
+    assert "llmFormat must be one of openai, azure_openai, gemini, anthropic, groq_openai" in error["message"]
 
 
 def test_a_body_without_llm_format_lists_every_missing_field(invoke_registry: Invoke, account: str) -> None:
     error = _error(invoke_registry, account, {"displayName": "x"})
     fields = _fields(error)
-    assert fields["llmFormat"] == "is required: one of openai, azure_openai, gemini"
+    assert fields["llmFormat"] == "is required: one of openai, azure_openai, gemini, anthropic, groq_openai"
     assert {"urls", "modelName", "secret"} <= {f for f, m in fields.items() if m == "is required"}
     assert "displayName" not in fields
 
@@ -62,6 +62,8 @@ def test_an_empty_object_names_every_required_field(invoke_registry: Invoke, acc
         ({"displayName": ""}, "displayName", "must not be empty"),
         ({"deploymentName": "d"}, "deploymentName", "does not apply to this llmFormat; leave it out"),
         ({"colour": "blue"}, "colour", "is not a known field"),
+        ({"reasoningEffort": "max"}, "reasoningEffort", "must be one of default, low, medium, high"),
+        ({"reasoningFormat": "shown"}, "reasoningFormat", "must be one of hidden, parsed, raw"),
         ({"headers": {"Authorization": "x"}}, "headers", "header 'Authorization' cannot be set"),
     ],
 )

@@ -233,7 +233,7 @@ def test_validate_now_queues_a_run_whose_report_arrives_at_validation(
     missing = invoke(api_event("validator/latest_report", account, llm_id), leak_collector)
     assert missing["statusCode"] == 404
     assert json.loads(missing["body"])["error"]["code"] == "validation_not_found"
-    assert drain_validation_queue(aws, leak_collector) == 3  # the three registrations
+    assert drain_validation_queue(aws, leak_collector) == 4  # the four demo registrations (one per spec)
     first = json.loads(invoke(api_event("validator/latest_report", account, llm_id), leak_collector)["body"])
     assert first["pending"] is None and first["validationId"].startswith("val_")
 

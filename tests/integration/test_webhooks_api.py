@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from standardwebhooks import Webhook as Verifier
 from llm_gateway.domain.webhooks import MAX_WEBHOOKS_PER_ACCOUNT
 from llm_gateway_cli.local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
+from tests.hostile import HostileServer
 from tests.integration.conftest import AwsStack
 
 
@@ -167,6 +169,8 @@ def test_an_event_fans_out_then_is_delivered_signed_and_retried_until_it_lands(
     (first_headers, _), (headers, body) = receiver.received
     assert first_headers["webhook-id"] == headers["webhook-id"], "a retry keeps its webhook-id"
     payload = Verifier(secret).verify(body, headers)
+    marker = {k.lower(): v for k, v in headers.items()}.get("x-llm-gateway-hop")
+    assert marker == aws.delivery.hop_marker.value, "a delivery carries the hop marker like every call"
     assert payload["type"] == "llm.health_changed"
     assert payload["data"]["state"] == "failing" and payload["data"]["llmId"] == envelope["detail"]["llmId"]
     assert payload["data"]["lastCheck"]["failedChecks"][0]["hint"]
@@ -189,3 +193,42 @@ def test_410_gone_disables_the_webhook(
     assert "410" in listed["disabledReason"]
     _deliver(fan_out, leak_collector)
     assert aws.client("sqs").receive_message(QueueUrl=aws.env["WEBHOOK_QUEUE_URL"]).get("Messages", []) == []
+
+
+def test_a_dripping_receiver_is_cut_at_the_deadline_and_disabled_after_repeated_timeouts(
+    aws: AwsStack, account: str, leak_collector: LeakCollector
+) -> None:
+    """One header line every 0.2 s never trips a read timeout; each attempt still ends at its 1 s
+    deadline, and the second timeout in a row disables the endpoint, saying why."""
+    hostile = HostileServer(interval_s=0.2, limit_s=30).start()
+    try:
+        aws.configure(
+            PRIVATE_ENDPOINT_ORIGINS=hostile.origin,
+            WEBHOOK_DELIVERY_DEADLINE_SECONDS="1",
+            WEBHOOK_TIMEOUTS_BEFORE_DISABLE="2",
+        )
+        created = _call("webhooks/create", account, body={"url": hostile.url("/drip/hook")})[1]
+        fan_out = load_event("webhook_delivery/sqs_health_changed")
+        envelope = json.loads(fan_out["Records"][0]["body"])
+        envelope["detail"]["accountId"] = account
+        fan_out["Records"][0]["body"] = json.dumps(envelope)
+        _deliver(fan_out, leak_collector)
+        event, message = _received_as_event(aws)
+        assert _deliver(event, leak_collector) == {
+            "batchItemFailures": [{"itemIdentifier": message["MessageId"]}]
+        }
+        (first,) = hostile.hits("/drip/hook")
+        deadline = time.monotonic() + 5
+        while first.held_s is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert first.held_s is not None, "the receiver saw the attempt end"
+        (listed,) = _call("webhooks/list", account)[1]["data"]
+        assert listed["enabled"] is True, "one timeout is not yet a pattern"
+
+        event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
+        assert _deliver(event, leak_collector) == {"batchItemFailures": []}, "disabled: nothing to retry"
+        (listed,) = _call("webhooks/list", account)[1]["data"]
+        assert listed["id"] == created["id"] and listed["enabled"] is False
+        assert "2 deliveries in a row" in listed["disabledReason"] and "1 s" in listed["disabledReason"]
+    finally:
+        hostile.close()

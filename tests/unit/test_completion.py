@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llm_gateway.domain.completion import MAX_ANSWER_CHARS, AnswerTooLarge, CompletionAggregator
+from llm_gateway.domain.proxy import with_usage
 from llm_gateway.models.chat import ChatMessage, ChatRequest
 from llm_gateway.models.llm import LlmFormat
 from llm_gateway.providers.base import EndpointSpec
@@ -28,8 +29,9 @@ SPECS = {
 
 
 def relayed(provider: str, name: str) -> bytes:
-    """What the relay sends a streaming client for this transcript."""
-    relay = make_relay(SPECS[provider], CHAT)
+    """What the relay sends for this transcript to a ``stream: false`` request (whose relay the
+    stream app builds asking for the usage chunk, as OpenAI's whole answers carry usage)."""
+    relay = make_relay(SPECS[provider], with_usage(CHAT))
     body = (TRANSCRIPTS / provider / f"{name}.sse").read_bytes()
     return relay.feed(body) + relay.finish()
 

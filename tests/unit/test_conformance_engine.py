@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import ssl
 from collections.abc import Iterator, Mapping
@@ -55,7 +56,8 @@ class FakeResponse:
         self.status_code = reply.status
         self.headers: Mapping[str, str] = reply.headers
 
-    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The body as sent (the probe client reads it undecoded: identity encoding only)."""
         for delay, chunk in self.reply.chunks:
             self.clock.now += delay
             yield chunk
@@ -173,8 +175,9 @@ def test_probe_request_is_small_and_streamed() -> None:
     class Capturing(FakeClient):
         @contextmanager
         def stream(self, method: str, url: str, *, content: bytes, headers: Mapping[str, str],
-                   timeout: tuple[float, ...]) -> Iterator[FakeResponse]:  # fmt: skip
+                   timeout: tuple[float, ...], deadline_s: float | None = None) -> Iterator[FakeResponse]:  # fmt: skip
             captured.setdefault("body", content)
+            captured.setdefault("deadline_s", deadline_s)
             with super().stream(method, url, content=content, headers=headers, timeout=timeout) as r:
                 yield r
 
@@ -184,6 +187,7 @@ def test_probe_request_is_small_and_streamed() -> None:
     run_conformance(config, KEY, HttpPort(client, Guard()), monotonic=clock)
     body = json.loads(captured["body"])
     assert body["stream"] is True and body["max_tokens"] == 16 and body["model"] == "m"
+    assert captured["deadline_s"], "every exchange has a wall-clock deadline"
 
 
 def test_blocked_address_skips_everything_after_it_and_never_connects() -> None:
@@ -341,7 +345,7 @@ def test_every_url_is_probed_and_named() -> None:
     assert "http_status" in ids and "http_status@2" in ids
     assert all("backup.example.com" in c.message for c in report.checks if c.id.endswith("@2"))
     assert report.details and len(report.details["urls"]) == 2
-    assert len(client.calls) == 4
+    assert len(client.calls) == 6  # per URL: the probe, the wrong-key probe, the continuation probe
 
 
 def test_secrets_never_reach_the_report() -> None:
@@ -374,3 +378,20 @@ def test_public_url_strips_credentials() -> None:
         public_url("https://u:p@h.example.com:8443/x?key=1&alt=sse&API-Key=2&code=3&x-api-key=4")
         == "https://h.example.com:8443/x?key=[REDACTED]&alt=sse&API-Key=[REDACTED]&code=[REDACTED]&x-api-key=[REDACTED]"
     )
+
+
+def test_a_compressed_answer_is_refused_unread_not_inflated() -> None:
+    """Probes ask for identity encoding; a gzip body (a bomb inflates 1,000-fold, a whole chunk at
+    a time) fails the stream check naming the encoding, with not one byte of it read."""
+    bomb = gzip.compress(b"\0" * 1_000_000)
+    replies = {
+        KEY: Reply(
+            headers={"content-type": "text/event-stream", "content-encoding": "gzip"}, chunks=[(0, bomb)]
+        ),
+        WRONG_KEY: UNAUTHORIZED,
+    }
+    report, _ = probe(replies)
+    assert_invariants(report)
+    (stream,) = [c for c in report.checks if c.id == "stream_complete"]
+    assert stream.status.value == "fail" and "after 0 bytes" in stream.message
+    assert "Content-Encoding: gzip" in (stream.evidence or "") and "identity" in (stream.evidence or "")

@@ -414,3 +414,43 @@ def test_a_failed_flush_is_dropped_not_retried() -> None:
     assert recorder.flush_now() == 0
     assert recorder.flush_now() == 0 and len(flushes.batches) == 1
     recorder.close()
+
+
+# ---------------------------------------------------------------- per URL: a rescued failure counts
+
+
+def test_a_url_that_fails_while_another_rescues_makes_the_llm_degraded_naming_the_url() -> None:
+    store, events = MemoryStore(), Events()
+    service = _service(store, events)
+    bucket = _bucket(20, 0)
+    for index in range(20):  # every request answered; urls[0] failed 12 times, urls[1] rescued them
+        failed = index < 12
+        attempts = [(0, True), (1, False)] if failed else [(0, False)]
+        bucket.add_attempts(attempts, served=1 if failed else 0)
+    changes = service.record_traffic([bucket])
+    assert [c.record.state for c in changes] == [DEGRADED]
+    detail = events.published[0][1]
+    assert detail["reason"] == "urls[0]: 12 of 20 attempts failed, served by urls[1]."
+    assert detail["window"]["errorRate"] == 0
+    assert detail["window"]["urls"] == [
+        {"index": 0, "attempts": 20, "failed": 12, "served": 8},
+        {"index": 1, "attempts": 12, "failed": 0, "served": 12},
+    ]
+
+
+def test_a_url_failing_now_and_then_is_no_verdict() -> None:
+    bucket = _bucket(30, 0)
+    bucket.add_attempts([(0, True)] * 2 + [(0, False)] * 28, served=0)
+    assert traffic_state(summarize([bucket])) is HEALTHY
+
+
+def test_per_url_counts_survive_the_aggregator_and_merge() -> None:
+    aggregator = TrafficAggregator()
+    aggregator.add("acct", "llm", "ok", 100.0, 1000.0, [(0, True), (1, False)], 1)
+    aggregator.add("acct", "llm", "ok", 100.0, 1001.0, [(0, False)], 0)
+    (counts,) = aggregator.drain()
+    assert (counts.url_attempts, counts.url_failures, counts.url_served) == (
+        {0: 2, 1: 1},
+        {0: 1},
+        {1: 1, 0: 1},
+    )

@@ -49,3 +49,24 @@ def test_the_error_codes_a_client_can_meet_are_documented() -> None:
         "internal_error",
     ):
         assert f"`{name}`" in code["description"], name
+
+
+def test_the_document_says_what_the_server_answers_and_refuses() -> None:
+    """Issue 20's drift: 204s have no body, every id in a path can be a 400 (its pattern, its
+    length), a built-in's /validation is a 403, and the schemas refuse what the server refuses."""
+    document = json.loads(packaged_path().read_text("utf-8"))
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if "204" in responses:
+                assert "content" not in responses["204"], (method, path)
+            if "{" in path:
+                assert "400" in responses, (method, path)
+    assert "403" in document["paths"]["/v1/llms/{llm_id}/validation"]["get"]["responses"]
+    schemas = document["components"]["schemas"]
+    assert {"anyOf": [{"required": ["llmId"]}, {"required": ["brainType"]}]}.items() <= schemas[
+        "PersonaConfig"
+    ].items()
+    text = json.dumps(schemas)
+    assert '"propertyNames"' in text, "header names are tokens"
+    assert "\\\\u0000-\\\\u001f" in text, "a secret has no control characters"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from llm_gateway.domain.ports import VersionConflict
+from llm_gateway.domain.ports import LimitReached, VersionConflict
 from llm_gateway.domain.registry import LLM_REGISTERED, LLM_UPDATED, Registry
 from llm_gateway.errors import (
     BadRequest,
@@ -28,7 +28,9 @@ class MemoryLlms:
         self.items: dict[tuple[str, str], StoredLlm] = {}
         self.conflicts_to_raise = 0
 
-    def create(self, llm: StoredLlm) -> None:
+    def create(self, llm: StoredLlm, limit: int) -> None:
+        if len(self.list(llm.account_id)) >= limit:
+            raise LimitReached(llm.account_id, "LLM", limit)
         self.items[(llm.account_id, llm.id)] = llm
 
     def get(self, account_id: str, llm_id: str) -> StoredLlm | None:
@@ -211,3 +213,53 @@ def test_azure_needs_deployment_and_version_unless_v1() -> None:
     create_body(llmFormat="azure_openai", urls=[{"url": "https://r.openai.azure.com/openai/v1"}])
     create_body(llmFormat="azure_openai", urls=[{"url": "https://r.openai.azure.com"}],
                 deploymentName="d", apiVersion="2024-10-21")  # fmt: skip
+
+
+# -- fallbackLlmIds --------------------------------------------------------------------------------
+
+
+def valid_llm(registry: Registry, account: str = "acct-a", **overrides: Any) -> str:
+    llm = registry.create(account, create_body(**overrides))
+    stored = registry.llms.get(account, llm.id)
+    assert stored is not None
+    registry.llms.items[(account, llm.id)] = stored.model_copy(update={"status": LlmStatus.VALID})  # type: ignore[attr-defined]
+    return llm.id
+
+
+def refusal(registry: Registry, account: str, llm_id: str | None, fallbacks: list[str]) -> str:
+    with pytest.raises(BadRequest) as caught:
+        if llm_id is None:
+            registry.create(account, create_body(fallbackLlmIds=fallbacks))
+        else:
+            registry.update(account, llm_id, LlmUpdate.model_validate({"fallbackLlmIds": fallbacks}), None)
+    assert caught.value.code == "invalid_fallback"
+    return caught.value.message
+
+
+def test_fallbacks_are_own_valid_llms_or_server_side_builtins(registry: Registry) -> None:
+    own = valid_llm(registry)
+    created = registry.create("acct-a", create_body(fallbackLlmIds=[own, "ANAM_GPT_4O_MINI_V1"]))
+    assert created.fallback_llm_ids == [own, "ANAM_GPT_4O_MINI_V1"]
+    pending = registry.create("acct-a", create_body()).id
+    other = valid_llm(registry, "acct-b")
+    assert "not valid" in refusal(registry, "acct-a", None, [pending])
+    assert "not an LLM of this account" in refusal(registry, "acct-a", None, [other])
+    assert "runs on the client" in refusal(registry, "acct-a", None, ["CUSTOMER_CLIENT_V1"])
+    with pytest.raises(ValidationError):
+        create_body(fallbackLlmIds=[own, own])
+    with pytest.raises(ValidationError):
+        create_body(fallbackLlmIds=[own, "ANAM_GPT_4O_MINI_V1", pending])
+
+
+def test_fallbacks_never_make_a_cycle(registry: Registry) -> None:
+    first = valid_llm(registry)
+    second = valid_llm(registry, fallbackLlmIds=[first])
+    third = valid_llm(registry, fallbackLlmIds=[second])
+    assert "no cycles" in refusal(registry, "acct-a", first, [third])
+    assert "itself" in refusal(registry, "acct-a", first, [first]) or "no cycles" in refusal(
+        registry, "acct-a", first, [first]
+    )
+    updated = registry.update(
+        "acct-a", first, LlmUpdate.model_validate({"fallbackLlmIds": ["ANAM_GPT_4O_MINI_V1"]}), None
+    )
+    assert updated.fallback_llm_ids == ["ANAM_GPT_4O_MINI_V1"] and updated.status is LlmStatus.VALID

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from llm_gateway.domain.revalidation import (
     seconds_until_due,
 )
 from llm_gateway.domain.validation import CURRENT
+from llm_gateway.models.health import HealthRecord
 from llm_gateway.models.llm import LlmStatus, StoredLlm
 from llm_gateway.models.report import Report
 
@@ -218,3 +220,39 @@ def test_a_pending_llm_is_left_to_its_validation() -> None:
     fakes = Fakes(LlmStatus.PENDING, probe_ok=True)
     assert fakes.revalidator().revalidate("acct_1", "llm-1") is None
     assert not fakes.stages_read and not fakes.reports
+
+
+class BackoffFakes(Fakes):
+    """A health store whose record says how the last checks went."""
+
+    def __init__(self, failures: int, checked_ago_s: float) -> None:
+        super().__init__(LlmStatus.INVALID, probe_ok=False)
+        self.record = HealthRecord(
+            consecutive_failures=failures, last_checked_at=T0 - timedelta(seconds=checked_ago_s)
+        )
+        self.store = self
+
+    def get_state(self, account_id: str, llm_id: str) -> HealthRecord:
+        return self.record
+
+    def revalidator(self) -> Revalidator:
+        base = super().revalidator()
+        base.interval_s, base.clock = 3600, lambda: T0
+        return base
+
+
+@pytest.mark.parametrize(
+    ("failures", "checked_ago_s", "probed"),
+    [
+        (1, 3600, True),  # one failure: the base interval
+        (2, 3600, False),  # two in a row: every 2 h, and 1 h has passed
+        (2, 7200, True),
+        (3, 7200, False),  # every 4 h
+        (9, 16 * 3600 - 1000, True),  # at most 16 times the base
+    ],
+)
+def test_a_failing_llm_backs_off(failures: int, checked_ago_s: float, probed: bool) -> None:
+    fakes = BackoffFakes(failures, checked_ago_s)
+    report = fakes.revalidator().revalidate("acct_1", "llm-1")
+    assert (report is not None) is probed
+    assert bool(fakes.reports) is probed

@@ -23,7 +23,7 @@ from tests.conftest import REPO, TEST_SETTINGS, plain_env
 def test_each_function_requires_its_own_resources_only() -> None:
     assert FUNCTION_SETTINGS["AuthorizerFunction"].required_variables() == {"TABLE_NAME"}
     assert FUNCTION_SETTINGS["ApiKeysFunction"].required_variables() == {"TABLE_NAME", "STAGE", "HOP_MARKER"}
-    assert RevalidationSchedulerSettings.required_variables() == {"TABLE_NAME", "VALIDATION_QUEUE_URL"}
+    assert RevalidationSchedulerSettings.required_variables() == {"TABLE_NAME", "REVALIDATION_QUEUE_URL"}
     assert "WEBHOOK_QUEUE_URL" in WebhookDeliverySettings.required_variables()
     assert "TOKEN_SIGNING_KEY_ID" not in RegistrySettings.variables(), "the registry never signs"
     assert "CREDENTIALS_KEY_ID" not in FUNCTION_SETTINGS["SessionTokensFunction"].variables()
@@ -49,7 +49,7 @@ def test_a_missing_one_is_named_and_an_invalid_one_too_but_never_its_value() -> 
 
 
 def test_the_scheduler_fails_on_its_own_queue_not_late() -> None:
-    with pytest.raises(SettingsError, match="VALIDATION_QUEUE_URL"):
+    with pytest.raises(SettingsError, match="REVALIDATION_QUEUE_URL"):
         RevalidationSchedulerSettings.from_environ({"TABLE_NAME": "t"})
 
 

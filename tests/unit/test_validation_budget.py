@@ -189,4 +189,4 @@ def test_five_urls_are_probed_at_the_same_time() -> None:
     config = EndpointConfig(llm_format=LlmFormat.OPENAI, urls=FIVE_URLS, model_name="m")
     report = run_conformance(config, KEY, HttpPort(ProbeHttpClient(client), Guard()), monotonic=clock)
     assert report.compatible, [c.message for c in report.checks if c.status.value == "fail"]
-    assert len(client.calls) == 10  # five probes and five wrong-key probes
+    assert len(client.calls) == 15  # per URL: the probe, the wrong-key probe, the continuation probe

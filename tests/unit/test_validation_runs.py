@@ -32,7 +32,12 @@ class MemoryRuns:
         self.marks: list[tuple[str, ValidationRunStatus]] = []
 
     def claim(
-        self, account_id: str, llm_id: str, run: ValidationRun, expires_at: datetime
+        self,
+        account_id: str,
+        llm_id: str,
+        run: ValidationRun,
+        expires_at: datetime,
+        finished_before: datetime | None = None,
     ) -> tuple[ValidationRun, bool]:
         pending = self.pending(account_id, llm_id, run.requested_at)
         if pending is not None:
@@ -169,7 +174,7 @@ def test_a_request_the_bus_refuses_leaves_no_pending_run() -> None:
 
 def validator(credentials: Credentials, outcomes: list[bool]) -> tuple[Validator, list[tuple[str, RunBudget]], Events, MemoryRuns, Reports]:  # fmt: skip
     llms = MemoryLlms()
-    llms.create(stored_llm())
+    llms.create(stored_llm(), limit=500)
     probes: list[tuple[str, RunBudget]] = []
 
     def probe(llm: StoredLlm, key: str, budget: RunBudget) -> Report:

@@ -21,7 +21,8 @@ NOT_COMPATIBLE = 1
 API_KEY_ENV = "LLM_API_KEY"
 
 _DESCRIPTION = """\
-Run the conformance suite against an LLM endpoint: a real streaming request (max_tokens 16),
+Run the conformance suite against an LLM endpoint: a real streaming request (max_tokens 16;
+2048 with --reasoning-effort, so a reasoning model can think and still answer),
 judged on the raw HTTP bytes, plus a request with a wrong key. Prints every check, a hint under
 each failure, the timings and a verdict.
 
@@ -35,6 +36,10 @@ each failure, the timings and a verdict.
   gemini        the API base                         https://generativelanguage.googleapis.com
                 or the full streaming URL            .../v1beta/models/MODEL:streamGenerateContent
                 (a key= query parameter is dropped: the key is sent in x-goog-api-key)
+  anthropic     the API base                         https://api.anthropic.com
+                or the full Messages URL             https://api.anthropic.com/v1/messages
+                (the key is sent in x-api-key, with anthropic-version 2023-06-01)
+  groq_openai   the OpenAI-compatible base           https://api.groq.com/openai/v1
 """
 
 _EPILOG = """\
@@ -55,13 +60,24 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
-        "--format", required=True, choices=("openai", "azure_openai", "gemini"), dest="llm_format"
+        "--format",
+        required=True,
+        choices=("openai", "azure_openai", "gemini", "anthropic", "groq_openai"),
+        dest="llm_format",
     )
     check.add_argument("--url", required=True, help="the endpoint URL (forms above)")
     check.add_argument("--model", required=True, help="model name (Azure v1: the deployment name)")
     check.add_argument("--api-key", help=f"the endpoint's API key (default: ${API_KEY_ENV})")
     check.add_argument("--deployment", help="Azure deployment name (classic resource-endpoint URLs)")
     check.add_argument("--api-version", help="Azure api-version, e.g. 2024-10-21 (classic URLs)")
+    check.add_argument(
+        "--reasoning-effort",
+        choices=("default", "low", "medium", "high"),
+        help="as the LLM's reasoningEffort",
+    )
+    check.add_argument(
+        "--reasoning-format", choices=("hidden", "parsed", "raw"), help="as the LLM's reasoningFormat"
+    )
     check.add_argument(
         "--allow-private",
         action="store_true",
@@ -89,7 +105,7 @@ def run_check(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         build_probe_request,
         run_conformance,
     )
-    from llm_gateway.models.llm import EndpointUrl, LlmFormat
+    from llm_gateway.models.llm import EndpointUrl, LlmFormat, ReasoningEffort, ReasoningFormat
 
     env = os.environ if environ is None else environ
     api_key = args.api_key or env.get(API_KEY_ENV, "")
@@ -112,6 +128,8 @@ def run_check(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         model_name=args.model,
         deployment_name=args.deployment,
         api_version=args.api_version,
+        reasoning_effort=ReasoningEffort(args.reasoning_effort) if args.reasoning_effort else None,
+        reasoning_format=ReasoningFormat(args.reasoning_format) if args.reasoning_format else None,
     )
     try:
         build_probe_request(config, args.url, api_key)
@@ -191,13 +209,10 @@ def render(report: dict[str, Any], out: TextIO, *, color: bool) -> None:
             print(indent + paint(f"evidence: {evidence}", "dim"), file=out)
     timings = report.get("timings") or {}
     print(file=out)
-    print(
-        "Timings: "
-        + "  ".join(f"{label} {_ms(timings.get(key))}" for label, key in (
-            ("first byte", "ttfbMs"), ("first token", "ttftMs"), ("total", "totalMs")
-        )),
-        file=out,
-    )  # fmt: skip
+    shown = [("first byte", "ttfbMs"), ("first answer token", "ttftMs"), ("total", "totalMs")]
+    if timings.get("firstThoughtMs") is not None:
+        shown.insert(1, ("first thought", "firstThoughtMs"))
+    print("Timings: " + "  ".join(f"{label} {_ms(timings.get(key))}" for label, key in shown), file=out)
     failed = [c for c in checks if c["status"] == "fail"]
     warned = [c for c in checks if c["status"] == "warn"]
     if report["compatible"]:

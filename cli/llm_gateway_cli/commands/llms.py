@@ -1,4 +1,4 @@
-"""``llm-gateway llms create|list|get|update|delete|validate|test``: LLM configs on a running gateway.
+"""``llm-gateway llms create|list|get|update|delete|validate|test|health|requests|usage``: LLM configs on a running gateway.
 
 The gateway is the local stack by default (its state file), a deployed one with ``--api-url`` and
 ``--gateway-api-key`` (or ``LLM_GATEWAY_API_URL``/``LLM_GATEWAY_API_KEY``). ``--api-key`` is the
@@ -30,7 +30,9 @@ from llm_gateway_cli.commands.client import (
 )
 
 LLM_API_KEY_ENV = "LLM_API_KEY"
-FORMATS = ("openai", "azure_openai", "gemini")
+FORMATS = ("openai", "azure_openai", "gemini", "anthropic", "groq_openai")
+REASONING_EFFORTS = ("default", "low", "medium", "high")
+REASONING_FORMATS = ("hidden", "parsed", "raw")
 #: Validation runs real requests upstream; give the gateway time to answer.
 REPORT_TIMEOUT_S = 120.0
 
@@ -47,6 +49,7 @@ examples:
       --url https://api.openai.com/v1/chat/completions --model gpt-4o-mini --wait
   llm-gateway llms list --include-defaults
   llm-gateway llms validate LLM_ID
+  llm-gateway llms requests LLM_ID --since 1h
 """
 
 
@@ -191,9 +194,10 @@ def register(sub: Any) -> None:
     _common(test, "print the report as JSON")
     test.set_defaults(run=run_test)
 
-    from llm_gateway_cli.commands import health
+    from llm_gateway_cli.commands import health, requests
 
     health.register(actions, subcommand, _common)
+    requests.register(actions, subcommand, _common)
 
 
 def _common(parser: Any, json_help: str) -> None:
@@ -220,6 +224,16 @@ def _config_arguments(parser: Any, *, required: bool) -> None:
     parser.add_argument("--api-version", help="Azure api-version, e.g. 2024-10-21 (classic URLs)")
     parser.add_argument("--temperature", type=float, metavar="T")
     parser.add_argument("--max-tokens", type=int, metavar="N")
+    parser.add_argument(
+        "--reasoning-effort",
+        choices=REASONING_EFFORTS,
+        help="how hard a reasoning model thinks (default: unset)",
+    )
+    parser.add_argument(
+        "--reasoning-format",
+        choices=REASONING_FORMATS,
+        help="what clients get of its thoughts: hidden (the default), parsed (reasoning_content) or raw",
+    )
     parser.add_argument(
         "--header",
         action="append",
@@ -253,6 +267,10 @@ def _config_body(
         body["temperature"] = args.temperature
     if args.max_tokens is not None:
         body["maxTokens"] = args.max_tokens
+    if args.reasoning_effort is not None:
+        body["reasoningEffort"] = args.reasoning_effort
+    if args.reasoning_format is not None:
+        body["reasoningFormat"] = args.reasoning_format
     if args.headers:
         body["headers"] = _parse_headers(args.headers)
     if (
@@ -632,6 +650,8 @@ def _print_llm(llm: dict[str, Any]) -> None:
         ("api version", llm.get("apiVersion")),
         ("temperature", llm.get("temperature")),
         ("max tokens", llm.get("maxTokens")),
+        ("reasoning effort", llm.get("reasoningEffort")),
+        ("reasoning format", llm.get("reasoningFormat")),
         ("headers", ", ".join(llm.get("headers") or {})),
         ("key", llm.get("secretHint")),
         ("status", status),

@@ -1,4 +1,5 @@
-"""The fake upstream: OpenAI, Azure OpenAI (classic and v1) and Gemini routes with scriptable faults.
+"""The fake upstream: OpenAI, Azure OpenAI (classic and v1), Gemini and Anthropic routes with
+scriptable faults; reasoning requests get thoughts in each spec's form.
 
 Routes (see DESIGN.md §3–§5 and WIRE_FORMATS.md for the shapes imitated):
   OpenAI   POST /v1/chat/completions (Bearer), GET /v1/models
@@ -6,9 +7,11 @@ Routes (see DESIGN.md §3–§5 and WIRE_FORMATS.md for the shapes imitated):
            POST /openai/v1/chat/completions, GET /openai/v1/models
   Gemini   POST /{v1beta|v1}/models/{model}:streamGenerateContent[?alt=sse], …:generateContent,
            GET /v1beta/models (x-goog-api-key or ?key=)
+  Anthropic POST /v1/messages (x-api-key or Bearer; anthropic-version required)
   Control  GET /_fake/requests, GET /_fake/connections, POST /_fake/reset, GET /_fake/health,
            GET|PUT|DELETE /_fake/faults (scripted faults per model, for a fraction of its requests)
-Per-request knobs: headers x-fake-chunks, x-fake-interval-ms, x-fake-fault[-times], x-fake-scenario.
+Per-request knobs: headers x-fake-chunks, x-fake-interval-ms, x-fake-fault[-times], x-fake-scenario,
+x-fake-reasoning.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .completion import ToolCall, count_words, example_value, plan_completion
+from . import anthropic
+from .completion import ToolCall, continued, count_words, example_value, plan_completion
 from .config import FakeProviderConfig
 from .faults import (
     FAULT_HEADER,
@@ -39,6 +43,8 @@ from .faults import (
     fault_from_model,
     parse_fault_header,
 )
+from .prefill import NO_PREFILL, gemini_prefill, openai_prefill
+from .reasoning import NO_REASONING, thought_form
 from .state import SECRET_QUERY_PARAMS, FakeState, fingerprint, redact_header
 from .streaming import TRANSPORT_SCOPE_KEY, AbortResponse, PacedBody, find_transport
 from .wire import (
@@ -46,10 +52,13 @@ from .wire import (
     auth_error,
     azure_error,
     bad_request_error,
+    content_filter_error,
+    context_length_error,
     dumps,
     gemini_chunks,
     gemini_error,
     gemini_generate_body,
+    gemini_prompt_blocked,
     mid_stream_error,
     new_id,
     not_found_error,
@@ -207,6 +216,8 @@ def _frame_gemini(
         pieces[middle] = b"data: " + _truncated(bodies[middle]) + b"\r\n\r\n"
     if name == "mid-stream-error":
         pieces = [*pieces[: max(1, len(pieces) // 2)], mid_stream_error("gemini")]
+    if name == "content-filter":
+        pieces = [gemini_prompt_blocked()]
     return pieces, _content_type(name, "text/event-stream")
 
 
@@ -264,7 +275,8 @@ class FakeProvider:
         header = request.headers.get(FAULT_HEADER)
         fault = parse_fault_header(header) if header else fault_from_model(model)
         if fault is None and not header:
-            scripted = self.state.scripted_fault(model, body if isinstance(body, str) else json.dumps(body))
+            text = body if isinstance(body, str) else json.dumps(body)
+            scripted = self.state.scripted_fault(model, text, url=str(request.url))
             fault = parse_fault_header(scripted) if scripted else None
         times = request.headers.get(FAULT_TIMES_HEADER)
         if fault is not None and times is not None:
@@ -297,11 +309,15 @@ class FakeProvider:
                 return fault, AbortResponse()
             if name == "echo-key-in-error":
                 return fault, auth_error(spec, presented, echo=True)
+            if name == "context-length":
+                return fault, context_length_error(spec)
+            if name == "content-filter" and spec not in ("gemini", "anthropic"):
+                return fault, content_filter_error(spec)
         if name != "accept-any-key" and not self.config.accepts_key(presented):
             return fault, auth_error(spec, presented)
         status = fault.status if fault else None
         if status is not None:
-            return fault, status_error(spec, status, model, presented)
+            return fault, status_error(spec, status, model, presented, fault.arg if fault else None)
         return fault, None
 
     def _redirect(self, request: Request, fault: Fault) -> Response:
@@ -380,13 +396,26 @@ class FakeProvider:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return bad_request_error(spec, "Missing required parameter: 'messages'.", "messages")
+        if NO_REASONING in model and "reasoning_effort" in body:
+            return bad_request_error(
+                spec,
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                "reasoning_effort",
+            )
 
+        prefill, asked = openai_prefill(messages)
+        if prefill is not None and fault is not None and fault.name == "no-prefill":
+            return bad_request_error(spec, NO_PREFILL, "messages")
         max_tokens = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens"))
-        completion = plan_completion(
-            chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
-            max_tokens=max_tokens,
-            prompt_tokens=max(1, count_words(messages)),
-            tool=_openai_tool(body),
+        completion = continued(
+            plan_completion(
+                chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
+                max_tokens=max_tokens,
+                prompt_tokens=max(1, count_words(messages)),
+                tool=_openai_tool(body),
+                prompt=asked,
+            ),
+            prefill,
         )
         azure = spec == "azure"
         chunk_id, created = new_id("chatcmpl-"), int(time.time())
@@ -414,6 +443,7 @@ class FakeProvider:
             created=created,
             include_usage=include_usage,
             azure=azure,
+            thoughts=thought_form(request.headers, body),
         )
         pieces, content_type = _frame_openai(spec, chunks, fault)
         return self._respond(
@@ -462,18 +492,30 @@ class FakeProvider:
         if body is None:
             return gemini_error(400, "Invalid JSON payload received.", "INVALID_ARGUMENT")
         contents = body.get("contents")
+        thinking = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        if NO_REASONING in model and ("thinkingBudget" in thinking or "thinkingLevel" in thinking):
+            return gemini_error(400, "Thinking is not supported by this model.", "INVALID_ARGUMENT")
         if not isinstance(contents, list) or not contents:
             return gemini_error(
                 400, "* GenerateContentRequest.contents: contents is not specified\n", "INVALID_ARGUMENT"
             )
 
+        prefill, asked = gemini_prefill(contents)
+        if prefill is not None and fault is not None and fault.name == "no-prefill":
+            return gemini_error(400, NO_PREFILL, "INVALID_ARGUMENT")
         generation = body.get("generationConfig") or body.get("generation_config") or {}
         max_tokens = _positive_int(generation.get("maxOutputTokens") or generation.get("max_output_tokens"))
-        completion = plan_completion(
-            chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
-            max_tokens=max_tokens,
-            prompt_tokens=max(1, count_words(contents) + count_words(body.get("systemInstruction") or {})),
-            tool=_gemini_tool(body),
+        completion = continued(
+            plan_completion(
+                chunks=_int_header(request, CHUNKS_HEADER, self.config.default_chunks),
+                max_tokens=max_tokens,
+                prompt_tokens=max(
+                    1, count_words(contents) + count_words(body.get("systemInstruction") or {})
+                ),
+                tool=_gemini_tool(body),
+                prompt=asked,
+            ),
+            prefill,
         )
         response_id = uuid.uuid4().hex[:22]
         headers = self._success_headers("gemini")
@@ -488,8 +530,10 @@ class FakeProvider:
                 fault=fault,
             )
         mode: Mode = "sse" if request.query_params.get("alt") == "sse" else "json-array"
+        thinking = generation.get("thinkingConfig") or generation.get("thinking_config") or {}
+        thoughts = isinstance(thinking, dict) and thinking.get("includeThoughts") is True
         pieces, content_type = _frame_gemini(
-            gemini_chunks(completion, model=model, response_id=response_id), fault, mode
+            gemini_chunks(completion, model=model, response_id=response_id, thoughts=thoughts), fault, mode
         )
         return self._respond(
             label=f"gemini:{mode}",
@@ -499,6 +543,11 @@ class FakeProvider:
             request=request,
             fault=fault,
         )
+
+    # --- Anthropic Messages ------------------------------------------------------------------
+
+    async def anthropic_messages(self, request: Request) -> Response:
+        return await anthropic.messages(self, request)
 
     # --- model lists (cheap auth probes) -----------------------------------------------------
 
@@ -553,7 +602,8 @@ class FakeProvider:
     async def fake_faults(self, request: Request) -> Response:
         """``PUT {"fault": "status-500", "model": "fake-model", "ratio": 0.3}`` scripts a fault for a
         fraction of a model's requests (model defaults to "*", ratio to 1; ``when``/``unless``: only
-        requests whose body contains / lacks that text); ``DELETE ?model=M`` (or without ``model``:
+        requests whose body contains / lacks that text; ``at``: only requests whose URL contains it,
+        e.g. one of an LLM's URLs told apart by a query parameter); ``DELETE ?model=M`` (or without ``model``:
         all) removes it; ``GET`` lists them."""
         if request.method == "PUT":
             body = await request.json()
@@ -563,9 +613,9 @@ class FakeProvider:
                 ratio = float(body.get("ratio", 1.0))
             except (UnknownFaultError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": {"message": str(exc), "type": "fake_provider_error"}}, 400)
-            when, unless = body.get("when"), body.get("unless")
+            when, unless, at = body.get("when"), body.get("unless"), body.get("at")
             self.state.script_fault(
-                model, spec, ratio, when=when and str(when), unless=unless and str(unless)
+                model, spec, ratio, when=when and str(when), unless=unless and str(unless), at=at and str(at)
             )
         elif request.method == "DELETE":
             models = [request.query_params["model"]] if "model" in request.query_params else None
@@ -601,6 +651,7 @@ def create_app(config: FakeProviderConfig | None = None, state: FakeState | None
     provider = FakeProvider(config or FakeProviderConfig(), state or FakeState())
     routes = [
         Route("/v1/chat/completions", provider.openai_chat, methods=["POST"]),
+        Route("/v1/messages", provider.anthropic_messages, methods=["POST"]),
         Route("/v1/models", provider.openai_models, methods=["GET"]),
         Route(
             "/openai/deployments/{deployment}/chat/completions", provider.azure_classic_chat, methods=["POST"]

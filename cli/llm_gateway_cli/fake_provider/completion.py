@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 _SENTENCE = "The quick fake model streams deterministic words so every test and benchmark sees the same reply"
@@ -43,15 +44,46 @@ def words_for(count: int) -> tuple[str, ...]:
     return tuple(("" if i == 0 else " ") + WORDS[i % len(WORDS)] for i in range(count))
 
 
+_COUNT = re.compile(r"count from 1 to (\d{1,3})", re.IGNORECASE)
+
+
+def counting_words(prompt: str) -> tuple[str, ...] | None:
+    """ "Count from 1 to N" is answered "1, 2, ..., N": a reply whose right continuation after any
+    prefix is unambiguous (the conformance check's continuation probe asks for it)."""
+    match = _COUNT.search(prompt)
+    if match is None:
+        return None
+    top = max(1, min(200, int(match.group(1))))
+    return tuple(("" if n == 1 else ", ") + str(n) for n in range(1, top + 1))
+
+
+def continued(completion: Completion, prefill: str | None) -> Completion:
+    """A model continuing a prefilled assistant turn: when ``prefill`` is where its planned answer
+    starts (on a word boundary), it sends only the rest; otherwise the whole answer, as a model that
+    ignores the prefill would (the caller then sees the text twice)."""
+    if not prefill or completion.tool_call is not None:
+        return completion
+    text = ""
+    for index, word in enumerate(completion.words):
+        if text == prefill:
+            return replace(completion, words=completion.words[index:])
+        text += word
+    return replace(completion, words=("",)) if text == prefill else completion
+
+
 def plan_completion(
     *,
     chunks: int,
     max_tokens: int | None,
     prompt_tokens: int,
     tool: ToolCall | None,
+    prompt: str = "",
 ) -> Completion:
     if tool is not None:
         return Completion((), tool, "tool_calls", prompt_tokens)
+    counting = counting_words(prompt)
+    if counting is not None:
+        return Completion(counting, None, "stop", prompt_tokens)
     count = max(1, chunks)
     finish: FinishKind = "stop"
     if max_tokens is not None and max_tokens < count:
@@ -93,3 +125,12 @@ def count_words(value: Any) -> int:
     if isinstance(value, dict):
         return sum(count_words(v) for k, v in value.items() if k in ("content", "text", "parts"))
     return 0
+
+
+_THOUGHT = "The user wants a short reply so I will answer in a few plain words"
+THOUGHT_WORDS = tuple(_THOUGHT.split(" "))
+
+
+def thought_words(count: int = 6) -> tuple[str, ...]:
+    """What a reasoning fake thinks before it answers: the same words for every request."""
+    return tuple(("" if i == 0 else " ") + THOUGHT_WORDS[i % len(THOUGHT_WORDS)] for i in range(count))

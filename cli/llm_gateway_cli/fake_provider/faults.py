@@ -31,6 +31,9 @@ FAULT_NAMES: tuple[str, ...] = (
     "accept-any-key",
     "redirect",
     "echo-key-in-error",
+    "context-length",
+    "content-filter",
+    "no-prefill",
 )
 #: What each fault does, for ``llm-gateway fake-provider --help`` and the README.
 FAULT_HELP: dict[str, str] = {
@@ -48,7 +51,12 @@ FAULT_HELP: dict[str, str] = {
     "accept-any-key": "accept any API key (the wrong-key check then warns)",
     "redirect[:URL]": "302 to another origin (or to URL)",
     "echo-key-in-error": "a 401 whose body quotes the presented key (a leak to catch)",
-    "status-NNN": "answer HTTP NNN (e.g. status-429, status-500) with the provider's error body",
+    "context-length": "a 400 saying the prompt is longer than the model's context, in the provider's words",
+    "content-filter": "the provider's content-filter refusal of the prompt (Gemini: a blocked-prompt stream)",
+    "no-prefill": "a 400 for a request whose last message is a prefilled assistant turn (otherwise the fake "
+    "continues it)",
+    "status-NNN[:S]": "answer HTTP NNN (e.g. status-429, status-500) with the provider's error body "
+    "and Retry-After: S (429 defaults to 1; none: no header)",
 }
 _STATUS_RE = re.compile(r"status-([1-5]\d\d)")
 # Longest first so a name that prefixes another can never shadow it.

@@ -66,10 +66,11 @@ class FakeState:
         ratio: float = 1.0,
         when: str | None = None,
         unless: str | None = None,
+        at: str | None = None,
     ) -> None:
         """From now on ``ratio`` of the requests for ``model`` ("*": any) get the fault ``spec``
         (``spec`` None removes it); only requests whose body contains ``when`` / lacks ``unless``
-        count. Deterministic: with 0.3, the 4th, 7th, 10th, 14th, ... request fails."""
+        count, and with ``at`` only requests whose URL contains it. Deterministic: with 0.3, the 4th, 7th, 10th, 14th, ... request fails."""
         with self._lock:
             if spec is None:
                 self._scripted.pop(model, None)
@@ -80,14 +81,17 @@ class FakeState:
                     "ratio": ratio,
                     "when": when,
                     "unless": unless,
+                    "at": at,
                     "requests": 0,
                 }
 
-    def scripted_fault(self, model: str, body: str) -> str | None:
+    def scripted_fault(self, model: str, body: str, url: str = "") -> str | None:
         """The scripted fault spec this request of ``model`` gets, if its turn has come."""
         with self._lock:
             rule = self._scripted.get(model) or self._scripted.get("*")
             if rule is None or (rule["when"] and rule["when"] not in body):
+                return None
+            if rule.get("at") and rule["at"] not in url:
                 return None
             if rule["unless"] and rule["unless"] in body:
                 return None

@@ -8,9 +8,11 @@ from typing import Any, Literal
 
 from starlette.responses import Response
 
-from .completion import Completion, split_fragments
+from .completion import Completion, split_fragments, thought_words
 
-Spec = Literal["openai", "azure", "gemini"]
+Spec = Literal["openai", "azure", "gemini", "anthropic"]
+#: How an OpenAI-compatible reasoning fake streams its thoughts (DeepSeek/vLLM, Groq parsed, Groq raw).
+ThoughtForm = Literal["reasoning_content", "reasoning", "think"]
 
 _AZURE_SAFE = {"filtered": False, "severity": "safe"}
 AZURE_CONTENT_FILTER = {
@@ -49,8 +51,10 @@ def openai_chunks(
     created: int,
     include_usage: bool,
     azure: bool,
+    thoughts: ThoughtForm | None = None,
 ) -> list[dict[str, Any]]:
-    """Role chunk, content or tool-call deltas, finish chunk, optional usage chunk (no [DONE])."""
+    """Role chunk, thoughts (in ``thoughts`` form), content or tool-call deltas, finish chunk,
+    optional usage chunk (no [DONE])."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None, filtered: bool = False) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -95,6 +99,7 @@ def openai_chunks(
             chunks.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}))
     else:
         chunks.append(chunk({"role": "assistant", "content": "", "refusal": None}))
+        chunks.extend(chunk(delta) for delta in _thought_deltas(thoughts))
         for word in completion.words:
             chunks.append(chunk({"content": word}, filtered=True))
     chunks.append(chunk({}, completion.finish))
@@ -106,6 +111,15 @@ def openai_chunks(
             usage_chunk["choices"] = []
         chunks.append(usage_chunk)
     return chunks
+
+
+def _thought_deltas(form: ThoughtForm | None) -> list[dict[str, Any]]:
+    if form is None:
+        return []
+    words = thought_words()
+    if form == "think":
+        return [{"content": "<think>"}, *({"content": w} for w in words), {"content": "</think>\n\n"}]
+    return [{form: w} for w in words]
 
 
 def openai_usage(completion: Completion) -> dict[str, Any]:
@@ -167,8 +181,11 @@ def openai_completion_body(
 _GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 
 
-def gemini_chunks(completion: Completion, *, model: str, response_id: str) -> list[dict[str, Any]]:
-    """One event per word (finishReason on the last), or a whole functionCall then an empty final text."""
+def gemini_chunks(
+    completion: Completion, *, model: str, response_id: str, thoughts: bool = False
+) -> list[dict[str, Any]]:
+    """Thought summaries first (``includeThoughts``), then one event per word (finishReason on the
+    last), or a whole functionCall then an empty final text."""
 
     def event(parts: list[dict[str, Any]], produced: int, last: bool) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
@@ -193,7 +210,8 @@ def gemini_chunks(completion: Completion, *, model: str, response_id: str) -> li
             event([{"text": ""}], completion.completion_tokens, True),
         ]
     words = completion.words
-    return [event([{"text": word}], i + 1, i == len(words) - 1) for i, word in enumerate(words)]
+    thinking = [event([{"text": w, "thought": True}], 0, False) for w in thought_words()] if thoughts else []
+    return thinking + [event([{"text": word}], i + 1, i == len(words) - 1) for i, word in enumerate(words)]
 
 
 def gemini_usage(prompt_tokens: int, produced: int) -> dict[str, Any]:
@@ -324,6 +342,10 @@ def gemini_error(
 
 def auth_error(spec: Spec, presented: str | None, *, echo: bool = False) -> Response:
     """Each provider's answer to a missing or wrong key; ``echo`` leaks the key (secret-leak tests)."""
+    if spec == "anthropic":
+        from . import anthropic
+
+        return anthropic.auth_error(presented, echo=echo)
     shown = presented or ""
     if spec == "openai":
         if not presented and not echo:
@@ -369,6 +391,10 @@ def auth_error(spec: Spec, presented: str | None, *, echo: bool = False) -> Resp
 
 
 def not_found_error(spec: Spec, model: str, api_version: str = "v1beta") -> Response:
+    if spec == "anthropic":
+        from . import anthropic
+
+        return anthropic.not_found_error(model)
     if spec == "openai":
         return openai_error(
             404,
@@ -398,9 +424,56 @@ def bad_request_error(spec: Spec, message: str, param: str | None = None) -> Res
     return gemini_error(400, message, "INVALID_ARGUMENT")
 
 
-def status_error(spec: Spec, status: int, model: str, presented_key: str | None) -> Response:
-    """The error a ``status-NNN`` fault returns, shaped like the provider's own for that status."""
-    retry = {"retry-after": "1"} if status == 429 else {}
+def context_length_error(spec: Spec) -> Response:
+    """A prompt over the model's context, as each provider says it (400)."""
+    if spec == "anthropic":
+        from . import anthropic
+
+        message = "prompt is too long: 215000 tokens > 200000 maximum"
+        return anthropic.anthropic_error(400, "invalid_request_error", message)
+    if spec == "gemini":
+        message = "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."
+        return gemini_error(400, message, "INVALID_ARGUMENT")
+    message = (
+        "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+        "130000 tokens. Please reduce the length of the messages."
+    )
+    return openai_error(400, message, param="messages", code="context_length_exceeded")
+
+
+def content_filter_error(spec: Spec) -> Response:
+    """Azure's (and OpenAI-compatible) content-filter refusal of a prompt (400); Gemini blocks a
+    prompt inside a 200 stream instead (``content_filter_block``)."""
+    message = (
+        "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+    )
+    filtered = {"hate": {"filtered": True, "severity": "high"}}
+    return Response(
+        json.dumps({"error": {"message": message, "type": None, "param": "prompt", "code": "content_filter",
+                              "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation",
+                                                            "content_filter_result": filtered}}}),
+        status_code=400,
+        media_type="application/json",
+    )  # fmt: skip
+
+
+def gemini_prompt_blocked() -> bytes:
+    """Gemini's answer to a blocked prompt: one event with ``promptFeedback.blockReason``, no candidates."""
+    payload = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []}, "modelVersion": "fake"}
+    return b"data: " + dumps("gemini", payload) + b"\r\n\r\n"
+
+
+def status_error(
+    spec: Spec, status: int, model: str, presented_key: str | None, retry_after: str | None = None
+) -> Response:
+    """The error a ``status-NNN[:SECONDS]`` fault returns, shaped like the provider's own for that
+    status; a 429 says ``Retry-After: 1`` unless SECONDS says otherwise (``none``: no header)."""
+    if spec == "anthropic":
+        from . import anthropic
+
+        return anthropic.status_error(status, model, presented_key)
+    seconds = retry_after or ("1" if status == 429 else "none")
+    retry = {} if seconds == "none" else {"retry-after": seconds}
     if status == 401:
         return auth_error(spec, presented_key or "wrong-key")
     if status == 404:

@@ -44,9 +44,9 @@ def _serve_moto(sock: socket.socket, workers: int) -> None:
     from a2wsgi import WSGIMiddleware
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from llm_gateway_cli.local.moto_reads import FreshnessReads
+    from llm_gateway_cli.local.moto_reads import AtomicDynamoWrites, FreshnessReads
 
-    app = DomainDispatcherApplication(create_backend_app)
+    app = AtomicDynamoWrites(DomainDispatcherApplication(create_backend_app))
     # moto is a WSGI app; uvicorn keeps connections alive (werkzeug's server closes every one).
     # Workers: SQS long polls hold one each for up to 20 s.
     config = uvicorn.Config(

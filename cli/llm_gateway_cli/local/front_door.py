@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import gc
 import importlib
 import json
@@ -69,7 +70,13 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 class LocalFunction:
-    """One function: its handler, imported on first use, invoked one event at a time.
+    """One function: its handler, imported on first use (once), then invoked concurrently.
+
+    Lambda serves concurrent invocations from separate containers, so one slow invocation never
+    queues another behind it; here each invocation runs on its own thread and in a context of its
+    own (``contextvars``), which is where the logger keeps an invocation's keys (its function name
+    and request id). How many run at once is the caller's to bound, as Lambda's concurrency
+    settings bound it: the SQS pollers run ``MaximumConcurrency`` at a time (``stack.py``).
 
     Its import is the function's init: what it built lives as long as the stack, so it is frozen
     out of the collector's full passes (as the stream app freezes its own init). Otherwise each
@@ -93,7 +100,7 @@ class LocalFunction:
         self._lock = threading.Lock()
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        with self._lock:
+        with self._lock:  # the init, once, as a container's
             if self._handler is None:
                 loaded = importlib.import_module(self.module)
                 slot = getattr(loaded, "services", None)
@@ -101,7 +108,8 @@ class LocalFunction:
                     slot.configure(self.environ, self.aws)
                 self._handler = getattr(loaded, self.attribute)
                 gc.freeze()
-            return self._handler(event, LambdaContext(self.name))
+        handler = self._handler
+        return contextvars.Context().run(handler, event, LambdaContext(self.name))
 
 
 def _path_regex(path: str) -> re.Pattern[str]:
@@ -158,6 +166,7 @@ class FrontDoor:
         response_headers: dict[str, dict[str, str]] | None = None,
         environments: Mapping[str, Mapping[str, str]] | None = None,
         aws: AwsClients | None = None,
+        unavailable: Callable[[], str | None] | None = None,
     ) -> None:
         self._environments, self._aws = environments or {}, aws
         self._routes = [(r, _path_regex(r.path)) for r in routes]
@@ -178,6 +187,8 @@ class FrontDoor:
         self._streaming = streaming_apps or {}
         self._usage_plan = usage_plan
         self._response_headers = response_headers or {}
+        #: Why the stack cannot serve at all (a child it needs has exited), or None.
+        self._unavailable = unavailable or (lambda: None)
 
     def function(self, name: str, module: str, attribute: str) -> LocalFunction:
         """The one in-process instance of a function (shared by its API routes and queues)."""
@@ -214,6 +225,10 @@ class FrontDoor:
             self._request_log(request_line(scope, seen))
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, seen: dict[str, Any]) -> None:
+        reason = self._unavailable()
+        if reason is not None:
+            await _unavailable_response(reason)(scope, receive, send)
+            return
         path_match = self._match_path(scope["path"])
         route = self._match_method(path_match[0], scope["method"]) if path_match else None
         if path_match is not None and route is None and path_match[0] in self._method_responses:
@@ -291,7 +306,11 @@ class FrontDoor:
                 return _gateway_response(self._responses, "UNAUTHORIZED", 401)
         except AmbiguousCredentials:
             pass  # API Gateway still asks the authorizer, which refuses several values
-        authorized = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
+        try:
+            authorized = await anyio.to_thread.run_sync(self._call_authorizer, route, event)
+        except AuthorizerFailed:
+            # API Gateway answers an authorizer that failed (rather than refused) with a 500.
+            return _gateway_response(self._responses, "DEFAULT_5XX", 500)
         if authorized is None:
             return _gateway_response(self._responses, "UNAUTHORIZED", 401)
         event["requestContext"]["authorizer"] = authorized.context
@@ -318,8 +337,12 @@ class FrontDoor:
         }
         try:
             policy = self._authorizer.invoke(auth_event)
-        except Exception:
-            return None
+        except Exception as exc:
+            # A Lambda authorizer refuses by raising "Unauthorized" (API Gateway's 401); anything
+            # else it raises is a failure, which API Gateway answers with a 500.
+            if str(exc) == "Unauthorized":
+                return None
+            raise AuthorizerFailed from exc
         statements = policy.get("policyDocument", {}).get("Statement", [])
         if not any(s.get("Effect") == "Allow" for s in statements):
             return None
@@ -379,6 +402,15 @@ class FrontDoor:
             "body": text_body,
             "isBase64Encoded": is_b64,
         }
+
+
+class AuthorizerFailed(Exception):
+    """The authorizer raised (its store is down, a bug): not the same as refusing the key."""
+
+
+def _unavailable_response(reason: str) -> Response:
+    body = {"error": {"code": "local_stack_unavailable", "message": reason}}
+    return Response(json.dumps(body), status_code=503, media_type="application/json")
 
 
 def _mock_response(answer: MockResponse) -> Response:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -104,6 +105,30 @@ class FreshnessReads:
             }
         )
         await send({"type": "http.response.body", "body": data})
+
+
+#: The DynamoDB operations that check a condition and write: each is one atomic step in DynamoDB.
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+
+
+class AtomicDynamoWrites:
+    """moto's WSGI app with one DynamoDB write at a time.
+
+    moto evaluates a write's condition and applies it in separate steps without a lock, so two
+    concurrent writes (moto serves requests on worker threads) can both pass a condition only
+    one of them may pass: two registrations could both find an account's counter under its
+    limit. DynamoDB never lets that happen; serialising writes makes moto's as atomic as its."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        service, _, operation = str(environ.get("HTTP_X_AMZ_TARGET", "")).partition(".")
+        if service != "DynamoDB_20120810" or operation not in _WRITES:
+            return self.app(environ, start_response)
+        with self._lock:
+            return list(self.app(environ, start_response))
 
 
 def _replay(body: bytes) -> Receive:

@@ -53,10 +53,13 @@ class SqsPoller:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout_s: float = 0.5) -> None:
         """Stop polling. A long poll in flight ends when moto stops (the thread is a daemon)."""
         self._stop.set()
-        self._thread.join(timeout=0.5)
+        self._thread.join(timeout=timeout_s)
 
     def poll_once(self, wait_seconds: int = 1) -> int:
         messages = self._sqs.receive_message(

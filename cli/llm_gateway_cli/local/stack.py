@@ -9,6 +9,7 @@ state file, so a benchmark of this process measures the gateway and nothing else
 from __future__ import annotations
 
 import errno
+import functools
 import gc
 import json
 import os
@@ -234,6 +235,8 @@ class LocalStack:
     _api_socket: socket.socket | None = None
     _wrote_state: bool = False
     _log_dir: Path | None = None
+    _children: list[ChildServer] = field(default_factory=list)
+    _reported_dead: set[str] = field(default_factory=set)
     #: moto's clients (its endpoint, region and fake credentials): the stack's and every function's.
     aws: AwsClients | None = None
     #: Each function's environment: the template's variables for it, plus the local ones it reads.
@@ -326,6 +329,8 @@ class LocalStack:
             local["REVALIDATION_INTERVAL_MINUTES"] = str(self.revalidate_every / 60)
         if self.flush_traffic_every:
             local["HEALTH_FLUSH_SECONDS"] = str(self.flush_traffic_every)
+        # Request records show up within a second here (a deployment writes them every 10 s).
+        local["REQUEST_LOG_FLUSH_SECONDS"] = "1"
         out = {}
         for logical, env in function_environments(template, resolver).items():
             model = FUNCTION_SETTINGS.get(logical)
@@ -349,6 +354,22 @@ class LocalStack:
             "GATEWAY_ORIGINS": f"{own},http://localhost:{own.rsplit(':', 1)[1]}",
         }
 
+    def dead_child(self) -> str | None:
+        """Why the stack cannot serve: a child server that exited (moto is every function's AWS)
+        makes every request a 503 naming it and its log, said once in the terminal too."""
+        for child in self._children:
+            if child.proc is None or child.proc.poll() is None:
+                continue
+            reason = (
+                f"the local stack's {child.server} process exited (code {child.proc.returncode}); "
+                f"see {child.log_file}, then stop and restart `llm-gateway dev`"
+            )
+            if child.server not in self._reported_dead:
+                self._reported_dead.add(child.server)
+                self.log(reason)
+            return reason
+        return None
+
     def _claim_state_file(self) -> None:
         """Refuse a state file that a running stack still answers for; a stale one is overwritten."""
         if self.state_file is None or not self.state_file.exists():
@@ -363,6 +384,7 @@ class LocalStack:
     def _start_child(self, server: str, health_path: str) -> ChildServer:
         child = ChildServer(server, self._log_file(server), health_path)
         self._stoppers.append(child.stop)
+        self._children.append(child)
         child.start()
         return child
 
@@ -394,16 +416,21 @@ class LocalStack:
         sqs = AwsClients.local(self.aws.endpoint_url, REGION, read_timeout=60).sqs()
         for mapping in queue_mappings(template):
             function = front_door.function(mapping.function, mapping.module, mapping.attribute)
-            poller = SqsPoller(
-                sqs,
-                resolver.lookup(mapping.queue),
-                resolver.lookup(f"{mapping.queue}.Arn"),
-                function.invoke,
-                mapping.batch_size,
-                on_error=self.log,
-            )
-            poller.start()
-            self._stoppers.append(poller.stop)
+            # As Lambda's pollers: up to MaximumConcurrency invocations of the function at once.
+            pollers = [
+                SqsPoller(
+                    sqs,
+                    resolver.lookup(mapping.queue),
+                    resolver.lookup(f"{mapping.queue}.Arn"),
+                    function.invoke,
+                    mapping.batch_size,
+                    on_error=self.log,
+                )
+                for _ in range(max(1, int(resolver.resolve(mapping.max_concurrency))))
+            ]
+            for poller in pollers:
+                poller.start()
+            self._stoppers.append(functools.partial(stop_all, pollers))
 
     def _start_schedules(self, template: dict[str, Any], front_door: FrontDoor) -> None:
         """The template's schedules as timers; ``--revalidate-every`` shortens the period."""
@@ -448,6 +475,7 @@ class LocalStack:
             response_headers=gateway_response_headers(template),
             environments=self.environments,
             aws=self.aws,
+            unavailable=self.dead_child,
         )
 
     def _streaming_app(self, function: str, module: str) -> Any:
@@ -481,6 +509,16 @@ class LocalStack:
             return
         if isinstance(on_disk, dict) and on_disk.get("apiUrl") == self.state.get("apiUrl"):
             self.state_file.unlink(missing_ok=True)
+
+
+def stop_all(pollers: list[SqsPoller]) -> None:
+    """Ask every poller to stop first, then wait half a second for all of them together (a long
+    poll in flight ends when moto stops: the threads are daemons)."""
+    for poller in pollers:
+        poller.request_stop()
+    deadline = time.monotonic() + 0.5
+    for poller in pollers:
+        poller.stop(timeout_s=max(0.0, deadline - time.monotonic()))
 
 
 def _answers(api_url: str) -> bool:
@@ -546,6 +584,7 @@ def register_demo_llms(registry: RegistryServices, account_id: str, fake_url: st
         "openai": {"llmFormat": "openai", "modelName": "fake-model", "urls": [{"url": f"{fake_url}/v1/chat/completions"}]},
         "azure_openai": {"llmFormat": "azure_openai", "modelName": "fake-deployment", "urls": [{"url": f"{fake_url}/openai/v1"}]},
         "gemini": {"llmFormat": "gemini", "modelName": "gemini-2.5-flash", "urls": [{"url": fake_url}]},
+        "anthropic": {"llmFormat": "anthropic", "modelName": "fake-claude", "urls": [{"url": fake_url}]},
     }  # fmt: skip
     adapter: TypeAdapter[Any] = TypeAdapter(LlmCreate)
     created = {}

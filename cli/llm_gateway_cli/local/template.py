@@ -369,6 +369,8 @@ class QueueMapping:
     module: str
     attribute: str
     batch_size: int
+    #: ``ScalingConfig.MaximumConcurrency`` as the template writes it (a ``Ref`` the caller resolves).
+    max_concurrency: Any = 1
 
 
 def queue_mappings(template: dict[str, Any]) -> list[QueueMapping]:
@@ -384,5 +386,8 @@ def queue_mappings(template: dict[str, Any]) -> list[QueueMapping]:
         fn = resources[function]["Properties"]
         module_file, _, attribute = str(fn.get("Handler")).rpartition(".")
         module = ".".join([*str(fn["CodeUri"]).strip("/").split("/"), module_file])
-        mappings.append(QueueMapping(queue, function, module, attribute, int(props.get("BatchSize", 10))))
+        concurrency = (props.get("ScalingConfig") or {}).get("MaximumConcurrency", 1)
+        mappings.append(
+            QueueMapping(queue, function, module, attribute, int(props.get("BatchSize", 10)), concurrency)
+        )
     return mappings

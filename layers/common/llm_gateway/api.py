@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_type_hints
@@ -28,6 +29,7 @@ from llm_gateway.domain.loops import HopMarker, OwnOrigins
 from llm_gateway.errors import (
     BadRequest,
     GatewayError,
+    InternalError,
     LoopDetected,
     NotFound,
     PayloadTooLarge,
@@ -37,6 +39,7 @@ from llm_gateway.errors import (
 from llm_gateway.models.common import ErrorResponse
 from llm_gateway.observability import get_logger
 from llm_gateway.origins import host_and_port
+from llm_gateway.request_ids import request_id, with_request_id
 
 BEARER_SCHEME = "accountApiKey"
 SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
@@ -44,6 +47,9 @@ MAX_JSON_DEPTH = 32
 
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response[Any]:
+    retry_after = getattr(error, "retry_after_s", None)
+    if retry_after is not None:
+        headers = (headers or {}) | {"Retry-After": str(max(1, math.ceil(retry_after)))}
     return Response(
         status_code=error.status,
         content_type=content_types.APPLICATION_JSON,
@@ -102,6 +108,23 @@ def body_problem(event: dict[str, Any], limit: int) -> GatewayError | None:
     return None
 
 
+def media_type_problem(event: dict[str, Any]) -> GatewayError | None:
+    """A body of any media type but JSON (a form, multipart with or without its boundary, text)
+    is a 415, before a parser sees it."""
+    if str(event.get("httpMethod") or "").upper() not in ("POST", "PUT", "PATCH"):
+        return None
+    values = [v for k, v in (event.get("headers") or {}).items() if str(k).lower() == "content-type"]
+    values += [
+        v
+        for k, vs in (event.get("multiValueHeaders") or {}).items()
+        if str(k).lower() == "content-type"
+        for v in vs or ()
+    ]
+    if all(str(v).partition(";")[0].strip().lower() in ("application/json", "") for v in values):
+        return None
+    return UnsupportedMediaType("Send JSON (Content-Type: application/json).")
+
+
 def path_problem(event: dict[str, Any]) -> GatewayError | None:
     """A path with control characters (``/v1/llms/%0D``) is refused: the router would otherwise
     strip it and answer a different route."""
@@ -138,16 +161,18 @@ def resolve(
     problem = (
         loop_problem(event, services.hop_marker)
         or path_problem(event)
+        or media_type_problem(event)
         or body_problem(event, services.settings.max_body_bytes)
     )
     if problem is not None:
-        return {
+        answer = {
             "statusCode": problem.status,
             "headers": {"Content-Type": content_types.APPLICATION_JSON},
             "body": json.dumps(problem.to_body()),
             "isBase64Encoded": False,
         }
-    return app.resolve(event, context)
+        return with_request_id(answer, event)
+    return with_request_id(app.resolve(event, context), event)
 
 
 class GatewayResolver(APIGatewayRestResolver):
@@ -279,6 +304,8 @@ def create_resolver() -> GatewayResolver:
     def _gateway_error(exc: GatewayError) -> Response[Any]:
         if exc.status >= 500:
             get_logger().exception("request failed", extra={"error_code": exc.code})
+            if exc.details is None:  # the id to quote
+                exc.details = {"requestId": request_id(app.current_event.raw_event)}
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -298,6 +325,6 @@ def create_resolver() -> GatewayResolver:
     def _unexpected(exc: Exception) -> Response[Any]:
         # Our bug: log the type only (the message could quote a secret), answer a plain 500.
         get_logger().error("unhandled error", extra={"error_type": type(exc).__name__})
-        return error_response(GatewayError("Something went wrong on our side."))
+        return error_response(InternalError(request_id(app.current_event.raw_event)))
 
     return app

@@ -1,6 +1,6 @@
 """Each function's services: adapters built from that function's settings, once per container.
 
-A handler module holds one ``ServicesSlot`` of its function's services class. Nothing is built at
+A handler module holds one ``ServicesSlot`` (``wiring``) of its function's services class. Nothing is built at
 import: the first request (or the stream app's start-up) builds the services from the function's
 settings (``from_environ``), and every later request reuses them. The local stack and the tests
 hand a slot services built from explicit settings values and AWS clients (``use``) instead.
@@ -11,12 +11,10 @@ group; each function's class combines the groups it needs and builds its domain 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from llm_gateway.adapters.aws import AwsClients
 from llm_gateway.domain.loops import HopMarker, OwnOrigins
 from llm_gateway.settings import (
     ApiKeysSettings,
@@ -24,7 +22,6 @@ from llm_gateway.settings import (
     CredentialSettings,
     EdgeSettings,
     EventSettings,
-    FunctionSettings,
     HopSettings,
     OutboundSettings,
     RegistrySettings,
@@ -33,10 +30,11 @@ from llm_gateway.settings import (
     StreamSettings,
     TableSettings,
     TokenSettings,
-    ValidatorSettings,
     WebhookDeliverySettings,
     WebhooksSettings,
 )
+from llm_gateway.wiring import Services as Services
+from llm_gateway.wiring import ServicesSlot as ServicesSlot
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -66,33 +64,16 @@ if TYPE_CHECKING:
     from llm_gateway.domain.ports import UrlGuard
     from llm_gateway.domain.proxy import StreamProxy
     from llm_gateway.domain.registry import Registry
-    from llm_gateway.domain.revalidation import RevalidationScheduler, Revalidator
+    from llm_gateway.domain.revalidation import RevalidationScheduler
     from llm_gateway.domain.sessions import SessionAccess, SessionService
     from llm_gateway.domain.tokens import PublicKeySet, TokenPolicy, TokenVerifier
-    from llm_gateway.domain.validation import ValidationRequests, Validator
     from llm_gateway.domain.webhooks import WebhookDeliverer
     from llm_gateway.models.report import Report
 
+if TYPE_CHECKING:
+    from llm_gateway.fairness_wiring import Fairness
+
 HEALTH_EVENT_SOURCE = "llm-gateway.health"
-
-
-class Services:
-    """A function's settings and AWS clients; subclasses build what the function uses from them."""
-
-    settings_model: ClassVar[type[FunctionSettings]] = FunctionSettings
-    settings: FunctionSettings
-
-    def __init__(self, settings: FunctionSettings, aws: AwsClients | None = None) -> None:
-        self.settings = settings
-        self.aws = aws or AwsClients(endpoint_url=settings.aws_endpoint_url)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None, aws: AwsClients | None = None) -> Self:
-        """From the function's environment (the process's when None): a missing variable is named."""
-        return cls(cls.settings_model.from_environ(environ), aws)
-
-    def close(self) -> None:
-        """Stop what runs in the background (the stream's traffic recorder); most have nothing."""
 
 
 # --- groups ---------------------------------------------------------------------------------------
@@ -167,10 +148,11 @@ class OutboundServices(HopServices):
         """The one SSRF policy of registration, probes and the proxy: public https endpoints, plus
         the private origins the local stack lists; never the local stack's own services."""
         from llm_gateway.adapters.address_policy import AddressPolicy
+        from llm_gateway.origins import format_origin
 
         s = self.settings
         return AddressPolicy(
-            private_origins=[f"{scheme}://{host}:{port}" for scheme, host, port in s.private_origins],
+            private_origins=[format_origin(origin) for origin in s.private_origins],
             refused_local_ports=s.refused_local_ports,
         )
 
@@ -268,12 +250,15 @@ class TokenServices(Services):
 
 
 def probe_port(policy: AddressPolicy, hop_headers: Mapping[str, str] | None = None) -> HttpPort:
-    """The conformance probes' HTTP: one guarded, pooled, never-redirected client (``check`` too)."""
+    """The conformance probes' HTTP: one guarded, never-redirected client (``check`` too). No
+    keep-alive: each exchange opens its own connection, the one its wall-clock deadline may cut."""
+    import httpx
+
     from llm_gateway.adapters.guarded_http import GuardedHttp
     from llm_gateway.adapters.probe_http import ProbeHttpClient
     from llm_gateway.domain.conformance import HttpPort
 
-    guarded = GuardedHttp(policy)
+    guarded = GuardedHttp(policy, limits=httpx.Limits(max_connections=100, max_keepalive_connections=0))
     return HttpPort(
         client=ProbeHttpClient(guarded.sync_client(), hop_headers=dict(hop_headers or {})), guard=guarded
     )
@@ -289,10 +274,12 @@ def config_probe(http: HttpPort) -> Callable[[Any, str, RunBudget], Report]:
     )
 
 
-def health_service(store: DynamoHealthStore, events: EventBridgePublisher) -> HealthService:
+def health_service(
+    store: DynamoHealthStore, events: EventBridgePublisher, revalidation_interval_s: int | None = None
+) -> HealthService:
     from llm_gateway.domain.health import HealthService
 
-    return HealthService(store=store, events=events)
+    return HealthService(store=store, events=events, revalidation_interval_s=revalidation_interval_s)
 
 
 # --- one class per function -----------------------------------------------------------------------
@@ -326,7 +313,7 @@ class RegistryServices(EdgeServices, TableServices, CredentialServices, EventSer
 
     @cached_property
     def health_service(self) -> HealthService:
-        return health_service(self.health_store, self.health_events)
+        return health_service(self.health_store, self.health_events, self.settings.revalidation_interval_s)
 
     @cached_property
     def idempotency_store(self) -> DynamoDBPersistenceLayer:
@@ -339,57 +326,6 @@ class RegistryServices(EdgeServices, TableServices, CredentialServices, EventSer
             static_pk_value="IDEMPOTENCY#create-llm",
             expiry_attr="ttl",
             boto3_client=self.aws.dynamodb(),
-        )
-
-
-class ValidatorServices(EdgeServices, TableServices, CredentialServices, EventServices, OutboundServices):
-    settings_model = ValidatorSettings
-    settings: ValidatorSettings
-
-    @cached_property
-    def config_probe(self) -> Callable[[Any, str, RunBudget], Report]:
-        return config_probe(self.probe_http)
-
-    @cached_property
-    def validator(self) -> Validator:
-        from llm_gateway.domain.validation import Validator
-
-        return Validator(
-            llms=self.llm_repository,
-            reports=self.report_repository,
-            credentials=self.credential_store,
-            events=self.event_publisher,
-            probe=self.config_probe,
-            runs=self.validation_runs,
-        )
-
-    @cached_property
-    def validation_requests(self) -> ValidationRequests:
-        from llm_gateway.domain.validation import ValidationRequests
-
-        return ValidationRequests(runs=self.validation_runs, events=self.event_publisher)
-
-    @cached_property
-    def health_service(self) -> HealthService:
-        return health_service(self.health_store, self.health_events)
-
-    @cached_property
-    def revalidator(self) -> Revalidator:
-        from llm_gateway.domain.conformance import EndpointConfig, run_conformance
-        from llm_gateway.domain.conformance.budget import validator_budget
-        from llm_gateway.domain.revalidation import Revalidator
-
-        http = self.probe_http
-        return Revalidator(
-            llms=self.llm_repository,
-            reports=self.report_repository,
-            credentials=self.credential_store,
-            # The re-validation probe set: one streaming request per URL, no wrong-key probe.
-            probe=lambda llm, api_key: run_conformance(
-                EndpointConfig.from_llm(llm), api_key, http, light=True, budget=validator_budget(None)
-            ),
-            health=self.health_service,
-            full_validation=lambda account, llm: self.validator.validate(account, llm),
         )
 
 
@@ -432,13 +368,32 @@ class WebhookDeliveryServices(OutboundServices, TableServices, CredentialService
         from llm_gateway.adapters.webhook_http import DELIVERY_TIMEOUT, GuardedWebhookSender
         from llm_gateway.domain.webhooks import WebhookDeliverer
 
-        guarded = GuardedHttp(self.address_policy)
+        guarded, s = GuardedHttp(self.address_policy), self.settings
+        deadline = s.webhook_delivery_deadline_seconds
         return WebhookDeliverer(
             repo=self.webhook_repository,
             store=self.webhook_secrets,
-            sender=GuardedWebhookSender(guarded.sync_client(timeout=DELIVERY_TIMEOUT)),
+            sender=GuardedWebhookSender(
+                lambda: guarded.async_client(timeout=DELIVERY_TIMEOUT),
+                hop_headers=self.hop_marker.headers,
+                deadline_s=deadline,
+            ),
             clock=time.time,
+            slots=self.fairness.slots("WEBHOOK", deadline + 5),
+            limits=self.fairness.outbound_limits,
+            timeouts_before_disable=s.webhook_timeouts_before_disable,
+            deadline_s=deadline,
         )
+
+    @cached_property
+    def fairness(self) -> Fairness:
+        from llm_gateway.fairness_wiring import Fairness
+
+        s = self.settings
+        return Fairness(
+            self.aws, s.table_name, self.url_guard,
+            per_minute=s.target_requests_per_minute, account_slots=s.webhook_account_concurrency,
+        )  # fmt: skip
 
 
 class RevalidationSchedulerServices(TableServices):
@@ -450,14 +405,16 @@ class RevalidationSchedulerServices(TableServices):
         from datetime import UTC, datetime
 
         from llm_gateway.adapters.queues import SqsRevalidationQueue
+        from llm_gateway.adapters.shared_limits import DynamoRevalidationMarks
         from llm_gateway.domain.revalidation import RevalidationScheduler
 
         s = self.settings
         return RevalidationScheduler(
             candidates=self.llm_repository,
-            queue=SqsRevalidationQueue(self.aws.sqs(), s.validation_queue_url),
-            interval_s=max(1, round(s.revalidation_interval_minutes * 60)),
+            queue=SqsRevalidationQueue(self.aws.sqs(), s.revalidation_queue_url),
+            interval_s=s.revalidation_interval_s,
             now=lambda: datetime.now(UTC),
+            marks=DynamoRevalidationMarks(self.aws.dynamodb(), s.table_name),
         )
 
 
@@ -561,39 +518,7 @@ def _rebase(url: str, base: str) -> str:
     return urlunsplit((target.scheme, target.netloc, original.path, original.query, ""))
 
 
-# --- the slot a handler module holds --------------------------------------------------------------
+# The validator's services live in their own module (this one's size); they are this module's too.
+from llm_gateway.validation_services import ValidatorServices  # noqa: E402
 
-S = TypeVar("S", bound=Services)
-
-
-class ServicesSlot(Generic[S]):
-    """One function's services, built on first use from its environment (once per container)."""
-
-    def __init__(self, kind: type[S]) -> None:
-        self.kind = kind
-        self._services: S | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> S:
-        services = self._services
-        if services is None:
-            with self._lock:
-                if self._services is None:
-                    self._services = self.kind.from_environ()
-                services = self._services
-        return services
-
-    @property
-    def built(self) -> bool:
-        return self._services is not None
-
-    def use(self, services: S | None) -> None:
-        """These services from now on (the local stack's, a test's); None forgets them."""
-        with self._lock:
-            self._services = services
-
-    def configure(self, environ: Mapping[str, str], aws: AwsClients | None = None) -> S:
-        """Build from an explicit environment (the local stack gives each function its own)."""
-        services = self.kind.from_environ(environ, aws)
-        self.use(services)
-        return services
+__all__ = ["ValidatorServices"]

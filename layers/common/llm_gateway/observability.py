@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from functools import lru_cache
@@ -43,7 +44,36 @@ def redact(value: Any) -> Any:
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    """Every record passes through :func:`redact` before it is serialised."""
+    """Every record passes through :func:`redact` before it is serialised.
+
+    The keys an invocation adds (``inject_lambda_context``: function name, request id; the
+    authorizer's account) live in a context variable, one set per context: in Lambda a process
+    serves one invocation at a time, but the local stack runs every function in one process and
+    each invocation in a context of its own, so one function's lines never carry another's name."""
+
+    _base_format: dict[str, Any] | None = None
+
+    @property
+    def log_format(self) -> dict[str, Any]:
+        var = self._format_var()
+        current = var.get(None)
+        if current is None:
+            current = dict(self._base_format or {})
+            var.set(current)
+        return current
+
+    @log_format.setter
+    def log_format(self, value: dict[str, Any]) -> None:
+        if self._base_format is None:
+            self._base_format = value  # the keys of the formatter's init, the start of every context
+        self._format_var().set(value)
+
+    def _format_var(self) -> contextvars.ContextVar[dict[str, Any]]:
+        var: contextvars.ContextVar[dict[str, Any]] | None = self.__dict__.get("_log_format_var")
+        if var is None:
+            var = contextvars.ContextVar(f"log_format_{id(self)}")
+            self.__dict__["_log_format_var"] = var
+        return var
 
     def serialize(self, log: Any) -> str:
         return super().serialize(redact(log) if isinstance(log, dict) else log)

@@ -26,6 +26,12 @@ def parse_origin(origin: str) -> Origin:
     return scheme, host, effective
 
 
+def format_origin(origin: Origin) -> str:
+    """The origin as a URL prefix again: an IPv6 host goes back into brackets (``http://[::1]:80``)."""
+    scheme, host, port = origin
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
 def parse_origins(text: str) -> tuple[Origin, ...]:
     """A comma-separated list of origins (an environment variable); a bare host name means
     ``https://<name>`` (a custom domain); empty entries are skipped."""

@@ -29,6 +29,9 @@ CREDENTIAL_QUERY_PARAMS = frozenset(
     {
         "key", "api_key", "apikey", "token", "access_token", "sig", "signature", "code", "auth",
         "x_api_key", "subscription_key", "secret", "password", "client_secret",
+        # pre-signed URLs (AWS SigV4), OAuth and session credentials
+        "x_amz_signature", "x_amz_credential", "x_amz_security_token", "refresh_token", "id_token",
+        "jwt", "bearer", "session", "session_token", "sessionid", "session_id",
     }
 )  # fmt: skip
 

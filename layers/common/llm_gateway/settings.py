@@ -144,6 +144,47 @@ class TokenSettings(FunctionSettings):
     token_audience: str = Field("llm-gateway-stream", alias="TOKEN_AUDIENCE")
 
 
+class RequestLogSettings(FunctionSettings):
+    """The request log: records and day counters are kept this many days (TTL); reads go no further."""
+
+    request_log_retention_days: int = Field(7, alias="REQUEST_LOG_RETENTION_DAYS", ge=1, le=365)
+
+
+class RevalidationIntervalSettings(FunctionSettings):
+    #: Every valid or invalid LLM is re-validated once per interval (the local stack's
+    #: ``--revalidate-every`` sets fractions of a minute); a failing one backs off from it.
+    revalidation_interval_minutes: float = Field(360, alias="REVALIDATION_INTERVAL_MINUTES", gt=0)
+
+    @property
+    def revalidation_interval_s(self) -> int:
+        return max(1, round(self.revalidation_interval_minutes * 60))
+
+
+class TargetBudgetSettings(FunctionSettings):
+    """What the gateway sends one target on tenants' behalf outside live sessions (README "Limits")."""
+
+    target_requests_per_minute: int = Field(120, alias="TARGET_REQUESTS_PER_MINUTE", ge=1)
+
+
+class ValidationLimitSettings(TargetBudgetSettings, RevalidationIntervalSettings):
+    """What one tenant may take of validation, and where deferred runs go back to."""
+
+    validation_account_concurrency: int = Field(2, alias="VALIDATION_ACCOUNT_CONCURRENCY", ge=1)
+    validate_min_interval_seconds: int = Field(60, alias="VALIDATE_MIN_INTERVAL_SECONDS", ge=0)
+    reports_per_llm: int = Field(50, alias="REPORTS_PER_LLM", ge=1)
+    validation_queue_url: str = Field("", alias="VALIDATION_QUEUE_URL")
+    #: Scheduled re-validations have a queue of their own, so registrations never wait behind them.
+    revalidation_queue_url: str = Field("", alias="REVALIDATION_QUEUE_URL")
+
+
+class WebhookLimitSettings(TargetBudgetSettings):
+    webhook_account_concurrency: int = Field(2, alias="WEBHOOK_ACCOUNT_CONCURRENCY", ge=1)
+    webhook_delivery_deadline_seconds: float = Field(
+        15.0, alias="WEBHOOK_DELIVERY_DEADLINE_SECONDS", gt=0, le=25
+    )
+    webhook_timeouts_before_disable: int = Field(5, alias="WEBHOOK_TIMEOUTS_BEFORE_DISABLE", ge=1)
+
+
 # --- one model per function -----------------------------------------------------------------------
 
 
@@ -155,14 +196,24 @@ class ApiKeysSettings(EdgeSettings, TableSettings):
     """/v1/api-keys."""
 
 
-class RegistrySettings(EdgeSettings, TableSettings, CredentialSettings, EventSettings, OutboundSettings):
-    """/v1/llms."""
+class RegistrySettings(
+    EdgeSettings,
+    TableSettings,
+    CredentialSettings,
+    EventSettings,
+    OutboundSettings,
+    RequestLogSettings,
+    RevalidationIntervalSettings,
+):
+    """/v1/llms (their request log; an LLM's health says its re-validation interval)."""
 
     idempotency_ttl_seconds: int = Field(3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=1)
 
 
-class ValidatorSettings(EdgeSettings, TableSettings, CredentialSettings, EventSettings, OutboundSettings):
-    """Validation (REST and the queue)."""
+class ValidatorSettings(
+    EdgeSettings, TableSettings, CredentialSettings, EventSettings, OutboundSettings, ValidationLimitSettings
+):
+    """Validation (REST and the queues)."""
 
 
 class SessionTokensSettings(EdgeSettings, TableSettings, TokenSettings):
@@ -173,22 +224,22 @@ class WebhooksSettings(EdgeSettings, TableSettings, CredentialSettings, Outbound
     """/v1/webhooks."""
 
 
-class WebhookDeliverySettings(OutboundSettings, TableSettings, CredentialSettings):
+class WebhookDeliverySettings(OutboundSettings, TableSettings, CredentialSettings, WebhookLimitSettings):
     """The webhook queue's consumer."""
 
     webhook_queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
 
 
-class RevalidationSchedulerSettings(TableSettings):
+class RevalidationSchedulerSettings(TableSettings, RevalidationIntervalSettings):
     """The re-validation schedule's target."""
 
-    validation_queue_url: str = Field(alias="VALIDATION_QUEUE_URL", min_length=1)
-    #: Every valid or invalid LLM is re-validated once per interval (the local stack's
-    #: ``--revalidate-every`` sets fractions of a minute).
-    revalidation_interval_minutes: float = Field(360, alias="REVALIDATION_INTERVAL_MINUTES", gt=0)
+    #: The re-validation queue (scheduled runs only; registrations have the validation queue).
+    revalidation_queue_url: str = Field(alias="REVALIDATION_QUEUE_URL", min_length=1)
 
 
-class StreamSettings(OutboundSettings, TableSettings, CredentialSettings, TokenSettings, EventSettings):
+class StreamSettings(
+    OutboundSettings, TableSettings, CredentialSettings, TokenSettings, EventSettings, RequestLogSettings
+):
     """The stream proxy (behind the Lambda Web Adapter)."""
 
     #: Built-ins call platform endpoints with platform keys (secret name = prefix + built-in id).
@@ -198,6 +249,9 @@ class StreamSettings(OutboundSettings, TableSettings, CredentialSettings, TokenS
     #: The stream function flushes its traffic counters this often, or after this many streams.
     health_flush_seconds: float = Field(10.0, alias="HEALTH_FLUSH_SECONDS", gt=0)
     health_flush_streams: int = Field(100, alias="HEALTH_FLUSH_STREAMS", ge=1)
+    #: It writes its request records this often, or after this many.
+    request_log_flush_seconds: float = Field(10.0, alias="REQUEST_LOG_FLUSH_SECONDS", gt=0)
+    request_log_flush_records: int = Field(100, alias="REQUEST_LOG_FLUSH_RECORDS", ge=1)
     #: Powertools' own switch, read here too: the local stack and the tests write no EMF.
     metrics_disabled: bool = Field(False, alias="POWERTOOLS_METRICS_DISABLED")
     metrics_namespace: str = Field("LlmGateway", alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)

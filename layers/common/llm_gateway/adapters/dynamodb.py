@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from llm_gateway.adapters.counted_items import delete_counted, put_counted
 from llm_gateway.adapters.table_keys import SESSION_SK, account_pk, llm_revision, llm_sk, session_pk
 from llm_gateway.domain.ports import AlreadyExists, LastKey, TooManyKeys, VersionConflict
 from llm_gateway.models.account import KeyOwner, StoredApiKey
@@ -53,13 +54,9 @@ class DynamoLlmRepository:
             "doc": {"S": doc},
         }
 
-    def create(self, llm: StoredLlm) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._table, Item=self._item(llm), ConditionExpression="attribute_not_exists(PK)"
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            raise AlreadyExists(llm.id) from None
+    def create(self, llm: StoredLlm, limit: int) -> None:
+        """Put and count in one transaction (``counted_items``): ``LimitReached`` at ``limit``."""
+        put_counted(self._db, self._table, self._item(llm), llm.account_id, "LLM", limit)
 
     def get(self, account_id: str, llm_id: str) -> StoredLlm | None:
         item = self._db.get_item(
@@ -95,13 +92,8 @@ class DynamoLlmRepository:
             raise VersionConflict(llm.id) from None
 
     def delete(self, account_id: str, llm_id: str) -> bool:
-        try:
-            self._db.delete_item(
-                TableName=self._table,
-                Key={"PK": {"S": account_pk(account_id)}, "SK": {"S": llm_sk(llm_id)}},
-                ConditionExpression="attribute_exists(PK)",
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
+        key = {"PK": {"S": account_pk(account_id)}, "SK": {"S": llm_sk(llm_id)}}
+        if not delete_counted(self._db, self._table, key, account_id, "LLM"):
             return False
         from llm_gateway.adapters.health_store import DynamoHealthStore
 
@@ -320,13 +312,30 @@ class DynamoAccountRepository:
 
 
 class DynamoReportRepository:
-    """Validation reports, newest first: ``REPORT#<llmId>#<checkedAt>`` under the account."""
+    """Validation reports, newest first: ``REPORT#<llmId>#<checkedAt>`` under the account; at most
+    ``keep`` per LLM (each add deletes what falls beyond), so no loop of runs grows the table."""
 
     RETENTION_SECONDS = 90 * 24 * 3600
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, keep: int = 50) -> None:
         self._db = client
         self._table = table_name
+        self._keep = max(1, keep)
+
+    def _prune(self, account_id: str, llm_id: str) -> None:
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": account_pk(account_id)},
+                ":prefix": {"S": f"REPORT#{llm_id}#"},
+            },
+            ProjectionExpression="PK, SK",
+            ScanIndexForward=False,
+            Limit=self._keep + 25,
+        )
+        for item in page.get("Items", [])[self._keep :]:
+            self._db.delete_item(TableName=self._table, Key={"PK": item["PK"], "SK": item["SK"]})
 
     def add(self, account_id: str, llm_id: str, report: Report) -> None:
         checked = report.checked_at.astimezone(UTC)
@@ -340,6 +349,7 @@ class DynamoReportRepository:
                 "ttl": {"N": str(int(checked.timestamp()) + self.RETENTION_SECONDS)},
             },
         )
+        self._prune(account_id, llm_id)
 
     def latest(self, account_id: str, llm_id: str) -> Report | None:
         items = self._db.query(
@@ -372,9 +382,15 @@ class DynamoValidationRuns:
         return {"PK": {"S": account_pk(account_id)}, "SK": {"S": f"VALIDATION_RUN#{llm_id}"}}
 
     def claim(
-        self, account_id: str, llm_id: str, run: ValidationRun, expires_at: datetime
+        self,
+        account_id: str,
+        llm_id: str,
+        run: ValidationRun,
+        expires_at: datetime,
+        finished_before: datetime | None = None,
     ) -> tuple[ValidationRun, bool]:
         expires = int(expires_at.timestamp())
+        fresh = int(finished_before.timestamp()) if finished_before is not None else 0
         item = self._key(account_id, llm_id) | {
             "kind": {"S": "validation_run"},
             "validationId": {"S": run.validation_id},
@@ -388,19 +404,35 @@ class DynamoValidationRuns:
                 self._db.put_item(
                     TableName=self._table,
                     Item=item,
-                    ConditionExpression="attribute_not_exists(PK) OR runStatus = :done OR expiresAt < :now",
+                    ConditionExpression="attribute_not_exists(PK) OR expiresAt < :now OR "
+                    "(runStatus = :done AND (attribute_not_exists(finishedAt) OR finishedAt < :fresh))",
                     ExpressionAttributeValues={
                         ":done": {"S": ValidationRunStatus.DONE.value},
                         ":now": {"N": str(int(run.requested_at.timestamp()))},
+                        ":fresh": {"N": str(fresh)},
                     },
                 )
             except self._db.exceptions.ConditionalCheckFailedException:
-                existing = self.pending(account_id, llm_id, run.requested_at)
+                existing = self.pending(account_id, llm_id, run.requested_at) or self._finished_since(
+                    account_id, llm_id, fresh
+                )
                 if existing is not None:
                     return existing, False
                 continue
             return run, True
         raise RuntimeError("validation run item keeps changing")  # pragma: no cover
+
+    def _finished_since(self, account_id: str, llm_id: str, fresh: int) -> ValidationRun | None:
+        """The done run, if it finished at or after ``fresh`` (epoch seconds)."""
+        item = self._db.get_item(
+            TableName=self._table, Key=self._key(account_id, llm_id), ConsistentRead=True
+        ).get("Item")
+        if item is None or item["runStatus"]["S"] != ValidationRunStatus.DONE.value:
+            return None
+        if int(item.get("finishedAt", {}).get("N", "0")) < fresh or not fresh:
+            return None
+        run = ValidationRun.model_validate_json(item["doc"]["S"])
+        return run.model_copy(update={"status": ValidationRunStatus.DONE})
 
     def pending(self, account_id: str, llm_id: str, now: datetime) -> ValidationRun | None:
         item = self._db.get_item(
@@ -418,9 +450,13 @@ class DynamoValidationRuns:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(account_id, llm_id),
-                UpdateExpression="SET runStatus = :status",
+                UpdateExpression="SET runStatus = :status, finishedAt = :at",
                 ConditionExpression="validationId = :id",
-                ExpressionAttributeValues={":status": {"S": status.value}, ":id": {"S": validation_id}},
+                ExpressionAttributeValues={
+                    ":status": {"S": status.value},
+                    ":id": {"S": validation_id},
+                    ":at": {"N": str(int(datetime.now(UTC).timestamp()))},
+                },
             )
 
 

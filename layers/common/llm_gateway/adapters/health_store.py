@@ -2,7 +2,8 @@
 
 - ``BUCKET#<epoch start>``: one 5-minute bucket of real traffic. Every container adds to it with
   one ``UpdateItem`` of atomic ``ADD``s (``requests``, ``errors``, ``e_<code>``, ``t<bin>`` for the
-  TTFT histogram), so concurrent flushes never lose a count; ``ttl`` drops it after two days.
+  TTFT histogram, ``ua<i>``/``uf<i>``/``us<i>`` for URL i's attempts, failed attempts, streams
+  served), so concurrent flushes never lose a count; ``ttl`` drops it after two days.
 - ``STATE``: the health record (``doc`` JSON) and its ``revision``, written only conditionally.
 
 A partition of its own per LLM keeps a busy LLM's counters off its account's partition, and lets
@@ -12,6 +13,8 @@ the stream function's role write ``HEALTH#*`` items only (``dynamodb:LeadingKeys
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,20 @@ if TYPE_CHECKING:
 #: Buckets outlive the longest history the API serves (48 h) by a little.
 BUCKET_RETENTION_SECONDS = 49 * 3600
 STATE_SK = "STATE"
+#: The LLM's URL breakers as containers share them: ``brk`` = JSON {URL key: open-until epoch s}.
+URL_BREAKERS_SK = "URLS"
+URL_BREAKERS_TTL_SECONDS = 3600
+
+
+def read_url_breakers(item: dict[str, Any] | None) -> dict[str, float]:
+    """The ``brk`` attribute of a ``URLS`` item (absent or unreadable: nothing shared)."""
+    try:
+        raw = json.loads(item["brk"]["S"]) if item and "brk" in item else {}
+    except (KeyError, TypeError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float)}
 
 
 def health_pk(account_id: str, llm_id: str) -> str:
@@ -52,6 +69,15 @@ def _add_expression(counts: TrafficCounts) -> tuple[str, dict[str, str], dict[st
             names[f"#t{index}"] = f"t{index}"
             values[f":t{index}"] = {"N": str(count)}
             adds.append(f"#t{index} :t{index}")
+    for prefix, per_url in (
+        ("ua", counts.url_attempts),
+        ("uf", counts.url_failures),
+        ("us", counts.url_served),
+    ):
+        for url, count in sorted(per_url.items()):
+            names[f"#{prefix}{url}"] = f"{prefix}{url}"
+            values[f":{prefix}{url}"] = {"N": str(count)}
+            adds.append(f"#{prefix}{url} :{prefix}{url}")
     return f"SET #ttl = if_not_exists(#ttl, :ttl) ADD {', '.join(adds)}", names, values
 
 
@@ -67,7 +93,19 @@ def _counts(account_id: str, llm_id: str, item: dict[str, Any]) -> TrafficCounts
         errors=number("errors"),
         errors_by_code={k.removeprefix("e_"): int(v["N"]) for k, v in item.items() if k.startswith("e_")},
         ttft=[number(f"t{i}") for i in range(TTFT_BINS)],
+        url_attempts=_per_url(item, "ua"),
+        url_failures=_per_url(item, "uf"),
+        url_served=_per_url(item, "us"),
     )
+
+
+def _per_url(item: dict[str, Any], prefix: str) -> dict[int, int]:
+    """``ua0``, ``ua1``, ...: per-URL counters (URL index after the prefix)."""
+    return {
+        int(name[len(prefix) :]): int(value["N"])
+        for name, value in item.items()
+        if name.startswith(prefix) and name[len(prefix) :].isdigit()
+    }
 
 
 class DynamoHealthStore:
@@ -139,6 +177,19 @@ class DynamoHealthStore:
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             raise VersionConflict(llm_id) from None
+
+    def put_url_breakers(self, account_id: str, llm_id: str, view: dict[str, float]) -> None:
+        """This container's open breakers of the LLM's URLs, for every other container to read with
+        its next request (last writer wins: a breaker is a hint, and expires on its own)."""
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "PK": {"S": health_pk(account_id, llm_id)},
+                "SK": {"S": URL_BREAKERS_SK},
+                "brk": {"S": json.dumps(view, separators=(",", ":"))},
+                "ttl": {"N": str(int(time.time()) + URL_BREAKERS_TTL_SECONDS)},
+            },
+        )
 
     def delete_state(self, account_id: str, llm_id: str) -> None:
         """When the LLM goes (its buckets expire on their own)."""

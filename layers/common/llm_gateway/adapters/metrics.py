@@ -17,7 +17,7 @@ from llm_gateway.domain.streaming import OUTCOME_OK
 from llm_gateway.observability import get_metrics
 
 if TYPE_CHECKING:
-    from llm_gateway.domain.streaming import OpenStream
+    from llm_gateway.domain.streaming import AttemptSummary, OpenStream
 
 
 class StreamMetrics:
@@ -26,7 +26,7 @@ class StreamMetrics:
         self.enabled = enabled
         self.namespace = namespace
 
-    def failed(self, code: str) -> None:
+    def failed(self, code: str, summary: AttemptSummary | None = None) -> None:
         """Errors by code (an ``ErrorCode``, or a ``GatewayError``'s code before the stream opened):
         one EMF record with its own ``code`` dimension (nothing left behind)."""
         if not self.enabled or is_metrics_disabled():
@@ -35,6 +35,19 @@ class StreamMetrics:
             name="StreamErrors", unit=MetricUnit.Count, value=1, namespace=self.namespace
         ) as metric:
             metric.add_dimension(name="code", value=code)
+        if summary is not None:
+            metrics = get_metrics()
+            metrics.namespace = self.namespace
+            self._attempts(summary)
+            metrics.flush_metrics()
+
+    def _attempts(self, summary: AttemptSummary) -> None:
+        """What rescuing the stream took: failed attempts (retries and failovers), hedges, continuations."""
+        metrics = get_metrics()
+        metrics.add_metric(name="UpstreamAttempts", unit=MetricUnit.Count, value=len(summary.attempts))
+        metrics.add_metric(name="FailedAttempts", unit=MetricUnit.Count, value=len(summary.failed))
+        metrics.add_metric(name="HedgedStreams", unit=MetricUnit.Count, value=int(summary.hedged))
+        metrics.add_metric(name="Continuations", unit=MetricUnit.Count, value=summary.continued)
 
     def finished(self, opened: OpenStream, started: float) -> None:
         """One EMF record per stream, written after the last byte (off the hot path)."""
@@ -43,11 +56,17 @@ class StreamMetrics:
         metrics = get_metrics()
         metrics.namespace = self.namespace
         timings = opened.timings
-        if timings.first_output is not None:
+        if timings.first_answer is not None:  # the first answer token, never a thought
             metrics.add_metric(
                 name="TimeToFirstToken",
                 unit=MetricUnit.Milliseconds,
-                value=(timings.first_output - started) * 1000,
+                value=(timings.first_answer - started) * 1000,
+            )
+        if timings.first_thought is not None:
+            metrics.add_metric(
+                name="TimeToFirstThought",
+                unit=MetricUnit.Milliseconds,
+                value=(timings.first_thought - started) * 1000,
             )
         if timings.upstream_sent is not None:
             metrics.add_metric(
@@ -58,6 +77,7 @@ class StreamMetrics:
         metrics.add_metric(
             name="StreamDuration", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
         )
+        self._attempts(timings.summary)
         metrics.flush_metrics()
         outcome = opened.outcome or "unknown"
         if outcome != OUTCOME_OK:

@@ -43,6 +43,10 @@ class SqsWebhookQueue:
     def __init__(self, sqs: SQSClient, queue_url: str) -> None:
         self._sqs, self._url = sqs, queue_url
 
+    @property
+    def url(self) -> str:
+        return self._url
+
     def send(self, deliveries: list[WebhookDelivery]) -> None:
         entries = [{"Id": str(i), "MessageBody": d.model_dump_json()} for i, d in enumerate(deliveries)]
         _send(self._sqs, self._url, entries)
@@ -52,3 +56,19 @@ class SqsWebhookQueue:
         self._sqs.change_message_visibility(
             QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
         )
+
+
+class SqsDeferrals:
+    """Puts a message back on its queue for later, as a new message: its receive count (the
+    attempts that lead to the dead-letter queue) starts again, since waiting is not failing."""
+
+    def __init__(self, sqs: SQSClient) -> None:
+        self._sqs = sqs
+
+    def defer(self, queue_url: str, body: str, delay_s: float) -> None:
+        delay = max(1, min(MAX_DELAY_S, int(delay_s + 0.999)))
+        self._sqs.send_message(QueueUrl=queue_url, MessageBody=body, DelaySeconds=delay)
+
+
+#: SQS ``DelaySeconds`` tops out at 15 minutes.
+MAX_DELAY_S = 900

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from llm_gateway.adapters.health_store import URL_BREAKERS_SK, health_pk, read_url_breakers
 from llm_gateway.adapters.table_keys import SESSION_SK, account_pk, llm_revision, llm_sk, session_pk
 from llm_gateway.domain.sessions import Freshness, LlmRef, Loaded, RevisedLlm
 from llm_gateway.models.llm import StoredLlm
@@ -28,7 +29,8 @@ class DynamoSessionStateStore:
     the whole items with botocore (in a worker thread), once per container and session or revision.
     """
 
-    CHECK_PROJECTION = "PK, revoked, rev"
+    #: ``brk``: the LLM's shared URL breakers (``HEALTH#…`` / ``URLS``), read in the same request.
+    CHECK_PROJECTION = "PK, revoked, rev, brk"
     MAX_ROUNDS = 5
 
     def __init__(
@@ -65,6 +67,7 @@ class DynamoSessionStateStore:
             revoked=bool(session and session.get("revoked", {}).get("BOOL")),
             llm_found=llm is None or llm_item is not None,
             llm_revision=llm_item["rev"]["S"] if llm_item and "rev" in llm_item else None,
+            url_breakers=self._breakers(found, llm),
         )
 
     def load(self, session_id: str | None, llm: LlmRef | None) -> Loaded:
@@ -89,7 +92,12 @@ class DynamoSessionStateStore:
             doc = llm_item["doc"]["S"]
             rev = llm_item["rev"]["S"] if "rev" in llm_item else llm_revision(doc)
             revised = RevisedLlm(StoredLlm.model_validate_json(doc), rev)
-        return Loaded(record=record, llm=revised)
+        return Loaded(record=record, llm=revised, url_breakers=self._breakers(found, llm))
+
+    @staticmethod
+    def _breakers(found: dict[str, Any], llm: LlmRef | None) -> Mapping[str, float]:
+        item = found.get(health_pk(llm.account_id, llm.llm_id)) if llm is not None else None
+        return read_url_breakers(item)
 
     async def aclose(self) -> None:
         close = getattr(self._batch_get, "aclose", None)
@@ -103,13 +111,14 @@ class DynamoSessionStateStore:
             keys.append({"PK": {"S": session_pk(session_id)}, "SK": {"S": SESSION_SK}})
         if llm is not None:
             keys.append({"PK": {"S": account_pk(llm.account_id)}, "SK": {"S": llm_sk(llm.llm_id)}})
+            keys.append({"PK": {"S": health_pk(llm.account_id, llm.llm_id)}, "SK": {"S": URL_BREAKERS_SK}})
         request: dict[str, Any] = {"Keys": keys, "ConsistentRead": True}
         if projection is not None:
             request["ProjectionExpression"] = projection
         return request
 
     def _collect(self, response: Any, found: dict[str, Any]) -> Any:
-        """Items by ``PK`` (a session and an LLM never share one); what is left to read, or None."""
+        """Items by ``PK`` (a session, an LLM and its health never share one); what is left to read."""
         for item in response.get("Responses", {}).get(self._table, []):
             found[item["PK"]["S"]] = item
         return response.get("UnprocessedKeys", {}).get(self._table) or None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Sequence
 
 from llm_gateway.domain.traffic import TrafficAggregator, TrafficCounts
 from llm_gateway.observability import get_logger
@@ -44,13 +44,22 @@ class BufferedTrafficRecorder:
         self._thread: threading.Thread | None = None
 
     def stream_ended(
-        self, account_id: str | None, llm_id: str | None, outcome: str | None, ttft_ms: float | None
+        self,
+        account_id: str | None,
+        llm_id: str | None,
+        outcome: str | None,
+        ttft_ms: float | None,
+        *,
+        attempts: Sequence[tuple[int, bool]] = (),
+        served: int | None = None,
     ) -> None:
-        """Count one finished stream (built-ins and outcomes that say nothing about the LLM are not)."""
+        """Count one finished stream (built-ins and outcomes that say nothing about the LLM are not);
+        ``attempts`` (URL index, failed) and ``served`` feed the per-URL counts."""
         if not account_id or not llm_id or llm_id in self._skip:
             return
         with self._lock:
-            if not self._aggregator.add(account_id, llm_id, outcome, ttft_ms, self._clock()):
+            now = self._clock()
+            if not self._aggregator.add(account_id, llm_id, outcome, ttft_ms, now, attempts, served):
                 return
             full = self._aggregator.pending >= self._max_pending
             if self._thread is None and not self._stopping:

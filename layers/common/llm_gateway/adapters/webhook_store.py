@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from llm_gateway.domain.ports import AlreadyExists
+from llm_gateway.adapters.counted_items import delete_counted, put_counted
 from llm_gateway.models.webhook import StoredWebhook
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ def _stored(item: dict[str, Any]) -> StoredWebhook:
         fields["enabled"] = item["enabled"]["BOOL"]
     if "disabledReason" in item:
         fields["disabledReason"] = item["disabledReason"]["S"]
+    fields["consecutiveTimeouts"] = int(item.get("timeouts", {}).get("N", "0"))
     return StoredWebhook.model_validate(fields)
 
 
@@ -31,19 +32,14 @@ class DynamoWebhookRepository:
         self._db = client
         self._table = table_name
 
-    def add(self, webhook: StoredWebhook) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={
-                    **_key(webhook.account_id, webhook.id),
-                    "kind": {"S": "webhook"},
-                    "doc": {"S": webhook.model_dump_json(by_alias=True)},
-                },
-                ConditionExpression="attribute_not_exists(PK)",
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            raise AlreadyExists(webhook.id) from None
+    def add(self, webhook: StoredWebhook, limit: int) -> None:
+        """Put and count in one transaction: ``LimitReached`` when the account has ``limit``."""
+        item = {
+            **_key(webhook.account_id, webhook.id),
+            "kind": {"S": "webhook"},
+            "doc": {"S": webhook.model_dump_json(by_alias=True)},
+        }
+        put_counted(self._db, self._table, item, webhook.account_id, "WEBHOOK", limit)
 
     def list(self, account_id: str) -> list[StoredWebhook]:
         items = self._db.query(
@@ -61,15 +57,27 @@ class DynamoWebhookRepository:
         return _stored(item) if item else None
 
     def delete(self, account_id: str, webhook_id: str) -> bool:
+        return delete_counted(self._db, self._table, _key(account_id, webhook_id), account_id, "WEBHOOK")
+
+    def note_timeout(self, account_id: str, webhook_id: str) -> int:
+        """One more delivery in a row without a complete answer; how many there are now."""
         try:
-            self._db.delete_item(
+            updated = self._db.update_item(
                 TableName=self._table,
                 Key=_key(account_id, webhook_id),
+                UpdateExpression="ADD timeouts :one",
                 ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
             )
         except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            return 0  # deleted meanwhile
+        return int(updated["Attributes"]["timeouts"]["N"])
+
+    def clear_timeouts(self, account_id: str, webhook_id: str) -> None:
+        self._db.update_item(
+            TableName=self._table, Key=_key(account_id, webhook_id), UpdateExpression="REMOVE timeouts"
+        )
 
     def disable(self, account_id: str, webhook_id: str, reason: str) -> None:
         try:

@@ -55,6 +55,7 @@ class _Choice:
     refusal: list[str] = field(default_factory=list)
     tool_calls: dict[int, _ToolCall] = field(default_factory=dict)
     finish_reason: str | None = None
+    reasoning: list[str] = field(default_factory=list)  # ``reasoning_content`` (``parsed`` LLMs)
 
     def to_json(self, index: int) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -64,6 +65,8 @@ class _Choice:
         }
         if self.tool_calls:
             message["tool_calls"] = [self.tool_calls[i].to_json() for i in sorted(self.tool_calls)]
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
         return {"index": index, "message": message, "finish_reason": self.finish_reason, "logprobs": None}
 
 
@@ -105,7 +108,11 @@ class CompletionAggregator:
         delta = _object(choice.get("delta"))
         if isinstance(delta.get("role"), str):
             into.role = delta["role"]
-        for name, target in (("content", into.content), ("refusal", into.refusal)):
+        for name, target in (
+            ("content", into.content),
+            ("refusal", into.refusal),
+            ("reasoning_content", into.reasoning),
+        ):
             if isinstance(delta.get(name), str):
                 self._grow(len(delta[name]))
                 target.append(delta[name])

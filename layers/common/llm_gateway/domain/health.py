@@ -20,7 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from llm_gateway.domain.ports import EventPublisher, VersionConflict
-from llm_gateway.domain.traffic import BUCKET_SECONDS, WINDOW_BUCKETS, TrafficCounts, summarize, traffic_state
+from llm_gateway.domain.traffic import (
+    BUCKET_SECONDS,
+    WINDOW_BUCKETS,
+    TrafficCounts,
+    summarize,
+    traffic_state,
+    troubled_url,
+)
 from llm_gateway.models.health import (
     CheckOutcome,
     FailedCheck,
@@ -116,7 +123,17 @@ def reason(record: HealthRecord, signal: Signal) -> str:
         return f"{lead}: {failed}"
     codes = ", ".join(f"{code} x{n}" for code, n in window.errors_by_code.items())
     rate = round((window.error_rate or 0) * 100)
-    return f"{rate}% of {window.requests} requests in the last 15 minutes failed upstream ({codes})."
+    failing = f"{rate}% of {window.requests} requests in the last 15 minutes failed upstream ({codes})."
+    url = troubled_url(window)
+    if url is None:
+        return failing
+    others = [u for u in window.urls if u.index != url.index and u.served]
+    served = max(others, key=lambda u: u.served, default=None)
+    if served is None and window.errors_by_code:
+        return failing  # no other URL answered: the requests' own failures say it all
+    rescued = f", served by urls[{served.index}]" if served is not None else ""
+    lead = f"urls[{url.index}]: {url.failed} of {url.attempts} attempts failed{rescued}."
+    return f"{lead} {failing}" if window.errors_by_code else lead
 
 
 @dataclass(frozen=True)
@@ -148,12 +165,25 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: A failing LLM's re-validations thin out: from its second failed check in a row, each one doubles
+#: its interval, up to this many times the base (6 h -> 96 h by default); a pass resets it.
+MAX_BACKOFF_FACTOR = 16
+
+
+def backoff_interval_s(interval_s: int, consecutive_failures: int) -> int:
+    """How often an LLM with that many failed checks in a row is re-validated."""
+    factor: int = min(MAX_BACKOFF_FACTOR, 2 ** max(0, consecutive_failures - 1))
+    return interval_s * factor
+
+
 @dataclass
 class HealthService:
     store: HealthStore
     events: EventPublisher
     now: Callable[[], datetime] = _utcnow
     bucket_seconds: int = BUCKET_SECONDS
+    #: The re-validation schedule's base interval (seconds), to say each LLM's in its health.
+    revalidation_interval_s: int | None = None
 
     def window(self, account_id: str, llm_id: str, now: datetime) -> HealthWindow:
         current = int(now.timestamp()) // self.bucket_seconds * self.bucket_seconds
@@ -203,11 +233,15 @@ class HealthService:
     def summary(self, account_id: str, llm_id: str) -> LlmHealth:
         """``health`` on the LLM object: the stored state with the window as it is now."""
         record = self.store.get_state(account_id, llm_id) or HealthRecord()
+        interval = self.revalidation_interval_s
         return LlmHealth(
             state=record.state,
             since=record.since,
             last_checked_at=record.last_checked_at,
             window=self.window(account_id, llm_id, self.now()),
+            revalidation_interval_seconds=(
+                backoff_interval_s(interval, record.consecutive_failures) if interval else None
+            ),
         )
 
     def history(self, account_id: str, llm_id: str, hours: int) -> LlmHealthHistory:

@@ -18,8 +18,19 @@ class AlreadyExists(Exception):
     """A conditional create found the item already there."""
 
 
+class LimitReached(Exception):
+    """The account already holds ``limit`` items of this kind (a conditional count refused one more)."""
+
+    def __init__(self, account_id: str, what: str, limit: int) -> None:
+        super().__init__(f"{account_id}: {what} at {limit}")
+        self.limit = limit
+
+
 class LlmRepository(Protocol):
-    def create(self, llm: StoredLlm) -> None: ...
+    def create(self, llm: StoredLlm, limit: int) -> None:
+        """Raises ``LimitReached`` when the account already has ``limit`` LLMs (atomically)."""
+        ...
+
     def get(self, account_id: str, llm_id: str) -> StoredLlm | None: ...
     def list(self, account_id: str) -> list[StoredLlm]: ...
     def replace(self, llm: StoredLlm, expected_version: int) -> None: ...

@@ -20,30 +20,29 @@ from llm_gateway.domain.loops import OwnOrigins, refuse_own_origin
 from llm_gateway.domain.ports import (
     CredentialStore,
     EventPublisher,
+    LimitReached,
     LlmRepository,
     UrlGuard,
     VersionConflict,
 )
 from llm_gateway.errors import (
+    BadRequest,
     Conflict,
     EndpointUnresolvable,
     Forbidden,
-    GatewayError,
     NotFound,
     PreconditionFailed,
 )
 from llm_gateway.models.common import PageMeta
 from llm_gateway.models.llm import (
     SPEC_BY_FORMAT,
-    AzureOpenAiCreate,
+    AnyCreate,
     EndpointUrl,
-    GeminiCreate,
     Llm,
     LlmFormat,
     LlmList,
     LlmStatus,
     LlmUpdate,
-    OpenAiCreate,
     StoredLlm,
     Timeouts,
     ValidationSummary,
@@ -80,15 +79,12 @@ class Registry:
     def create(
         self,
         account_id: str,
-        request: OpenAiCreate | AzureOpenAiCreate | GeminiCreate,
+        request: AnyCreate,
         *,
         own: OwnOrigins | None = None,
     ) -> Llm:
         self._check_urls(request.urls, own)
-        if len(self.llms.list(account_id)) >= MAX_LLMS_PER_ACCOUNT:
-            raise GatewayError(
-                f"An account can register at most {MAX_LLMS_PER_ACCOUNT} LLMs.", code="llm_limit_reached"
-            )
+        self._check_fallbacks(account_id, None, request.fallback_llm_ids)
         llm_id = str(uuid.uuid4())
         now = _now()
         secret = request.secret.get_secret_value()
@@ -108,7 +104,15 @@ class Registry:
             }
         )
         try:
-            self.llms.create(stored)  # AlreadyExists on a uuid4 collision: never overwrite
+            # AlreadyExists on a uuid4 collision: never overwrite. The limit is a condition of the
+            # same write, so concurrent registrations cannot pass it together.
+            self.llms.create(stored, limit=MAX_LLMS_PER_ACCOUNT)
+        except LimitReached:
+            self.credentials.delete(account_id, llm_id)
+            raise Conflict(
+                f"An account can register at most {MAX_LLMS_PER_ACCOUNT} LLMs; delete one first.",
+                code="llm_limit_reached",
+            ) from None
         except Exception:
             self.credentials.delete(account_id, llm_id)  # no orphan secret, whatever went wrong
             raise
@@ -169,6 +173,7 @@ class Registry:
         changes = patch.model_dump(exclude_unset=True, exclude={"secret"})
         new_secret = patch.secret.get_secret_value() if patch.secret is not None else None
         self._check_urls(patch.urls or [], own)
+        self._check_fallbacks(account_id, llm_id, patch.fallback_llm_ids)
         for attempt in range(_UPDATE_RETRIES):
             current = self._own(account_id, llm_id)
             if if_match is not None and current.version != if_match:
@@ -207,10 +212,13 @@ class Registry:
                 include={
                     "display_name", "description", "llm_format", "urls", "model_name", "deployment_name",
                     "api_version", "temperature", "max_tokens", "headers", "timeouts", "metadata",
+                    "fallback_llm_ids",
+                    "reasoning_effort", "reasoning_format",
                 },
             ),
             **{k: v for k, v in changes.items()},
         }  # fmt: skip
+        merged["fallback_llm_ids"] = merged.get("fallback_llm_ids") or None  # stored: [] when none
         spec_model = SPEC_BY_FORMAT[LlmFormat(merged["llm_format"])]
         try:
             spec = spec_model.model_validate(merged)
@@ -255,6 +263,34 @@ class Registry:
     def _check_urls(self, urls: Sequence[EndpointUrl], own: OwnOrigins | None) -> None:
         check_endpoint_urls(self.url_guard, urls, self.own_origins | (own or OwnOrigins()))
 
+    def _check_fallbacks(self, account_id: str, llm_id: str | None, ids: Sequence[str] | None) -> None:
+        """Each fallback is a built-in (server-side) or a ``valid`` LLM of this account, and no chain
+        of fallbacks leads back to ``llm_id``."""
+        for fallback in ids or []:
+            builtin = get_builtin(fallback)
+            if builtin is not None:
+                if builtin.client_side:
+                    raise _bad_fallback(fallback, "runs on the client, so it cannot answer for the gateway")
+                continue
+            stored = self.llms.get(account_id, fallback)
+            if stored is None or stored.account_id != account_id:
+                raise _bad_fallback(fallback, "is not an LLM of this account")
+            if stored.status != LlmStatus.VALID:
+                raise _bad_fallback(fallback, f"is {stored.status.value}, not valid")
+            if llm_id is not None and self._reaches(account_id, fallback, llm_id, depth=4):
+                raise _bad_fallback(fallback, "falls back (directly or not) to this LLM: no cycles")
+        if llm_id is not None and llm_id in (ids or []):
+            raise _bad_fallback(llm_id, "is this LLM itself")
+
+    def _reaches(self, account_id: str, start: str, target: str, depth: int) -> bool:
+        if start == target:
+            return True
+        stored = self.llms.get(account_id, start) if depth and get_builtin(start) is None else None
+        return any(
+            self._reaches(account_id, nxt, target, depth - 1)
+            for nxt in (stored.fallback_llm_ids if stored else [])
+        )
+
     def _own(self, account_id: str, llm_id: str) -> StoredLlm:
         stored = self.llms.get(account_id, llm_id)
         if stored is None or stored.account_id != account_id:
@@ -275,7 +311,7 @@ class Registry:
 UPSTREAM_FIELDS = frozenset(
     {
         "llm_format", "urls", "model_name", "deployment_name", "api_version", "headers", "timeouts",
-        "temperature", "max_tokens",
+        "temperature", "max_tokens", "reasoning_effort", "reasoning_format",
     }
 )  # fmt: skip
 
@@ -297,6 +333,14 @@ def check_endpoint_urls(
         refuse_own_origin(endpoint.url, own or OwnOrigins())
         with contextlib.suppress(EndpointUnresolvable):
             url_guard.check(endpoint.url)
+
+
+def _bad_fallback(llm_id: str, why: str) -> BadRequest:
+    return BadRequest(
+        f"fallbackLlmIds: {llm_id} {why}.",
+        code="invalid_fallback",
+        details=[{"field": "fallbackLlmIds", "message": f"{llm_id} {why}", "type": "invalid_fallback"}],
+    )
 
 
 def _not_found(llm_id: str) -> NotFound:

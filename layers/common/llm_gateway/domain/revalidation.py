@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
-from llm_gateway.domain.health import HealthService
+from llm_gateway.domain.health import HealthService, backoff_interval_s
 from llm_gateway.domain.validation import CURRENT, CredentialReader, ReportRepository
 from llm_gateway.models.llm import LlmStatus, StoredLlm
 from llm_gateway.models.report import Report
@@ -48,6 +48,17 @@ class RevalidationCandidates(Protocol):
     def revalidation_candidates(self) -> Iterator[LlmKey]:
         """Every ``valid`` or ``invalid`` LLM of every account, page by page."""
         ...
+
+
+class RevalidationMarks(Protocol):
+    """At most one scheduled run queued per LLM (``adapters.shared_limits.DynamoRevalidationMarks``)."""
+
+    def claim(self, account_id: str, llm_id: str, hold_s: float) -> bool: ...
+    def clear(self, account_id: str, llm_id: str) -> None: ...
+
+
+#: How long a claimed mark waits for its run beyond the message's delay (a run that died frees it).
+MARK_HOLD_S = 900
 
 
 class RevalidationQueue(Protocol):
@@ -84,6 +95,8 @@ class RevalidationScheduler:
     interval_s: int
     now: Callable[[], datetime]
     batch_size: int = 100
+    #: Skips an LLM whose last scheduled run has not finished (a schedule of seconds, a backlog).
+    marks: RevalidationMarks | None = None
 
     def enqueue_due(self, window_start: datetime, window_s: int) -> int:
         """Enqueue the LLMs due in ``[window_start, window_start + window_s)``; how many were sent."""
@@ -96,7 +109,12 @@ class RevalidationScheduler:
             until = seconds_until_due(key.llm_id, start, window_s, self.interval_s)
             if until is None:
                 continue
-            batch.append((key, max(0, min(MAX_WINDOW_SECONDS, until - late))))
+            delay = max(0, min(MAX_WINDOW_SECONDS, until - late))
+            if self.marks is not None and not self.marks.claim(
+                key.account_id, key.llm_id, delay + MARK_HOLD_S
+            ):
+                continue  # its previous run is still queued or running
+            batch.append((key, delay))
             if len(batch) >= self.batch_size:
                 self.queue.enqueue(batch)
                 sent, batch = sent + len(batch), []
@@ -123,11 +141,15 @@ class Revalidator:
     health: HealthService
     #: The full validation (``Validator.validate``): run when an ``invalid`` LLM passes again.
     full_validation: Callable[[str, str], Report | None]
+    #: The schedule's interval (seconds): a failing LLM is probed only every ``backoff_interval_s``.
+    interval_s: int = 0
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def revalidate(self, account_id: str, llm_id: str) -> Report | None:
-        """``None`` when there is nothing to re-validate (deleted, or pending validation)."""
+        """``None`` when there is nothing to re-validate (deleted, pending validation, or backing
+        off: it failed its last checks and its longer interval has not passed)."""
         llm = self.llms.get(account_id, llm_id)
-        if llm is None or llm.status is LlmStatus.PENDING:
+        if llm is None or llm.status is LlmStatus.PENDING or self._backing_off(account_id, llm_id):
             return None
         key = self.credentials.read(account_id, llm_id, llm.secret_ref, CURRENT)
         report = self.probe(llm, key)
@@ -139,6 +161,16 @@ class Revalidator:
             self.after_validation(account_id, llm_id, full)
             return full or report
         return report
+
+    def _backing_off(self, account_id: str, llm_id: str) -> bool:
+        if not self.interval_s:
+            return False
+        record = self.health.store.get_state(account_id, llm_id)
+        if record is None or record.last_checked_at is None:
+            return False
+        wait = backoff_interval_s(self.interval_s, record.consecutive_failures)
+        since = (self.clock() - record.last_checked_at).total_seconds()
+        return wait > self.interval_s and since < wait - self.interval_s / 2
 
     def after_validation(self, account_id: str, llm_id: str, report: Report | None) -> None:
         """A full validation's verdict is a check too (a fixed config recovers at once)."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final, Protocol, TypeVar
@@ -218,6 +218,9 @@ class Freshness:
     llm_revision: str | None = None
     """The stored LLM's content revision; ``None`` for a built-in, or an item older than revisions
     (then the config is read again: correct, only slower)."""
+    url_breakers: Mapping[str, float] = field(default_factory=dict)
+    """The LLM's URL breakers other containers opened (URL key -> open-until epoch seconds), read
+    in the same request: what one container learns about a URL, every container knows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +237,7 @@ class Loaded:
 
     record: SessionRecord | None = None
     llm: RevisedLlm | None = None
+    url_breakers: Mapping[str, float] = field(default_factory=dict)
 
 
 class SessionStateStore(Protocol):
@@ -270,6 +274,8 @@ class ActiveSession:
     endpoint: Endpoint | None = field(default=None, repr=False)
     revision: str | None = None
     pending: asyncio.Future[Freshness] | None = field(default=None, repr=False, compare=False)
+    #: Open URL breakers shared by other containers, from this request's read (once it is in).
+    url_breakers: Mapping[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def client_side(self) -> bool:
@@ -288,7 +294,8 @@ class ActiveSession:
         """Everything the upstream request is built from: equal views make the same request."""
         llm = self.llm
         return (self.endpoint, llm.llm_format, llm.model_name, llm.deployment_name, llm.api_version,
-                llm.temperature, llm.max_tokens, llm.headers, llm.timeouts)  # fmt: skip
+                llm.temperature, llm.max_tokens, llm.headers, llm.timeouts, llm.reasoning_effort,
+                llm.reasoning_format)  # fmt: skip
 
     def require_server_side(self) -> None:
         """The stream endpoint's refusal for client-side LLMs (``CUSTOMER_CLIENT_V1``)."""
@@ -386,11 +393,11 @@ class SessionAccess:
             self._remember_revoked(claims)
             raise SessionRevoked("This session was revoked.")
         if ref is None or (fresh.llm_revision is not None and fresh.llm_revision == session.revision):
-            return replace(session, pending=None)
+            return replace(session, pending=None, url_breakers=fresh.url_breakers)
         if not fresh.llm_found:
             self._forget_llm(ref)
             raise SessionInactive("The LLM of this session was deleted.")
-        return await self._reload(session, ref)
+        return replace(await self._reload(session, ref), url_breakers=fresh.url_breakers)
 
     # -- memory
 
@@ -419,9 +426,12 @@ class SessionAccess:
         return ActiveSession(claims, record, llm, builtin, endpoint, revision, pending)
 
     async def _check_after_upstream(self, session_id: str, ref: LlmRef | None) -> Freshness:
-        """The freshness read, one loop turn late: the upstream request the caller opens from memory
-        in this turn goes out first (the read is needed only before the first byte is relayed, and
-        building and sending it first cost that request ~0.5 ms of its time to first token)."""
+        """The freshness read, two loop turns late: the upstream request the caller opens from memory
+        goes out first (the read is needed only before the first byte is relayed, and building and
+        sending it first cost that request ~0.5 ms of its time to first token). Two turns: the
+        proxy opens its task, which starts the first attempt as a task of its own (the failover
+        may hedge it)."""
+        await asyncio.sleep(0)
         await asyncio.sleep(0)
         return await self.store.check(session_id, ref)
 
@@ -470,7 +480,10 @@ class SessionAccess:
             self._llms.put(ref, revised)
         api_key = await self._key_for(ref, revised, _unwrap(read_key), cached_key)
         endpoint = Endpoint(tuple(u.url for u in revised.llm.urls), api_key)
-        return ActiveSession(claims, record, revised.llm, None, endpoint, revised.revision, pending)
+        breakers = loaded.url_breakers if loaded is not None else {}
+        return ActiveSession(
+            claims, record, revised.llm, None, endpoint, revised.revision, pending, url_breakers=breakers
+        )
 
     def _record_from(
         self, claims: SessionClaims, record: SessionRecord | None, loaded: Loaded | None

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Protocol, runtime_checkable
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from llm_gateway.domain.accounts import API_KEY_PREFIX
-from llm_gateway.domain.signatures import der_signature, low_s
+from llm_gateway.domain.signatures import HALF_ORDER, low_s
 from llm_gateway.errors import BadRequest, Forbidden, Unauthorized
 
 ALGORITHM: Final = "ES256"
@@ -54,7 +53,8 @@ _SEGMENT = r"[A-Za-z0-9_-]+"
 _TOKEN_PATTERN: Final = re.compile(rf"({_SEGMENT})\.({_SEGMENT})\.([A-Za-z0-9_-]{{86}})")
 _RAW_SIGNATURE_LENGTH: Final = 64
 _P256_COORDINATE_LENGTH: Final = 32
-_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
+#: PyJWT's JWS, ES256 only (the header was already checked against our allow-list).
+_JWS: Final = jwt.PyJWS(algorithms=[ALGORITHM])
 
 Clock = Callable[[], float]
 """Seconds since the epoch; injected so tests control time (PyJWT's own checks cannot be)."""
@@ -116,12 +116,6 @@ class TokenLifetimeExceeded(TokenInvalid):
     code = "token_lifetime_exceeded"
 
 
-class TokenReplayed(TokenInvalid):
-    """A single-use token presented a second time."""
-
-    code = "token_replayed"
-
-
 class SessionRevoked(Forbidden):
     """For session checks: the token is genuine but its session was revoked (DESIGN §3: 403)."""
 
@@ -159,35 +153,6 @@ class SessionCheck(Protocol):
     """
 
     def __call__(self, claims: SessionClaims) -> None: ...
-
-
-class ConsumedTokenIds(Protocol):
-    """Replay guard for single-use tokens: an atomic "insert if absent" set of ``jti``.
-
-    Production: a DynamoDB conditional put (``attribute_not_exists``) with a TTL attribute of
-    ``expires_at``, so the set never outgrows the tokens that could still be valid.
-    """
-
-    def consume(self, jti: str, expires_at: int) -> bool:
-        """Record ``jti``; True on first use, False if it was already consumed."""
-        ...
-
-
-class InMemoryConsumedTokenIds:
-    """Process-local ``ConsumedTokenIds`` for tests and the single-process local stack."""
-
-    def __init__(self, clock: Clock = time.time) -> None:
-        self._clock = clock
-        self._seen: dict[str, int] = {}
-
-    def consume(self, jti: str, expires_at: int) -> bool:
-        if len(self._seen) > 10_000:
-            now = self._clock()
-            self._seen = {k: v for k, v in self._seen.items() if v >= now}
-        if jti in self._seen:
-            return False
-        self._seen[jti] = expires_at
-        return True
 
 
 # --- claims and policy --------------------------------------------------------------------------
@@ -465,18 +430,24 @@ class TokenMinter:
 # --- verification -------------------------------------------------------------------------------
 
 
-def _check_signature(signing_input: str, signature_segment: str, key: ec.EllipticCurvePublicKey) -> None:
-    """ES256 per RFC 7518 §3.4: raw r‖s (32 bytes each) → DER → ECDSA P-256 / SHA-256 verify."""
+def _check_signature(token: str, signature_segment: str, key: ec.EllipticCurvePublicKey) -> None:
+    """ES256 (RFC 7518 §3.4) verified by PyJWT's JWS, with ``key`` (a P-256 key object, so no
+    algorithm or key-type confusion). Our own rule first: only the low-s spelling, so a token has
+    exactly one valid signature."""
     try:
         raw = b64url_decode(signature_segment)
     except (ValueError, binascii.Error) as exc:
         raise TokenMalformed("Session token signature is malformed") from exc
     if len(raw) != _RAW_SIGNATURE_LENGTH:
         raise TokenMalformed("Session token signature is malformed")
-    try:  # only the low-s spelling: a token has exactly one valid signature
-        key.verify(der_signature(raw), signing_input.encode("ascii"), _ECDSA_SHA256)
-    except (InvalidSignature, ValueError) as exc:
+    if int.from_bytes(raw[_P256_COORDINATE_LENGTH:], "big") > HALF_ORDER:
+        raise TokenSignatureInvalid("Session token signature is invalid")
+    try:
+        _JWS.decode(token, key=key, algorithms=[ALGORITHM])
+    except jwt.InvalidSignatureError as exc:
         raise TokenSignatureInvalid("Session token signature is invalid") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenMalformed("Session token is malformed") from exc
 
 
 def _string_claim(payload: Mapping[str, Any], name: str) -> str:
@@ -497,8 +468,7 @@ class TokenVerifier:
     """Offline ES256 verification against a cached ``PublicKeySet`` (runs on every stream call).
 
     Order matters: cheap structural and header checks first, then the signature, then claims,
-    then the optional session check and replay guard — so an unauthenticated token can neither
-    reach the session store nor burn a ``jti``.
+    then the optional session check — so an unauthenticated token never reaches the session store.
     """
 
     def __init__(
@@ -508,28 +478,19 @@ class TokenVerifier:
         clock: Clock = time.time,
         *,
         session_check: SessionCheck | None = None,
-        consumed_ids: ConsumedTokenIds | None = None,
     ) -> None:
         self._keys = keys
         self._policy = policy
         self._clock = clock
         self._session_check = session_check
-        self._consumed_ids = consumed_ids
 
     def verify(self, token: str) -> SessionClaims:
-        """Return the claims of a genuine, current token or raise a ``TokenInvalid`` subclass.
-
-        With ``consumed_ids`` set, each token verifies at most once (single-use tokens).
-        """
+        """Return the claims of a genuine, current token or raise a ``TokenInvalid`` subclass."""
         match, key = self._check_structure_and_header(token)
-        _check_signature(token[: match.end(2)], match.group(3), key)
+        _check_signature(token, match.group(3), key)
         claims = self._check_claims(match.group(2))
         if self._session_check is not None:
             self._session_check(claims)
-        if self._consumed_ids is not None and not self._consumed_ids.consume(
-            claims.token_id, claims.expires_at + self._policy.leeway_seconds
-        ):
-            raise TokenReplayed("Session token was already used")
         return claims
 
     def _check_structure_and_header(self, token: str) -> tuple[re.Match[str], ec.EllipticCurvePublicKey]:

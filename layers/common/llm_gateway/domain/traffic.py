@@ -16,11 +16,11 @@ Which outcomes count (README, "Health"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from llm_gateway.errors import ErrorCode
-from llm_gateway.models.health import HealthState, HealthWindow
+from llm_gateway.models.health import HealthState, HealthWindow, UrlWindow
 
 #: ``OpenStream.outcome`` of a stream that ended properly (``domain.streaming.OUTCOME_OK``).
 OUTCOME_OK = "ok"
@@ -30,6 +30,10 @@ WINDOW_BUCKETS = 3
 MIN_REQUESTS = 20
 DEGRADED_ERROR_RATE = 0.2
 FAILING_ERROR_RATE = 0.5
+#: A URL whose attempts fail this often (over at least this many) makes the LLM ``degraded`` even
+#: when another URL rescued every request: the caller paid for it in time.
+URL_DEGRADED_FAILURE_RATE = 0.2
+URL_MIN_ATTEMPTS = 10
 
 UPSTREAM_ERRORS = frozenset(
     {code for code in ErrorCode if code.value.startswith("upstream_")} | {ErrorCode.ENDPOINT_BLOCKED}
@@ -91,6 +95,10 @@ class TrafficCounts:
     errors: int = 0
     errors_by_code: dict[str, int] = field(default_factory=dict)
     ttft: list[int] = field(default_factory=lambda: [0] * TTFT_BINS)
+    #: Per registered URL index: attempts, failed attempts, and streams it served.
+    url_attempts: dict[int, int] = field(default_factory=dict)
+    url_failures: dict[int, int] = field(default_factory=dict)
+    url_served: dict[int, int] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -104,12 +112,28 @@ class TrafficCounts:
         if ttft_ms is not None:
             self.ttft[ttft_bin(ttft_ms)] += 1
 
+    def add_attempts(self, attempts: Sequence[tuple[int, bool]], served: int | None) -> None:
+        """``attempts``: (URL index, failed) per upstream attempt; ``served``: the URL that answered."""
+        for index, failed in attempts:
+            self.url_attempts[index] = self.url_attempts.get(index, 0) + 1
+            if failed:
+                self.url_failures[index] = self.url_failures.get(index, 0) + 1
+        if served is not None:
+            self.url_served[served] = self.url_served.get(served, 0) + 1
+
     def merge(self, other: TrafficCounts) -> None:
         self.requests += other.requests
         self.errors += other.errors
         for code, count in other.errors_by_code.items():
             self.errors_by_code[code] = self.errors_by_code.get(code, 0) + count
         self.ttft = [a + b for a, b in zip(self.ttft, other.ttft, strict=True)]
+        for mine, theirs in (
+            (self.url_attempts, other.url_attempts),
+            (self.url_failures, other.url_failures),
+            (self.url_served, other.url_served),
+        ):
+            for index, count in theirs.items():
+                mine[index] = mine.get(index, 0) + count
 
 
 class TrafficAggregator:
@@ -121,7 +145,14 @@ class TrafficAggregator:
         self.pending = 0
 
     def add(
-        self, account_id: str, llm_id: str, outcome: str | None, ttft_ms: float | None, at: float
+        self,
+        account_id: str,
+        llm_id: str,
+        outcome: str | None,
+        ttft_ms: float | None,
+        at: float,
+        attempts: Sequence[tuple[int, bool]] = (),
+        served: int | None = None,
     ) -> bool:
         """Count one finished stream; False when its outcome does not count (see ``classify``)."""
         counted, error_code = classify(outcome)
@@ -133,6 +164,7 @@ class TrafficAggregator:
         if counts is None:
             counts = self._counts[key] = TrafficCounts(account_id, llm_id, start)
         counts.add(error_code, ttft_ms)
+        counts.add_attempts(attempts, served)
         self.pending += 1
         return True
 
@@ -156,7 +188,10 @@ def summarize(buckets: Iterable[TrafficCounts]) -> HealthWindow:
     requests = errors = 0
     by_code: dict[str, int] = {}
     histogram = [0] * TTFT_BINS
+    per_url = TrafficCounts("", "", 0)
     for bucket in buckets:
+        per_url.merge(TrafficCounts("", "", 0, url_attempts=bucket.url_attempts,
+                                    url_failures=bucket.url_failures, url_served=bucket.url_served))  # fmt: skip
         requests += bucket.requests
         errors += bucket.errors
         for code, count in bucket.errors_by_code.items():
@@ -168,16 +203,35 @@ def summarize(buckets: Iterable[TrafficCounts]) -> HealthWindow:
         ttft_p50_ms=quantile(histogram, 0.5),
         ttft_p95_ms=quantile(histogram, 0.95),
         errors_by_code=dict(sorted(by_code.items())),
+        urls=[
+            UrlWindow(
+                index=index,
+                attempts=count,
+                failed=per_url.url_failures.get(index, 0),
+                served=per_url.url_served.get(index, 0),
+            )
+            for index, count in sorted(per_url.url_attempts.items())
+        ],
     )
 
 
+def troubled_url(window: HealthWindow) -> UrlWindow | None:
+    """The URL failing most, when it fails often enough to matter (see ``URL_DEGRADED_FAILURE_RATE``)."""
+    troubled = [
+        u for u in window.urls
+        if u.attempts >= URL_MIN_ATTEMPTS and u.failed / u.attempts >= URL_DEGRADED_FAILURE_RATE
+    ]  # fmt: skip
+    return max(troubled, key=lambda u: u.failed / u.attempts, default=None)
+
+
 def traffic_state(window: HealthWindow) -> HealthState:
-    """≥ 50 % upstream errors over ≥ 20 requests: failing; ≥ 20 %: degraded; fewer requests: no verdict
+    """≥ 50 % upstream errors over ≥ 20 requests: failing; ≥ 20 % (or one URL failing ≥ 20 % of its
+    attempts while another rescued them): degraded; fewer requests: no verdict
     (healthy), so an LLM whose traffic stopped is judged by its re-validations alone."""
     if window.requests < MIN_REQUESTS or window.error_rate is None:
         return HealthState.HEALTHY
     if window.error_rate >= FAILING_ERROR_RATE:
         return HealthState.FAILING
-    if window.error_rate >= DEGRADED_ERROR_RATE:
+    if window.error_rate >= DEGRADED_ERROR_RATE or troubled_url(window) is not None:
         return HealthState.DEGRADED
     return HealthState.HEALTHY

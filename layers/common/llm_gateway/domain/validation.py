@@ -40,9 +40,15 @@ class ValidationRuns(Protocol):
     """The latest requested run per LLM (at most one is pending: new requests join it)."""
 
     def claim(
-        self, account_id: str, llm_id: str, run: ValidationRun, expires_at: datetime
+        self,
+        account_id: str,
+        llm_id: str,
+        run: ValidationRun,
+        expires_at: datetime,
+        finished_before: datetime | None = None,
     ) -> tuple[ValidationRun, bool]:
-        """Store ``run`` unless another is pending (not done, not expired): (the pending run, created)."""
+        """Store ``run`` unless another is pending (not done, not expired), or one finished at or
+        after ``finished_before``: (that run, False), else (``run``, True)."""
         ...
 
     def pending(self, account_id: str, llm_id: str, now: datetime) -> ValidationRun | None: ...
@@ -59,13 +65,17 @@ class ValidationRequests:
     runs: ValidationRuns
     events: EventPublisher
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: A run that finished less than this long ago is the answer to a new request (each run sends
+    #: requests to the tenant's endpoint: a loop of requests must not become a loop of runs).
+    min_interval: timedelta = timedelta(0)
 
     def request(self, llm: StoredLlm) -> ValidationRun:
         now = self.clock()
         run = ValidationRun(
             validation_id=new_validation_id(), status=ValidationRunStatus.QUEUED, requested_at=now
         )
-        pending, created = self.runs.claim(llm.account_id, llm.id, run, now + PENDING_RUN_EXPIRY)
+        fresh = now - self.min_interval if self.min_interval else None
+        pending, created = self.runs.claim(llm.account_id, llm.id, run, now + PENDING_RUN_EXPIRY, fresh)
         if not created:
             return pending
         try:
@@ -110,8 +120,22 @@ def summarize(report: Report) -> ValidationSummary:
             f" ({len(warned)} warning(s))." if warned else "."
         )
     return ValidationSummary(
-        compatible=report.compatible, checked_at=report.checked_at, summary=text, error_code=report.error_code
+        compatible=report.compatible,
+        checked_at=report.checked_at,
+        summary=text,
+        error_code=report.error_code,
+        continuation_urls=continuation_urls(report),
     )
+
+
+def continuation_urls(report: Report) -> list[int]:
+    """The URLs whose ``continuation`` check passed (``continuation`` alone, or ``continuation@N``)."""
+    found = []
+    for check in report.checks:
+        name, _, position = check.id.partition("@")
+        if name == "continuation" and check.status is CheckStatus.PASS:
+            found.append(int(position) - 1 if position.isdigit() else 0)
+    return sorted(found)
 
 
 @dataclass

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from llm_gateway.domain.ports import UrlGuard
+from llm_gateway.domain.fairness import OutboundLimits, Slots, account_slot
+from llm_gateway.domain.loops import OwnOrigins
+from llm_gateway.domain.ports import LimitReached, UrlGuard
 from llm_gateway.domain.registry import check_endpoint_urls
-from llm_gateway.errors import Conflict, NotFound, TransportError
+from llm_gateway.errors import Conflict, NotFound, TransportError, TransportKind
 from llm_gateway.models.webhook import (
     NewWebhook,
     StoredWebhook,
@@ -47,11 +49,16 @@ EVENT_TYPES = {"LlmHealthChanged": "llm.health_changed"}
 
 
 class WebhookRepository(Protocol):
-    def add(self, webhook: StoredWebhook) -> None: ...
+    def add(self, webhook: StoredWebhook, limit: int) -> None:
+        """Raises ``LimitReached`` when the account already has ``limit`` webhooks (atomically)."""
+        ...
+
     def list(self, account_id: str) -> list[StoredWebhook]: ...
     def get(self, account_id: str, webhook_id: str) -> StoredWebhook | None: ...
     def delete(self, account_id: str, webhook_id: str) -> bool: ...
     def disable(self, account_id: str, webhook_id: str, reason: str) -> None: ...
+    def note_timeout(self, account_id: str, webhook_id: str) -> int: ...
+    def clear_timeouts(self, account_id: str, webhook_id: str) -> None: ...
 
 
 class SecretStore(Protocol):
@@ -83,15 +90,16 @@ def signed_headers(secret: str, message_id: str, timestamp: int, body: str) -> d
 
 
 def create_webhook(
-    repo: WebhookRepository, store: SecretStore, guard: UrlGuard, account_id: str, request: WebhookCreate
+    repo: WebhookRepository,
+    store: SecretStore,
+    guard: UrlGuard,
+    account_id: str,
+    request: WebhookCreate,
+    own: OwnOrigins | None = None,
 ) -> NewWebhook:
-    """The URL passes the LLM URL checks first; the secret is stored encrypted and shown once."""
-    check_endpoint_urls(guard, [request])
-    if len(repo.list(account_id)) >= MAX_WEBHOOKS_PER_ACCOUNT:
-        raise Conflict(
-            f"An account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first.",
-            code="too_many_webhooks",
-        )
+    """The URL passes the LLM URL checks first (the gateway's own origins ``own`` included: a
+    webhook there would make the gateway call itself); the secret is stored encrypted and shown once."""
+    check_endpoint_urls(guard, [request], own)
     webhook_id = f"wh_{uuid.uuid4().hex}"
     secret = new_secret()
     secret_ref = store.create(account_id, webhook_id, secret)
@@ -105,7 +113,13 @@ def create_webhook(
         secret_ref=secret_ref,
     )
     try:
-        repo.add(stored)
+        repo.add(stored, limit=MAX_WEBHOOKS_PER_ACCOUNT)
+    except LimitReached:
+        store.delete(account_id, webhook_id)
+        raise Conflict(
+            f"An account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks; delete one first.",
+            code="too_many_webhooks",
+        ) from None
     except Exception:
         store.delete(account_id, webhook_id)
         raise
@@ -181,21 +195,53 @@ class WebhookDeliverer:
     store: SecretStore
     sender: WebhookSender
     clock: Callable[[], float]
+    #: Per-account delivery slots and per-target budgets (``domain.fairness``); ``Deferred`` when
+    #: either has no room.
+    slots: Slots | None = None
+    limits: OutboundLimits | None = None
+    #: Deliveries in a row without a complete answer within ``deadline_s`` that disable an endpoint.
+    timeouts_before_disable: int = 5
+    deadline_s: float = 15.0
 
     def deliver(self, delivery: WebhookDelivery, attempts: int) -> DeliveryResult:
         """One attempt (``attempts`` counts this one). A deleted or disabled endpoint is done."""
         hook = self.repo.get(delivery.account_id, delivery.webhook_id)
         if hook is None or not hook.enabled:
             return DeliveryResult(delivered=False)
+        with account_slot(self.slots, hook.account_id, "webhook deliveries"):
+            if self.limits is not None:
+                self.limits.admit_or_defer([hook.url], 1)
+            return self._attempt(hook, delivery, attempts)
+
+    def _attempt(self, hook: StoredWebhook, delivery: WebhookDelivery, attempts: int) -> DeliveryResult:
         secret = self.store.read(hook.account_id, hook.id, hook.secret_ref)
         headers = signed_headers(secret, delivery.message_id, int(self.clock()), delivery.payload)
         try:
             status, retry_after = self.sender.post(hook.url, delivery.payload, headers)
-        except TransportError:
+        except TransportError as exc:
+            if exc.kind is TransportKind.TIMEOUT and self._timed_out_for_good(hook):
+                return DeliveryResult(delivered=False)
             return DeliveryResult(delivered=False, retry_in_s=retry_delay(attempts))
+        if hook.consecutive_timeouts:
+            self.repo.clear_timeouts(hook.account_id, hook.id)
         if 200 <= status < 300:
             return DeliveryResult(delivered=True, status=status)
         if status == 410:
             self.repo.disable(hook.account_id, hook.id, "the endpoint answered 410 Gone")
             return DeliveryResult(delivered=False, status=status)
         return DeliveryResult(delivered=False, retry_in_s=retry_delay(attempts, retry_after), status=status)
+
+    def _timed_out_for_good(self, hook: StoredWebhook) -> bool:
+        """Count a timeout; at ``timeouts_before_disable`` in a row the endpoint is disabled, saying
+        why in ``GET /v1/webhooks`` (a slow receiver must not hold delivery slots for ever)."""
+        count = self.repo.note_timeout(hook.account_id, hook.id)
+        if count < self.timeouts_before_disable:
+            return False
+        self.repo.disable(
+            hook.account_id,
+            hook.id,
+            f"disabled after {count} deliveries in a row got no complete answer within "
+            f"{self.deadline_s:g} s; answer faster (2xx first, work after), then delete the "
+            "webhook and add it again",
+        )
+        return True

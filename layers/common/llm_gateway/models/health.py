@@ -28,6 +28,17 @@ class HealthState(StrEnum):
 _SEVERITY = {HealthState.HEALTHY: 0, HealthState.DEGRADED: 1, HealthState.FAILING: 2}
 
 
+class UrlWindow(ApiModel):
+    """One URL of the LLM over the window: its attempts (failed ones too, even when another URL
+    then answered) and the streams it served."""
+
+    #: The URL's position in the LLM's ``urls``.
+    index: int
+    attempts: int = 0
+    failed: int = 0
+    served: int = 0
+
+
 class HealthWindow(ApiModel):
     """Real traffic over the evaluation window (the last 15 minutes)."""
 
@@ -37,6 +48,9 @@ class HealthWindow(ApiModel):
     ttft_p50_ms: float | None = None
     ttft_p95_ms: float | None = None
     errors_by_code: dict[str, int] = Field(default_factory=dict)
+    #: Per URL, when it had attempts: a URL that fails while another rescues shows here (left out
+    #: when there is nothing to show).
+    urls: list[UrlWindow] = Field(default_factory=list, exclude_if=lambda v: not v)
 
 
 class LlmHealth(ApiModel):
@@ -47,6 +61,9 @@ class LlmHealth(ApiModel):
     #: The last time a re-validation (or validation) probed the endpoint.
     last_checked_at: datetime | None = None
     window: HealthWindow = Field(default_factory=HealthWindow)
+    #: How often the schedule re-validates this LLM now: the base interval, doubled for each failed
+    #: check in a row after the first (at most 16 times the base); a passing check resets it.
+    revalidation_interval_seconds: int | None = None
 
 
 class HealthBucket(HealthWindow):

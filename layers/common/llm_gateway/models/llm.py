@@ -41,6 +41,27 @@ class LlmFormat(StrEnum):
     OPENAI = "openai"
     AZURE_OPENAI = "azure_openai"
     GEMINI = "gemini"
+    ANTHROPIC = "anthropic"
+    GROQ_OPENAI = "groq_openai"
+
+
+class ReasoningEffort(StrEnum):
+    """How hard a reasoning model thinks; ``default`` sends nothing (the model's own default)."""
+
+    DEFAULT = "default"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ReasoningFormat(StrEnum):
+    """What the client gets of a reasoning model's thoughts: ``hidden`` (the default: only the
+    answer), ``parsed`` (thoughts in ``delta.reasoning_content``) or ``raw`` (as the upstream sent
+    them)."""
+
+    HIDDEN = "hidden"
+    PARSED = "parsed"
+    RAW = "raw"
 
 
 class LlmStatus(StrEnum):
@@ -123,11 +144,22 @@ class Timeouts(ApiModel):
     first_token_ms: int = Field(20_000, ge=500, le=120_000)
     idle_ms: int = Field(20_000, ge=500, le=120_000)
     total_ms: int = Field(300_000, ge=1_000, le=840_000)
+    #: No first token after this long: the request also starts on the next URL (a hedge). Absent:
+    #: learned per URL from its time to first token; 0: never hedge.
+    hedge_ms: int | None = Field(None, ge=0, le=120_000)
 
 
 #: An API key as a request carries it: ``repr``/``str``/JSON dumps show ``**********``; only
 #: ``get_secret_value()`` reveals it (the credential store, the probe).
-SecretValue = Annotated[SecretStr, Field(min_length=1, max_length=MAX_SECRET_CHARS)]
+SecretValue = Annotated[
+    SecretStr,
+    Field(
+        min_length=1,
+        max_length=MAX_SECRET_CHARS,
+        # the document refuses what the validator refuses: whitespace and control characters
+        json_schema_extra={"pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$"},
+    ),
+]
 DisplayName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=120, strip_whitespace=True),
@@ -172,7 +204,34 @@ def check_metadata(metadata: dict[str, str] | None) -> dict[str, str] | None:
     return metadata
 
 
-Headers = Annotated[dict[str, str], Field(max_length=20), AfterValidator(check_headers)]
+def check_fallbacks(ids: list[str] | None) -> list[str] | None:
+    if ids is not None and len(set(ids)) != len(ids):
+        raise ValueError("fallbackLlmIds must be distinct")
+    return ids
+
+
+#: 1-2 LLM ids (the account's own or built-ins) tried in order when every URL failed before the
+#: first byte, or the conversation is too long for this LLM's context (checked at write).
+FallbackLlmIds = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]],
+    Field(min_length=1, max_length=2),
+    AfterValidator(check_fallbacks),
+]
+Headers = Annotated[
+    dict[str, str],
+    Field(
+        max_length=20,
+        json_schema_extra={
+            "propertyNames": {"pattern": _HEADER_NAME.pattern},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_HEADER_VALUE_CHARS,
+                "pattern": f"^{_HEADER_VALUE.pattern}$",
+            },
+        },
+    ),
+    AfterValidator(check_headers),
+]
 Metadata = Annotated[dict[str, str], Field(max_length=20), AfterValidator(check_metadata)]
 
 
@@ -188,6 +247,9 @@ class _LlmFields(ApiModel):
     headers: Headers | None = None
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
+    fallback_llm_ids: FallbackLlmIds | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
 
     @field_validator("urls")
     @classmethod
@@ -249,6 +311,22 @@ class GeminiSpec(_LlmFields):
     api_version: None = None
 
 
+class AnthropicSpec(_LlmFields):
+    """Anthropic Messages API (or a compatible server): the API base or the full ``/v1/messages`` URL."""
+
+    llm_format: Literal[LlmFormat.ANTHROPIC]
+    deployment_name: None = None
+    api_version: None = None
+
+
+class GroqOpenAiSpec(_LlmFields):
+    """Groq's OpenAI-compatible API (``…/openai/v1``): the OpenAI spec plus Groq's reasoning parameters."""
+
+    llm_format: Literal[LlmFormat.GROQ_OPENAI]
+    deployment_name: None = None
+    api_version: None = None
+
+
 class OpenAiCreate(OpenAiSpec, _SecretField):
     """Register an OpenAI-compatible endpoint."""
 
@@ -261,11 +339,26 @@ class GeminiCreate(GeminiSpec, _SecretField):
     """Register a Gemini endpoint."""
 
 
-LlmCreate = Annotated[OpenAiCreate | AzureOpenAiCreate | GeminiCreate, Field(discriminator="llm_format")]
-SPEC_BY_FORMAT: dict[LlmFormat, type[OpenAiSpec | AzureOpenAiSpec | GeminiSpec]] = {
+class AnthropicCreate(AnthropicSpec, _SecretField):
+    """Register an Anthropic Messages endpoint."""
+
+
+class GroqOpenAiCreate(GroqOpenAiSpec, _SecretField):
+    """Register a Groq (OpenAI-compatible) endpoint."""
+
+
+LlmCreate = Annotated[
+    OpenAiCreate | AzureOpenAiCreate | GeminiCreate | AnthropicCreate | GroqOpenAiCreate,
+    Field(discriminator="llm_format"),
+]
+AnySpec = OpenAiSpec | AzureOpenAiSpec | GeminiSpec | AnthropicSpec | GroqOpenAiSpec
+AnyCreate = OpenAiCreate | AzureOpenAiCreate | GeminiCreate | AnthropicCreate | GroqOpenAiCreate
+SPEC_BY_FORMAT: dict[LlmFormat, type[AnySpec]] = {
     LlmFormat.OPENAI: OpenAiSpec,
     LlmFormat.AZURE_OPENAI: AzureOpenAiSpec,
     LlmFormat.GEMINI: GeminiSpec,
+    LlmFormat.ANTHROPIC: AnthropicSpec,
+    LlmFormat.GROQ_OPENAI: GroqOpenAiSpec,
 }
 
 
@@ -284,6 +377,9 @@ class LlmUpdate(ApiModel):
     headers: Headers | None = None
     timeouts: Timeouts | None = None
     metadata: Metadata | None = None
+    fallback_llm_ids: FallbackLlmIds | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
     secret: SecretValue | None = None
 
     @field_validator("secret")
@@ -291,12 +387,23 @@ class LlmUpdate(ApiModel):
     def _secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None else _check_secret(value)
 
+    @field_validator("display_name", "llm_format", "urls", "model_name", "secret", "timeouts", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """Leave a field out to keep it; these cannot be cleared (null is a 400, never a 500)."""
+        if value is None:
+            raise ValueError("may not be null: leave the field out to keep its value")
+        return value
+
 
 class ValidationSummary(ApiModel):
     compatible: bool | None = None
     checked_at: datetime | None = None
     summary: str | None = None
     error_code: str | None = None
+    #: The URLs (indexes in ``urls``) whose ``continuation`` check passed: a stream broken after its
+    #: first byte may be continued there (the text sent so far as a prefilled assistant turn).
+    continuation_urls: list[int] = Field(default_factory=list)
 
 
 class Llm(ApiModel):
@@ -317,6 +424,9 @@ class Llm(ApiModel):
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     metadata: dict[str, str] = Field(default_factory=dict)
+    fallback_llm_ids: list[str] = Field(default_factory=list)
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
     secret_hint: str | None = None
     status: LlmStatus
     validation: ValidationSummary = Field(default_factory=ValidationSummary)
@@ -327,11 +437,11 @@ class Llm(ApiModel):
     #: Beside ``status``: how the LLM is doing now (``GET /v1/llms/{id}`` only; never stored here).
     health: LlmHealth | None = Field(default=None, exclude_if=lambda v: v is None)
 
-    @field_validator("headers", "metadata", "timeouts", mode="before")
+    @field_validator("headers", "metadata", "timeouts", "fallback_llm_ids", mode="before")
     @classmethod
     def _absent_is_default(cls, value: Any, info: Any) -> Any:
         if value is None:
-            return Timeouts() if info.field_name == "timeouts" else {}
+            return {"timeouts": Timeouts(), "fallback_llm_ids": []}.get(info.field_name, {})
         return value
 
 

@@ -43,8 +43,9 @@ class Check(ApiModel):
 
 class Timings(ApiModel):
     ttfb_ms: float | None = None
-    ttft_ms: float | None = None
+    ttft_ms: float | None = None  # to the first answer token, never to a thought
     total_ms: float | None = None
+    first_thought_ms: float | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class Report(ApiModel):

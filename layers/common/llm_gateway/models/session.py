@@ -15,7 +15,11 @@ LlmRef = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=
 class PersonaConfig(ApiModel):
     """The persona a session runs as. ``brainType`` is the legacy name of ``llmId``."""
 
-    model_config = ApiModel.model_config | {"extra": "ignore"}
+    model_config = ApiModel.model_config | {
+        "extra": "ignore",
+        # the document says what ``_one_llm`` checks: an LLM must be named
+        "json_schema_extra": {"anyOf": [{"required": ["llmId"]}, {"required": ["brainType"]}]},
+    }
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     avatar_id: Annotated[str, StringConstraints(max_length=200)] | None = None

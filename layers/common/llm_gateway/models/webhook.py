@@ -37,7 +37,7 @@ class Webhook(ApiModel):
     description: str | None = None
     event_types: list[EventType]
     created_at: datetime
-    #: False once the endpoint answered 410 Gone: nothing more is sent to it.
+    #: False once the endpoint answered 410 Gone, or kept timing out: nothing more is sent to it.
     enabled: bool = True
     disabled_reason: str | None = None
 
@@ -57,9 +57,13 @@ class WebhookList(ApiModel):
 class StoredWebhook(Webhook):
     account_id: str
     secret_ref: str
+    #: Deliveries in a row that got no complete answer within the deadline (reset by a 2xx).
+    consecutive_timeouts: int = 0
 
     def public(self) -> Webhook:
-        return Webhook.model_validate(self.model_dump(exclude={"account_id", "secret_ref"}))
+        return Webhook.model_validate(
+            self.model_dump(exclude={"account_id", "secret_ref", "consecutive_timeouts"})
+        )
 
 
 class WebhookDelivery(ApiModel):
@@ -72,3 +76,8 @@ class WebhookDelivery(ApiModel):
     message_id: str
     #: The exact body that is signed and sent.
     payload: str
+    #: Attempts made before this message was put back for later (a deferral is not an attempt;
+    #: the queue's receive count restarts with the new message).
+    earlier_attempts: int = 0
+    #: How often it was put back for later (its account's slots, its target's budget).
+    deferrals: int = 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llm_gateway.models.chat import ChatRequest
-from llm_gateway.models.llm import LlmFormat
+from llm_gateway.models.llm import LlmFormat, ReasoningEffort, ReasoningFormat
 from llm_gateway.models.report import Check, CheckCategory
 from llm_gateway.providers.common.http import Headers, UpstreamError
 from llm_gateway.providers.request import UpstreamRequest
@@ -55,6 +55,18 @@ class EndpointSpec:
     temperature: float | None = None
     max_tokens: int | None = None
     headers: Mapping[str, str] | None = None
+    #: None and ``default`` send no reasoning parameter; a format of None is ``hidden``.
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
+
+    @property
+    def thinks(self) -> bool:
+        """A reasoning effort was asked for (the request carries the spec's reasoning parameter)."""
+        return self.reasoning_effort not in (None, ReasoningEffort.DEFAULT)
+
+    @property
+    def thoughts(self) -> ReasoningFormat:
+        return self.reasoning_format or ReasoningFormat.HIDDEN
 
 
 class StreamRelay(Protocol):
@@ -71,6 +83,22 @@ class StreamRelay(Protocol):
     @property
     def complete(self) -> bool:
         """The stream ended properly (``[DONE]`` written)."""
+        ...
+
+    @property
+    def answer_started(self) -> bool:
+        """An answer token (content or a tool call, never a thought) was written: times TTFT."""
+        ...
+
+    @property
+    def thought_started(self) -> bool:
+        """A thought was seen upstream (whatever the format did with it): times the first thought."""
+        ...
+
+    @property
+    def usage(self) -> Mapping[str, Any] | None:
+        """The token counts the upstream reported, as OpenAI's ``usage`` object (for the request
+        log); ``None`` until the upstream sent them."""
         ...
 
 

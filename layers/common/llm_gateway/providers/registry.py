@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from llm_gateway.models.llm import LlmFormat
+from llm_gateway.providers.anthropic import ANTHROPIC
 from llm_gateway.providers.azure_openai import AZURE_OPENAI
 from llm_gateway.providers.base import Provider
 from llm_gateway.providers.gemini import GEMINI
+from llm_gateway.providers.groq_openai import GROQ_OPENAI
 from llm_gateway.providers.openai import OPENAI
 
 __all__ = ["PROVIDERS", "provider_for"]
@@ -22,6 +24,8 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
         LlmFormat.OPENAI: OPENAI,
         LlmFormat.AZURE_OPENAI: AZURE_OPENAI,
         LlmFormat.GEMINI: GEMINI,
+        LlmFormat.ANTHROPIC: ANTHROPIC,
+        LlmFormat.GROQ_OPENAI: GROQ_OPENAI,
     }
 )
 

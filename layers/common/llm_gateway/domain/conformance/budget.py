@@ -22,6 +22,9 @@ CONFIG_TEST_MARGIN_S = 3.0
 #: The validator's budget when no Lambda context says how long is left; template.yaml's
 #: ``ValidatorFunction.Timeout`` must be at least this plus ``VALIDATOR_MARGIN_S`` (tests/infra).
 VALIDATOR_BUDGET_S = 75.0
+#: The budget of an endpoint whose last validation timed out: a healthy endpoint streams a short
+#: answer in a few seconds, so this still passes a slow but working one.
+TIMED_OUT_BUDGET_S = 20.0
 #: Kept back from the validator's remaining time: store the report, update the LLM, emit the event.
 VALIDATOR_MARGIN_S = 10.0
 #: A budget is never below this: a run that has (almost) no time still produces its report quickly.
@@ -79,14 +82,18 @@ def config_test_budget(remaining_ms: int | None = None) -> RunBudget:
     )
 
 
-def validator_budget(remaining_ms: int | None = None) -> RunBudget:
+def validator_budget(remaining_ms: int | None = None, *, timed_out_before: bool = False) -> RunBudget:
     """A queued validation: the function's remaining time less a margin to store the report,
-    at most ``VALIDATOR_BUDGET_S`` (which is what applies without a Lambda context)."""
-    seconds = _within(VALIDATOR_BUDGET_S, remaining_ms, VALIDATOR_MARGIN_S)
+    at most ``VALIDATOR_BUDGET_S`` (which is what applies without a Lambda context); at most
+    ``TIMED_OUT_BUDGET_S`` for an endpoint whose last validation timed out (it holds a validator,
+    and its account's slot, for less while it keeps not answering)."""
+    limit = TIMED_OUT_BUDGET_S if timed_out_before else VALIDATOR_BUDGET_S
+    seconds = _within(limit, remaining_ms, VALIDATOR_MARGIN_S)
+    why = ", shortened: the last validation timed out" if timed_out_before else ""
     return RunBudget(
         seconds,
         f"the validator's {_s(seconds)} budget (its Lambda time left, less {VALIDATOR_MARGIN_S:g} s "
-        "to store the report)",
+        f"to store the report{why})",
     )
 
 

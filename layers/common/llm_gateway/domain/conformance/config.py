@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from llm_gateway.domain.ports import UrlGuard
 from llm_gateway.models.chat import ChatMessage, ChatRequest
-from llm_gateway.models.llm import LlmFormat, Timeouts
+from llm_gateway.models.llm import LlmFormat, ReasoningEffort, ReasoningFormat, Timeouts
 from llm_gateway.providers.base import EndpointSpec
 from llm_gateway.providers.registry import provider_for
 from llm_gateway.providers.request import UpstreamRequest
@@ -17,6 +17,9 @@ from llm_gateway.redaction import redact_url
 
 #: The probe asks for a few tokens: enough to see a stream, cheap for the LLM owner.
 PROBE_MAX_TOKENS = 16
+#: A reasoning model (an LLM with a reasoning effort) spends tokens thinking before it answers:
+#: a 16-token probe would end before the first word of the answer, so it gets this many.
+REASONING_PROBE_MAX_TOKENS = 2048
 PROBE_PROMPT = "Reply with one short word: ok"
 
 
@@ -44,7 +47,11 @@ class StreamingClient(Protocol):
         content: bytes,
         headers: Mapping[str, str],
         timeout: tuple[float, float, float, float],
-    ) -> AbstractContextManager[ProbeResponse]: ...
+        deadline_s: float | None = None,
+    ) -> AbstractContextManager[ProbeResponse]:
+        """``deadline_s``: the whole exchange (connect, headers, body) ends that many seconds from
+        now, however the server spaces its bytes (the read timeout restarts with every byte)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,8 @@ class EndpointConfig:
     temperature: float | None = None
     max_tokens: int | None = None
     timeouts: Timeouts | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    reasoning_format: ReasoningFormat | None = None
 
     @classmethod
     def from_llm(cls, llm: Any) -> EndpointConfig:
@@ -88,7 +97,18 @@ class EndpointConfig:
             temperature=getattr(llm, "temperature", None),
             max_tokens=getattr(llm, "max_tokens", None),
             timeouts=getattr(llm, "timeouts", None),
+            reasoning_effort=getattr(llm, "reasoning_effort", None),
+            reasoning_format=getattr(llm, "reasoning_format", None),
         )
+
+    @property
+    def thinks(self) -> bool:
+        """A reasoning effort is set: the probe gives the model room to think and then answer."""
+        return self.reasoning_effort not in (None, ReasoningEffort.DEFAULT)
+
+    @property
+    def probe_max_tokens(self) -> int:
+        return REASONING_PROBE_MAX_TOKENS if self.thinks else PROBE_MAX_TOKENS
 
     def endpoint(self, url: str) -> EndpointSpec:
         return EndpointSpec(
@@ -100,6 +120,8 @@ class EndpointConfig:
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             headers=self.headers,
+            reasoning_effort=self.reasoning_effort,
+            reasoning_format=self.reasoning_format,
         )
 
 
@@ -107,12 +129,12 @@ class ProbeConfigError(ValueError):
     """The config cannot be turned into a request (URL form, model name); the message says why."""
 
 
-def probe_chat() -> ChatRequest:
+def probe_chat(max_tokens: int = PROBE_MAX_TOKENS) -> ChatRequest:
     """The chat request the probe sends: what the platform sends, minus the persona."""
     return ChatRequest(
         messages=[ChatMessage(role="user", content=PROBE_PROMPT)],
         stream=True,
-        max_tokens=PROBE_MAX_TOKENS,
+        max_tokens=max_tokens,
         stream_options={"include_usage": True},
     )
 
@@ -120,7 +142,9 @@ def probe_chat() -> ChatRequest:
 def build_probe_request(config: EndpointConfig, url: str, api_key: str) -> UpstreamRequest:
     """The provider's own request for ``url``; raises ``ProbeConfigError`` with a fix-it message."""
     try:
-        built = provider_for(config.llm_format).build_request(config.endpoint(url), probe_chat(), api_key)
+        built = provider_for(config.llm_format).build_request(
+            config.endpoint(url), probe_chat(config.probe_max_tokens), api_key
+        )
     except ValueError as exc:  # ProviderConfigError, or a URL urllib cannot split
         raise ProbeConfigError(str(exc)) from None
     headers = dict(built.headers)

@@ -17,15 +17,17 @@ from urllib.parse import urlsplit
 
 from llm_gateway.domain.conformance.budget import RunBudget, RunClock
 from llm_gateway.domain.conformance.config import (
-    PROBE_MAX_TOKENS,
     EndpointConfig,
     HttpPort,
     ProbeConfigError,
     build_probe_request,
     public_url,
 )
+from llm_gateway.domain.conformance.continuation import continuation_check
+from llm_gateway.domain.conformance.continuation import skipped as continuation_skipped
 from llm_gateway.domain.conformance.exchange import Budget, Exchange, TokenWatch, exchange
 from llm_gateway.domain.conformance.failures import Failure, budget_failure, budget_hint, transport_failure
+from llm_gateway.domain.conformance.thoughts import ThoughtWatch, parsed_relay, thoughts_check
 from llm_gateway.errors import EndpointBlocked, ErrorCode, TransportError
 from llm_gateway.models.report import Check, CheckCategory, CheckStatus, Report, Timings
 from llm_gateway.providers.common.findings import trim_evidence
@@ -131,7 +133,8 @@ class _Prober:
         """Everything after a check that stopped the probe, as ``skip`` with ``reason``."""
         ids = [("address", _NETWORK)] if address else []
         ids += [("connection", _NETWORK), *self.provider.plan.without_response, ("stream_complete", _NETWORK),
-                ("incremental", _STREAMING), ("latency", _LATENCY), ("auth_probe", _AUTH)]  # fmt: skip
+                ("incremental", _STREAMING), ("latency", _LATENCY), ("thoughts", CheckCategory.FORMAT),
+                ("auth_probe", _AUTH), ("continuation", _STREAMING)]  # fmt: skip
         return [_check(cid, cat, _SKIP, reason, hint) for cid, cat in ids]
 
     def _url(self, url: str) -> tuple[UpstreamRequest | None, _Finding]:
@@ -176,12 +179,13 @@ class _Prober:
             return _UrlResult(findings, Timings(), shown, None)
         if self._out_of_time():
             return self.cut_short(url)
-        watch = TokenWatch(self.provider)
+        watch = TokenWatch(self.provider, ThoughtWatch(parsed_relay(self.provider, self.config, url)))
         main = exchange(
             self.http.client, request, self.budget, watch, self.monotonic, max_body=MAX_STREAM_BYTES,
             run=self.run,
         )  # fmt: skip
-        timings = Timings(ttfb_ms=_ms(main.ttfb_s), ttft_ms=_ms(main.ttft_s), total_ms=_ms(main.total_s))
+        timings = Timings(ttfb_ms=_ms(main.ttfb_s), ttft_ms=_ms(main.ttft_s), total_ms=_ms(main.total_s),
+                          first_thought_ms=_ms(main.first_thought_s))  # fmt: skip
         if main.status is None:
             findings.append(self._no_response(main))
             findings += self.skipped("skipped: no HTTP response")[1:]
@@ -190,8 +194,21 @@ class _Prober:
             _check("connection", _NETWORK, _PASS, f"HTTP {main.status} response headers after {_fmt_s(main.ttfb_s)}",
                    duration_s=main.ttfb_s)
         )  # fmt: skip
-        findings, spec_conforms = self._judge(request, main, findings)
+        findings, spec_conforms = self._judge(request, main, findings, url)
+        findings.append(self._continuation(url, main))
         return _UrlResult(findings, timings, shown, spec_conforms)
+
+    def _continuation(self, url: str, main: Exchange) -> _Finding:
+        """Whether a cut answer could be continued here (``warn``/``skip`` only, never ``fail``)."""
+        if self.light:
+            return _Finding(continuation_skipped("not run: a re-validation sends one streaming request"))
+        if not 200 <= (main.status or 0) < 300 or not main.complete:
+            return _Finding(continuation_skipped("skipped: the endpoint did not stream a whole answer"))
+        check = continuation_check(
+            self.config, url, self.api_key, self.http.client, self.budget.capped(AUTH_PROBE_MAX_S),
+            self.monotonic, self.run, self.secrets,
+        )  # fmt: skip
+        return _Finding(check)
 
     def _address(self, url: str, host: str) -> _Finding:
         started = self.monotonic()
@@ -215,7 +232,7 @@ class _Prober:
                       code=failure.code)  # fmt: skip
 
     def _judge(
-        self, request: UpstreamRequest, main: Exchange, findings: list[_Finding]
+        self, request: UpstreamRequest, main: Exchange, findings: list[_Finding], url: str
     ) -> tuple[list[_Finding], bool | None]:
         """The checks of an answer that arrived: completeness, spec, latency, the wrong-key probe."""
         status = main.status or 0
@@ -227,17 +244,34 @@ class _Prober:
             findings += [_check(cid, cat, _SKIP, f"skipped: HTTP {status} redirect")
                          for cid, cat in self.provider.plan.without_response[1:]]  # fmt: skip
             findings.append(self._latency(main, streaming))
+            findings.append(
+                _check("thoughts", CheckCategory.FORMAT, _SKIP, "skipped: the endpoint redirects")
+            )
             findings.append(_check("auth_probe", _AUTH, _SKIP, "skipped: the endpoint redirects"))
             return findings, False
         checks = self.provider.check_response(
             status, main.headers, bytes(main.body), expect_complete=main.complete, secrets=self.secrets
         )
-        spec = [self._live(c, main) for c in checks]
+        spec = [self._reasoning_hint(self._live(c, main)) for c in checks]
         error = self.provider.classify_error(status, bytes(main.body), main.headers, secrets=self.secrets)
         findings += [_Finding(c, self._code_for(c, error.code) if c.status is _FAIL else None) for c in spec]
         findings.append(self._latency(main, streaming))
+        findings.append(self._thoughts(main, streaming, url))
         findings.append(self._auth_probe(request, main, spec))
         return findings, self.provider.conforms(spec)
+
+    def _reasoning_hint(self, check: Check) -> Check:
+        """A request refused while the LLM sends a reasoning parameter: say which field to change."""
+        if not self.config.thinks or check.status is not _FAIL or check.id != "http_status":
+            return check
+        if check.category is not CheckCategory.REQUEST:
+            return check
+        hint = (
+            f"The request carried reasoningEffort {self.config.reasoning_effort} as the spec's reasoning "
+            "parameter; if the model is not a reasoning model (or takes other values), unset "
+            "reasoningEffort or change it, then validate again. " + (check.hint or "")
+        )
+        return check.model_copy(update={"hint": hint.strip()})
 
     def _code_for(self, check: Check, status_code: ErrorCode) -> ErrorCode:
         plan = self.provider.plan
@@ -285,7 +319,7 @@ class _Prober:
             return _check(
                 "stream_complete", _STREAMING, _FAIL,
                 f"the response exceeds {MAX_STREAM_BYTES // (1024 * 1024)} MiB for a "
-                f"{PROBE_MAX_TOKENS}-token request; reading stopped",
+                f"{self.config.probe_max_tokens}-token request; reading stopped",
                 "Honour max_tokens (max_output_tokens on Gemini) and stream only the completion.",
                 duration_s=main.total_s, code=ErrorCode.UPSTREAM_PROTOCOL_ERROR,
             )  # fmt: skip
@@ -331,12 +365,29 @@ class _Prober:
             duration_s=waited, code=ErrorCode.UPSTREAM_PROTOCOL_ERROR,
         )  # fmt: skip
 
+    def _thoughts(self, main: Exchange, streaming: bool, url: str) -> _Finding:
+        """Whether the answer can be told from the thoughts (the relay's own verdict, replayed)."""
+        if not streaming or main.status != 200:
+            return _check("thoughts", CheckCategory.FORMAT, _SKIP, f"no stream: HTTP {main.status}")
+        return _Finding(
+            thoughts_check(parsed_relay(self.provider, self.config, url), bytes(main.body), self.config)
+        )
+
     def _latency(self, main: Exchange, streaming: bool) -> _Finding:
         if not streaming:
             return _check("latency", _LATENCY, _SKIP, f"no stream: HTTP {main.status}")
         if main.ttft_s is None:
+            if main.first_thought_s is not None:
+                return _check("latency", _LATENCY, _WARN,
+                              f"thoughts from {_fmt_s(main.first_thought_s)}, but no answer token arrived",
+                              "Give the model room to answer (reasoningEffort, maxTokens).")  # fmt: skip
             return _check("latency", _LATENCY, _SKIP, "no token arrived, so no time to first token")
-        message = f"first token after {_fmt_s(main.ttft_s)} (first byte after {_fmt_s(main.ttfb_s)})"
+        thought = (
+            f"first thought after {_fmt_s(main.first_thought_s)}, "
+            if main.first_thought_s is not None
+            else ""
+        )
+        message = f"first answer token after {_fmt_s(main.ttft_s)} ({thought}first byte after {_fmt_s(main.ttfb_s)})"
         if main.ttft_s > SLOW_FIRST_TOKEN_S:
             return _check(
                 "latency", _LATENCY, _WARN, message + f"; above {SLOW_FIRST_TOKEN_S:g} s",
@@ -478,7 +529,7 @@ def run_conformance(
         timings=primary.timings if primary else Timings(),
         checks=[f.check for f in findings],
         details={
-            "probe": {"maxTokens": PROBE_MAX_TOKENS, "stream": True, "timeoutS": per_check.total_s}
+            "probe": {"maxTokens": config.probe_max_tokens, "stream": True, "timeoutS": per_check.total_s}
             | ({"budgetS": round(budget.seconds, 1)} if budget is not None else {})
             | ({"probeSet": "light"} if light else {}),
             "urls": [r.probed_url for r in results],

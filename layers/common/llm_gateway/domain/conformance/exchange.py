@@ -18,6 +18,7 @@ from llm_gateway.domain.conformance.failures import (
     transport_failure,
     unexpected_failure,
 )
+from llm_gateway.domain.conformance.thoughts import ThoughtWatch
 from llm_gateway.errors import EndpointBlocked, ErrorCode, TransportError
 from llm_gateway.models.llm import Timeouts
 from llm_gateway.providers.base import Provider
@@ -72,6 +73,12 @@ class Budget:
         )
 
 
+#: The client's wall-clock deadline trails the exchange's own total bound by this: the checks
+#: between chunks end a slow body first and say which bound it was; the deadline catches what
+#: they cannot see (a server that drips its headers a line at a time).
+_DEADLINE_SLACK_S = 0.5
+
+
 class _Deadline(Exception):
     def __init__(self, phase: str, budget_s: float) -> None:
         super().__init__(phase)
@@ -85,7 +92,8 @@ class Exchange:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytearray = field(default_factory=bytearray)
     ttfb_s: float | None = None
-    ttft_s: float | None = None
+    ttft_s: float | None = None  # to the first answer token (a thought does not count)
+    first_thought_s: float | None = None
     total_s: float | None = None
     failure: Failure | None = None
     oversized: bool = False
@@ -105,10 +113,14 @@ class TokenWatch:
     """Reads the stream's SSE events as they arrive (as the provider reads them): the first one that
     carries model output times the first token, and the counts show whether delivery was incremental."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Provider, thoughts: ThoughtWatch | None = None) -> None:
         self.carries_token = provider.carries_token
         self.parser: SseParser | None = SseParser(max_line_bytes=256 * 1024)
         self.seen = False
+        #: The spec's relay run alongside: it tells the answer from thoughts (else token events time it).
+        self.thoughts = thoughts or ThoughtWatch(None)
+        self.answered = False
+        self.thought = False
 
     def feed(self, chunk: bytes) -> tuple[int, int]:
         """(events, token-carrying events) completed by ``chunk``."""
@@ -121,6 +133,9 @@ class TokenWatch:
             return 0, 0
         tokens = sum(1 for e in events if self._carries_token(e.data))
         self.seen = self.seen or tokens > 0
+        answered, thought = self.thoughts.feed(chunk)
+        self.answered = answered if self.thoughts.active else self.seen
+        self.thought = self.thought or thought
         return len(events), tokens
 
     def _carries_token(self, data: str) -> bool:
@@ -171,7 +186,12 @@ def _read(
     timeout = (budget.connect_s, budget.read_s, budget.read_s, budget.connect_s)
     try:
         with client.stream(
-            request.method, request.url, content=request.body, headers=request.headers, timeout=timeout
+            request.method,
+            request.url,
+            content=request.body,
+            headers=request.headers,
+            timeout=timeout,
+            deadline_s=budget.total_s + _DEADLINE_SLACK_S,
         ) as response:
             out.ttfb_s = monotonic() - start
             out.status = response.status_code
@@ -184,8 +204,8 @@ def _read(
                 out.body += chunk
                 if watch is not None and streaming:
                     _watch(watch, chunk, now, out)
-                    if out.ttft_s is not None:
-                        phase = "stream"
+                    if out.ttft_s is not None or out.first_thought_s is not None:
+                        phase = "stream"  # a model that thinks has started
                 if len(out.body) >= limit:
                     del out.body[limit:]
                     out.oversized = streaming
@@ -220,5 +240,7 @@ def _watch(watch: TokenWatch, chunk: bytes, now: float, out: Exchange) -> None:
         out.token_events += tokens
         if out.first_event_s is None:
             out.first_event_s = now
-    if tokens and out.ttft_s is None:
+    if watch.answered and out.ttft_s is None:
         out.ttft_s = now
+    if watch.thought and out.first_thought_s is None:
+        out.first_thought_s = now

@@ -42,7 +42,8 @@ async function* sseData(body, signal) {
   }
 }
 
-export function chatSection({ llmId, signal }) {
+/** ``onRequest(requestId)``: each chat request's id, for the page's request list. */
+export function chatSection({ llmId, signal, onRequest = () => {} }) {
   const headingId = nextId("chat");
   const log = h("div", { role: "log", "aria-label": "Conversation", class: "chat-log" });
   const message = field({ label: "Message", control: h("textarea", { rows: 3 }) });
@@ -62,6 +63,14 @@ export function chatSection({ llmId, signal }) {
     log.append(h("p", { class: "turn" }, h("span", { class: "who" }, `${who}:`), body));
     log.scrollTop = log.scrollHeight;
     return body;
+  }
+
+  // A reasoning model's thoughts (reasoningFormat "parsed"), folded away under the answer.
+  function thoughtsUnder(answer) {
+    const text = h("span", { class: "muted thought-text" });
+    const fold = h("details", { class: "thoughts", hidden: true }, h("summary", null, "Thoughts"), text);
+    answer.parentElement.after(fold);
+    return { fold, text };
   }
 
   reset.addEventListener("click", () => {
@@ -92,8 +101,10 @@ export function chatSection({ llmId, signal }) {
     turn("You", text);
     message.control.value = "";
     const answer = turn("LLM", "");
+    const thoughts = thoughtsUnder(answer);
     ttft.textContent = "";
     let content = "";
+    let thought = "";
     try {
       const token = await sessionToken(llmId, prompt.control.value.trim(), streaming.signal);
       const started = performance.now();
@@ -105,6 +116,7 @@ export function chatSection({ llmId, signal }) {
         credentials: "omit",
         signal: streaming.signal,
       });
+      onRequest(response.headers.get("x-request-id"));
       if (!response.ok) {
         const body = await response.json().catch(() => null);
         const error = (body && body.error) || {};
@@ -117,6 +129,11 @@ export function chatSection({ llmId, signal }) {
         try { chunk = JSON.parse(data); } catch { continue; }
         if (chunk.error) throw new Error(`${chunk.error.message || "The stream failed."} (${chunk.error.code || "error"})`);
         const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+        if (delta && delta.reasoning_content) {
+          thought += delta.reasoning_content;
+          thoughts.text.textContent = thought;
+          thoughts.fold.hidden = false;
+        }
         if (delta && delta.content) {
           if (first === null) {
             first = performance.now() - started;

@@ -19,6 +19,10 @@ function windowFacts(window) {
     ["Upstream errors", window.requests ? `${pct(window.errorRate)}${codes ? ` (${codes})` : ""}` : "—"],
     ["Time to first token", window.ttftP50Ms == null ? "—" : `p50 ${ms(window.ttftP50Ms)}, p95 ${ms(window.ttftP95Ms)}`],
   ];
+  // Per URL: attempts that failed even when another URL then answered (the caller waited for them).
+  for (const url of window.urls || []) {
+    rows.push([`urls[${url.index}]`, `${url.failed} of ${url.attempts} attempts failed, served ${url.served}`]);
+  }
   return h("dl", { class: "facts" }, rows.flatMap(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
 }
 

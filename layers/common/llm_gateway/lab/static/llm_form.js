@@ -11,11 +11,15 @@ const URL_HELP = {
   openai: "The chat completions URL, e.g. https://api.openai.com/v1/chat/completions (a base ending in /v1 works too).",
   azure_openai: "Your resource endpoint, e.g. https://my-resource.openai.azure.com (then fill Deployment and API version), or a …/openai/v1 base.",
   gemini: "The API base, https://generativelanguage.googleapis.com, or the full streaming URL.",
+  anthropic: "The API base, https://api.anthropic.com, or the full Messages URL …/v1/messages (compatible servers too).",
+  groq_openai: "The OpenAI-compatible base, https://api.groq.com/openai/v1 (or its …/chat/completions URL).",
 };
 const MODEL_HELP = {
   openai: "The model name the endpoint expects, e.g. gpt-4o-mini.",
   azure_openai: "The model, or with an /openai/v1 base URL the deployment name.",
   gemini: "e.g. gemini-2.5-flash.",
+  anthropic: "e.g. claude-sonnet-4-5.",
+  groq_openai: "e.g. openai/gpt-oss-20b or qwen/qwen3-32b.",
 };
 const MODEL_PATTERN = /^[A-Za-z0-9._:/@+-]+$/;
 const DEPLOYMENT_PATTERN = /^[A-Za-z0-9._-]+$/;
@@ -35,7 +39,7 @@ export async function renderLlmForm({ root, signal, go }, llmId) {
     return;
   }
 
-  const format = h("select", null, Object.entries({ openai: 0, azure_openai: 0, gemini: 0 }).map(([value]) =>
+  const format = h("select", null, Object.entries({ openai: 0, azure_openai: 0, gemini: 0, anthropic: 0, groq_openai: 0 }).map(([value]) =>
     h("option", { value }, formatName(value))));
   const fields = {
     name: field({ label: "Display name", control: input({ maxlength: 120 }) }),
@@ -44,6 +48,16 @@ export async function renderLlmForm({ root, signal, go }, llmId) {
     model: field({ label: "Model", control: input({ maxlength: 200 }), help: MODEL_HELP.openai }),
     deployment: field({ label: "Deployment", control: input({ maxlength: 64 }), help: "The Azure deployment name (with a resource-endpoint URL).", hidden: true }),
     apiVersion: field({ label: "API version", control: input({ placeholder: "2024-10-21" }), help: "The Azure api-version, YYYY-MM-DD or YYYY-MM-DD-preview.", hidden: true }),
+    reasoningEffort: field({
+      label: "Reasoning effort",
+      control: h("select", null, ["", "default", "low", "medium", "high"].map((v) => h("option", { value: v }, v || "(not set)"))),
+      help: "For reasoning models: how hard the model thinks (OpenAI reasoning_effort, Gemini thinking, Anthropic thinking budget).",
+    }),
+    reasoningFormat: field({
+      label: "Thoughts",
+      control: h("select", null, ["", "hidden", "parsed", "raw"].map((v) => h("option", { value: v }, v || "(hidden, the default)"))),
+      help: "What clients get of a reasoning model's thoughts: hidden (only the answer), parsed (in delta.reasoning_content) or raw.",
+    }),
     key: field({
       label: "Endpoint API key",
       control: h("input", { type: "password", autocomplete: "off", autocapitalize: "off", spellcheck: "false" }),
@@ -60,6 +74,8 @@ export async function renderLlmForm({ root, signal, go }, llmId) {
     c.model.value = existing.modelName;
     c.deployment.value = existing.deploymentName || "";
     c.apiVersion.value = existing.apiVersion || "";
+    c.reasoningEffort.value = existing.reasoningEffort || "";
+    c.reasoningFormat.value = existing.reasoningFormat || "";
   }
 
   function syncFormat() {
@@ -124,6 +140,8 @@ export async function renderLlmForm({ root, signal, go }, llmId) {
     };
     if (azure && c.deployment.value.trim()) out.deploymentName = c.deployment.value.trim();
     if (azure && c.apiVersion.value.trim()) out.apiVersion = c.apiVersion.value.trim();
+    if (c.reasoningEffort.value) out.reasoningEffort = c.reasoningEffort.value;
+    if (c.reasoningFormat.value) out.reasoningFormat = c.reasoningFormat.value;
     if (c.key.value) out.secret = c.key.value;
     if (!existing || forTest) return out;
     // An update sends only what changed (anything else would queue a needless revalidation).
@@ -134,6 +152,8 @@ export async function renderLlmForm({ root, signal, go }, llmId) {
     if (out.modelName !== existing.modelName) patch.modelName = out.modelName;
     if ((out.deploymentName || null) !== (existing.deploymentName || null)) patch.deploymentName = out.deploymentName || null;
     if ((out.apiVersion || null) !== (existing.apiVersion || null)) patch.apiVersion = out.apiVersion || null;
+    if ((out.reasoningEffort || null) !== (existing.reasoningEffort || null)) patch.reasoningEffort = out.reasoningEffort || null;
+    if ((out.reasoningFormat || null) !== (existing.reasoningFormat || null)) patch.reasoningFormat = out.reasoningFormat || null;
     if (out.secret) patch.secret = out.secret;
     return patch;
   }
@@ -240,7 +260,7 @@ export async function renderLlmForm({ root, signal, go }, llmId) {
     h("h1", null, existing ? `Edit ${existing.displayName}` : "New LLM"),
     h("p", { class: "muted" }, existing
       ? "Change what you need. A changed endpoint is tested again automatically."
-      : "Register an endpoint that speaks the OpenAI, Azure OpenAI or Gemini API. It is tested automatically once saved; Test checks it now without saving."),
+      : "Register an endpoint that speaks the OpenAI, Azure OpenAI, Gemini, Anthropic or Groq API. It is tested automatically once saved; Test checks it now without saving."),
     form,
     testResult,
   );

@@ -1,4 +1,5 @@
-// The LLM page: live status, the validation report, timings, Validate again, Delete, Try it, snippets.
+// The LLM page: live status, the validation report, timings, Validate again, Delete, Try it, its
+// requests and usage, snippets.
 
 import { call, describeError } from "./api.js";
 import { announce, badge, confirmDialog, formatTime, h } from "./dom.js";
@@ -6,6 +7,7 @@ import { chatSection, forgetSessionTokens } from "./chat.js";
 import { healthSection } from "./health.js";
 import { formatName } from "./llms.js";
 import { reportRegion, rotationText, timingsFigure } from "./report.js";
+import { requestsSection, usageSection } from "./requests.js";
 import { snippetsSection } from "./snippets.js";
 
 const POLL_MS = 1000;
@@ -137,6 +139,7 @@ export async function renderLlmPage({ root, signal, go }, llmId) {
   });
 
   renderHeader();
+  const requests = requestsSection({ llmId: llm.id, signal });
   root.append(
     h("p", null, h("a", { href: "#/llms" }, "← All LLMs")),
     h("h1", null, llm.displayName),
@@ -149,7 +152,9 @@ export async function renderLlmPage({ root, signal, go }, llmId) {
       validateButton, deleteButton, actionStatus),
     builtin ? null : reportSlot,
     builtin ? null : timingsSlot,
-    chatSection({ llmId: llm.id, signal }),
+    chatSection({ llmId: llm.id, signal, onRequest: requests.noteOwn }),
+    requests.region,
+    usageSection({ llmId: llm.id, signal }),
     snippetsSection(llm.id),
   );
   if (builtin) return;

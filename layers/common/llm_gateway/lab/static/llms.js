@@ -4,7 +4,7 @@ import { call } from "./api.js";
 import { badge, field, formatTime, h } from "./dom.js";
 
 const PER_PAGE = 100;
-const FORMATS = { openai: "OpenAI", azure_openai: "Azure OpenAI", gemini: "Gemini" };
+const FORMATS = { openai: "OpenAI", azure_openai: "Azure OpenAI", gemini: "Gemini", anthropic: "Anthropic", groq_openai: "Groq (OpenAI-compatible)" };
 
 export function formatName(format) {
   return FORMATS[format] || format;

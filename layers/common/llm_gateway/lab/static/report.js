@@ -2,6 +2,19 @@
 
 import { badge, formatTime, h, ms, nextId, svg } from "./dom.js";
 
+/** Which URLs continue a prefilled answer (the "continuation" checks): where a cut answer is finished. */
+function continuationText(report) {
+  const checks = report.checks.filter((c) => c.id === "continuation" || c.id.startsWith("continuation@"));
+  if (!checks.length) return "";
+  const passed = checks.filter((c) => c.status === "pass").map((c) => {
+    const at = c.id.split("@")[1];
+    return `urls[${at ? Number(at) - 1 : 0}]`;
+  });
+  return passed.length
+    ? `Continuation: a cut answer is continued on ${passed.join(", ")}.`
+    : "Continuation: no URL continues a prefilled answer; a cut answer ends with an error event.";
+}
+
 /** The region named "Validation report": summary, then check, category, status, message, hint, evidence. */
 export function reportRegion(report, { title = "Validation report", empty = "No report yet." } = {}) {
   const headingId = nextId("report");
@@ -25,6 +38,8 @@ export function reportRegion(report, { title = "Validation report", empty = "No 
   );
   const rotation = rotationText(report);
   if (rotation) region.append(h("p", { class: `notice ${rotation.ok ? "ok" : "bad"}` }, rotation.text));
+  const continuation = continuationText(report);
+  if (continuation) region.append(h("p", { class: "muted" }, continuation));
   const rows = report.checks.map((check) =>
     h(
       "tr",

@@ -33,6 +33,7 @@ class AzureOpenAiProvider(OpenAiProvider):
             temperature=endpoint.temperature,
             max_tokens=endpoint.max_tokens,
             extra_headers=endpoint.headers,
+            reasoning=self.reasoning(endpoint),
         )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from llm_gateway.models.chat import ChatRequest
@@ -94,6 +95,7 @@ def build_request(
     temperature: float | None = None,
     max_tokens: int | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    reasoning: Mapping[str, Any] | None = None,
 ) -> UpstreamRequest:
     """An Azure streaming request with the ``api-key`` header.
 
@@ -112,6 +114,7 @@ def build_request(
         temperature=temperature,
         max_tokens=max_tokens,
         include_stream_options=stream_options_ok,
+        reasoning=reasoning,
     )
     headers = filter_extra_headers(extra_headers)
     headers.update({"api-key": api_key, "Content-Type": "application/json", "Accept": "text/event-stream"})

@@ -30,8 +30,10 @@ def translate_chat(
     temperature: float | None = None,
     max_tokens: int | None = None,
     api_version: str = DEFAULT_API_VERSION,
+    thinking: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``GenerateContentRequest`` JSON body for an OpenAI chat request."""
+    """The ``GenerateContentRequest`` JSON body for an OpenAI chat request (``thinking`` is the
+    ``generationConfig.thinkingConfig`` the LLM's reasoning effort asks for)."""
     system_parts: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}
@@ -71,6 +73,8 @@ def translate_chat(
     limits = [v for v in (chat.max_completion_tokens or chat.max_tokens, max_tokens) if v is not None]
     if limits:
         generation["maxOutputTokens"] = min(limits)
+    if thinking:
+        generation["thinkingConfig"] = dict(thinking)
     if generation:
         payload["generationConfig"] = generation
     return payload

@@ -90,6 +90,11 @@ _VERDICTS: dict[ErrorCode, tuple[CheckCategory, str, str]] = {
         "Make sure the URL is a Gemini API endpoint that accepts streamGenerateContent with "
         "contents/systemInstruction/generationConfig, and that the model supports them.",
     ),
+    ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED: (
+        CheckCategory.REQUEST,
+        "the prompt is longer than the model's input token limit",
+        "Shorten the conversation the client sends, or add a fallback LLM with a longer context.",
+    ),
     ErrorCode.UPSTREAM_PROTOCOL_ERROR: (
         CheckCategory.ENDPOINT,
         "the endpoint answered with a redirect, which the gateway never follows",
@@ -126,6 +131,14 @@ def _is_key_rejection(error: Mapping[str, Any]) -> bool:
     )
 
 
+def _is_token_limit(error: Mapping[str, Any]) -> bool:
+    """Gemini's 400 for a prompt over the model's limit: "The input token count (N) exceeds the
+    maximum number of tokens allowed (M)." (the message is read, never relayed)."""
+    message = error.get("message")
+    text = message.lower() if isinstance(message, str) else ""
+    return "token" in text and ("exceeds the maximum" in text or "too long" in text)
+
+
 def classify_error(status: int, body: bytes | str | Mapping[str, Any] | None = None) -> ErrorCode | None:
     """The gateway's upstream error code for a response that failed before streaming (``None`` on 2xx)."""
     if 200 <= status < 300:
@@ -138,6 +151,8 @@ def classify_error(status: int, body: bytes | str | Mapping[str, Any] | None = N
         return common
     if status == 404:
         return ErrorCode.UPSTREAM_MODEL_NOT_FOUND
+    if status in (400, 413) and _is_token_limit(error):
+        return ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED
     rpc_status = error.get("status")
     if isinstance(rpc_status, str) and rpc_status in _CODE_BY_RPC_STATUS:
         return _CODE_BY_RPC_STATUS[rpc_status]

@@ -47,6 +47,7 @@ class GeminiProvider:
             temperature=endpoint.temperature,
             max_tokens=endpoint.max_tokens,
             extra_headers=endpoint.headers,
+            thinking=request.thinking_config(endpoint),
         )
 
     def check_response(
@@ -69,7 +70,11 @@ class GeminiProvider:
 
     def make_relay(self, endpoint: EndpointSpec, chat: ChatRequest) -> StreamRelay:
         include_usage = bool((chat.stream_options or {}).get("include_usage"))
-        return GeminiTranslation(model=endpoint.model_name, include_usage=include_usage)
+        return GeminiTranslation(
+            model=endpoint.model_name,
+            include_usage=include_usage,
+            reasoning_format=endpoint.reasoning_format,
+        )
 
     def carries_token(self, payload: Mapping[str, Any]) -> bool:
         for candidate in payload.get("candidates") or []:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from llm_gateway.models.chat import ChatRequest
-from llm_gateway.providers.base import EndpointUrlError
+from llm_gateway.models.llm import ReasoningEffort, ReasoningFormat
+from llm_gateway.providers.base import EndpointSpec, EndpointUrlError
 from llm_gateway.providers.common.http import filter_extra_headers
 from llm_gateway.providers.gemini.body import DEFAULT_API_VERSION, translate_chat
 from llm_gateway.providers.request import UpstreamRequest
@@ -64,6 +66,25 @@ def stream_url(url: str, model_name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), ""))
 
 
+#: Gemini 2.5 takes a thinking budget in tokens; later models a thinking level.
+_BUDGET_BY_EFFORT = {ReasoningEffort.LOW: 1024, ReasoningEffort.MEDIUM: 8192, ReasoningEffort.HIGH: 24576}
+
+
+def thinking_config(endpoint: EndpointSpec) -> dict[str, Any] | None:
+    """``generationConfig.thinkingConfig`` for the LLM's reasoning effort and format: a budget for
+    Gemini 2.x, ``thinkingLevel`` for later models; thoughts are asked for only when shown."""
+    config: dict[str, Any] = {}
+    effort = endpoint.reasoning_effort
+    if endpoint.thinks and effort is not None:
+        if endpoint.model_name.strip().removeprefix("models/").startswith("gemini-2"):
+            config["thinkingBudget"] = _BUDGET_BY_EFFORT[effort]
+        else:
+            config["thinkingLevel"] = effort.value
+    if endpoint.thoughts is not ReasoningFormat.HIDDEN:
+        config["includeThoughts"] = True
+    return config or None
+
+
 def _api_version(url: str) -> str:
     segments = urlsplit(url).path.split("/")
     return next((s for s in segments if _VERSION_SEGMENT.match(s)), DEFAULT_API_VERSION)
@@ -78,6 +99,7 @@ def build_request(
     temperature: float | None = None,
     max_tokens: int | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    thinking: Mapping[str, Any] | None = None,
 ) -> UpstreamRequest:
     """Translate an OpenAI chat request into a Gemini ``streamGenerateContent`` request.
 
@@ -86,7 +108,11 @@ def build_request(
     """
     final_url = stream_url(url, model_name)
     payload = translate_chat(
-        chat, temperature=temperature, max_tokens=max_tokens, api_version=_api_version(final_url)
+        chat,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        api_version=_api_version(final_url),
+        thinking=thinking,
     )
     out_headers = {name.lower(): value for name, value in filter_extra_headers(extra_headers).items()}
     out_headers["content-type"] = "application/json"

@@ -7,10 +7,12 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llm_gateway.errors import ErrorCode
+from llm_gateway.models.llm import ReasoningFormat
+from llm_gateway.providers.common.reasoning import ThoughtRouter
 from llm_gateway.providers.gemini.errors import classify_stream_error, error_label
 from llm_gateway.providers.sse import SseEvent, SseLimitExceeded, SseParser
 
@@ -44,9 +46,18 @@ def map_finish_reason(reason: str | None, *, tool_calls: bool = False) -> str:
 
 @dataclass(slots=True)
 class _Choice:
+    router: ThoughtRouter
     role_sent: bool = False
     tool_calls: int = 0
     finish: str | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Consecutive parts of one kind (content, reasoning_content or tool_calls) become one delta."""
+
+    kind: str = ""
+    items: list[Any] = field(default_factory=list)
 
 
 class GeminiStreamTranslator:
@@ -67,12 +78,14 @@ class GeminiStreamTranslator:
         completion_id: str | None = None,
         created: int | None = None,
         parser: SseParser | None = None,
+        reasoning_format: ReasoningFormat | None = None,
     ) -> None:
         self.completion_id = completion_id or f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time()) if created is None else created
         self.model = model
         self.include_usage = include_usage
         self.parser = parser or SseParser()
+        self.reasoning_format = reasoning_format
         self.error_code: str | None = None
         self.done = False
         self.usage: dict[str, Any] | None = None
@@ -194,6 +207,7 @@ class GeminiStreamTranslator:
             out.append(self._role_chunk(0))
         for index in sorted(self._choices):
             state = self._choices[index]
+            self._flush_held(index, state, out)
             if self._blocked and state.finish is None and not state.tool_calls:
                 reason = "content_filter"
             else:
@@ -233,8 +247,31 @@ class GeminiStreamTranslator:
         code = classify_stream_error(error)
         return self.abort(code, f"The upstream model failed during the stream ({error_label(error)}).")
 
+    @property
+    def answer_started(self) -> bool:
+        return any(state.router.answer_started for state in self._choices.values())
+
+    @property
+    def thought_started(self) -> bool:
+        return any(state.router.thought_started for state in self._choices.values())
+
+    def _choice(self, index: int) -> _Choice:
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _Choice(ThoughtRouter(self.reasoning_format))
+        return state
+
+    def _flush_held(self, index: int, state: _Choice, out: list[bytes]) -> None:
+        """Text held back at the end (an unclosed ``<think>``, a tag split at the last byte)."""
+        thought, answer = state.router.finish()
+        thought = state.router.visible_thought(thought)
+        if thought:
+            self._emit(index, state, {"reasoning_content": thought}, out)
+        if answer:
+            self._emit(index, state, {"content": answer}, out)
+
     def _role_chunk(self, index: int) -> bytes:
-        self._choices.setdefault(index, _Choice()).role_sent = True
+        self._choice(index).role_sent = True
         delta = {"role": "assistant", "content": ""}
         return self._chunk(index, delta)
 
@@ -245,37 +282,52 @@ class GeminiStreamTranslator:
     def _candidate(self, candidate: Mapping[str, Any], position: int, out: list[bytes]) -> None:
         raw_index = candidate.get("index")
         index = raw_index if isinstance(raw_index, int) and not isinstance(raw_index, bool) else position
-        state = self._choices.get(index)
-        if state is None:
-            state = self._choices[index] = _Choice()
+        state = self._choice(index)
         reason = candidate.get("finishReason")
         if isinstance(reason, str) and reason:
             state.finish = reason
         content = candidate.get("content")
         parts = content.get("parts") if isinstance(content, dict) else None
-        text: list[str] = []
-        calls: list[dict[str, Any]] = []
+        batch = _Batch()
         for part in parts if isinstance(parts, list) else ():
-            if not isinstance(part, dict) or part.get("thought") is True:
-                continue  # thought summaries are not answer text
-            piece = part.get("text")
-            call = part.get("functionCall")
-            if isinstance(call, dict) and isinstance(call.get("name"), str):
-                if text:
-                    self._emit(index, state, {"content": "".join(text)}, out)
-                    text = []
-                calls.append(self._tool_call(state, call, part.get("thoughtSignature")))
-            elif isinstance(piece, str) and piece:
-                if calls:
-                    self._emit(index, state, {"tool_calls": calls}, out)
-                    calls = []
-                text.append(piece)
-        if text:
-            self._emit(index, state, {"content": "".join(text)}, out)
-        if calls:
-            self._emit(index, state, {"tool_calls": calls}, out)
+            if isinstance(part, dict):
+                self._part(index, state, part, batch, out)
+        self._flush(index, state, batch, out)
         if not state.role_sent:
             out.append(self._role_chunk(index))
+
+    def _part(
+        self, index: int, state: _Choice, part: Mapping[str, Any], batch: _Batch, out: list[bytes]
+    ) -> None:
+        """One part: a function call, a thought (``thought: true``) or answer text."""
+        router = state.router
+        piece = part.get("text")
+        call = part.get("functionCall")
+        if isinstance(call, dict) and isinstance(call.get("name"), str):
+            router.answer_token()
+            entry = self._tool_call(state, call, part.get("thoughtSignature"))
+            self._add(index, state, batch, "tool_calls", entry, out)
+        elif isinstance(piece, str) and piece:
+            if part.get("thought") is True:
+                self._add(index, state, batch, "reasoning_content", router.thought(piece), out)
+                return
+            thought, answer = router.content(piece)
+            self._add(index, state, batch, "reasoning_content", router.visible_thought(thought), out)
+            self._add(index, state, batch, "content", answer, out)
+
+    def _add(self, index: int, state: _Choice, batch: _Batch, kind: str, item: Any, out: list[bytes]) -> None:
+        if not item:
+            return
+        if batch.kind != kind:
+            self._flush(index, state, batch, out)
+            batch.kind = kind
+        batch.items.append(item)
+
+    def _flush(self, index: int, state: _Choice, batch: _Batch, out: list[bytes]) -> None:
+        if batch.items:
+            value = batch.items if batch.kind == "tool_calls" else "".join(batch.items)
+            self._emit(index, state, {batch.kind: value}, out)
+        batch.kind, batch.items = "", []
 
     def _emit(self, index: int, state: _Choice, delta: dict[str, Any], out: list[bytes]) -> None:
         if not state.role_sent:
@@ -299,22 +351,28 @@ class GeminiStreamTranslator:
         return entry
 
     def _usage_chunk(self, meta: Mapping[str, Any]) -> bytes:
-        def count(key: str) -> int:
-            value = meta.get(key)
-            return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-        prompt = count("promptTokenCount") + count("toolUsePromptTokenCount")
-        thoughts = count("thoughtsTokenCount")
-        completion = count("candidatesTokenCount") + thoughts
-        total = count("totalTokenCount") or prompt + completion
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": total,
-            "prompt_tokens_details": {"cached_tokens": count("cachedContentTokenCount")},
-            "completion_tokens_details": {"reasoning_tokens": thoughts},
-        }
+        usage = openai_usage(meta)
         return self._prefix + b"[]" + b',"usage":' + _dumps(usage).encode("utf-8") + b"}\n\n"
+
+
+def openai_usage(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Gemini's ``usageMetadata`` as OpenAI's ``usage`` object."""
+
+    def count(key: str) -> int:
+        value = meta.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    prompt = count("promptTokenCount") + count("toolUsePromptTokenCount")
+    thoughts = count("thoughtsTokenCount")
+    completion = count("candidatesTokenCount") + thoughts
+    total = count("totalTokenCount") or prompt + completion
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": total,
+        "prompt_tokens_details": {"cached_tokens": count("cachedContentTokenCount")},
+        "completion_tokens_details": {"reasoning_tokens": thoughts},
+    }
 
 
 class _ProxyGeminiTranslator(GeminiStreamTranslator):
@@ -325,6 +383,16 @@ class _ProxyGeminiTranslator(GeminiStreamTranslator):
         super().abort(code, message)
         return b""
 
+    def feed_payload(self, payload: Any) -> bytes:
+        """A prompt Gemini blocked (``promptFeedback.blockReason``) before any output is the
+        client's ``upstream_content_filtered``, as Azure's filter answer is; later blocks end the
+        answer with ``finish_reason: content_filter`` as before."""
+        if not self.done and not self._choices and isinstance(payload, dict):
+            feedback = payload.get("promptFeedback")
+            if isinstance(feedback, dict) and feedback.get("blockReason") and not payload.get("candidates"):
+                return self.abort(ErrorCode.UPSTREAM_CONTENT_FILTERED, "The prompt was blocked.")
+        return super().feed_payload(payload)
+
 
 class GeminiTranslation:
     """``StreamRelay`` for Gemini: each ``GenerateContentResponse`` becomes OpenAI chunks (text, tool
@@ -332,8 +400,12 @@ class GeminiTranslation:
 
     __slots__ = ("_translator",)
 
-    def __init__(self, *, model: str, include_usage: bool) -> None:
-        self._translator = _ProxyGeminiTranslator(model=model, include_usage=include_usage)
+    def __init__(
+        self, *, model: str, include_usage: bool, reasoning_format: ReasoningFormat | None = None
+    ) -> None:
+        self._translator = _ProxyGeminiTranslator(
+            model=model, include_usage=include_usage, reasoning_format=reasoning_format
+        )
 
     def feed(self, chunk: bytes) -> bytes:
         return self._translator.feed(chunk)
@@ -348,3 +420,16 @@ class GeminiTranslation:
     @property
     def complete(self) -> bool:
         return self._translator.done and self._translator.error_code is None
+
+    @property
+    def answer_started(self) -> bool:
+        return self._translator.answer_started
+
+    @property
+    def thought_started(self) -> bool:
+        return self._translator.thought_started
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        meta = self._translator.usage
+        return None if meta is None else openai_usage(meta)

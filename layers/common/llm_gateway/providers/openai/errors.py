@@ -22,6 +22,15 @@ from llm_gateway.providers.common.http import (
 )
 
 _MODEL_NOT_FOUND_CODES = frozenset({"model_not_found", "deploymentnotfound"})
+#: OpenAI's ``code`` for a prompt over the model's context (vLLM and others say it in the message).
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+_CONTEXT_PHRASES = ("maximum context length", "context length", "context window", "too many tokens")
+#: Azure's content filter: ``code: content_filter``, inner ``ResponsibleAIPolicyViolation``.
+_FILTER_CODES = frozenset({"content_filter", "responsibleaipolicyviolation", "content_policy_violation"})
+_CONTEXT_HINT = (
+    "The conversation is longer than the model's context window. Shorten the history the client "
+    "sends, lower max_tokens, or add a fallback LLM with a longer context."
+)
 _BY_STATUS: dict[ErrorCode, tuple[CheckCategory, str]] = {
     ErrorCode.UPSTREAM_UNAUTHORIZED: (
         CheckCategory.AUTH,
@@ -92,9 +101,11 @@ def _classify(status: int, codes: set[str], text: str) -> tuple[ErrorCode, Check
     if status == 405:
         hint = "The URL does not accept POST. Point it at the chat-completions route, not a base page."
         return ErrorCode.UPSTREAM_BAD_REQUEST, CheckCategory.ENDPOINT, hint
-    if "content_filter" in codes or "responsibleaipolicyviolation" in codes:
+    if codes & _FILTER_CODES:
         hint = "The provider's content filter blocked the request; review the filter policy."
-        return ErrorCode.UPSTREAM_BAD_REQUEST, CheckCategory.REQUEST, hint
+        return ErrorCode.UPSTREAM_CONTENT_FILTERED, CheckCategory.REQUEST, hint
+    if status in (400, 413, 422) and (codes & _CONTEXT_CODES or any(p in text for p in _CONTEXT_PHRASES)):
+        return ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED, CheckCategory.REQUEST, _CONTEXT_HINT
     return ErrorCode.UPSTREAM_BAD_REQUEST, CheckCategory.REQUEST, _REQUEST_HINT
 
 
@@ -103,6 +114,10 @@ def inband_code(error: Mapping[str, Any]) -> ErrorCode:
     code = str(error.get("code") or error.get("type") or "").lower()
     if "rate" in code or code == "429":
         return ErrorCode.UPSTREAM_RATE_LIMITED
+    if code in _FILTER_CODES:
+        return ErrorCode.UPSTREAM_CONTENT_FILTERED
+    if code in _CONTEXT_CODES:
+        return ErrorCode.UPSTREAM_CONTEXT_LENGTH_EXCEEDED
     if "context" in code or "invalid" in code or code == "400":
         return ErrorCode.UPSTREAM_BAD_REQUEST
     return ErrorCode.UPSTREAM_SERVER_ERROR

@@ -49,7 +49,12 @@ class OpenAiProvider:
             temperature=endpoint.temperature,
             max_tokens=endpoint.max_tokens,
             extra_headers=endpoint.headers,
+            reasoning=self.reasoning(endpoint),
         )
+
+    def reasoning(self, endpoint: EndpointSpec) -> dict[str, Any]:
+        """The body's reasoning parameters: ``reasoning_effort`` (OpenAI and Azure take the same)."""
+        return request.reasoning_fields(endpoint)
 
     def check_response(
         self,
@@ -77,7 +82,10 @@ class OpenAiProvider:
         return errors.classify_upstream_error(status, body, headers, secrets=secrets)
 
     def make_relay(self, endpoint: EndpointSpec, chat: ChatRequest) -> StreamRelay:
-        return OpenAiPassThrough(azure=self.profile.azure)
+        forward_usage = bool((chat.stream_options or {}).get("include_usage"))
+        return OpenAiPassThrough(
+            azure=self.profile.azure, reasoning_format=endpoint.reasoning_format, forward_usage=forward_usage
+        )
 
     def carries_token(self, payload: Mapping[str, Any]) -> bool:
         for choice in payload.get("choices") or []:

@@ -10,8 +10,10 @@ import json
 from typing import Any
 
 from llm_gateway.errors import ErrorCode
+from llm_gateway.models.llm import ReasoningFormat
 from llm_gateway.providers.openai.errors import inband_code
 from llm_gateway.providers.openai.request import encode_json
+from llm_gateway.providers.openai.thoughts import ChunkThoughts
 from llm_gateway.providers.openai.wire import DONE_EVENT, is_azure_annotation
 from llm_gateway.providers.sse import SseEvent, SseLimitExceeded, SseParser, encode_data_event
 
@@ -51,10 +53,24 @@ class OpenAiStreamRelay:
         "dropped",
         "error",
         "finished_choices",
+        "forward_usage",
+        "thoughts",
+        "usage",
     )
 
-    def __init__(self, *, azure: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        azure: bool = False,
+        reasoning_format: ReasoningFormat | None = None,
+        forward_usage: bool = True,
+    ) -> None:
         self._azure = azure
+        self.thoughts = ChunkThoughts(reasoning_format)
+        #: The client asked for the usage chunk (``stream_options.include_usage``); the gateway
+        #: always asks the upstream, for the request log, and drops the chunk otherwise.
+        self.forward_usage = forward_usage
+        self.usage: dict[str, Any] | None = None  # the upstream's ``usage`` object, once seen
         self.done = False  # [DONE] seen (or synthesised by finish())
         self.error: dict[str, Any] | None = None  # the upstream's in-band error object
         self.content_started = False  # first content / tool-call delta forwarded (TTFT)
@@ -69,10 +85,15 @@ class OpenAiStreamRelay:
         return self.done or self.error is not None
 
     def feed_event(self, event: SseEvent) -> list[bytes]:
+        out = self.relay_data(event.data)
+        return [encode_data_event(event.data)] if out is None else out
+
+    def relay_data(self, data: str) -> list[bytes] | None:
+        """The output for one event's payload; ``None`` when the payload goes out as it came (the
+        pass-through's fast path then forwards the upstream's bytes without re-encoding them)."""
         if self.done or self.error is not None:
             self.dropped += 1
             return []
-        data = event.data
         if data.startswith("[DONE]"):
             self.done = True
             return [DONE_EVENT]
@@ -88,30 +109,18 @@ class OpenAiStreamRelay:
             error = chunk["error"]
             self.error = error if isinstance(error, dict) else {"message": str(error)}
             return []
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+            if not self.forward_usage and not chunk.get("choices"):
+                return []
         if self._azure and is_azure_annotation(chunk):
             return self._azure_annotation(chunk)
         self._note_choices(chunk)
-        return [encode_data_event(data)]
-
-    def forwards_unchanged(self, data: str) -> bool:
-        """Whether ``feed_event`` would forward this payload as it is (no [DONE], error, drop or
-        Azure annotation); if so its bookkeeping is done. Repeating that bookkeeping for the same
-        payload changes nothing, so a caller may fall back to ``feed_event`` for it afterwards."""
-        if data.startswith("[DONE]") or self.ended:
-            return False
-        try:
-            chunk = _loads_event(data)
-        except ValueError:
-            return False
-        if not isinstance(chunk, dict) or chunk.get("error") is not None:
-            return False
-        if self._azure and is_azure_annotation(chunk):
-            return False
-        self._note_choices(chunk)
-        return True
+        return self.thoughts.route(chunk, data)
 
     def _note_choices(self, chunk: dict[str, Any]) -> None:
-        """Which choices are open or finished, whether content started (idempotent per chunk)."""
+        """Which choices are open or finished, whether content started."""
         choices = chunk.get("choices")
         if isinstance(choices, list):
             for choice in choices:
@@ -180,10 +189,18 @@ class OpenAiPassThrough:
 
     __slots__ = ("_parser", "_relay", "failure")
 
-    def __init__(self, *, azure: bool) -> None:
+    def __init__(
+        self, *, azure: bool, reasoning_format: ReasoningFormat | None = None, forward_usage: bool = True
+    ) -> None:
         self._parser = SseParser()
-        self._relay = OpenAiStreamRelay(azure=azure)
+        self._relay = OpenAiStreamRelay(
+            azure=azure, reasoning_format=reasoning_format, forward_usage=forward_usage
+        )
         self.failure: str | None = None
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self._relay.usage
 
     def feed(self, chunk: bytes) -> bytes:
         whole = self._whole_events(chunk)
@@ -205,29 +222,43 @@ class OpenAiPassThrough:
         return result
 
     def _whole_events(self, chunk: bytes) -> bytes | None:
-        """The common case, without the parser and without re-encoding: a chunk made of whole
-        ``data: <payload>\n\n`` events (LF only, one data line each) arriving between events. Each
-        payload is checked as the parser's events are; when every one is forwarded unchanged, so is
-        the chunk (byte for byte what the parser and ``encode_data_event`` would give). Anything
-        else (a partial event, CR, comments, other fields, a payload the relay drops or ends on)
-        returns None and takes the parser's path, which gives the same output."""
+        """The common case without the parser: a chunk made of whole ``data: <payload>\n\n`` events
+        (LF only, one data line each, valid UTF-8, within the parser's caps) arriving between events.
+        Such a chunk parses to exactly those payloads, so each goes through the relay as the
+        parser's events would (usage, thoughts, [DONE], errors and drops alike), and a payload the
+        relay forwards as it came is sent as its own bytes: the output is the parser path's, byte
+        for byte. Anything else returns None before touching any state, and takes the parser."""
         parser, relay = self._parser, self._relay
         if not parser.at_event_boundary or relay.ended or not chunk.endswith(b"\n\n") or b"\r" in chunk:
             return None
         blocks = chunk[:-2].split(b"\n\n")
-        cap = parser.max_line_bytes
+        line_cap, event_cap = parser.max_line_bytes, parser.max_event_bytes + 5  # "data: " less its "\n"
+        payloads: list[str] = []
         for block in blocks:
-            if block[:6] != b"data: " or b"\n" in block or len(block) > cap:
+            if block[:6] != b"data: " or b"\n" in block or len(block) > line_cap or len(block) > event_cap:
                 return None
-        for block in blocks:
             try:
-                data = block[6:].decode("utf-8")
+                payloads.append(block[6:].decode("utf-8"))
             except UnicodeDecodeError:
                 return None
-            if not relay.forwards_unchanged(data):
-                return None
         parser.skip_whole_events(len(blocks))
-        return chunk
+        if len(payloads) == 1:
+            out = relay.relay_data(payloads[0])
+            result = chunk if out is None else b"".join(out)
+        else:
+            parts: list[bytes] = []
+            as_sent = True
+            for block, data in zip(blocks, payloads, strict=True):
+                out = relay.relay_data(data)
+                if out is None:
+                    parts.append(block + b"\n\n")
+                else:
+                    as_sent = False
+                    parts.extend(out)
+            result = chunk if as_sent else b"".join(parts)
+        if relay.error is not None:
+            self.failure = inband_code(relay.error)
+        return result
 
     def finish(self) -> bytes:
         if self.failure is not None:
@@ -249,3 +280,11 @@ class OpenAiPassThrough:
     @property
     def complete(self) -> bool:
         return self._relay.done and self.failure is None
+
+    @property
+    def answer_started(self) -> bool:
+        return self._relay.thoughts.answer_started
+
+    @property
+    def thought_started(self) -> bool:
+        return self._relay.thoughts.thought_started

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from llm_gateway.models.chat import ChatRequest
-from llm_gateway.providers.base import EndpointUrlError
+from llm_gateway.providers.base import EndpointSpec, EndpointUrlError
 from llm_gateway.providers.common.http import filter_extra_headers
 from llm_gateway.providers.request import UpstreamRequest
 
@@ -41,11 +41,14 @@ def build_chat_body(
     temperature: float | None = None,
     max_tokens: int | None = None,
     include_stream_options: bool = True,
+    reasoning: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The upstream JSON body. ``stream`` is always true.
 
     The endpoint's configured ``temperature`` is a default the request may override; its
-    ``max_tokens`` is a cap (the LLM owner pays), so the smaller of the two wins.
+    ``max_tokens`` is a cap (the LLM owner pays), so the smaller of the two wins. ``reasoning``
+    holds the spec's reasoning parameters (``reasoning_effort``, …); reasoning models take the
+    limit only as ``max_completion_tokens``.
     """
     body: dict[str, Any] = {}
     if model is not None:
@@ -65,7 +68,22 @@ def build_chat_body(
         body["tools"] = chat.tools
         if chat.tool_choice is not None:
             body["tool_choice"] = chat.tool_choice
+    if reasoning:
+        if "reasoning_effort" in reasoning and "max_tokens" in body:
+            body["max_completion_tokens"] = body.pop("max_tokens")
+        body.update(reasoning)
     return body
+
+
+def reasoning_fields(endpoint: EndpointSpec, *, reasoning_format: bool = False) -> dict[str, Any]:
+    """OpenAI's ``reasoning_effort`` when one was asked for (``default`` sends nothing); with
+    ``reasoning_format`` (Groq) the LLM's ``reasoningFormat`` too, when it set one."""
+    fields: dict[str, Any] = {}
+    if endpoint.thinks and endpoint.reasoning_effort is not None:
+        fields["reasoning_effort"] = endpoint.reasoning_effort.value
+    if reasoning_format and endpoint.reasoning_format is not None:
+        fields["reasoning_format"] = endpoint.reasoning_format.value
+    return fields
 
 
 def _cap(requested: int | None, limit: int | None) -> int:
@@ -86,6 +104,7 @@ def build_request(
     temperature: float | None = None,
     max_tokens: int | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    reasoning: Mapping[str, Any] | None = None,
 ) -> UpstreamRequest:
     """An OpenAI streaming request: ``Authorization: Bearer``, body with ``stream: true``."""
     headers = filter_extra_headers(extra_headers)
@@ -96,5 +115,7 @@ def build_request(
             "Accept": "text/event-stream",
         }
     )
-    body = build_chat_body(chat, model=model_name, temperature=temperature, max_tokens=max_tokens)
+    body = build_chat_body(
+        chat, model=model_name, temperature=temperature, max_tokens=max_tokens, reasoning=reasoning
+    )
     return UpstreamRequest("POST", chat_completions_url(url), headers, encode_json(body))
