@@ -162,6 +162,8 @@ def run(sizes: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         body = {
             "model": "fake-model",
             "stream": True,
+            # As the gateway asks every upstream (the request log): the same upstream stream either way.
+            "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "Tell me a story."}],
         }
         bearer = {"Authorization": f"Bearer {token}"}

@@ -183,8 +183,11 @@ def _targets(
     api_url: str, api: httpx.Client, spec: str, interval: int, fake: str, *, register_llm: bool = True
 ) -> tuple[Target, Target]:
     if spec == "openai":
+        # The gateway asks every upstream for usage (the request log): so does the direct call, so
+        # both read the same upstream stream (the fake paces its usage chunk like any other).
         direct = Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key"},
-                        {"model": "fake-model", "messages": PROMPT, "stream": True})  # fmt: skip
+                        {"model": "fake-model", "messages": PROMPT, "stream": True,
+                         "stream_options": {"include_usage": True}})  # fmt: skip
         if not register_llm:
             return direct, direct
         llm = register(api, f"bench openai {interval}ms", {"llmFormat": "openai", "modelName": "fake-model",
