@@ -21,13 +21,13 @@ from llm_gateway.api import (
     account_id,
     create_resolver,
     error_responses,
-    json_response,
+    model_response,
     ok_response,
     request_origins,
     resolve,
 )
-from llm_gateway.catalog import get_builtin
 from llm_gateway.composition import ServicesSlot, ValidatorServices
+from llm_gateway.domain import validation
 from llm_gateway.domain.conformance.budget import config_test_budget, validator_budget
 from llm_gateway.domain.fairness import (
     FULL_RUN_REQUESTS_PER_URL,
@@ -38,8 +38,8 @@ from llm_gateway.domain.fairness import (
 )
 from llm_gateway.domain.registry import check_endpoint_urls
 from llm_gateway.domain.revalidation import REVALIDATION_DUE
-from llm_gateway.errors import ErrorCode, Forbidden, NotFound
-from llm_gateway.models.llm import LlmCreate, StoredLlm
+from llm_gateway.errors import ErrorCode
+from llm_gateway.models.llm import LlmCreate
 from llm_gateway.models.report import LatestReport, Report, ValidationRun
 from llm_gateway.observability import get_logger, get_tracer
 
@@ -71,21 +71,7 @@ class LlmChangedRecord(SqsRecordModel):
     body: Json[LlmChangedEvent]
 
 
-def _report_response(report: Report) -> Response[Any]:
-    return json_response(200, report.to_json_dict())
-
-
 _REPORT = ok_response(Report, "The conformance report")
-
-
-def _own_llm(account: str, llm_id: str) -> StoredLlm:
-    """404 for anything not this account's (same as missing); built-ins are not ours to validate."""
-    if get_builtin(llm_id) is not None:
-        raise Forbidden("Built-in LLMs are validated by the platform.", code="builtin_read_only")
-    stored = services().llm_repository.get(account, llm_id)
-    if stored is None or stored.account_id != account:
-        raise NotFound(f"No LLM with id {llm_id!r}.", code="llm_not_found")
-    return stored
 
 
 def _remaining_ms() -> int | None:
@@ -120,10 +106,10 @@ _ACCEPTED: dict[int, OpenAPIResponse] = {
     summary="Queue a conformance run now; the report arrives at GET /v1/llms/{id}/validation",
     responses=_ACCEPTED | error_responses(401, 403, 404),
 )
-def validate_now(llm_id: LlmId) -> Response[Any]:
-    llm = _own_llm(account_id(app), llm_id)
-    run = services().validation_requests.request(llm)
-    return json_response(202, run.to_json_dict(), headers={"Location": _validation_location(llm.id)})
+def validate_now(llm_id: LlmId) -> Response[ValidationRun]:
+    s = services()
+    llm, run = validation.request_validation(s.llm_repository, s.validation_requests, account_id(app), llm_id)
+    return model_response(run, 202, headers={"Location": _validation_location(llm.id)})
 
 
 @app.get(
@@ -133,17 +119,12 @@ def validate_now(llm_id: LlmId) -> Response[Any]:
     | ok_response(ValidationRun, "No report yet: a requested run is queued or running", 202)
     | error_responses(401, 403, 404),
 )
-def latest_report(llm_id: LlmId) -> Response[Any]:
-    account = account_id(app)
-    _own_llm(account, llm_id)
-    pending = services().validation_requests.pending(account, llm_id)
-    report = services().report_repository.latest(account, llm_id)
-    if report is None:
-        if pending is not None:
-            return json_response(202, pending.to_json_dict())
-        raise NotFound("This LLM has not been validated yet.", code="validation_not_found")
-    latest = LatestReport.model_validate(report.model_dump() | {"pending": pending})
-    return json_response(200, latest.to_json_dict())
+def latest_report(llm_id: LlmId) -> Response[LatestReport | ValidationRun]:
+    s = services()
+    found = validation.latest_report(
+        s.llm_repository, s.validation_requests, s.report_repository, account_id(app), llm_id
+    )
+    return model_response(found, 200 if isinstance(found, LatestReport) else 202)
 
 
 @app.post(
@@ -151,13 +132,13 @@ def latest_report(llm_id: LlmId) -> Response[Any]:
     summary="Run the conformance suite on an unsaved config (nothing is stored; answers within 25 s)",
     responses=_REPORT | error_responses(400, 401, 413, 429),
 )
-def test_config(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
+def test_config(request: Annotated[LlmCreate, Body()]) -> Report:
     account_id(app)
     s = services()
     check_endpoint_urls(s.url_guard, request.urls, request_origins(app, s.own_origins))
     s.fairness.outbound_limits.admit([u.url for u in request.urls], FULL_RUN_REQUESTS_PER_URL)
     budget = config_test_budget(_remaining_ms())
-    return _report_response(s.config_probe(request, request.secret.get_secret_value(), budget))
+    return s.config_probe(request, request.secret.get_secret_value(), budget)
 
 
 def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | None = None) -> None:
