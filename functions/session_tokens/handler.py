@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -72,9 +71,9 @@ def revoke_session(session_id: SessionId) -> Response[Any]:
 
 
 @app.get("/.well-known/jwks.json", summary="The public keys that verify session tokens", security=[])
-def jwks() -> Response[Any]:
+def jwks() -> Response[dict[str, list[dict[str, str]]]]:
     document = jwks_document([services().token_signer.public_jwk()])
-    return json_response(200, json.dumps(document), {"Cache-Control": JWKS_CACHE_CONTROL})
+    return json_response(200, document, {"Cache-Control": JWKS_CACHE_CONTROL})
 
 
 @get_logger().inject_lambda_context(clear_state=True)

@@ -85,3 +85,38 @@ def test_there_is_no_global_reset_and_every_function_has_its_services() -> None:
         and cls.__name__.endswith("Services")
     }
     assert set(FUNCTION_SETTINGS.values()) <= kinds, "one services class per function's settings"
+
+
+REST_HANDLERS = [p for p in HANDLERS if p.parent.name != "stream_proxy"]
+
+
+@pytest.mark.parametrize("path", REST_HANDLERS, ids=_rel)
+def test_routes_return_models_for_powertools_to_serialise(path: Path) -> None:
+    """A route hands back its model (bare, or in ``Response[Model]`` for a status or headers): the
+    annotation is what Powertools checks the answer against, so a handler never dumps one itself."""
+    source = path.read_text()
+    assert ".to_json_dict()" not in source and "json.dumps" not in source, (
+        f"{_rel(path)} serialises a response itself"
+    )
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        routes = [ast.unparse(d) for d in getattr(node, "decorator_list", [])]
+        documented = [r for r in routes if r.startswith(("app.get", "app.post", "app.put"))]
+        # The OpenAPI document is served as the text it was written as (not a model of ours).
+        if (
+            isinstance(node, ast.FunctionDef)
+            and documented
+            and "include_in_schema=False" not in documented[0]
+        ):
+            returns = ast.unparse(node.returns) if node.returns else ""
+            assert "Any" not in returns, f"{_rel(path)}: {node.name} returns {returns or 'nothing typed'}"
+
+
+@pytest.mark.parametrize("path", REST_HANDLERS, ids=_rel)
+def test_ownership_is_decided_in_the_domain(path: Path) -> None:
+    """Whether an LLM is the caller's is one rule (``domain.ownership``): no handler compares
+    account ids or reads a record to decide it."""
+    source = path.read_text()
+    assert ".account_id !=" not in source and "llm_not_found" not in source, (
+        f"{_rel(path)} decides ownership itself"
+    )
