@@ -12,9 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field, Json
 
 from llm_gateway.api import (
     LlmId,
@@ -37,38 +35,15 @@ from llm_gateway.domain.fairness import (
     slot_backoff,
 )
 from llm_gateway.domain.registry import check_endpoint_urls
-from llm_gateway.domain.revalidation import REVALIDATION_DUE
 from llm_gateway.errors import ErrorCode
 from llm_gateway.models.llm import LlmCreate
+from llm_gateway.models.queue_messages import LlmChanged, RevalidationDue, ValidatorRecord
 from llm_gateway.models.report import LatestReport, Report, ValidationRun
 from llm_gateway.observability import get_logger, get_tracer
 
 app = create_resolver()
 #: Built on the first request or message from this function's settings (``ValidatorSettings``).
 services = ServicesSlot(ValidatorServices)
-
-
-class LlmChanged(BaseModel):
-    """``LLM Registered`` / ``LLM Updated``, or ``LLM Validation Requested`` with the run's id."""
-
-    accountId: str
-    llmId: str
-    version: int | None = None
-    validationId: str | None = None
-    #: How often this run was put back for later (its account's slots, its target's budget).
-    deferrals: int = 0
-
-
-class LlmChangedEvent(BaseModel):
-    """The EventBridge envelope, reduced to what validation reads (moto omits ``account``)."""
-
-    source: str
-    detail_type: str = Field(alias="detail-type")
-    detail: LlmChanged
-
-
-class LlmChangedRecord(SqsRecordModel):
-    body: Json[LlmChangedEvent]
 
 
 _REPORT = ok_response(Report, "The conformance report")
@@ -141,14 +116,14 @@ def test_config(request: Annotated[LlmCreate, Body()]) -> Report:
     return s.config_probe(request, request.secret.get_secret_value(), budget)
 
 
-def record_handler(record: LlmChangedRecord, lambda_context: LambdaContext | None = None) -> None:
+def record_handler(record: ValidatorRecord, lambda_context: LambdaContext | None = None) -> None:
     """One queued validation, within what is left of this invocation (batch size 1 in the template).
 
     It runs in one of its account's slots and within its targets' request budgets; when either has
     no room it goes back on its queue for later (``domain.fairness``), and this validator serves
     another account meanwhile."""
     detail = record.body.detail
-    revalidation = record.body.detail_type == REVALIDATION_DUE  # from the re-validation schedule
+    revalidation = isinstance(record.body, RevalidationDue)  # from the re-validation schedule
     try:
         _validate(detail, revalidation, lambda_context)
     except Deferred as deferred:
@@ -193,7 +168,7 @@ def _validate(detail: LlmChanged, revalidation: bool, lambda_context: LambdaCont
 @get_tracer().capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
-        processor = BatchProcessor(event_type=EventType.SQS, model=LlmChangedRecord)
+        processor = BatchProcessor(event_type=EventType.SQS, model=ValidatorRecord)
         return dict(
             process_partial_response(
                 event=event, record_handler=record_handler, processor=processor, context=context
