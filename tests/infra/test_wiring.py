@@ -13,7 +13,8 @@ from llm_gateway import composition
 
 REPO = Path(__file__).resolve().parents[2]
 LAYER = REPO / "layers" / "common" / "llm_gateway"
-HANDLERS = [*sorted((REPO / "functions").glob("*/handler.py")), REPO / "functions/stream_proxy/app.py"]
+#: Every entry point the template names (each function's folder holds only its entry modules).
+HANDLERS = [p for p in sorted((REPO / "functions").glob("*/*.py")) if p.name != "__init__.py"]
 PRODUCT = sorted(LAYER.rglob("*.py")) + sorted((REPO / "functions").rglob("*.py"))
 
 
@@ -87,7 +88,17 @@ def test_there_is_no_global_reset_and_every_function_has_its_services() -> None:
     assert set(FUNCTION_SETTINGS.values()) <= kinds, "one services class per function's settings"
 
 
-REST_HANDLERS = [p for p in HANDLERS if p.parent.name != "stream_proxy"]
+REST_HANDLERS = [p for p in HANDLERS if "create_resolver()" in p.read_text()]
+
+
+def test_every_entry_point_is_checked() -> None:
+    names = {_rel(p) for p in HANDLERS}
+    assert {
+        "functions/validator/api.py",
+        "functions/validator/consumer.py",
+        "functions/stream_proxy/app.py",
+    } <= names
+    assert "functions/validator/api.py" in {_rel(p) for p in REST_HANDLERS}
 
 
 @pytest.mark.parametrize("path", REST_HANDLERS, ids=_rel)
