@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,3 +132,37 @@ def test_ownership_is_decided_in_the_domain(path: Path) -> None:
     assert ".account_id !=" not in source and "llm_not_found" not in source, (
         f"{_rel(path)} decides ownership itself"
     )
+
+
+#: Variables a function's runtime reads rather than its settings: Powertools' own, and the Lambda
+#: Web Adapter's in front of the stream app.
+RUNTIME_VARIABLES = re.compile(r"^(POWERTOOLS_|AWS_LWA_|AWS_LAMBDA_EXEC_WRAPPER$|PORT$)")
+
+
+def _variables(props: dict[str, Any]) -> set[str]:
+    env = props.get("Environment")
+    variables = env.get("Variables") if isinstance(env, dict) else None
+    return set(variables) if isinstance(variables, dict) else set()
+
+
+def test_each_function_is_given_exactly_what_its_settings_read(sam: dict[str, Any]) -> None:
+    """No variable in Globals that only some functions read, none a function's settings do not
+    declare, and every required one set: a function's environment is its settings model."""
+    from llm_gateway.settings import FUNCTION_SETTINGS
+
+    resources = sam["Resources"]
+    shared = _variables(sam["Globals"]["Function"])
+    assert {v for v in shared if not RUNTIME_VARIABLES.match(v)} == set(), "Globals: only Powertools'"
+    functions = {k: v for k, v in resources.items() if v.get("Type") == "AWS::Serverless::Function"}
+    problems = []
+    for name, resource in sorted(functions.items()):
+        model = FUNCTION_SETTINGS.get(name)
+        fields = model.model_fields.values() if model else []
+        declared = {str(f.alias) for f in fields}
+        required = {str(f.alias) for f in fields if f.is_required()}
+        given = {v for v in shared | _variables(resource["Properties"]) if not RUNTIME_VARIABLES.match(v)}
+        if extra := given - declared:
+            problems.append(f"{name} is given {sorted(extra)}, which its settings do not read")
+        if missing := required - given:
+            problems.append(f"{name} lacks required {sorted(missing)}")
+    assert problems == []
