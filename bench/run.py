@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -101,12 +102,15 @@ def mint(api: httpx.Client, llm_id: str) -> str:
 
 
 #: (spec, ms between chunks, concurrent streams). Each runs >= SCENARIO_SECONDS of proxied traffic
-#: plus as much direct traffic, interleaved: ~1 min per scenario, so `make bench` stays near 8 min.
-#: Chosen for the goals (OpenAI pass-through paced at 1 and 8 streams), the burst CPU next to the
-#: paced one for each spec (8 streams, 0 ms), the translated path paced, and one wider fan-out.
+#: plus as much direct traffic, interleaved: ~1 min per scenario (~11 min, then ~4 min of capacity).
+#: Chosen for the goals (OpenAI pass-through paced at 1 and 8 streams, each next to the bare
+#: aiohttp pass-through that is their floor), the burst CPU next to the paced one for each spec
+#: (8 streams, 0 ms), the translated path paced, and one wider fan-out.
 SCENARIOS = [
     ("openai", 20, 1),
+    ("passthrough", 20, 1),
     ("openai", 20, 8),
+    ("passthrough", 20, 8),
     ("openai", 0, 8),
     ("gemini", 20, 8),
     ("gemini", 0, 8),
@@ -116,14 +120,31 @@ SCENARIO_SECONDS = 30.0
 ROUND_SECONDS = 3.0
 
 
+#: The floor (``bench.passthrough``): a bare aiohttp relay, measured like the gateway, interleaved.
+FLOOR = "passthrough"
+
+
+def start_floor(upstream: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.passthrough", "--port", str(port), "--upstream", upstream],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(f"{url}/healthz")
+    return proc, url
+
+
 def stream_scenarios(
     api_url: str,
     api: httpx.Client,
     fakes: dict[int, str],
-    pid: int,
+    pids: dict[str, int],
     quick: bool,
+    floor_url: str,
     only: list[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """``pids``: the process whose CPU counts, per spec (the stack's; the floor's own)."""
     from bench.streams import compare
 
     rows: list[dict[str, Any]] = []
@@ -132,17 +153,25 @@ def stream_scenarios(
         if only and f"{spec}/{interval}/{concurrency}" not in only:
             continue
         if (spec, interval) not in targets:
-            targets[spec, interval] = _targets(api_url, api, spec, interval, fakes[interval])
+            if spec == FLOOR:
+                direct = _targets(api_url, api, "openai", interval, fakes[interval], register_llm=False)[0]
+                targets[spec, interval] = (
+                    direct,
+                    Target(f"{floor_url}/v1/chat/completions", direct.headers, direct.body),
+                )
+            else:
+                targets[spec, interval] = _targets(api_url, api, spec, interval, fakes[interval])
         direct, proxied = targets[spec, interval]
-        kind = "pass-through" if spec == "openai" else "translated"
-        comparison = Comparison(
-            f"{spec} {kind}, {concurrency} stream(s), {interval} ms", concurrency, interval
+        kind = {"openai": "openai pass-through", FLOOR: "bare aiohttp pass-through (floor)"}.get(
+            spec, f"{spec} translated"
         )
+        comparison = Comparison(f"{kind}, {concurrency} stream(s), {interval} ms", concurrency, interval)
+        pid = pids.get(spec, pids["gateway"])
         asyncio.run(
             compare(
                 comparison, direct, proxied, concurrency,
                 seconds=4.0 if quick else SCENARIO_SECONDS, round_s=1.0 if quick else ROUND_SECONDS,
-                cpu=lambda: cpu_seconds(pid),
+                cpu=functools.partial(cpu_seconds, pid),
             )
         )  # fmt: skip
         rows.append(comparison.row())
@@ -150,12 +179,19 @@ def stream_scenarios(
     return rows
 
 
-def _targets(api_url: str, api: httpx.Client, spec: str, interval: int, fake: str) -> tuple[Target, Target]:
+def _targets(
+    api_url: str, api: httpx.Client, spec: str, interval: int, fake: str, *, register_llm: bool = True
+) -> tuple[Target, Target]:
     if spec == "openai":
+        # The gateway asks every upstream for usage (the request log): so does the direct call, so
+        # both read the same upstream stream (the fake paces its usage chunk like any other).
+        direct = Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key"},
+                        {"model": "fake-model", "messages": PROMPT, "stream": True,
+                         "stream_options": {"include_usage": True}})  # fmt: skip
+        if not register_llm:
+            return direct, direct
         llm = register(api, f"bench openai {interval}ms", {"llmFormat": "openai", "modelName": "fake-model",
                                                             "urls": [{"url": f"{fake}/v1/chat/completions"}]})  # fmt: skip
-        direct = Target(f"{fake}/v1/chat/completions", {"Authorization": "Bearer fake-key"},
-                        {"model": "fake-model", "messages": PROMPT, "stream": True})  # fmt: skip
     else:
         llm = register(api, f"bench gemini {interval}ms", {"llmFormat": "gemini", "modelName": "gemini-2.5-flash",
                                                             "urls": [{"url": fake}]})  # fmt: skip
@@ -222,6 +258,7 @@ def render(
     verify_us: float,
     cold: list[dict[str, Any]],
     request_log: dict[str, Any] | None = None,
+    capacity: tuple[list[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> str:
     lines = [BEGIN, "", f"Generated by `make bench` on {time.strftime('%Y-%m-%d')}: {machine()}.", ""]
     lines += [
@@ -251,6 +288,15 @@ def render(
               f"| mint through the local stack (HTTP, moto KMS Sign), p50 | {tokens['mint_p50_ms']:.1f} ms |",
               f"| mint, p95 | {tokens['mint_p95_ms']:.1f} ms |",
               f"| verify (offline ES256, in-process) | {verify_us:.0f} µs |"]  # fmt: skip
+    if capacity:
+        from bench.capacity import render as render_capacity
+
+        lines += [
+            "",
+            "Capacity: one stream-app process (one managed-instances environment), 100 chunks 20 ms apart:",
+            "",
+        ]
+        lines += [render_capacity(*capacity)]
     if request_log:
         from bench.request_log import render as render_request_log
 
@@ -282,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-cold-start", action="store_true", help="skip the cold-start measurement (needs sam build)"
     )
+    parser.add_argument(
+        "--no-capacity", action="store_true", help="skip the capacity scenario (bench.capacity)"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw rows here")
     parser.add_argument(
         "--faults-only", action="store_true", help='only the "first token under faults" table'
@@ -304,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             proc, url = start_fake(interval)
             procs.append(proc)
             fakes[interval] = url
+        floor, floor_url = start_floor(fakes[20])
+        procs.append(floor)
         broken, broken_url = start_fake(20)  # A of the fault table: its faults touch nothing else
         procs.append(broken)
         state_file = Path(tempfile.mkdtemp()) / "state.json"
@@ -322,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.quick:
                     write_benchmarks(section, FAULTS_BEGIN, FAULTS_END)
                 return 0
-            rows = stream_scenarios(state["apiUrl"], api, fakes, stack.pid, args.quick, args.scenario)
+            pids = {"gateway": stack.pid, FLOOR: floor.pid}
+            rows = stream_scenarios(state["apiUrl"], api, fakes, pids, args.quick, floor_url, args.scenario)
             tokens = token_figures(api, state["llms"]["openai"], 30 if args.quick else 200)
         verify_us = verify_micros()
         request_log: dict[str, Any] | None = None
@@ -338,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    capacity: tuple[list[dict[str, Any]], dict[str, Any]] | None = None
+    if not args.no_capacity and not args.scenario:
+        from bench.capacity import run as capacity_run
+
+        capacity = capacity_run([64, 256] if args.quick else [64, 256, 512])
     cold: list[dict[str, Any]] = []
     if not args.no_cold_start:
         from bench.cold_start import measure_all
@@ -352,11 +409,12 @@ def main(argv: list[str] | None = None) -> int:
                     "verify_us": verify_us,
                     "cold": cold,
                     "requestLog": request_log,
+                    "capacity": capacity,
                 },
                 indent=2,
             )
         )
-    section = render(rows, tokens, verify_us, cold, request_log)
+    section = render(rows, tokens, verify_us, cold, request_log, capacity)
     print(section)
     faults_section = render_faults(faults, machine(), bookkeeping_us())
     print(faults_section)

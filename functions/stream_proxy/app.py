@@ -33,6 +33,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway.composition import StreamServices
 from llm_gateway.domain.completion import AnswerTooLarge, CompletionAggregator
+from llm_gateway.domain.concurrency import ConcurrentStreams
 from llm_gateway.domain.proxy import StreamProxy, with_usage
 from llm_gateway.domain.request_log import token_usage
 from llm_gateway.domain.streaming import (
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
     from llm_gateway.adapters.request_recorder import BufferedRequestLog
 
 MAX_BODY_BYTES = 1_048_576
+#: Seconds between two samples of the concurrent-streams gauge (managed instances only).
+GAUGE_INTERVAL_S = 60.0
 INTERNAL_ERROR = InternalError.code
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -277,6 +280,8 @@ class StreamRuntime:
         self._services = services
         self.proxy: StreamProxy | None = None
         self._request_log: BufferedRequestLog | None = None
+        #: Streams this process serves now (the managed-instances gauge).
+        self.streams = ConcurrentStreams()
 
     @property
     def services(self) -> StreamServices:
@@ -372,6 +377,7 @@ class ChatCompletions:
         request_id = _request_id(_header(scope, b"x-request-id"))
         record = StreamRecord(request_id=request_id, started=started)
         response = _Response(send)
+        self.runtime.streams.started()
         try:
             await self._serve(scope, receive, response, record)
         except Exception as exc:
@@ -383,6 +389,7 @@ class ChatCompletions:
                 elif not response.ended:
                     await response({"type": "http.response.body", "body": error_event(INTERNAL_ERROR)})
         finally:
+            self.runtime.streams.ended()
             record.http_status = response.status
             record.write()
             if self.runtime.started:
@@ -534,6 +541,19 @@ def _log_unexpected(exc: BaseException, request_id: str) -> None:
     )
 
 
+def serves_many_streams(runtime: StreamRuntime) -> bool:
+    """Lambda Managed Instances sets ``AWS_LAMBDA_MAX_CONCURRENCY`` (above 1): one environment
+    serves many streams, so the app samples its own gauge; one stream per environment needs none."""
+    return runtime.services.settings.lambda_max_concurrency > 1
+
+
+async def sample_concurrent_streams(runtime: StreamRuntime, interval_s: float = GAUGE_INTERVAL_S) -> None:
+    """Until cancelled: one ``ConcurrentStreams`` sample per interval (the interval's peak)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        runtime.services.stream_metrics.concurrent_streams(runtime.streams.take_peak())
+
+
 async def healthz(_: Request) -> PlainTextResponse:
     """Readiness for the Lambda Web Adapter."""
     return PlainTextResponse("ok")
@@ -547,7 +567,12 @@ def create_app(services: StreamServices | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await runtime.warm_up()
+        gauge = (
+            asyncio.create_task(sample_concurrent_streams(runtime)) if serves_many_streams(runtime) else None
+        )
         yield
+        if gauge is not None:
+            gauge.cancel()
         await runtime.shutdown()
 
     app = Starlette(

@@ -27,7 +27,11 @@ TEMPLATE_PATH = REPO / "template.yaml"
 Template = dict[str, Any]
 
 #: Functions allowed to decrypt customer credentials (kms:Decrypt, secretsmanager:GetSecretValue).
-DECRYPTING_FUNCTIONS = frozenset({"ValidatorFunction", "StreamProxyFunction", "WebhookDeliveryFunction"})
+DECRYPTING_FUNCTIONS = frozenset(
+    {"ValidatorFunction", "StreamProxyFunction", "StreamProxyManagedFunction", "WebhookDeliveryFunction"}
+)
+#: The stream function's logical id under each ``StreamCompute`` value (only one is deployed).
+STREAM_FUNCTIONS = ("StreamProxyFunction", "StreamProxyManagedFunction")
 #: Routes that may skip the account-key authorizer: (METHOD, path).
 PUBLIC_ROUTES = frozenset(
     {
@@ -50,6 +54,8 @@ ALLOWED_MANAGED_POLICIES = frozenset(
 API_GATEWAY_LOGGING_POLICY = (
     "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 )
+#: AWS's policy for a capacity provider's operator role (Lambda Managed Instances), SAM's default.
+CAPACITY_PROVIDER_OPERATOR_POLICY = "arn:aws:iam::aws:policy/AWSLambdaManagedEC2ResourceOperator"
 SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
 SECRET_NAME_PREFIX = "llm-gateway/${Stage}/"
 #: Tenant secrets are llm-gateway/<stage>/<accountId>/<llmId>, and account ids start with acct_.
@@ -61,7 +67,7 @@ WEBHOOK_SECRET_USERS = frozenset({"WebhooksFunction", "WebhookDeliveryFunction"}
 #: Built-in LLMs' platform keys: llm-gateway/<stage>/<PlatformSecretsFolder>/<built-in id>.
 PLATFORM_SECRETS = SECRET_NAME_PREFIX + "${PlatformSecretsFolder}/*"
 #: Functions that may read platform secrets (the built-ins' keys).
-PLATFORM_SECRET_READERS = frozenset({"StreamProxyFunction"})
+PLATFORM_SECRET_READERS = frozenset(STREAM_FUNCTIONS)
 #: Secrets Manager actions that change a secret (never on platform secrets).
 SECRET_WRITES = frozenset(
     {"secretsmanager:createsecret", "secretsmanager:putsecretvalue", "secretsmanager:deletesecret",
@@ -88,7 +94,7 @@ def load_sam_template(text: str | None = None) -> Template:
     return dict(json.loads(json.dumps(decoded)))
 
 
-def translate(sam: Template) -> Template:
+def translate(sam: Template, parameter_values: dict[str, str] | None = None) -> Template:
     """The CloudFormation SAM deploys, translated offline (no AWS calls, no managed-policy map)."""
     doc = copy.deepcopy(sam)
     for resource in doc.get("Resources", {}).values():
@@ -101,7 +107,104 @@ def translate(sam: Template) -> Template:
     # files and profiles entirely.
     session = cast(Session, SimpleNamespace(region_name=REGION))
     translator = Translator({}, Parser(), boto_session=session)
-    return dict(translator.translate(doc, parameter_values={}))
+    return dict(translator.translate(doc, parameter_values=dict(parameter_values or {})))
+
+
+#: The stream function's two compute variants (template parameter ``StreamCompute``).
+STREAM_COMPUTE_VARIANTS = ("lambda", "managed-instances")
+#: Values for the parameters the managed-instances variant needs (placeholders, never deployed).
+MANAGED_INSTANCES_PARAMETERS = {
+    "StreamCompute": "managed-instances",
+    "StreamSubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    "StreamSecurityGroupIds": "sg-0123456789abcdef0",
+}
+
+
+def stream_function_id(cfn: Template) -> str:
+    """The stream function this template deploys (``StreamProxyFunction`` when both are there)."""
+    return next((f for f in STREAM_FUNCTIONS if f in cfn.get("Resources", {})), STREAM_FUNCTIONS[0])
+
+
+def parameters_for(variant: str) -> dict[str, str]:
+    return dict(MANAGED_INSTANCES_PARAMETERS) if variant == "managed-instances" else {}
+
+
+def _parameter_value(template: Template, params: dict[str, str], name: str) -> Any:
+    if name in params:
+        return params[name]
+    spec = template.get("Parameters", {}).get(name)
+    if spec is None:
+        return {"Ref": name}  # a pseudo parameter or a resource: left as it is
+    default = spec.get("Default")
+    return str(default) if default is not None else None
+
+
+def _condition_value(template: Template, params: dict[str, str], value: Any, seen: dict[str, bool]) -> Any:
+    if not isinstance(value, dict) or len(value) != 1:
+        return value
+    ((fn, arg),) = value.items()
+    if fn == "Ref":
+        return _parameter_value(template, params, arg)
+    if fn == "Condition":
+        return _condition(template, params, arg, seen)
+    if fn == "Fn::Equals":
+        left, right = (_condition_value(template, params, a, seen) for a in arg)
+        return str(left) == str(right)
+    if fn == "Fn::Not":
+        return not _condition_value(template, params, arg[0], seen)
+    if fn == "Fn::And":
+        return all(_condition_value(template, params, a, seen) for a in arg)
+    if fn == "Fn::Or":
+        return any(_condition_value(template, params, a, seen) for a in arg)
+    raise ValueError(f"cannot evaluate the condition {show(value)}")
+
+
+def _condition(template: Template, params: dict[str, str], name: str, seen: dict[str, bool]) -> bool:
+    if name not in seen:
+        seen[name] = bool(_condition_value(template, params, template["Conditions"][name], seen))
+    return seen[name]
+
+
+def _drop_ifs(value: Any, truth: dict[str, bool]) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and "Fn::If" in value and value["Fn::If"][0] in truth:
+            name, yes, no = value["Fn::If"]
+            return _drop_ifs(yes if truth[name] else no, truth)
+        out = {}
+        for key, item in value.items():
+            resolved = _drop_ifs(item, truth)
+            if resolved != {"Ref": "AWS::NoValue"}:
+                out[key] = resolved
+        return out
+    if isinstance(value, list):
+        return [r for r in (_drop_ifs(v, truth) for v in value) if r != {"Ref": "AWS::NoValue"}]
+    return value
+
+
+#: The conditions that pick the stream function's compute (the rest stay as written: their
+#: ``Fn::If`` between a parameter and a default is what some checks look at).
+STREAM_COMPUTE_CONDITIONS = ("StreamOnManagedInstances", "StreamOnLambda")
+
+
+def with_conditions_applied(
+    template: Template,
+    params: dict[str, str] | None = None,
+    decide: tuple[str, ...] = STREAM_COMPUTE_CONDITIONS,
+) -> Template:
+    """What CloudFormation deploys for these parameter values, as far as the ``decide`` conditions
+    go: resources under a false one removed, each of their ``Fn::If`` replaced by its branch."""
+    params = params or {}
+    seen: dict[str, bool] = {}
+    conditions = template.get("Conditions", {})
+    truth = {name: _condition(template, params, name, seen) for name in decide if name in conditions}
+
+    def kept(entry: dict[str, Any]) -> bool:
+        return truth.get(entry.get("Condition", ""), True)
+
+    doc = copy.deepcopy(template)
+    doc["Resources"] = {k: r for k, r in doc.get("Resources", {}).items() if kept(r)}
+    doc["Outputs"] = {k: o for k, o in doc.get("Outputs", {}).items() if kept(o)}
+    return dict(_drop_ifs(doc, truth))
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -148,6 +251,17 @@ def sub_text(value: Any) -> str | None:
         if isinstance(sub, list) and sub and isinstance(sub[0], str):
             return sub[0]
     return None
+
+
+def sub_rendered(value: Any) -> str | None:
+    """An Fn::Sub's text with its own variables (the list form's map) put in; ``${...}`` names of
+    parameters, resources and pseudo parameters stay as they are."""
+    text = sub_text(value)
+    if text is None or not (isinstance(value, dict) and isinstance(value.get("Fn::Sub"), list)):
+        return text
+    for name, item in (value["Fn::Sub"][1] if len(value["Fn::Sub"]) > 1 else {}).items():
+        text = text.replace("${" + name + "}", sub_text(item) or show(item))
+    return text
 
 
 def show(value: Any) -> str:
@@ -334,12 +448,19 @@ def check_managed_policies(cfn: Template) -> list[str]:
     The one exception is API Gateway's own logging role, which may carry only AWS's policy for it.
     """
     problems = []
+    operators = {
+        ref_target((props(cp).get("PermissionsConfig") or {}).get("CapacityProviderOperatorRoleArn"))
+        for _, cp in resources(cfn, "AWS::Lambda::CapacityProvider")
+    }
     for role_id, role in resources(cfn, "AWS::IAM::Role"):
         apigateway_only = _assumed_by(role) == {"apigateway.amazonaws.com"}
         for arn in as_list(props(role).get("ManagedPolicyArns")):
             if isinstance(arn, str) and arn in ALLOWED_MANAGED_POLICIES:
                 continue
             if apigateway_only and sub_text(arn) == API_GATEWAY_LOGGING_POLICY:
+                continue
+            # The role Lambda assumes to run a capacity provider's EC2 instances (SAM's default).
+            if role_id in operators and arn == CAPACITY_PROVIDER_OPERATOR_POLICY:
                 continue
             problems.append(f"{role_id}: managed policy {show(arn)} is not allowed; use an inline policy")
     return problems
@@ -743,8 +864,9 @@ def stream_integration(cfn: Template, path: str = "/v1/chat/completions") -> dic
     return None
 
 
-def check_streaming_timeout(cfn: Template, function: str = "StreamProxyFunction") -> list[str]:
+def check_streaming_timeout(cfn: Template, function: str | None = None) -> list[str]:
     """The streaming integration may run as long as the function: TimeoutInMillis = Timeout x 1000."""
+    function = function or stream_function_id(cfn)
     integration = stream_integration(cfn)
     if integration is None:
         return ["no POST /v1/chat/completions integration in the translated REST API"]
@@ -930,8 +1052,9 @@ def check_table_redeployable(cfn: Template) -> list[str]:
 WEB_ADAPTER_LAYER = "753240598075:layer:LambdaAdapterLayerArm64:"
 
 
-def check_web_adapter_layer(cfn: Template, function: str = "StreamProxyFunction") -> list[str]:
+def check_web_adapter_layer(cfn: Template, function: str | None = None) -> list[str]:
     """The Web Adapter layer ARN is built from the region (no fixed region), with an override parameter."""
+    function = function or stream_function_id(cfn)
     layers = as_list(props(cfn["Resources"].get(function, {})).get("Layers"))
     built = [layer for layer in layers if isinstance(layer, dict) and "Fn::If" in layer]
     if not built:
@@ -962,9 +1085,9 @@ def check_capacity_parameters(cfn: Template) -> list[str]:
             problems.append(f"{fn}: ReservedConcurrentExecutions is {show(reserved)}, expected a parameter")
         elif not any((_number(cfn, {"Ref": name}) or 0) > 0 for name in re.findall(r'"Ref": "(\w+)"', refs)):
             problems.append(f"{fn}: the reserved-concurrency parameter defaults to no reservation")
-    memory = props(res.get("StreamProxyFunction", {})).get("MemorySize")
+    memory = props(res.get(stream_function_id(cfn), {})).get("MemorySize")
     if not (isinstance(memory, dict) and "Ref" in memory):
-        problems.append(f"StreamProxyFunction: MemorySize is {show(memory)}, expected a parameter")
+        problems.append(f"{stream_function_id(cfn)}: MemorySize is {show(memory)}, expected a parameter")
     return problems
 
 
@@ -1168,10 +1291,11 @@ _TABLE_WRITES = {"dynamodb:putitem", "dynamodb:updateitem", "dynamodb:deleteitem
 STREAM_WRITE_PREFIXES = ("HEALTH#", "REQLOG#", "REQSESSION#", "USAGE#")
 
 
-def check_stream_writes_health_only(cfn: Template, function: str = "StreamProxyFunction") -> list[str]:
+def check_stream_writes_health_only(cfn: Template, function: str | None = None) -> list[str]:
     """The function that faces every stream client writes only health and request-log items
     (``HEALTH#*``, ``REQLOG#*``, ``REQSESSION#*``, ``USAGE#*`` partition keys, by a
     ``dynamodb:LeadingKeys`` condition): never a session, an LLM or an account."""
+    function = function or stream_function_id(cfn)
     problems = []
     roles = {role for role, fns in role_functions(cfn).items() if function in fns}
     for st in iam_statements(cfn):
@@ -1320,7 +1444,7 @@ def check_stream_dashboard(cfn: Template, emitted: set[str] | None = None) -> li
         return ["no AWS::CloudWatch::Dashboard"]
     problems = []
     for d_id, dashboard in dashboards:
-        body = sub_text(props(dashboard).get("DashboardBody")) or ""
+        body = sub_rendered(props(dashboard).get("DashboardBody")) or ""
         try:
             widgets = json.loads(body)["widgets"]
         except (ValueError, KeyError, TypeError):
@@ -1337,9 +1461,13 @@ def check_stream_dashboard(cfn: Template, emitted: set[str] | None = None) -> li
                     problems.append(f"{d_id}: no {name} {stat}")
         if "StreamErrors" not in charted or "GROUP BY code" not in body:
             problems.append(f"{d_id}: no stream errors by code")
-        if '"ConcurrentExecutions", "FunctionName", "${StreamProxyFunction}"' not in body:
+        if "AWS::Lambda::CapacityProvider" in {r.get("Type") for r in cfn["Resources"].values()}:
+            # Managed instances: an environment serves many streams; the app's gauge counts them.
+            if "ConcurrentStreams" not in charted or '"CPUUtilization", "CapacityProviderName"' not in body:
+                problems.append(f"{d_id}: no concurrent streams (ConcurrentStreams) and instance CPU")
+        elif '"ConcurrentExecutions", "FunctionName", "${StreamProxyFunction}"' not in body:
             problems.append(f"{d_id}: no concurrent streams (the stream function's ConcurrentExecutions)")
-        env = (props(cfn["Resources"].get("StreamProxyFunction", {})).get("Environment") or {}).get(
+        env = (props(cfn["Resources"].get(stream_function_id(cfn), {})).get("Environment") or {}).get(
             "Variables"
         ) or {}
         service = sub_text(env.get("POWERTOOLS_SERVICE_NAME"))

@@ -5,6 +5,7 @@ The local stack provisions from these same definitions; it keeps no second copy 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -135,8 +136,61 @@ def _api_key_required(template: dict[str, Any]) -> dict[str, bool]:
     }
 
 
+def _holds(template: dict[str, Any], value: Any) -> Any:
+    """A condition's value with every parameter at its default (the variant the local stack runs)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return value
+    ((fn, arg),) = value.items()
+    if fn == "Ref":
+        return str(template.get("Parameters", {}).get(arg, {}).get("Default", ""))
+    if fn == "Condition":
+        return _holds(template, template["Conditions"][arg])
+    if fn == "Fn::Equals":
+        return str(_holds(template, arg[0])) == str(_holds(template, arg[1]))
+    if fn == "Fn::Not":
+        return not _holds(template, arg[0])
+    raise ValueError(f"the local stack cannot evaluate the condition {fn}")
+
+
+_FUNCTION_IN_URI = re.compile(r"/functions/\$\{(\w+?)(?:Alias\w+|\.Arn)\}/")
+
+
+def _definition_routes(template: dict[str, Any], module_of: dict[str, tuple[str, str]]) -> list[Route]:
+    """Lambda routes written in an API's DefinitionBody (the stream route, whose function depends
+    on a template condition): the function is the one the integration URI names."""
+    routes: list[Route] = []
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Api":
+            continue
+        paths = (resource["Properties"].get("DefinitionBody") or {}).get("paths") or {}
+        for path, operations in paths.items():
+            for method, operation in operations.items():
+                integration = operation.get("x-amazon-apigateway-integration") or {}
+                if integration.get("type") != "aws_proxy":
+                    continue
+                uri = integration["uri"]
+                while isinstance(uri, dict) and "Fn::If" in uri:
+                    name, yes, no = uri["Fn::If"]
+                    uri = yes if _holds(template, {"Condition": name}) else no
+                found = _FUNCTION_IN_URI.search(str(uri.get("Fn::Sub") if isinstance(uri, dict) else uri))
+                if found is None or found.group(1) not in module_of:
+                    continue
+                module, attribute = module_of[found.group(1)]
+                security = json.dumps(operation.get("security", []))
+                routes.append(
+                    Route(
+                        function=found.group(1), module=module, attribute=attribute, method=method.upper(),
+                        path=path, authorized='"NONE"' not in security,
+                        streaming=integration.get("responseTransferMode") == "STREAM",
+                        metered='"api_key_false"' not in security,
+                    )
+                )  # fmt: skip
+    return routes
+
+
 def api_routes(template: dict[str, Any]) -> list[Route]:
     routes: list[Route] = []
+    module_of: dict[str, tuple[str, str]] = {}
     key_required = _api_key_required(template)
     for logical, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
@@ -148,6 +202,7 @@ def api_routes(template: dict[str, Any]) -> list[Route]:
         if handler.endswith(".sh"):  # a Web Adapter entry point: the ASGI app is `app`
             module_file, attribute = "app", "app"
         module = ".".join([*code_uri.split("/"), module_file])
+        module_of[logical] = (module, attribute)
         for event in props.get("Events", {}).values():
             if event.get("Type") != "Api":
                 continue
@@ -167,7 +222,7 @@ def api_routes(template: dict[str, Any]) -> list[Route]:
                     metered=bool(metered),
                 )
             )
-    return routes
+    return routes + _definition_routes(template, module_of)
 
 
 def authorizer_function(template: dict[str, Any]) -> tuple[str, str] | None:

@@ -468,11 +468,10 @@ class StreamServices(OutboundServices, TableServices, CredentialServices, TokenS
     @cached_property
     def stream_proxy(self) -> StreamProxy:
         from llm_gateway.domain.proxy import StreamProxy
+        from llm_gateway.domain.token_memory import RememberedVerifications as Remembered
 
-        return StreamProxy(
-            verify_token=self.token_verifier.verify,
-            sessions=self.session_access,
-            transport=self.upstream_transport,
+        return StreamProxy(  # verify_token (remembered per token until it expires), sessions, transport
+            Remembered(self.token_verifier.verify).verify, self.session_access, self.upstream_transport
         )
 
     @cached_property

@@ -259,6 +259,8 @@ class StreamSettings(
     #: Powertools' own switch, read here too: the local stack and the tests write no EMF.
     metrics_disabled: bool = Field(False, alias="POWERTOOLS_METRICS_DISABLED")
     metrics_namespace: str = Field("LlmGateway", alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
+    #: Set by Lambda Managed Instances (above 1: many streams per environment; the app samples a gauge).
+    lambda_max_concurrency: int = Field(1, alias="AWS_LAMBDA_MAX_CONCURRENCY", ge=1)
 
     @property
     def platform_secret_prefix(self) -> str:
@@ -277,4 +279,5 @@ FUNCTION_SETTINGS: dict[str, type[FunctionSettings]] = {
     "WebhookDeliveryFunction": WebhookDeliverySettings,
     "RevalidationSchedulerFunction": RevalidationSchedulerSettings,
     "StreamProxyFunction": StreamSettings,
+    "StreamProxyManagedFunction": StreamSettings,  # the same function, on managed instances
 }

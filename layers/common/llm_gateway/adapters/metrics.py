@@ -82,3 +82,12 @@ class StreamMetrics:
         outcome = opened.outcome or "unknown"
         if outcome != OUTCOME_OK:
             self.failed(outcome)
+
+    def concurrent_streams(self, peak: int) -> None:
+        """One EMF record of an interval's peak of concurrent streams (nothing for an idle one)."""
+        if peak == 0 or not self.enabled or is_metrics_disabled():
+            return
+        with single_metric(
+            name="ConcurrentStreams", unit=MetricUnit.Count, value=peak, namespace=self.namespace
+        ):
+            pass

@@ -82,14 +82,20 @@ class AiohttpUpstreamResponse:
 
 
 class AiohttpUpstream:
-    """``UpstreamTransport`` for the relay. One per container; its pool is reused across requests."""
+    """``UpstreamTransport`` for the relay. One per container; its pool is reused across requests.
+
+    The pool has no connection limit by default (``pool_size=0``): how many streams one process
+    holds is Lambda's to bound (one per environment, or ``PerExecutionEnvironmentMaxConcurrency``
+    under managed instances), and a lower limit here only made the streams beyond it wait for a
+    connection until their connect timeout failed them (BENCHMARKS.md, capacity at 512).
+    """
 
     def __init__(
         self,
         guard: AddressGuard,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        pool_size: int = 256,
+        pool_size: int = 0,
         hop_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._guard = guard

@@ -235,6 +235,31 @@ class SseParser:
         self._pending += tail
         return events
 
+    @property
+    def at_event_boundary(self) -> bool:
+        """Between two events: nothing pending (no partial line, no open block, no CR awaiting its
+        LF), past the first line, not failed or finished. A chunk of whole events starting here
+        parses to exactly its ``data:`` lines."""
+        return (
+            self._started
+            and not self._pending
+            and not self._cr_pending
+            and not self._has_data
+            and self._event is None
+            and self._id is None
+            and self._retry is None
+            and self._failed is None
+            and not self._closed
+        )
+
+    def skip_whole_events(self, count: int) -> None:
+        """Account for ``count`` whole ``data: …\n\n`` events the caller handled itself from
+        ``at_event_boundary`` (the observations stay exact; the state stays at a boundary)."""
+        obs = self.observations
+        obs.events += count
+        obs.data_lines += count
+        obs.lf_line_ends += 2 * count
+
     def finish(self) -> list[SseEvent]:
         """Flush the end of the body. An event without its closing blank line is still
         dispatched, flagged ``truncated=True`` (the WHATWG algorithm would drop it)."""

@@ -85,10 +85,15 @@ class OpenAiStreamRelay:
         return self.done or self.error is not None
 
     def feed_event(self, event: SseEvent) -> list[bytes]:
+        out = self.relay_data(event.data)
+        return [encode_data_event(event.data)] if out is None else out
+
+    def relay_data(self, data: str) -> list[bytes] | None:
+        """The output for one event's payload; ``None`` when the payload goes out as it came (the
+        pass-through's fast path then forwards the upstream's bytes without re-encoding them)."""
         if self.done or self.error is not None:
             self.dropped += 1
             return []
-        data = event.data
         if data.startswith("[DONE]"):
             self.done = True
             return [DONE_EVENT]
@@ -111,6 +116,11 @@ class OpenAiStreamRelay:
                 return []
         if self._azure and is_azure_annotation(chunk):
             return self._azure_annotation(chunk)
+        self._note_choices(chunk)
+        return self.thoughts.route(chunk, data)
+
+    def _note_choices(self, chunk: dict[str, Any]) -> None:
+        """Which choices are open or finished, whether content started."""
         choices = chunk.get("choices")
         if isinstance(choices, list):
             for choice in choices:
@@ -136,7 +146,6 @@ class OpenAiStreamRelay:
                     "created": chunk.get("created", 0),
                     "model": chunk.get("model", ""),
                 }
-        return self.thoughts.route(chunk, data)
 
     def _azure_annotation(self, chunk: dict[str, Any]) -> list[bytes]:
         """Drop filter chunks, but keep a content_filter stop: the client must see the finish."""
@@ -194,6 +203,9 @@ class OpenAiPassThrough:
         return self._relay.usage
 
     def feed(self, chunk: bytes) -> bytes:
+        whole = self._whole_events(chunk)
+        if whole is not None:
+            return whole
         try:
             events = self._parser.feed(chunk)
         except SseLimitExceeded:
@@ -205,6 +217,45 @@ class OpenAiPassThrough:
             result = out[0] if len(out) == 1 else b"".join(out)
         else:
             result = b"".join(b for event in events for b in relay.feed_event(event))
+        if relay.error is not None:
+            self.failure = inband_code(relay.error)
+        return result
+
+    def _whole_events(self, chunk: bytes) -> bytes | None:
+        """The common case without the parser: a chunk made of whole ``data: <payload>\n\n`` events
+        (LF only, one data line each, valid UTF-8, within the parser's caps) arriving between events.
+        Such a chunk parses to exactly those payloads, so each goes through the relay as the
+        parser's events would (usage, thoughts, [DONE], errors and drops alike), and a payload the
+        relay forwards as it came is sent as its own bytes: the output is the parser path's, byte
+        for byte. Anything else returns None before touching any state, and takes the parser."""
+        parser, relay = self._parser, self._relay
+        if not parser.at_event_boundary or relay.ended or not chunk.endswith(b"\n\n") or b"\r" in chunk:
+            return None
+        blocks = chunk[:-2].split(b"\n\n")
+        line_cap, event_cap = parser.max_line_bytes, parser.max_event_bytes + 5  # "data: " less its "\n"
+        payloads: list[str] = []
+        for block in blocks:
+            if block[:6] != b"data: " or b"\n" in block or len(block) > line_cap or len(block) > event_cap:
+                return None
+            try:
+                payloads.append(block[6:].decode("utf-8"))
+            except UnicodeDecodeError:
+                return None
+        parser.skip_whole_events(len(blocks))
+        if len(payloads) == 1:
+            out = relay.relay_data(payloads[0])
+            result = chunk if out is None else b"".join(out)
+        else:
+            parts: list[bytes] = []
+            as_sent = True
+            for block, data in zip(blocks, payloads, strict=True):
+                out = relay.relay_data(data)
+                if out is None:
+                    parts.append(block + b"\n\n")
+                else:
+                    as_sent = False
+                    parts.extend(out)
+            result = chunk if as_sent else b"".join(parts)
         if relay.error is not None:
             self.failure = inband_code(relay.error)
         return result

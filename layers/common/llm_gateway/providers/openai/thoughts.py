@@ -37,22 +37,23 @@ class ChunkThoughts:
         self.answer_started = False
         self.thought_started = False
 
-    def route(self, chunk: dict[str, Any], data: str) -> list[bytes]:
-        """The output for one parsed chunk whose ``data`` is the upstream's text."""
+    def route(self, chunk: dict[str, Any], data: str) -> list[bytes] | None:
+        """The output for one parsed chunk whose ``data`` is the upstream's text; ``None`` when that
+        text goes out as it came (the caller forwards the upstream's own bytes)."""
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices:
-            return [encode_data_event(data)]
+            return None
         if '"reasoning' not in data:
             settled = self._settled
             if len(choices) == 1:  # the usual chunk: one choice, already answering
                 only = choices[0]
                 if isinstance(only, dict) and only.get("index", 0) in settled:
-                    return [encode_data_event(data)]
+                    return None
             elif all(isinstance(c, dict) and c.get("index", 0) in settled for c in choices):
-                return [encode_data_event(data)]
+                return None
         kept, changed = self._shape(choices)
         if self._raw or not changed:
-            return [encode_data_event(data)]
+            return None
         if not kept and chunk.get("usage") is None:
             return []  # only thoughts, and they are hidden
         chunk["choices"] = kept
