@@ -77,6 +77,7 @@ def measure(function: str, module: str) -> float:
         "EVENT_BUS_NAME": "bench", "CREDENTIALS_KEY_ID": "alias/bench", "TOKEN_SIGNING_KEY_ID": "alias/bench-signing",
         "TOKEN_ISSUER": "https://bench.invalid", "HOP_MARKER": "bench-stack",
         "VALIDATION_QUEUE_URL": "https://sqs.invalid/q", "WEBHOOK_QUEUE_URL": "https://sqs.invalid/w",
+        "REVALIDATION_QUEUE_URL": "https://sqs.invalid/r",
         "LAMBDA_TASK_ROOT": str(BUILD / function),
         "AWS_LAMBDA_FUNCTION_NAME": function, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
     }  # fmt: skip
