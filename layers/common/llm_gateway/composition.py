@@ -505,6 +505,17 @@ class StreamServices(OutboundServices, TableServices, CredentialServices, TokenS
         request's, so the role needs nothing more)."""
         _ = self.upstream_transport, self.session_state_store, self.hop_marker, self.stream_metrics
         self.aws.secretsmanager()
+        warm_request_models()
+
+
+def warm_request_models() -> None:
+    """The models a stream request validates, built at init: API models build on first use
+    (``defer_build``), so a function pays only for those it uses, and the stream pays here."""
+    from llm_gateway.models.llm import StoredLlm
+    from llm_gateway.models.session import SessionRecord
+
+    for model in (StoredLlm, SessionRecord):
+        model.model_rebuild()
 
     def close(self) -> None:
         if "traffic_recorder" in self.__dict__:  # its thread and counts belong to these services

@@ -27,7 +27,8 @@ class SettingsError(RuntimeError):
 class FunctionSettings(BaseModel):
     """What every function may read: where AWS is (moto in the local stack; unset when deployed)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # Only the function's own model is ever validated: the rest must cost nothing at import.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     #: Set only where AWS is emulated (moto in the local stack): that port is never an LLM endpoint.
     aws_endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")

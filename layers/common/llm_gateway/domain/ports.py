@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from llm_gateway.models.account import KeyOwner, StoredApiKey
-from llm_gateway.models.llm import StoredLlm
+if TYPE_CHECKING:  # annotations only: the authorizer, for one, never loads the LLM models
+    from llm_gateway.models.account import KeyOwner, StoredApiKey
+    from llm_gateway.models.llm import StoredLlm
 
 
 class VersionConflict(Exception):
