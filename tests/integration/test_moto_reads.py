@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from llm_gateway.adapters.aws import AwsClients
-from llm_gateway_cli.local.moto_reads import answer
+from llm_gateway_local.moto_reads import answer
 
 
 @pytest.fixture

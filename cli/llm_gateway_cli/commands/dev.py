@@ -104,8 +104,9 @@ def run_dev(
     revalidate_every: str | None = None,
     flush_traffic_every: str | None = None,
 ) -> int:
-    from llm_gateway_cli.local.schedules import parse_duration
-    from llm_gateway_cli.local.stack import LocalStack, StackStartError, default_state_file
+    from llm_gateway_local.schedules import parse_duration
+    from llm_gateway_local.servers import StackStartError
+    from llm_gateway_local.stack import LocalStack, default_state_file
 
     if not 0 <= port <= 65535:
         print(f"error: --port {port} is not a port number (0-65535)", file=sys.stderr)
@@ -161,7 +162,7 @@ def run_dev(
 
 def _print_banner(state: dict[str, Any], state_file: Path | None) -> None:
     from llm_gateway_cli.invocation import cli_command
-    from llm_gateway_cli.local.stack import default_state_file
+    from llm_gateway_local.stack import default_state_file
 
     cli = cli_command()
     api, key, fake = state["apiUrl"], state.get("apiKey"), state.get("fakeProviderUrl")
