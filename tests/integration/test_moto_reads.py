@@ -1,5 +1,5 @@
 """The local stack's fast answer to the stream's freshness read gives exactly moto's own answer,
-and hands everything else to moto (local/moto_reads.py)."""
+and hands everything else to moto (llm_gateway_local/moto_reads.py)."""
 
 from __future__ import annotations
 
