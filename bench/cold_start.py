@@ -42,10 +42,15 @@ def _host_deps() -> Path:
 
 
 def functions() -> dict[str, str]:
-    """Built function folder -> the module its runtime imports first."""
+    """Built function folder -> the module its runtime imports first (the template's ``Handler``;
+    the stream app's is ``run.sh``, which starts ``app``)."""
+    from llm_gateway_cli.local.template import load_template
+
+    resources = load_template(REPO / "template.yaml")["Resources"]
     out = {}
     for folder in sorted(p for p in BUILD.iterdir() if p.is_dir() and p.name != "CommonLayer"):
-        out[folder.name] = "app" if (folder / "run.sh").exists() else "handler"
+        handler = str(resources.get(folder.name, {}).get("Properties", {}).get("Handler", "handler."))
+        out[folder.name] = "app" if (folder / "run.sh").exists() else handler.rpartition(".")[0]
     return out
 
 

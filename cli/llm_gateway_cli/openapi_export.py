@@ -14,7 +14,7 @@ from typing import Any
 
 HANDLERS = (
     "functions.registry.handler",
-    "functions.validator.handler",
+    "functions.validator.api",
     "functions.session_tokens.handler",
     "functions.api_keys.handler",
     "functions.webhooks.handler",

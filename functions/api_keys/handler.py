@@ -7,14 +7,13 @@ role, which handles customers' LLM secrets, never gains the power to mint accoun
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway.api import account_id, create_resolver, resolve
+from llm_gateway.api import account_id, create_resolver, model_response, resolve
 from llm_gateway.composition import ApiKeysServices, ServicesSlot
 from llm_gateway.domain import accounts
 from llm_gateway.models.account import ApiKeyCreate, ApiKeyList, NewApiKey
@@ -36,24 +35,15 @@ def _errors(*statuses: int) -> dict[int, Any]:
     }
 
 
-def _json(status: int, body: Any) -> Response[Any]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body),
-        headers=NO_STORE,
-    )
-
-
 @app.get(
     "/v1/api-keys",
     summary="List the account's API keys (name, last 4 characters, created and last used)",
     responses={200: {"description": "OK", "content": {"application/json": {"model": ApiKeyList}}}}
     | _errors(401),
 )
-def list_api_keys() -> Response[Any]:
+def list_api_keys() -> Response[ApiKeyList]:
     keys = accounts.list_api_keys(services().account_repository, account_id(app))
-    return _json(200, keys.to_json_dict())
+    return model_response(keys, headers=NO_STORE)
 
 
 @app.post(
@@ -62,9 +52,9 @@ def list_api_keys() -> Response[Any]:
     responses={201: {"description": "Created", "content": {"application/json": {"model": NewApiKey}}}}
     | _errors(400, 401, 409, 413),
 )
-def create_api_key(request: Annotated[ApiKeyCreate, Body()]) -> Response[Any]:
+def create_api_key(request: Annotated[ApiKeyCreate, Body()]) -> Response[NewApiKey]:
     created = accounts.create_api_key(services().account_repository, account_id(app), request.name)
-    return _json(201, created.to_json_dict())
+    return model_response(created, 201, headers=NO_STORE)
 
 
 @app.delete(

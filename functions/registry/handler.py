@@ -16,6 +16,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway.api import (
@@ -25,6 +27,7 @@ from llm_gateway.api import (
     error_responses,
     header,
     json_response,
+    model_response,
     ok_response,
     request_origins,
     resolve,
@@ -57,17 +60,27 @@ def _idempotent_create(s: RegistryServices) -> tuple[IdempotencyConfig, Any]:
         payload_validation_jmespath="bodyDigest",
         expires_after_seconds=s.settings.idempotency_ttl_seconds,
         raise_on_no_idempotency_key=True,
+        response_hook=replayed,
     )
     decorate = idempotent_function(
-        data_keyword_argument="scope", persistence_store=s.idempotency_store, config=config
+        data_keyword_argument="scope",
+        persistence_store=s.idempotency_store,
+        config=config,
+        output_serializer=PydanticSerializer(model=Llm),
     )
     return config, decorate(create_once)
 
 
-def create_once(scope: dict[str, str], request: LlmCreate, ran: list[bool]) -> dict[str, Any]:
-    """Runs once per (account, key); ``ran`` tells the caller whether this call created or replayed."""
-    ran.append(True)
-    return services().registry.create(scope["accountId"], request, own=own_origins(app)).to_json_dict()
+def create_once(scope: dict[str, str], request: LlmCreate) -> Llm:
+    """Runs once per (account, key); a repeat is answered from the stored record by ``replayed``."""
+    return services().registry.create(scope["accountId"], request, own=own_origins(app))
+
+
+def replayed(response: Any, idempotent_data: DataRecord) -> Llm:
+    """Powertools calls this on a replay only: never hand back the id of an LLM deleted since."""
+    llm = Llm.model_validate(response)
+    services().registry.check_replay(account_id(app), llm.id)
+    return llm
 
 
 @app.post(
@@ -75,13 +88,11 @@ def create_once(scope: dict[str, str], request: LlmCreate, ran: list[bool]) -> d
     summary="Register an LLM endpoint",
     responses=ok_response(Llm, "Created", 201) | error_responses(400, 401, 409, 413),
 )
-def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
+def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Llm]:
     account = account_id(app)
     key = header(app, "Idempotency-Key")
     if key is None:
-        return json_response(
-            201, services().registry.create(account, request, own=own_origins(app)).to_json_dict()
-        )
+        return model_response(services().registry.create(account, request, own=own_origins(app)), 201)
     if not _IDEMPOTENCY_KEY.match(key):
         raise BadRequest(
             "Idempotency-Key must be 1-255 printable ASCII characters.", code="invalid_idempotency_key"
@@ -93,14 +104,10 @@ def create_llm(request: Annotated[LlmCreate, Body()]) -> Response[Any]:
         "bodyDigest": hashlib.sha256(raw_body.encode("utf-8", "surrogatepass")).hexdigest(),
     }
     try:
-        ran: list[bool] = []
         config, once = _idempotent_create(services())
         if app.lambda_context is not None:
             config.register_lambda_context(app.lambda_context)
-        result = once(scope=scope, request=request, ran=ran)
-        if not ran:  # a replay: never hand back the id of an LLM deleted since
-            services().registry.check_replay(account, str(result.get("id")))
-        return json_response(201, result)
+        return model_response(once(scope=scope, request=request), 201)
     except IdempotencyAlreadyInProgressError:
         raise Conflict(
             "A request with this Idempotency-Key is still being processed.", code="idempotency_in_progress"
@@ -121,15 +128,14 @@ def list_llms(
     per_page: Annotated[int, Query(alias="perPage", ge=1, le=100)] = 20,
     search: Annotated[str, Query(max_length=200)] = "",
     include_defaults: Annotated[bool, Query(alias="includeDefaults")] = False,
-) -> Response[Any]:
-    result = services().registry.list(
+) -> LlmList:
+    return services().registry.list(
         account_id(app),
         page=page,
         per_page=per_page,
         search=search or None,
         include_defaults=include_defaults,
     )
-    return json_response(200, result.to_json_dict())
 
 
 @app.get(
@@ -137,12 +143,12 @@ def list_llms(
     summary="Get one LLM",
     responses=ok_response(Llm) | error_responses(401, 404),
 )
-def get_llm(llm_id: LlmId) -> Response[Any]:
+def get_llm(llm_id: LlmId) -> Llm:
     account = account_id(app)
     llm = services().registry.get(account, llm_id)
     if not llm.is_default:  # built-ins are the platform's to watch
         llm.health = services().health_service.summary(account, llm_id)
-    return json_response(200, llm.to_json_dict())
+    return llm
 
 
 @app.get(
@@ -150,11 +156,11 @@ def get_llm(llm_id: LlmId) -> Response[Any]:
     summary="An LLM's health and its real traffic in 5-minute buckets over the last hours",
     responses=ok_response(LlmHealthHistory) | error_responses(400, 401, 404),
 )
-def get_llm_health(llm_id: LlmId, hours: Annotated[int, Query(ge=1, le=48)] = 24) -> Response[Any]:
+def get_llm_health(llm_id: LlmId, hours: Annotated[int, Query(ge=1, le=48)] = 24) -> LlmHealthHistory:
     account = account_id(app)
     if services().registry.get(account, llm_id).is_default:
         raise NotFound("Built-in LLMs have no health record of yours.", code="health_not_tracked")
-    return json_response(200, services().health_service.history(account, llm_id, hours).to_json_dict())
+    return services().health_service.history(account, llm_id, hours)
 
 
 SessionId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -178,7 +184,7 @@ def list_llm_requests(
     session_id: Annotated[str, Query(alias="sessionId", max_length=100, pattern=r"^[A-Za-z0-9_-]*$")] = "",
     limit: Limit = 50,
     cursor: Cursor = "",
-) -> Response[Any]:
+) -> RequestPage:
     account = account_id(app)
     services().registry.get(account, llm_id)  # another account's LLM is a 404
     service = _request_logs(services())
@@ -190,7 +196,7 @@ def list_llm_requests(
         limit=limit,
         cursor=cursor or None,
     )
-    return json_response(200, service.llm_requests(account, llm_id, query).to_json_dict())
+    return service.llm_requests(account, llm_id, query)
 
 
 @app.get(
@@ -205,12 +211,12 @@ def list_session_requests(
     outcome: Outcome = "",
     limit: Limit = 50,
     cursor: Cursor = "",
-) -> Response[Any]:
+) -> RequestPage:
     service = _request_logs(services())
     query = service.query(
         since=since, until=until, outcome=outcome or None, limit=limit, cursor=cursor or None
     )
-    return json_response(200, service.session_requests(account_id(app), session_id, query).to_json_dict())
+    return service.session_requests(account_id(app), session_id, query)
 
 
 @app.get(
@@ -218,10 +224,10 @@ def list_session_requests(
     summary="An LLM's requests, errors, tokens and TTFT per UTC day",
     responses=ok_response(LlmUsage) | error_responses(400, 401, 404),
 )
-def get_llm_usage(llm_id: LlmId, days: Annotated[int, Query(ge=1, le=90)] = 7) -> Response[Any]:
+def get_llm_usage(llm_id: LlmId, days: Annotated[int, Query(ge=1, le=90)] = 7) -> LlmUsage:
     account = account_id(app)
     services().registry.get(account, llm_id)
-    return json_response(200, _request_logs(services()).usage(account, llm_id, days).to_json_dict())
+    return _request_logs(services()).usage(account, llm_id, days)
 
 
 @lru_cache(maxsize=1)
@@ -235,11 +241,11 @@ def _request_logs(built: RegistryServices) -> RequestLogService:
     summary="Update an LLM (partial). A new secret is staged and validated before it replaces the old one.",
     responses=ok_response(Llm) | error_responses(400, 401, 403, 404, 412, 413),
 )
-def update_llm(llm_id: LlmId, patch: Annotated[LlmUpdate, Body()]) -> Response[Any]:
+def update_llm(llm_id: LlmId, patch: Annotated[LlmUpdate, Body()]) -> Response[Llm]:
     updated = services().registry.update(
         account_id(app), llm_id, patch, _if_match(header(app, "If-Match")), own=own_origins(app)
     )
-    return json_response(200, updated.to_json_dict(), headers={"ETag": f'"{updated.version}"'})
+    return model_response(updated, headers={"ETag": f'"{updated.version}"'})
 
 
 @app.delete(

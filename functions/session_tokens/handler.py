@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_gateway.api import account_id, create_resolver, error_responses, json_response, ok_response, resolve
+from llm_gateway.api import (
+    account_id,
+    create_resolver,
+    error_responses,
+    json_response,
+    model_response,
+    ok_response,
+    resolve,
+)
 from llm_gateway.composition import ServicesSlot, SessionTokensServices
 from llm_gateway.domain.tokens import jwks_document
 from llm_gateway.models.session import SessionTokenRequest, SessionTokenResponse
@@ -24,13 +31,13 @@ _MINT_RESPONSES = ok_response(SessionTokenResponse) | error_responses(400, 401, 
 _REVOKE_RESPONSES = ok_response(None, "Revoked", 204) | error_responses(401, 404)
 
 
-def _mint(request: SessionTokenRequest) -> Response[Any]:
+def _mint(request: SessionTokenRequest) -> Response[SessionTokenResponse]:
     result = services().session_service.mint(account_id(app), request)
     # A token is a credential: never cache the response anywhere.
     headers = {"Cache-Control": "no-store"}
     if result.deprecated_alias_used:
         headers["Deprecation"] = "true"
-    return json_response(200, json.dumps(result.response.to_json_dict()), headers)
+    return model_response(result.response, headers=headers)
 
 
 @app.post(
@@ -38,7 +45,7 @@ def _mint(request: SessionTokenRequest) -> Response[Any]:
     summary="Mint a session token for a persona and its LLM",
     responses=_MINT_RESPONSES,
 )
-def mint_session_token(request: Annotated[SessionTokenRequest, Body()]) -> Response[Any]:
+def mint_session_token(request: Annotated[SessionTokenRequest, Body()]) -> Response[SessionTokenResponse]:
     return _mint(request)
 
 
@@ -47,7 +54,9 @@ def mint_session_token(request: Annotated[SessionTokenRequest, Body()]) -> Respo
     summary="Mint a session token (alias of /v1/auth/session-token)",
     responses=_MINT_RESPONSES,
 )
-def mint_session_token_alias(request: Annotated[SessionTokenRequest, Body()]) -> Response[Any]:
+def mint_session_token_alias(
+    request: Annotated[SessionTokenRequest, Body()],
+) -> Response[SessionTokenResponse]:
     return _mint(request)
 
 
@@ -62,9 +71,9 @@ def revoke_session(session_id: SessionId) -> Response[Any]:
 
 
 @app.get("/.well-known/jwks.json", summary="The public keys that verify session tokens", security=[])
-def jwks() -> Response[Any]:
+def jwks() -> Response[dict[str, list[dict[str, str]]]]:
     document = jwks_document([services().token_signer.public_jwk()])
-    return json_response(200, json.dumps(document), {"Cache-Control": JWKS_CACHE_CONTROL})
+    return json_response(200, document, {"Cache-Control": JWKS_CACHE_CONTROL})
 
 
 @get_logger().inject_lambda_context(clear_state=True)

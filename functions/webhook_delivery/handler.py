@@ -9,17 +9,15 @@ after ``maxReceiveCount`` receives the queue moves it to its dead-letter queue (
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_gateway.composition import ServicesSlot, WebhookDeliveryServices
 from llm_gateway.domain import webhooks
 from llm_gateway.domain.fairness import Deferred, slot_backoff
-from llm_gateway.models.webhook import WebhookDelivery
+from llm_gateway.models.queue_messages import HealthChangedEnvelope, WebhookQueueRecord
 from llm_gateway.observability import get_logger, get_tracer
 
 #: Built on the first message from this function's settings (``WebhookDeliverySettings``).
@@ -30,15 +28,14 @@ class DeliveryFailed(Exception):
     """Reported as this record's failure: the queue redelivers it after the backoff."""
 
 
-def record_handler(record: SqsRecordModel) -> None:
+def record_handler(record: WebhookQueueRecord) -> None:
     s = services()
-    body = json.loads(str(record.body))
-    if body.get("kind") != "delivery":
-        deliveries = webhooks.fan_out(s.webhook_repository, body)
+    delivery = record.body
+    if isinstance(delivery, HealthChangedEnvelope):
+        deliveries = webhooks.fan_out(s.webhook_repository, delivery.model_dump(by_alias=True))
         if deliveries:
             s.webhook_queue.send(deliveries)
         return
-    delivery = WebhookDelivery.model_validate(body)
     attempts = delivery.earlier_attempts + int(record.attributes.ApproximateReceiveCount or 1)
     try:
         result = s.webhook_deliverer.deliver(delivery, attempts)
@@ -65,7 +62,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # A receiver that fails is routine, not our error: the record is reported failed (and comes
     # back after its backoff) without failing the invocation, so the Errors alarm means our bugs.
     processor = BatchProcessor(
-        event_type=EventType.SQS, model=SqsRecordModel, raise_on_entire_batch_failure=False
+        event_type=EventType.SQS, model=WebhookQueueRecord, raise_on_entire_batch_failure=False
     )
     return dict(
         process_partial_response(

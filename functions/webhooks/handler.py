@@ -16,7 +16,7 @@ from llm_gateway.api import (
     account_id,
     create_resolver,
     error_responses,
-    json_response,
+    model_response,
     ok_response,
     request_origins,
     resolve,
@@ -39,9 +39,9 @@ NO_STORE = {"Cache-Control": "no-store"}
     summary="List the account's webhooks (never their secrets)",
     responses=ok_response(WebhookList) | error_responses(401),
 )
-def list_webhooks() -> Response[Any]:
+def list_webhooks() -> Response[WebhookList]:
     found = webhooks.list_webhooks(services().webhook_repository, account_id(app))
-    return json_response(200, found.to_json_dict(), headers=NO_STORE)
+    return model_response(found, headers=NO_STORE)
 
 
 @app.post(
@@ -49,7 +49,7 @@ def list_webhooks() -> Response[Any]:
     summary="Add a webhook for llm.health_changed (at most 10). The signing secret is in this answer only.",
     responses=ok_response(NewWebhook, "Created", 201) | error_responses(400, 401, 409, 413),
 )
-def create_webhook(request: Annotated[WebhookCreate, Body()]) -> Response[Any]:
+def create_webhook(request: Annotated[WebhookCreate, Body()]) -> Response[NewWebhook]:
     s = services()
     created = webhooks.create_webhook(
         s.webhook_repository,
@@ -59,7 +59,7 @@ def create_webhook(request: Annotated[WebhookCreate, Body()]) -> Response[Any]:
         request,
         request_origins(app, s.own_origins),
     )
-    return json_response(201, created.to_json_dict(), headers=NO_STORE)
+    return model_response(created, 201, headers=NO_STORE)
 
 
 @app.delete(

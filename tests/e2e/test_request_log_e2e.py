@@ -7,7 +7,6 @@ for its model), one with two URLs told apart by a query parameter, for failover 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import CANARY, LeakCollector
+from tests.conftest import CANARY, LeakCollector, plain_env
 from tests.e2e.conftest import RunningStack, llm_body
 
 PROMPT = f"reqlog-prompt-{uuid.uuid4()}: tell me a story"
@@ -269,7 +268,7 @@ def _cli(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "llm_gateway_cli.main", "llms", *args, "--state-file", str(stack.state_file)],
         capture_output=True, text=True, timeout=60,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+        env=plain_env(),
     )  # fmt: skip
 
 

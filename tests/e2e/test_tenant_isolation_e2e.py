@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LeakCollector
+from tests.conftest import LeakCollector, plain_env
 from tests.hostile import HostileServer
 from tests.local_stack import (
     STARTUP_TIMEOUT_S,
@@ -161,7 +161,7 @@ def test_a_slow_test_call_does_not_hold_queued_validations(
 
 def test_a_dead_moto_is_a_503_naming_it_not_401s(tmp_path: Path, leak_collector: LeakCollector) -> None:
     state_file, log_file = tmp_path / "state.json", tmp_path / "dev.log"
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path))}
+    env = plain_env()
     command = [sys.executable, "-m", "llm_gateway_cli.main", "dev", "--port", "0", "--state-file", str(state_file),
                "--revalidate-every", "off"]  # fmt: skip
     with log_file.open("wb") as log:

@@ -1001,7 +1001,7 @@ def check_queue_consumers(cfn: Template) -> list[str]:
 
 
 def check_validation_budgets(cfn: Template) -> list[str]:
-    """The validator's Timeout leaves room for a queued run's budget and for /llms/test's 25 s, and
+    """The validator's Timeout leaves room for a queued run's budget, its routes' for /llms/test's 25 s, and
     on-demand requests (POST /validate) reach the validation queue through the bus like registrations."""
     from llm_gateway.domain.conformance import budget
     from llm_gateway.domain.validation import LLM_VALIDATION_REQUESTED
@@ -1015,8 +1015,12 @@ def check_validation_budgets(cfn: Template) -> list[str]:
             f"ValidatorFunction: Timeout {timeout:g} s is less than the validation budget "
             f"{budget.VALIDATOR_BUDGET_S:g} s + margin {budget.VALIDATOR_MARGIN_S:g} s"
         )
-    if timeout < budget.CONFIG_TEST_BUDGET_S + budget.CONFIG_TEST_MARGIN_S:
-        problems.append(f"ValidatorFunction: Timeout {timeout:g} s is too short for /llms/test's budget")
+    routes = props(cfn["Resources"].get("ValidatorApiFunction", {}))
+    routes_timeout = _number(cfn, routes.get("Timeout")) or 3
+    if routes_timeout < budget.CONFIG_TEST_BUDGET_S + budget.CONFIG_TEST_MARGIN_S:
+        problems.append(
+            f"ValidatorApiFunction: Timeout {routes_timeout:g} s is too short for /llms/test's budget"
+        )
     routed = [
         rule_id
         for rule_id, rule in resources(cfn, "AWS::Events::Rule")

@@ -170,7 +170,7 @@ def test_a_failed_revalidation_keeps_status_and_degrades_health(
     bus_events: Any,
     leak_collector: LeakCollector,
 ) -> None:
-    from functions.validator import handler
+    from functions.validator import consumer as handler
 
     llm_id = _valid_llm(aws, account, fake.url)
     httpx.post(f"{fake.url}/_fake/reset").raise_for_status()  # forget the registration's requests

@@ -30,7 +30,7 @@ def _offline_dns(monkeypatch: pytest.MonkeyPatch, aws: AwsStack) -> None:
 
 
 def invoke_validator(event: dict[str, Any], account: str, body: Any, leaks: LeakCollector) -> tuple[int, Any]:
-    from functions.validator import handler
+    from functions.validator import api as handler
 
     event["requestContext"]["authorizer"] = {"accountId": account, "principalId": account}
     event["body"] = json.dumps(body)

@@ -66,7 +66,7 @@ def assert_cut_by_the_budget(report: dict[str, Any], budget_words: str) -> None:
 def test_llms_test_on_five_slow_urls_reports_inside_its_budget(
     account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
-    from functions.validator import handler
+    from functions.validator import api as handler
 
     event = api_event("validator/test_config", account, body=slow_body(fake))
     context = LambdaContext("validator", timeout_seconds=BUDGET_S + CONFIG_TEST_MARGIN_S)
@@ -84,7 +84,7 @@ def test_llms_test_on_five_slow_urls_reports_inside_its_budget(
 def test_a_queued_run_on_five_slow_urls_stores_its_report_inside_its_budget(
     aws: AwsStack, account: str, private_ok: None, fake: FakeProviderHandle, leak_collector: LeakCollector
 ) -> None:
-    from functions.validator import handler
+    from functions.validator import consumer as handler
 
     request = TypeAdapter(LlmCreate).validate_python(slow_body(fake))
     llm_id = aws.registry.registry.create(account, request).id

@@ -30,9 +30,10 @@ def private_ok(aws: AwsStack, fake: FakeProviderHandle) -> None:
 
 
 def invoke(event: dict[str, Any], leak_collector: LeakCollector) -> dict[str, Any]:
-    from functions.validator import handler
+    from functions.validator import api, consumer
 
-    result: dict[str, Any] = handler.lambda_handler(event, LambdaContext("validator"))
+    entry = consumer if "Records" in event else api  # the queue's consumer, or the REST routes
+    result: dict[str, Any] = entry.lambda_handler(event, LambdaContext("validator"))
     leak_collector.add("validator result", result)
     return result
 
@@ -180,7 +181,7 @@ def test_dead_letter_after_three_failed_receives(aws: AwsStack) -> None:
     dlq = sqs.get_queue_url(QueueName="llm-gateway-test-validation-dlq")["QueueUrl"]
     sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "0"})
     sqs.send_message(QueueUrl=queue, MessageBody="{not json")
-    from functions.validator import handler
+    from functions.validator import consumer as handler
 
     poller = SqsPoller(sqs, queue, "arn:aws:sqs:us-east-1:123456789012:llm-gateway-test-validation",
                        lambda event: handler.lambda_handler(event, LambdaContext("validator")))  # fmt: skip
@@ -203,7 +204,7 @@ def api_event(name: str, account: str, llm_id: str | None = None, body: Any = No
 
 def drain_validation_queue(aws: AwsStack, leak_collector: LeakCollector) -> int:
     """Run the validator on everything queued, one record per invocation as the template says."""
-    from functions.validator import handler
+    from functions.validator import consumer as handler
 
     sqs = aws.client("sqs")
     queue = sqs.get_queue_url(QueueName="llm-gateway-test-validation")["QueueUrl"]

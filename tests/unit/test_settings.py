@@ -59,7 +59,8 @@ def test_settings_come_from_the_values_given_not_the_process() -> None:
 
 HANDLERS = {
     "functions.registry.handler": "lambda_handler",
-    "functions.validator.handler": "lambda_handler",
+    "functions.validator.api": "lambda_handler",
+    "functions.validator.consumer": "lambda_handler",
     "functions.session_tokens.handler": "lambda_handler",
     "functions.revalidation_scheduler.handler": "lambda_handler",
 }

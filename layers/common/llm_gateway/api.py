@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Param, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel
 
 from llm_gateway import validation_messages
 from llm_gateway.composition import EdgeServices
@@ -198,6 +199,7 @@ class GatewayResolver(APIGatewayRestResolver):
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
 
 
 def _shape(path: str) -> str:
@@ -274,6 +276,14 @@ def ok_response(
     if model is None:
         return {status: {"description": description}}
     return {status: {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+def model_response(model: M, status: int = 200, headers: dict[str, str] | None = None) -> Response[M]:
+    """A model with a status or headers: Powertools checks it against the route's ``Response[Model]``
+    annotation and serialises it by alias, as it does a model a route returns bare."""
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=model, headers=headers
+    )
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:

@@ -520,6 +520,6 @@ def _rebase(url: str, base: str) -> str:
 
 
 # The validator's services live in their own module (this one's size); they are this module's too.
-from llm_gateway.validation_services import ValidatorServices  # noqa: E402
+from llm_gateway.validation_services import ValidationApiServices, ValidatorServices  # noqa: E402
 
-__all__ = ["ValidatorServices"]
+__all__ = ["ValidationApiServices", "ValidatorServices"]

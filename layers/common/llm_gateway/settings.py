@@ -210,10 +210,14 @@ class RegistrySettings(
     idempotency_ttl_seconds: int = Field(3600, alias="IDEMPOTENCY_TTL_SECONDS", ge=1)
 
 
-class ValidatorSettings(
-    EdgeSettings, TableSettings, CredentialSettings, EventSettings, OutboundSettings, ValidationLimitSettings
+class ValidationApiSettings(
+    EdgeSettings, TableSettings, EventSettings, OutboundSettings, ValidationLimitSettings
 ):
-    """Validation (REST and the queues)."""
+    """Validation's REST routes: no key to decrypt, so no credentials key."""
+
+
+class ValidatorSettings(ValidationApiSettings, CredentialSettings):
+    """The validation queues' consumer: it reads the stored keys it validates."""
 
 
 class SessionTokensSettings(EdgeSettings, TableSettings, TokenSettings):
@@ -267,6 +271,7 @@ FUNCTION_SETTINGS: dict[str, type[FunctionSettings]] = {
     "ApiKeysFunction": ApiKeysSettings,
     "RegistryFunction": RegistrySettings,
     "ValidatorFunction": ValidatorSettings,
+    "ValidatorApiFunction": ValidationApiSettings,
     "SessionTokensFunction": SessionTokensSettings,
     "WebhooksFunction": WebhooksSettings,
     "WebhookDeliveryFunction": WebhookDeliverySettings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from llm_gateway.composition import (
     CredentialServices,
@@ -16,7 +16,7 @@ from llm_gateway.composition import (
     config_probe,
     health_service,
 )
-from llm_gateway.settings import ValidatorSettings
+from llm_gateway.settings import FunctionSettings, ValidationApiSettings, ValidatorSettings
 
 if TYPE_CHECKING:
     from llm_gateway.adapters.dynamodb import DynamoReportRepository
@@ -28,26 +28,15 @@ if TYPE_CHECKING:
     from llm_gateway.models.report import Report
 
 
-class ValidatorServices(EdgeServices, TableServices, CredentialServices, EventServices, OutboundServices):
-    settings_model = ValidatorSettings
-    settings: ValidatorSettings
+class ValidationApiServices(EdgeServices, TableServices, EventServices, OutboundServices):
+    """What validation's REST routes use: requests, reports and the unsaved-config probe."""
+
+    settings_model: ClassVar[type[FunctionSettings]] = ValidationApiSettings
+    settings: ValidationApiSettings
 
     @cached_property
     def config_probe(self) -> Callable[[Any, str, RunBudget], Report]:
         return config_probe(self.probe_http)
-
-    @cached_property
-    def validator(self) -> Validator:
-        from llm_gateway.domain.validation import Validator
-
-        return Validator(
-            llms=self.llm_repository,
-            reports=self.report_repository,
-            credentials=self.credential_store,
-            events=self.event_publisher,
-            probe=self.config_probe,
-            runs=self.validation_runs,
-        )
 
     @cached_property
     def validation_requests(self) -> ValidationRequests:
@@ -60,10 +49,6 @@ class ValidatorServices(EdgeServices, TableServices, CredentialServices, EventSe
             events=self.event_publisher,
             min_interval=timedelta(seconds=self.settings.validate_min_interval_seconds),
         )
-
-    @cached_property
-    def health_service(self) -> HealthService:
-        return health_service(self.health_store, self.health_events, self.settings.revalidation_interval_s)
 
     @cached_property
     def report_repository(self) -> DynamoReportRepository:
@@ -81,6 +66,30 @@ class ValidatorServices(EdgeServices, TableServices, CredentialServices, EventSe
             self.aws, s.table_name, self.url_guard,
             per_minute=s.target_requests_per_minute, account_slots=s.validation_account_concurrency,
         )  # fmt: skip
+
+
+class ValidatorServices(ValidationApiServices, CredentialServices):
+    """The queue consumer's: the same, plus validation and re-validation with the stored keys."""
+
+    settings_model = ValidatorSettings
+    settings: ValidatorSettings
+
+    @cached_property
+    def validator(self) -> Validator:
+        from llm_gateway.domain.validation import Validator
+
+        return Validator(
+            llms=self.llm_repository,
+            reports=self.report_repository,
+            credentials=self.credential_store,
+            events=self.event_publisher,
+            probe=self.config_probe,
+            runs=self.validation_runs,
+        )
+
+    @cached_property
+    def health_service(self) -> HealthService:
+        return health_service(self.health_store, self.health_events, self.settings.revalidation_interval_s)
 
     def validation_queue_for(self, revalidation: bool) -> str:
         """Where a deferred run goes back to: scheduled runs to their own queue."""

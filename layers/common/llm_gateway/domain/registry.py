@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from llm_gateway import validation_messages
 from llm_gateway.catalog import builtin_llms, get_builtin
 from llm_gateway.domain.loops import OwnOrigins, refuse_own_origin
+from llm_gateway.domain.ownership import llm_not_found, owned_llm, refuse_builtin
 from llm_gateway.domain.ports import (
     CredentialStore,
     EventPublisher,
@@ -29,7 +30,6 @@ from llm_gateway.errors import (
     BadRequest,
     Conflict,
     EndpointUnresolvable,
-    Forbidden,
     NotFound,
     PreconditionFailed,
 )
@@ -292,17 +292,11 @@ class Registry:
         )
 
     def _own(self, account_id: str, llm_id: str) -> StoredLlm:
-        stored = self.llms.get(account_id, llm_id)
-        if stored is None or stored.account_id != account_id:
-            raise _not_found(llm_id)
-        return stored
+        return owned_llm(self.llms, account_id, llm_id)
 
     @staticmethod
     def _refuse_builtin(llm_id: str, verb: str) -> None:
-        if get_builtin(llm_id) is not None:
-            raise Forbidden(
-                f"Built-in LLM {llm_id} is read-only and cannot be {verb}.", code="builtin_read_only"
-            )
+        refuse_builtin(llm_id, verb)
 
 
 #: What shapes the upstream call: a change here sends the LLM back to validation. ``temperature``
@@ -344,8 +338,7 @@ def _bad_fallback(llm_id: str, why: str) -> BadRequest:
 
 
 def _not_found(llm_id: str) -> NotFound:
-    # Same answer for "missing" and "another account's": ids must not leak across accounts.
-    return NotFound(f"No LLM with id {llm_id!r}.", code="llm_not_found")
+    return llm_not_found(llm_id)
 
 
 def _event_detail(llm: StoredLlm) -> dict[str, Any]:

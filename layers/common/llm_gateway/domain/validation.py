@@ -14,9 +14,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from llm_gateway.domain.conformance.budget import RunBudget, validator_budget
+from llm_gateway.domain.ownership import LlmReader, owned_llm, refuse_builtin
 from llm_gateway.domain.ports import EventPublisher, LlmRepository, VersionConflict
+from llm_gateway.errors import NotFound
 from llm_gateway.models.llm import LlmStatus, StoredLlm, ValidationSummary
-from llm_gateway.models.report import CheckStatus, Report, ValidationRun, ValidationRunStatus
+from llm_gateway.models.report import (
+    CheckStatus,
+    LatestReport,
+    Report,
+    ValidationRun,
+    ValidationRunStatus,
+)
 
 LLM_VALIDATED = "LLM Validated"
 #: ``POST /validate`` asks for a run through the same bus → queue → validator path as a registration.
@@ -108,6 +116,38 @@ class CredentialReader(Protocol):
 class ReportRepository(Protocol):
     def add(self, account_id: str, llm_id: str, report: Report) -> None: ...
     def latest(self, account_id: str, llm_id: str) -> Report | None: ...
+
+
+def own_custom_llm(llms: LlmReader, account_id: str, llm_id: str) -> StoredLlm:
+    """The caller's own LLM to validate: built-ins are the platform's (403), others' are 404."""
+    refuse_builtin(llm_id, "validated")
+    return owned_llm(llms, account_id, llm_id)
+
+
+def request_validation(
+    llms: LlmReader, requests: ValidationRequests, account_id: str, llm_id: str
+) -> tuple[StoredLlm, ValidationRun]:
+    """``POST /v1/llms/{id}/validate`` for the caller's own LLM: the queued (or joined) run."""
+    llm = own_custom_llm(llms, account_id, llm_id)
+    return llm, requests.request(llm)
+
+
+def latest_report(
+    llms: LlmReader,
+    requests: ValidationRequests,
+    reports: ReportRepository,
+    account_id: str,
+    llm_id: str,
+) -> LatestReport | ValidationRun:
+    """The latest report with the run still pending, or the pending run alone when no report exists."""
+    own_custom_llm(llms, account_id, llm_id)
+    pending = requests.pending(account_id, llm_id)
+    report = reports.latest(account_id, llm_id)
+    if report is None:
+        if pending is not None:
+            return pending
+        raise NotFound("This LLM has not been validated yet.", code="validation_not_found")
+    return LatestReport.model_validate(report.model_dump() | {"pending": pending})
 
 
 def summarize(report: Report) -> ValidationSummary:
