@@ -35,7 +35,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy layers/common/llm_gateway cli/llm_gateway_cli functions
+	$(BIN)/mypy layers/common/llm_gateway cli/llm_gateway_cli cli/llm_gateway_local cli/llm_gateway_fake_provider functions
 
 template: install
 	$(BIN)/sam validate --lint --template template.yaml

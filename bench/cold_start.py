@@ -44,7 +44,7 @@ def _host_deps() -> Path:
 def functions() -> dict[str, str]:
     """Built function folder -> the module its runtime imports first (the template's ``Handler``;
     the stream app's is ``run.sh``, which starts ``app``)."""
-    from llm_gateway_cli.local.template import load_template
+    from llm_gateway_local.template import load_template
 
     resources = load_template(REPO / "template.yaml")["Resources"]
     out = {}

@@ -72,8 +72,8 @@ def flush_figures(per_flush: int) -> dict[str, Any]:
 
     from llm_gateway.adapters.request_log_store import DynamoRequestLogStore
     from llm_gateway.domain.request_log import LoggedRequest, RequestBatch
-    from llm_gateway_cli.local.provision import provision
-    from llm_gateway_cli.local.template import Resolver, load_template, parameter_defaults
+    from llm_gateway_local.provision import provision
+    from llm_gateway_local.template import Resolver, load_template, parameter_defaults
 
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # moto supplies fake credentials
     with mock_aws():

@@ -47,7 +47,7 @@ def _free_port() -> int:
 def start_fake(interval_ms: int) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_gateway_cli.fake_provider", "--port", str(port),
+        [sys.executable, "-m", "llm_gateway_fake_provider", "--port", str(port),
          "--chunks", str(CHUNKS), "--interval-ms", str(interval_ms)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=300, help="chunks per answer")
     args = parser.parse_args(argv)
 
-    from llm_gateway_cli.local.stack import LocalStack
+    from llm_gateway_local.stack import LocalStack
 
     stack = LocalStack(port=0, state_file=None, demo=True, log=lambda _: None)
     state = stack.start()

@@ -42,9 +42,9 @@ def run(mints: int, verifies: int) -> dict[str, Any]:
         from llm_gateway.composition import SessionTokensServices, StreamServices
         from llm_gateway.domain.accounts import create_account
         from llm_gateway.observability import get_logger
-        from llm_gateway_cli.local.front_door import LambdaContext
-        from llm_gateway_cli.local.provision import provision
-        from llm_gateway_cli.local.template import (
+        from llm_gateway_local.front_door import LambdaContext
+        from llm_gateway_local.provision import provision
+        from llm_gateway_local.template import (
             Resolver,
             function_environments,
             load_template,

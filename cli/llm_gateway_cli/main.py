@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["fake-provider"]:
-            from llm_gateway_cli.fake_provider.cli import main as fake_main
+            from llm_gateway_fake_provider.cli import main as fake_main
 
             return fake_main(argv[1:])
         args = build_parser().parse_args(argv)

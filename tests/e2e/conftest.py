@@ -68,7 +68,7 @@ def smoke_target(request: pytest.FixtureRequest) -> SmokeTarget:
             os.getenv(n, "") for n in ("SMOKE_API_KEY", "SMOKE_LLM_URL", "SMOKE_LLM_KEY")
         )
     else:
-        from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
+        from llm_gateway_fake_provider.config import DEFAULT_KEY
 
         stack: RunningStack = request.getfixturevalue("stack")
         api_url, api_key = stack.api_url, stack.api_key

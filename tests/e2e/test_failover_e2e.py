@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from llm_gateway_cli.fake_provider import FakeProviderHandle, start_in_thread
+from llm_gateway_fake_provider import FakeProviderHandle, start_in_thread
 from tests.conftest import LeakCollector
 from tests.e2e.test_freshness_e2e import settled
 from tests.e2e.test_stream_e2e import mint

@@ -106,7 +106,7 @@ def client(stack: RunningStack, key: str, leak_collector: LeakCollector) -> http
 def test_an_ipv6_private_origin_starts_the_stack_and_serves_an_llm(
     isolated_stack: RunningStack, v6_relay: tuple[socket.socket, list[int]], leak_collector: LeakCollector
 ) -> None:
-    from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
+    from llm_gateway_fake_provider.config import DEFAULT_KEY
 
     url = f"http://[::1]:{v6_relay[0].getsockname()[1]}/v1/chat/completions"
     with client(isolated_stack, isolated_stack.api_key, leak_collector) as api:

@@ -28,9 +28,9 @@ from llm_gateway.composition import (
     WebhooksServices,
 )
 from llm_gateway.domain.accounts import create_account
-from llm_gateway_cli.local.front_door import LambdaContext
-from llm_gateway_cli.local.provision import provision
-from llm_gateway_cli.local.template import Resolver, function_environments, load_template, parameter_defaults
+from llm_gateway_local.front_door import LambdaContext
+from llm_gateway_local.provision import provision
+from llm_gateway_local.template import Resolver, function_environments, load_template, parameter_defaults
 from tests.conftest import LeakCollector, load_event
 
 #: Each function's services class, and the handler module whose slot holds them.

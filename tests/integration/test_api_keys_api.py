@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llm_gateway.domain.accounts import MAX_API_KEYS, authenticate, create_account, hash_api_key
-from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
 from tests.integration.conftest import AwsStack
 

@@ -10,7 +10,7 @@ import pytest
 from functions.authorizer import handler
 from llm_gateway.domain.accounts import create_account
 from llm_gateway.domain.usage_plans import usage_key_value
-from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
 from tests.integration.conftest import AwsStack
 

@@ -16,7 +16,7 @@ from llm_gateway.adapters.aws import AwsClients
 from llm_gateway.adapters.aws_async import AwsCallFailed, AwsJsonCall
 from llm_gateway.adapters.session_state import DynamoSessionStateStore
 from llm_gateway.domain.sessions import LlmRef
-from llm_gateway_cli.local.stack import free_port
+from llm_gateway_local.servers import free_port
 
 
 @pytest.fixture

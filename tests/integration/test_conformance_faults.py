@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from llm_gateway_cli.fake_provider import FAULT_NAMES, FakeProviderHandle, start_in_thread
 from llm_gateway_cli.main import main
+from llm_gateway_fake_provider import FAULT_NAMES, FakeProviderHandle, start_in_thread
 from tests.conftest import CANARY, LeakCollector
 
 SPECS = ("openai", "azure_classic", "azure_v1", "gemini", "anthropic", "groq_openai")

@@ -13,7 +13,7 @@ from functions.api_keys import handler as api_keys_handler
 from functions.lab import handler as lab_handler
 from llm_gateway.domain.registry import MAX_LLMS_PER_ACCOUNT
 from llm_gateway.models.llm import EndpointUrl, LlmFormat, LlmStatus, StoredLlm, ValidationSummary
-from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import load_event
 from tests.integration.conftest import AwsStack, Invoke
 

@@ -13,10 +13,10 @@ import httpx
 import openai
 import pytest
 
-from llm_gateway_cli.fake_provider import FakeProviderHandle, start_in_thread
-from llm_gateway_cli.fake_provider.cli import main as cli_main
-from llm_gateway_cli.fake_provider.cli import usage_text
-from llm_gateway_cli.fake_provider.completion import words_for
+from llm_gateway_fake_provider import FakeProviderHandle, start_in_thread
+from llm_gateway_fake_provider.cli import main as cli_main
+from llm_gateway_fake_provider.cli import usage_text
+from llm_gateway_fake_provider.completion import words_for
 
 KEY = "fake-key"
 OPENAI_AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -15,9 +15,9 @@ import pytest
 
 from llm_gateway.adapters.guarded_http import registration_url_guard
 from llm_gateway.domain.accounts import create_account
-from llm_gateway_cli.local.front_door import FrontDoor, LocalFunction
-from llm_gateway_cli.local.stack import ServerThread, enroll, usage_plan_gate
-from llm_gateway_cli.local.template import (
+from llm_gateway_local.front_door import FrontDoor, LocalFunction
+from llm_gateway_local.servers import ServerThread
+from llm_gateway_local.template import (
     Resolver,
     api_routes,
     authorizer_function,
@@ -27,6 +27,7 @@ from llm_gateway_cli.local.template import (
     parameter_defaults,
     usage_plan_limits,
 )
+from llm_gateway_local.usage_plan import enroll, usage_plan_gate
 from tests.conftest import CANARY, LeakCollector
 from tests.integration.conftest import AwsStack
 

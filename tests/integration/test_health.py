@@ -18,9 +18,9 @@ from llm_gateway.domain.revalidation import REVALIDATION_DUE
 from llm_gateway.domain.traffic import TrafficCounts, bucket_start
 from llm_gateway.models.health import HealthRecord, HealthState
 from llm_gateway.models.llm import LlmStatus
-from llm_gateway_cli.fake_provider.server import FakeProviderHandle, start_in_thread
-from llm_gateway_cli.local.front_door import LambdaContext
-from llm_gateway_cli.local.stack import register_demo_llms
+from llm_gateway_fake_provider.server import FakeProviderHandle, start_in_thread
+from llm_gateway_local.demo import register_demo_llms
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
 from tests.integration.conftest import AwsStack, Invoke
 

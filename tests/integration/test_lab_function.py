@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llm_gateway import lab
-from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import load_event
 
 STATIC = resources.files("llm_gateway.lab").joinpath("static")

@@ -1,5 +1,5 @@
 """The local stack's fast answer to the stream's freshness read gives exactly moto's own answer,
-and hands everything else to moto (local/moto_reads.py)."""
+and hands everything else to moto (llm_gateway_local/moto_reads.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from llm_gateway.adapters.aws import AwsClients
-from llm_gateway_cli.local.moto_reads import answer
+from llm_gateway_local.moto_reads import answer
 
 
 @pytest.fixture

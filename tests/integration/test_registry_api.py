@@ -165,7 +165,7 @@ def test_malformed_bodies_are_400(invoke_registry: Invoke, account: str, raw: st
 
 def test_invalid_utf8_is_400(aws: AwsStack, account: str) -> None:
     from functions.registry import handler
-    from llm_gateway_cli.local.front_door import LambdaContext
+    from llm_gateway_local.front_door import LambdaContext
     from tests.conftest import load_event
 
     event = load_event("registry/create_openai")

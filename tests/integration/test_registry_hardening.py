@@ -12,7 +12,7 @@ import pytest
 from llm_gateway.adapters.guarded_http import registration_url_guard
 from llm_gateway.domain.loops import HOP_HEADER
 from llm_gateway.models.llm import EndpointUrl
-from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import CANARY, LeakCollector, load_event
 from tests.integration.conftest import AwsStack, Invoke
 from tests.integration.test_registry_api import fake_resolver, openai_body

@@ -22,7 +22,7 @@ from llm_gateway.domain.sessions import BRAIN_TYPE_WARNING, ActiveSession, Sessi
 from llm_gateway.domain.tokens import SessionInactive, SessionRevoked, TokenInvalid
 from llm_gateway.errors import Conflict
 from llm_gateway.models.llm import EndpointUrl, LlmFormat, LlmStatus, StoredLlm, ValidationSummary
-from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
 from tests.integration.conftest import AwsStack
 

@@ -19,7 +19,7 @@ from llm_gateway.domain.accounts import create_account
 from llm_gateway.domain.health import reason
 from llm_gateway.domain.url_health import COOL_DOWN_S, MAX_COOL_DOWN_S
 from llm_gateway.models.llm import LlmFormat
-from llm_gateway_cli.fake_provider import FakeProviderHandle, start_in_thread
+from llm_gateway_fake_provider import FakeProviderHandle, start_in_thread
 from tests.conftest import LeakCollector
 from tests.integration.conftest import AwsStack
 from tests.integration.test_stream_faults import DONE, FAST, AppServer, Gateway, fake, wait_for, wait_for_log

@@ -30,9 +30,9 @@ from llm_gateway.domain.accounts import create_account
 from llm_gateway.domain.registry import MAX_LLMS_PER_ACCOUNT
 from llm_gateway.models.llm import EndpointUrl, LlmFormat, LlmStatus, StoredLlm, Timeouts, ValidationSummary
 from llm_gateway.models.session import SessionTokenRequest
-from llm_gateway_cli.fake_provider import FakeProviderHandle, start_in_thread
-from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
-from llm_gateway_cli.fake_provider.state import fingerprint
+from llm_gateway_fake_provider import FakeProviderHandle, start_in_thread
+from llm_gateway_fake_provider.config import DEFAULT_KEY
+from llm_gateway_fake_provider.state import fingerprint
 from tests.conftest import CANARY, LeakCollector
 from tests.integration.conftest import AwsStack
 

@@ -17,7 +17,7 @@ from llm_gateway.domain.streaming import Limits
 from llm_gateway.models.chat import ChatRequest
 from llm_gateway.models.llm import LlmFormat
 from llm_gateway.providers.dispatch import EndpointSpec, build_call, classify_status, make_relay
-from llm_gateway_cli.fake_provider.server import FakeProviderHandle, start_in_thread
+from llm_gateway_fake_provider.server import FakeProviderHandle, start_in_thread
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pydantic import TypeAdapter
 from llm_gateway.domain.conformance.budget import CONFIG_TEST_MARGIN_S, VALIDATOR_MARGIN_S
 from llm_gateway.domain.conformance.engine import JOIN_GRACE_S
 from llm_gateway.models.llm import LlmCreate, LlmStatus
-from llm_gateway_cli.fake_provider.server import FakeProviderHandle, start_in_thread
-from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_fake_provider.server import FakeProviderHandle, start_in_thread
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import LeakCollector
 from tests.integration.conftest import AwsStack
 from tests.integration.test_validator import api_event, sqs_event_for

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from llm_gateway.models.llm import LlmStatus
-from llm_gateway_cli.fake_provider.server import FakeProviderHandle, start_in_thread
-from llm_gateway_cli.local.front_door import LambdaContext
-from llm_gateway_cli.local.sqs_poller import SqsPoller
-from llm_gateway_cli.local.stack import register_demo_llms
+from llm_gateway_fake_provider.server import FakeProviderHandle, start_in_thread
+from llm_gateway_local.demo import register_demo_llms
+from llm_gateway_local.front_door import LambdaContext
+from llm_gateway_local.sqs_poller import SqsPoller
 from tests.conftest import CANARY, LeakCollector, load_event
 from tests.integration.conftest import AwsStack
 

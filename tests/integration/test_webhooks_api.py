@@ -15,7 +15,7 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 
 from llm_gateway.domain.webhooks import MAX_WEBHOOKS_PER_ACCOUNT
-from llm_gateway_cli.local.front_door import LambdaContext
+from llm_gateway_local.front_door import LambdaContext
 from tests.conftest import LeakCollector, load_event
 from tests.hostile import HostileServer
 from tests.integration.conftest import AwsStack

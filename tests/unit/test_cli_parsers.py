@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_gateway_cli.commands import chat, client, llms, tokens
+from llm_gateway_cli.commands import chat, client, llms, llms_config, tokens
 from llm_gateway_cli.main import build_parser, main
 
 STATE = ["--state-file", "/nonexistent/state.json"]
@@ -67,7 +67,7 @@ def test_create_flags_become_the_camel_case_body() -> None:
         "--idempotency-key", "abc", "--gateway-api-key", "llmgw_x", "--api-url", "http://127.0.0.1:1",
     )  # fmt: skip
     assert args.gateway_api_key == "llmgw_x" and args.idempotency_key == "abc"
-    assert llms._config_body(args, creating=True, environ={}) == {
+    assert llms_config.config_body(args, creating=True, environ={}) == {
         "displayName": "prod",
         "description": "desc",
         "llmFormat": "azure_openai",
@@ -83,7 +83,7 @@ def test_create_flags_become_the_camel_case_body() -> None:
 
 
 def test_create_reads_the_endpoint_key_from_the_environment() -> None:
-    body = llms._config_body(
+    body = llms_config.config_body(
         parse("llms", "create", *CREATE), creating=True, environ={"LLM_API_KEY": "from-env"}
     )
     assert body["secret"] == "from-env"
@@ -91,7 +91,7 @@ def test_create_reads_the_endpoint_key_from_the_environment() -> None:
 
 def test_update_is_a_partial_body_and_ignores_the_environment_key() -> None:
     args = parse("llms", "update", "ID", "--model", "m2", "--url", "https://c.example.com")
-    assert llms._config_body(args, creating=False, environ={"LLM_API_KEY": "from-env"}) == {
+    assert llms_config.config_body(args, creating=False, environ={"LLM_API_KEY": "from-env"}) == {
         "modelName": "m2",
         "urls": [{"url": "https://c.example.com"}],
     }

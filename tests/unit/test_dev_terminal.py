@@ -19,7 +19,7 @@ from llm_gateway.settings import StreamSettings
 from llm_gateway_cli.commands.check import render
 from llm_gateway_cli.commands.dev import _print_banner
 from llm_gateway_cli.invocation import cli_command
-from llm_gateway_cli.local.front_door import request_line
+from llm_gateway_local.front_door import request_line
 from tests.conftest import REPO, TEST_SETTINGS
 
 LONG_URL = (

@@ -75,7 +75,7 @@ def test_a_code_answers_its_tables_status_whatever_class_raises_it() -> None:
 
 
 def test_the_api_gateway_responses_use_the_table() -> None:
-    from llm_gateway_cli.local.template import gateway_responses, load_template
+    from llm_gateway_local.template import gateway_responses, load_template
 
     for name, (status, body) in gateway_responses(load_template()).items():
         code = json.loads(body.replace("$context.error.messageString", '"m"'))["error"]["code"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from llm_gateway_cli.local.front_door import LocalFunction
+from llm_gateway_local.front_door import LocalFunction
 
 
 @pytest.fixture

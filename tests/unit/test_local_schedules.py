@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from llm_gateway_cli.commands.health import render_chart, render_health
-from llm_gateway_cli.local.schedules import (
+from llm_gateway_local.schedules import (
     LocalSchedule,
     fill_input,
     parse_duration,
     rate_seconds,
     schedule_targets,
 )
-from llm_gateway_cli.local.template import load_template
+from llm_gateway_local.template import load_template
 
 
 @pytest.mark.parametrize(

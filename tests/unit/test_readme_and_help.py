@@ -9,9 +9,9 @@ import shlex
 
 import pytest
 
-from llm_gateway_cli.fake_provider.cli import build_parser as fake_provider_parser
-from llm_gateway_cli.fake_provider.faults import FAULT_HELP
 from llm_gateway_cli.main import build_parser
+from llm_gateway_fake_provider.cli import build_parser as fake_provider_parser
+from llm_gateway_fake_provider.faults import FAULT_HELP
 from tests import readme
 from tests.conftest import REPO
 

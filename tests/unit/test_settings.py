@@ -16,7 +16,7 @@ from llm_gateway.settings import (
     StreamSettings,
     WebhookDeliverySettings,
 )
-from llm_gateway_cli.local.template import load_template
+from llm_gateway_local.template import load_template
 from tests.conftest import REPO, TEST_SETTINGS, plain_env
 
 

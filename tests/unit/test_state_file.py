@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_gateway_cli.local import stack as stack_module
+from llm_gateway_local import stack as stack_module
 
 
 def test_the_state_file_is_written_by_an_atomic_rename(

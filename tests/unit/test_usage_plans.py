@@ -6,8 +6,8 @@ import re
 
 from llm_gateway.domain.accounts import create_account
 from llm_gateway.domain.usage_plans import enroll_account, usage_key_value
-from llm_gateway_cli.local.template import Throttle, UsagePlanLimits
-from llm_gateway_cli.local.usage_plan import TokenBucket, UsagePlanGate
+from llm_gateway_local.template import Throttle, UsagePlanLimits
+from llm_gateway_local.usage_plan import TokenBucket, UsagePlanGate
 
 
 class FakeClock:

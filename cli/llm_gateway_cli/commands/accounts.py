@@ -77,7 +77,7 @@ class Target:
 
 
 def accounts_create(name: str, state_file: Path | None, stack_name: str | None, *, as_json: bool) -> int:
-    from llm_gateway_cli.local.stack import default_state_file
+    from llm_gateway_local.stack import default_state_file
 
     if state_file is not None and stack_name is not None:
         print("error: give --state-file (local stack) or --stack-name (deployed), not both", file=sys.stderr)
@@ -165,7 +165,7 @@ def _create(name: str, target: Target, *, as_json: bool) -> int:
 
     from llm_gateway.adapters.dynamodb import DynamoAccountRepository
     from llm_gateway.domain.accounts import create_account
-    from llm_gateway_cli.local.stack import enroll
+    from llm_gateway_local.usage_plan import enroll
 
     try:
         created = create_account(DynamoAccountRepository(target.aws.dynamodb(), target.table_name), name)

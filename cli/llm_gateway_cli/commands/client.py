@@ -44,7 +44,7 @@ def connection_arguments(parser: Any, *, key_flag: str = "--api-key") -> None:
 def connection(args: Any, environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
     """(apiUrl, apiKey) from the flags, then the environment (``environ``; None: the user's), then
     the local stack's state file."""
-    from llm_gateway_cli.local.stack import default_state_file
+    from llm_gateway_local.stack import default_state_file
 
     env = os.environ if environ is None else environ
     url = args.api_url or env.get(API_URL_ENV)

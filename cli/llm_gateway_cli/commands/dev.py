@@ -94,22 +94,13 @@ def _origin(value: str) -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def run_dev(
-    port: int,
-    state_file: Path | None,
-    *,
-    demo: bool,
-    quiet: bool = False,
-    allowed_endpoints: list[str] | None = None,
-    revalidate_every: str | None = None,
-    flush_traffic_every: str | None = None,
-) -> int:
-    from llm_gateway_cli.local.schedules import parse_duration
-    from llm_gateway_cli.local.stack import LocalStack, StackStartError, default_state_file
+def _periods(
+    revalidate_every: str | None, flush_traffic_every: str | None
+) -> tuple[float | None, float | None] | None:
+    """(re-validation period, traffic flush period) from the flags; None (said on stderr) when one
+    does not parse."""
+    from llm_gateway_local.schedules import parse_duration
 
-    if not 0 <= port <= 65535:
-        print(f"error: --port {port} is not a port number (0-65535)", file=sys.stderr)
-        return 2
     try:
         every = (
             None
@@ -120,12 +111,35 @@ def run_dev(
         )
     except ValueError as exc:
         print(f"error: --revalidate-every: {exc}", file=sys.stderr)
-        return 2
+        return None
     try:
         flush = None if flush_traffic_every is None else parse_duration(flush_traffic_every)
     except ValueError as exc:
         print(f"error: --flush-traffic-every: {exc}", file=sys.stderr)
+        return None
+    return every, flush
+
+
+def run_dev(
+    port: int,
+    state_file: Path | None,
+    *,
+    demo: bool,
+    quiet: bool = False,
+    allowed_endpoints: list[str] | None = None,
+    revalidate_every: str | None = None,
+    flush_traffic_every: str | None = None,
+) -> int:
+    from llm_gateway_local.servers import StackStartError
+    from llm_gateway_local.stack import LocalStack, default_state_file
+
+    if not 0 <= port <= 65535:
+        print(f"error: --port {port} is not a port number (0-65535)", file=sys.stderr)
         return 2
+    periods = _periods(revalidate_every, flush_traffic_every)
+    if periods is None:
+        return 2
+    every, flush = periods
     request_log = None if quiet else (lambda line: print(line, flush=True))
     stack = LocalStack(
         port=port,
@@ -161,7 +175,7 @@ def run_dev(
 
 def _print_banner(state: dict[str, Any], state_file: Path | None) -> None:
     from llm_gateway_cli.invocation import cli_command
-    from llm_gateway_cli.local.stack import default_state_file
+    from llm_gateway_local.stack import default_state_file
 
     cli = cli_command()
     api, key, fake = state["apiUrl"], state.get("apiKey"), state.get("fakeProviderUrl")

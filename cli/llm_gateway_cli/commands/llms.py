@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -28,11 +26,12 @@ from llm_gateway_cli.commands.client import (
     report_error,
     subcommand,
 )
+from llm_gateway_cli.commands.llms_config import (
+    ConfigUsageError,
+    config_arguments,
+    config_body,
+)
 
-LLM_API_KEY_ENV = "LLM_API_KEY"
-FORMATS = ("openai", "azure_openai", "gemini", "anthropic", "groq_openai")
-REASONING_EFFORTS = ("default", "low", "medium", "high")
-REASONING_FORMATS = ("hidden", "parsed", "raw")
 #: Validation runs real requests upstream; give the gateway time to answer.
 REPORT_TIMEOUT_S = 120.0
 
@@ -53,10 +52,6 @@ examples:
 """
 
 
-class _UsageError(Exception):
-    pass
-
-
 # ---------------------------------------------------------------------------------------------
 # Parsers
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +66,21 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = llms.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_create(actions)
+    _add_listing(actions)
+    _add_get(actions)
+    _add_update(actions)
+    _add_delete(actions)
+    _add_validate(actions)
+    _add_test(actions)
 
+    from llm_gateway_cli.commands import health, requests
+
+    health.register(actions, subcommand, _common)
+    requests.register(actions, subcommand, _common)
+
+
+def _add_create(actions: Any) -> None:
     create = subcommand(
         actions,
         "create",
@@ -83,7 +92,7 @@ def register(sub: Any) -> None:
         "  llm-gateway llms create --format azure_openai --name azure --api-key KEY \\\n"
         "      --url https://my-resource.openai.azure.com/openai/v1 --model my-deployment\n",
     )
-    _config_arguments(create, required=True)
+    config_arguments(create, required=True)
     create.add_argument("--idempotency-key", metavar="K", help="retry-safe creation: same key, same LLM")
     create.add_argument("--wait", action="store_true", help="wait for validation and print its summary")
     create.add_argument(
@@ -92,6 +101,8 @@ def register(sub: Any) -> None:
     _common(create, "print the LLM object as JSON")
     create.set_defaults(run=run_create)
 
+
+def _add_listing(actions: Any) -> None:
     listing = subcommand(
         actions,
         "list",
@@ -108,6 +119,8 @@ def register(sub: Any) -> None:
     _common(listing, "print {data, meta} as JSON")
     listing.set_defaults(run=run_list)
 
+
+def _add_get(actions: Any) -> None:
     get = subcommand(
         actions,
         "get",
@@ -119,6 +132,8 @@ def register(sub: Any) -> None:
     _common(get, "print the LLM object as JSON")
     get.set_defaults(run=run_get)
 
+
+def _add_update(actions: Any) -> None:
     update = subcommand(
         actions,
         "update",
@@ -132,7 +147,7 @@ def register(sub: Any) -> None:
         "  llm-gateway llms update LLM_ID --model gpt-4.1-mini --if-match 3\n",
     )
     update.add_argument("llm_id", metavar="ID")
-    _config_arguments(update, required=False)
+    config_arguments(update, required=False)
     update.add_argument(
         "--if-match", type=int, metavar="VERSION", help="refuse (412) unless the LLM is at VERSION"
     )
@@ -147,6 +162,8 @@ def register(sub: Any) -> None:
     _common(update, "print the updated LLM object as JSON")
     update.set_defaults(run=run_update)
 
+
+def _add_delete(actions: Any) -> None:
     delete = subcommand(
         actions,
         "delete",
@@ -158,6 +175,8 @@ def register(sub: Any) -> None:
     _common(delete, "print {id, deleted} as JSON")
     delete.set_defaults(run=run_delete)
 
+
+def _add_validate(actions: Any) -> None:
     validate = subcommand(
         actions,
         "validate",
@@ -182,6 +201,8 @@ def register(sub: Any) -> None:
     _common(validate, "print the report (with --no-wait: the queued run) as JSON")
     validate.set_defaults(run=run_validate)
 
+
+def _add_test(actions: Any) -> None:
     test = subcommand(
         actions,
         "test",
@@ -190,114 +211,14 @@ def register(sub: Any) -> None:
         "  LLM_API_KEY=sk-... llm-gateway llms test --format openai --name try \\\n"
         "      --url https://api.openai.com/v1 --model gpt-4o-mini\n",
     )
-    _config_arguments(test, required=True)
+    config_arguments(test, required=True)
     _common(test, "print the report as JSON")
     test.set_defaults(run=run_test)
-
-    from llm_gateway_cli.commands import health, requests
-
-    health.register(actions, subcommand, _common)
-    requests.register(actions, subcommand, _common)
 
 
 def _common(parser: Any, json_help: str) -> None:
     connection_arguments(parser, key_flag="--gateway-api-key")
     parser.add_argument("--json", action="store_true", help=json_help)
-
-
-def _config_arguments(parser: Any, *, required: bool) -> None:
-    """The LLM config flags shared by create, test (required ones) and update (all optional)."""
-    parser.add_argument("--format", required=required, choices=FORMATS, dest="llm_format")
-    parser.add_argument("--name", required=required, help="display name")
-    parser.add_argument(
-        "--url",
-        action="append",
-        dest="urls",
-        required=required,
-        metavar="URL",
-        help="endpoint URL; repeat for failover (1-5)" + ("" if required else "; replaces the list"),
-    )
-    parser.add_argument("--model", required=required, help="model name (Azure v1: the deployment name)")
-    key_help = "the endpoint's API key" + (f" (default: ${LLM_API_KEY_ENV})" if required else " (a new key)")
-    parser.add_argument("--api-key", dest="llm_api_key", metavar="KEY", help=key_help)
-    parser.add_argument("--deployment", help="Azure deployment name (classic resource-endpoint URLs)")
-    parser.add_argument("--api-version", help="Azure api-version, e.g. 2024-10-21 (classic URLs)")
-    parser.add_argument("--temperature", type=float, metavar="T")
-    parser.add_argument("--max-tokens", type=int, metavar="N")
-    parser.add_argument(
-        "--reasoning-effort",
-        choices=REASONING_EFFORTS,
-        help="how hard a reasoning model thinks (default: unset)",
-    )
-    parser.add_argument(
-        "--reasoning-format",
-        choices=REASONING_FORMATS,
-        help="what clients get of its thoughts: hidden (the default), parsed (reasoning_content) or raw",
-    )
-    parser.add_argument(
-        "--header",
-        action="append",
-        dest="headers",
-        metavar="'NAME: VALUE'",
-        help="extra non-auth header sent upstream; repeatable" + ("" if required else "; replaces them all"),
-    )
-    parser.add_argument("--description", metavar="TEXT")
-
-
-def _config_body(
-    args: argparse.Namespace, *, creating: bool, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The camelCase body from the flags; only what was given (so it doubles as a PUT patch)."""
-    body: dict[str, Any] = {}
-    if args.name is not None:
-        body["displayName"] = args.name
-    if args.description is not None:
-        body["description"] = args.description
-    if args.llm_format is not None:
-        body["llmFormat"] = args.llm_format
-    if args.urls:
-        body["urls"] = [{"url": url} for url in args.urls]
-    if args.model is not None:
-        body["modelName"] = args.model
-    if args.deployment is not None:
-        body["deploymentName"] = args.deployment
-    if args.api_version is not None:
-        body["apiVersion"] = args.api_version
-    if args.temperature is not None:
-        body["temperature"] = args.temperature
-    if args.max_tokens is not None:
-        body["maxTokens"] = args.max_tokens
-    if args.reasoning_effort is not None:
-        body["reasoningEffort"] = args.reasoning_effort
-    if args.reasoning_format is not None:
-        body["reasoningFormat"] = args.reasoning_format
-    if args.headers:
-        body["headers"] = _parse_headers(args.headers)
-    if (
-        args.llm_format is not None
-        and args.llm_format != "azure_openai"
-        and (args.deployment or args.api_version)
-    ):
-        raise _UsageError("--deployment and --api-version apply to --format azure_openai only")
-    env = os.environ if environ is None else environ  # the user's environment, unless given
-    secret = args.llm_api_key or (env.get(LLM_API_KEY_ENV) if creating else None)
-    if creating and not secret:
-        raise _UsageError(f"no API key for the endpoint: pass --api-key KEY or set {LLM_API_KEY_ENV}")
-    if secret is not None:
-        if not secret or any(ch.isspace() for ch in secret):
-            raise _UsageError("the API key must be non-empty and contain no whitespace")
-        body["secret"] = secret
-    return body
-
-
-def _parse_headers(values: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for value in values:
-        name, sep, rest = value.partition(":")
-        if not sep or not name.strip() or any(ch.isspace() for ch in name.strip()):
-            raise _UsageError("--header takes 'Name: value': a header name, a colon, the value")
-        headers[name.strip()] = rest.strip()
-    return headers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,8 +237,8 @@ def _llm_path(llm_id: str, suffix: str = "") -> str:
 
 def run_create(args: argparse.Namespace) -> int:
     try:
-        body = _config_body(args, creating=True)
-    except _UsageError as exc:
+        body = config_body(args, creating=True)
+    except ConfigUsageError as exc:
         return _usage(str(exc))
     if args.wait and not 0 < args.wait_timeout <= 3600:
         return _usage("--wait-timeout must be between 0 and 3600 seconds")
@@ -448,8 +369,8 @@ def run_get(args: argparse.Namespace) -> int:
 
 def run_update(args: argparse.Namespace) -> int:
     try:
-        body = _config_body(args, creating=False)
-    except _UsageError as exc:
+        body = config_body(args, creating=False)
+    except ConfigUsageError as exc:
         return _usage(str(exc))
     if not body:
         return _usage("nothing to update: give at least one of --name, --url, --model, --api-key, …")
@@ -477,21 +398,9 @@ def run_update(args: argparse.Namespace) -> int:
         return 0
     exit_code = 0
     if new_key:
-        print("Validating the new key", end="", file=sys.stderr, flush=True)
-        verdict = _wait_for_key_verdict(args, llm)
-        if isinstance(verdict, int):
-            return verdict
-        if verdict is None:
-            print("error: the new key's validation did not finish in time", file=sys.stderr)
-            return FAILURE
-        details = verdict.get("details") or {}
-        out = sys.stderr if args.json else sys.stdout
-        if details.get("rotation") == "accepted":
-            hint = f" ({details['secretHint']})" if details.get("secretHint") else ""
-            print(f"New key{hint} promoted: it passed validation and is now in service.", file=out)
-        else:
-            print(f"New key refused: {details.get('reason')}. The previous key stays in service.", file=out)
-            exit_code = FAILURE
+        stop, exit_code = _wait_for_new_key(args, llm)
+        if stop is not None:
+            return stop
     fetched = call(args, "GET", _llm_path(llm["id"]))  # a URL or model change revalidates too
     if isinstance(fetched, int):
         return fetched
@@ -510,6 +419,25 @@ def run_update(args: argparse.Namespace) -> int:
         print("error: validation did not finish in time (still pending)", file=sys.stderr)
         return FAILURE
     return exit_code if llm.get("status") == "valid" else FAILURE
+
+
+def _wait_for_new_key(args: argparse.Namespace, llm: dict[str, Any]) -> tuple[int | None, int]:
+    """(the exit code to stop with, if any; else the exit code the key's verdict gives)."""
+    print("Validating the new key", end="", file=sys.stderr, flush=True)
+    verdict = _wait_for_key_verdict(args, llm)
+    if isinstance(verdict, int):
+        return verdict, verdict
+    if verdict is None:
+        print("error: the new key's validation did not finish in time", file=sys.stderr)
+        return FAILURE, FAILURE
+    details = verdict.get("details") or {}
+    out = sys.stderr if args.json else sys.stdout
+    if details.get("rotation") == "accepted":
+        hint = f" ({details['secretHint']})" if details.get("secretHint") else ""
+        print(f"New key{hint} promoted: it passed validation and is now in service.", file=out)
+        return None, 0
+    print(f"New key refused: {details.get('reason')}. The previous key stays in service.", file=out)
+    return None, FAILURE
 
 
 def run_delete(args: argparse.Namespace) -> int:
@@ -590,8 +518,8 @@ def _wait_for_run(args: argparse.Namespace, run: dict[str, Any]) -> dict[str, An
 
 def run_test(args: argparse.Namespace) -> int:
     try:
-        body = _config_body(args, creating=True)
-    except _UsageError as exc:
+        body = config_body(args, creating=True)
+    except ConfigUsageError as exc:
         return _usage(str(exc))
     response = call(args, "POST", "/v1/llms/test", body=body, timeout=REPORT_TIMEOUT_S)
     return _report(response, as_json=args.json)

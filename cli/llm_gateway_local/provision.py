@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from llm_gateway_cli.local.template import ACCOUNT_ID, REGION, Resolver
+from llm_gateway_local.template import ACCOUNT_ID, REGION, Resolver
 
 Client = Callable[[str], Any]
 

@@ -1,4 +1,4 @@
-"""A local OpenAI / Azure OpenAI / Gemini compatible upstream with scriptable faults (tests, demo, bench)."""
+"""A local OpenAI, Azure OpenAI, Gemini and Anthropic upstream with scriptable faults (tests, demo, bench)."""
 
 from .app import create_app
 from .config import FakeProviderConfig

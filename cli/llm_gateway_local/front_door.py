@@ -29,8 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llm_gateway.adapters.aws import AwsClients
 from llm_gateway.composition import ServicesSlot
 from llm_gateway.domain.authorization import AUTHORIZATION, AmbiguousCredentials, single_header
-from llm_gateway_cli.local.template import ACCOUNT_ID, REGION, MockResponse, Route
-from llm_gateway_cli.local.usage_plan import UsagePlanGate
+from llm_gateway_local.template import ACCOUNT_ID, REGION, MockResponse, Route
+from llm_gateway_local.usage_plan import UsagePlanGate
 
 API_ID = "localapi01"
 MAX_API_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own limit; functions enforce their smaller ones

@@ -1,4 +1,4 @@
-"""``python -m llm_gateway_cli.local.child {moto,fake-provider}``: a server of ``llm-gateway dev``.
+"""``python -m llm_gateway_local.child {moto,fake-provider}``: a server of ``llm-gateway dev``.
 
 The local stack runs moto and the fake provider as child processes, so its own process holds only
 what a Lambda container would (the front door, the handlers, the stream app) and measures only
@@ -44,7 +44,7 @@ def _serve_moto(sock: socket.socket, workers: int) -> None:
     from a2wsgi import WSGIMiddleware
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from llm_gateway_cli.local.moto_reads import AtomicDynamoWrites, FreshnessReads
+    from llm_gateway_local.moto_reads import AtomicDynamoWrites, FreshnessReads
 
     app = AtomicDynamoWrites(DomainDispatcherApplication(create_backend_app))
     # moto is a WSGI app; uvicorn keeps connections alive (werkzeug's server closes every one).
@@ -58,13 +58,13 @@ def _serve_moto(sock: socket.socket, workers: int) -> None:
 
 
 def _serve_fake_provider(sock: socket.socket) -> None:
-    from llm_gateway_cli.fake_provider.server import serve_socket
+    from llm_gateway_fake_provider.server import serve_socket
 
     serve_socket(sock)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llm_gateway_cli.local.child")
+    parser = argparse.ArgumentParser(prog="python -m llm_gateway_local.child")
     parser.add_argument("server", choices=["moto", "fake-provider"])
     parser.add_argument("--fd", type=int, required=True, help="a listening socket inherited from the parent")
     parser.add_argument("--parent-pid", type=int, required=True)

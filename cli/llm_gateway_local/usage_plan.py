@@ -12,8 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from llm_gateway_cli.local.template import UsagePlanLimits
+from llm_gateway_local.template import Resolver, UsagePlanLimits, usage_plan_limits
+
+if TYPE_CHECKING:
+    from llm_gateway.adapters.aws import AwsClients
 
 
 @dataclass
@@ -86,3 +90,32 @@ class UsagePlanGate:
                 self._buckets[slot] = bucket
             wait = bucket.take()
         return None if wait == 0.0 else Refusal("THROTTLED", wait)
+
+
+def usage_plan_gate(
+    template: dict[str, Any], resolver: Resolver, aws: AwsClients | None
+) -> UsagePlanGate | None:
+    """The template's usage plan as the front door enforces it: members are the plan's keys in moto."""
+    from llm_gateway.adapters.aws import AwsClients
+
+    limits = usage_plan_limits(template, resolver)
+    if limits is None:
+        return None
+    plan_id = resolver.lookup(limits.logical_id)
+    apigateway = (aws or AwsClients()).apigateway()
+
+    def is_member(usage_key: str) -> bool:
+        pages = apigateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan_id)
+        return any(item.get("value") == usage_key for page in pages for item in page.get("items", []))
+
+    return UsagePlanGate(limits, is_member)
+
+
+def enroll(aws: AwsClients, table_name: str, account_id: str, usage_plan_id: str) -> None:
+    """The account's own throttle: its key in the stage's usage plan (``accounts create`` too)."""
+    from llm_gateway.adapters.dynamodb import DynamoUsageKeyRepository
+    from llm_gateway.adapters.usage_plans import ApiGatewayUsagePlans
+    from llm_gateway.domain.usage_plans import enroll_account
+
+    keys = DynamoUsageKeyRepository(aws.dynamodb(), table_name)
+    enroll_account(ApiGatewayUsagePlans(aws.apigateway()), keys, account_id, usage_plan_id)

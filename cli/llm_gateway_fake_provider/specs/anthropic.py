@@ -7,12 +7,13 @@ vocabulary (``overloaded_error`` as HTTP 529 or as an in-band ``event: error``).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from .completion import (
+from ..completion import (
     Completion,
     ToolCall,
     continued,
@@ -22,12 +23,12 @@ from .completion import (
     split_fragments,
     thought_words,
 )
-from .faults import Fault
-from .prefill import NO_PREFILL, openai_prefill
-from .wire import new_id
-
-if TYPE_CHECKING:
-    from .app import FakeProvider
+from ..faults import Fault
+from ..prefill import NO_PREFILL, openai_prefill
+from ..provider import FakeProvider
+from ..reasoning import NO_REASONING
+from ..request_knobs import CHUNKS_HEADER, bearer, int_header, positive_int
+from ..wire import Spec, content_type_for, new_id
 
 ANTHROPIC_VERSION_HEADER = "anthropic-version"
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -52,12 +53,17 @@ def anthropic_error(status: int, type_: str, message: str, headers: dict[str, st
     )
 
 
-def auth_error(presented: str | None, *, echo: bool = False) -> Response:
+def dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def auth_error(presented: str | None, echo: bool = False) -> Response:
     detail = f" ({presented})" if echo and presented else ""
     return anthropic_error(401, "authentication_error", f"invalid x-api-key{detail}")
 
 
-def status_error(status: int, model: str, presented: str | None) -> Response:
+def status_error(status: int, model: str, presented: str | None, retry_after: str | None = None) -> Response:
+    """Anthropic's answer for the status; a 429 always says ``retry-after: 1``."""
     if status == 401:
         return auth_error(presented or "wrong-key")
     if status == 404:
@@ -68,6 +74,27 @@ def status_error(status: int, model: str, presented: str | None) -> Response:
 
 def not_found_error(model: str) -> Response:
     return anthropic_error(404, "not_found_error", f"model: {model}")
+
+
+def context_length_error() -> Response:
+    return anthropic_error(400, "invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum")
+
+
+def success_headers() -> dict[str, str]:
+    return {"request-id": new_id("req_"), "anthropic-organization-id": "fake-org"}
+
+
+# The content-filter fault has no Anthropic answer: the request is served as usual.
+SPEC = Spec(
+    name="anthropic",
+    dumps=dumps,
+    auth_error=auth_error,
+    not_found=not_found_error,
+    status_error=status_error,
+    context_length_error=context_length_error,
+    content_filter_error=None,
+    success_headers=success_headers,
+)
 
 
 def tool_of(body: dict[str, Any]) -> ToolCall | None:
@@ -169,21 +196,16 @@ def frame(events: list[tuple[str, dict[str, Any]]], fault: Fault | None) -> tupl
         ]
     elif name == "no-done":
         pieces = pieces[:-1]  # no message_stop
-    content_type = {"wrong-content-type": "application/json", "no-content-type": None}.get(
-        name, "text/event-stream; charset=utf-8"
-    )
-    return pieces, content_type
+    return pieces, content_type_for(name, "text/event-stream; charset=utf-8")
 
 
 async def messages(provider: FakeProvider, request: Request) -> Response:
     """``POST /v1/messages``: the shared gate (faults, key), the API's own refusals, then the reply."""
-    from .app import CHUNKS_HEADER, _bearer, _int_header, _positive_int
-
-    body, recorded = await provider._read_json(request)
+    body, recorded = await provider.read_json(request)
     body_model = body.get("model") if body else None
     model = body_model if isinstance(body_model, str) else ""
-    presented = request.headers.get("x-api-key") or _bearer(request)
-    fault, early = await provider._gate(request, "anthropic", model, presented, recorded)
+    presented = request.headers.get("x-api-key") or bearer(request)
+    fault, early = await provider.gate(request, SPEC, model, presented, recorded)
     if early is not None:
         return early
     problem = _refusal(provider, request, body, model)
@@ -199,8 +221,8 @@ async def messages(provider: FakeProvider, request: Request) -> Response:
     thinking: dict[str, Any] = raw_thinking if isinstance(raw_thinking, dict) else {}
     completion = continued(
         plan_completion(
-            chunks=_int_header(request, CHUNKS_HEADER, provider.config.default_chunks),
-            max_tokens=_positive_int(body.get("max_tokens")),
+            chunks=int_header(request, CHUNKS_HEADER, provider.config.default_chunks),
+            max_tokens=positive_int(body.get("max_tokens")),
             prompt_tokens=max(1, count_words(body.get("messages")) + count_words(body.get("system") or "")),
             tool=tool_of(body),
             prompt=asked,
@@ -208,16 +230,16 @@ async def messages(provider: FakeProvider, request: Request) -> Response:
         prefill,
     )
     message_id = new_id("msg_")
-    headers = {"request-id": new_id("req_"), "anthropic-organization-id": "fake-org"}
+    headers = success_headers()
     if body.get("stream") is not True:
         reply = message_body(completion, model=model, message_id=message_id)
-        return provider._respond(label="anthropic:json", pieces=[json.dumps(reply).encode()],
+        return provider.respond(label="anthropic:json", pieces=[json.dumps(reply).encode()],
                                  content_type="application/json", headers=headers, request=request, fault=fault)  # fmt: skip
     events = message_events(
         completion, model=model, message_id=message_id, thinking=thinking.get("type") == "enabled"
     )
     pieces, content_type = frame(events, fault)
-    return provider._respond(label="anthropic:stream", pieces=pieces, content_type=content_type,
+    return provider.respond(label="anthropic:stream", pieces=pieces, content_type=content_type,
                              headers=headers, request=request, fault=fault)  # fmt: skip
 
 
@@ -225,16 +247,13 @@ def _refusal(
     provider: FakeProvider, request: Request, body: dict[str, Any] | None, model: str
 ) -> Response | None:
     """What the Messages API refuses before any model work (in its own words)."""
-    from .app import _positive_int
-    from .reasoning import NO_REASONING
-
     if not request.headers.get(ANTHROPIC_VERSION_HEADER):
         return anthropic_error(400, "invalid_request_error", "anthropic-version: header is required")
     if body is None:
         return anthropic_error(400, "invalid_request_error", "There was an error parsing the body.")
     if not model:
         return anthropic_error(400, "invalid_request_error", "model: Field required")
-    if _positive_int(body.get("max_tokens")) is None:
+    if positive_int(body.get("max_tokens")) is None:
         return anthropic_error(400, "invalid_request_error", "max_tokens: Field required")
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         return anthropic_error(400, "invalid_request_error", "messages: Field required")
@@ -243,3 +262,10 @@ def _refusal(
     if NO_REASONING in model and "thinking" in body:
         return anthropic_error(400, "invalid_request_error", "thinking: this model does not support thinking")
     return None
+
+
+def routes(provider: FakeProvider) -> list[Route]:
+    async def create_message(request: Request) -> Response:
+        return await messages(provider, request)
+
+    return [Route("/v1/messages", create_message, methods=["POST"])]

@@ -2,32 +2,30 @@
 
 Process layout, as in AWS: this process holds the front door, the handlers and the stream app
 (what Lambda containers would run); moto and the fake provider are child processes
-(``local/child.py``), started and stopped with the stack, their output in log files next to the
+(``child.py``), started and stopped with the stack, their output in log files next to the
 state file, so a benchmark of this process measures the gateway and nothing else.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import gc
 import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm_gateway_cli.local.front_door import FrontDoor, LocalFunction
-from llm_gateway_cli.local.provision import provision
-from llm_gateway_cli.local.sqs_poller import SqsPoller
-from llm_gateway_cli.local.template import (
+from llm_gateway_local.demo import register_demo_llms, wait_until_valid
+from llm_gateway_local.front_door import FrontDoor, LocalFunction
+from llm_gateway_local.provision import provision
+from llm_gateway_local.servers import ChildServer, ServerThread, StackStartError, bind_loopback
+from llm_gateway_local.sqs_poller import SqsPoller
+from llm_gateway_local.template import (
     REGION,
     Resolver,
     api_routes,
@@ -43,11 +41,10 @@ from llm_gateway_cli.local.template import (
     repo_root,
     usage_plan_limits,
 )
-from llm_gateway_cli.local.usage_plan import UsagePlanGate
+from llm_gateway_local.usage_plan import enroll, usage_plan_gate
 
 if TYPE_CHECKING:
     from llm_gateway.adapters.aws import AwsClients
-    from llm_gateway.composition import RegistryServices
 
 LOCAL_STAGE = "local"
 
@@ -61,157 +58,12 @@ def default_state_file() -> Path:
     return Path(override) if override else repo_root() / ".local" / "state.json"
 
 
-class StackStartError(Exception):
-    """A start-up problem of the machine, not of the code: printed as one line, never a traceback."""
-
-
-class PortInUse(StackStartError):
-    def __init__(self, port: int) -> None:
-        super().__init__(
-            f"port {port} on 127.0.0.1 is already in use (another `llm-gateway dev`?); "
-            f"stop that process or pick another port with --port N (--port 0 picks a free one)"
-        )
-        self.port = port
-
-
 class StateFileInUse(StackStartError):
     def __init__(self, path: Path, api_url: str) -> None:
         super().__init__(
             f"another local stack ({api_url}) owns the state file {path}; stop it first, "
             f"or give this one its own file with --state-file PATH"
         )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _bind(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(port) from None
-        if exc.errno == errno.EACCES:
-            raise StackStartError(
-                f"port {port} needs privileges this user lacks; pick one above 1023 with --port N"
-            ) from None
-        raise
-    sock.listen(1024)
-    sock.set_inheritable(True)
-    return sock
-
-
-@dataclass
-class ServerThread:
-    """A uvicorn server on a socket we bound (so ``--port 0`` works), in a daemon thread."""
-
-    app: Any
-    port: int
-    server: Any = None
-    thread: threading.Thread | None = None
-    sock: socket.socket | None = None
-
-    def start(self) -> int:
-        import uvicorn
-
-        if self.sock is None:
-            self.sock = _bind(self.port)
-        # Lifespan on: the app's shutdown closes what it opened (the upstream HTTP session).
-        config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="on", access_log=False, timeout_keep_alive=75,
-            http="httptools", loop="uvloop",
-        )  # fmt: skip
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the HTTP server did not start")
-            time.sleep(0.01)
-        return int(self.sock.getsockname()[1])
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(timeout=5)
-        if self.sock is not None:
-            self.sock.close()
-
-
-@dataclass
-class ChildServer:
-    """A server of the stack in its own process (``python -m llm_gateway_cli.local.child``).
-
-    This process binds the listening socket and hands it down, so the URL is known at once and
-    requests made before the child is up wait in the backlog instead of failing.
-    """
-
-    server: str
-    log_file: Path
-    health_path: str
-    proc: subprocess.Popen[bytes] | None = None
-    url: str = ""
-
-    def start(self) -> str:
-        sock = _bind(0)
-        try:
-            self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            # moto names its queue URLs after MOTO_PORT: the port handed down, set for that child only.
-            env = os.environ | {"MOTO_PORT": str(sock.getsockname()[1])} if self.server == "moto" else None
-            with self.log_file.open("ab") as log:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "llm_gateway_cli.local.child", self.server,
-                     "--fd", str(sock.fileno()), "--parent-pid", str(os.getpid())],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),), env=env,
-                )  # fmt: skip
-            self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            sock.close()  # the child owns it now: if the child dies, connecting fails at once
-        return self.url
-
-    def wait_ready(self, timeout_s: float = 20.0) -> None:
-        """Until it answers ``health_path``; a child that exited is an error naming its log."""
-        import http.client
-
-        deadline = time.monotonic() + timeout_s
-        port = int(self.url.rsplit(":", 1)[1])
-        while True:
-            if self.proc is None or self.proc.poll() is not None:
-                raise StackStartError(f"{self.server} exited at start; see {self.log_file}")
-            connection = http.client.HTTPConnection(
-                "127.0.0.1", port, timeout=max(0.1, deadline - time.monotonic())
-            )
-            try:
-                connection.request("GET", self.health_path)
-                if connection.getresponse().status < 500:
-                    return
-            except OSError:
-                pass
-            finally:
-                connection.close()
-            if time.monotonic() > deadline:
-                raise StackStartError(
-                    f"{self.server} did not answer within {timeout_s:.0f} s; see {self.log_file}"
-                )
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
 
 
 @dataclass
@@ -248,7 +100,7 @@ class LocalStack:
         from llm_gateway.composition import RegistryServices
 
         started = time.monotonic()
-        self._api_socket = _bind(self.port)
+        self._api_socket = bind_loopback(self.port)
         self._claim_state_file()
         moto = self._start_child("moto", "/moto-api/")
         fake = self._start_child("fake-provider", "/_fake/health")
@@ -400,7 +252,7 @@ class LocalStack:
         """Built-ins use platform keys; locally they are the fake provider's key."""
         from llm_gateway.catalog import builtin_llms
         from llm_gateway.settings import StreamSettings
-        from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
+        from llm_gateway_fake_provider.config import DEFAULT_KEY
 
         assert self.aws is not None
         prefix = StreamSettings.from_environ(self.environments["StreamProxyFunction"]).platform_secret_prefix
@@ -434,7 +286,7 @@ class LocalStack:
 
     def _start_schedules(self, template: dict[str, Any], front_door: FrontDoor) -> None:
         """The template's schedules as timers; ``--revalidate-every`` shortens the period."""
-        from llm_gateway_cli.local.schedules import LocalSchedule, schedule_targets
+        from llm_gateway_local.schedules import LocalSchedule, schedule_targets
 
         if self.revalidate_every == 0:
             return
@@ -535,35 +387,6 @@ def _answers(api_url: str) -> bool:
         return False
 
 
-def usage_plan_gate(
-    template: dict[str, Any], resolver: Resolver, aws: AwsClients | None
-) -> UsagePlanGate | None:
-    """The template's usage plan as the front door enforces it: members are the plan's keys in moto."""
-    from llm_gateway.adapters.aws import AwsClients
-
-    limits = usage_plan_limits(template, resolver)
-    if limits is None:
-        return None
-    plan_id = resolver.lookup(limits.logical_id)
-    apigateway = (aws or AwsClients()).apigateway()
-
-    def is_member(usage_key: str) -> bool:
-        pages = apigateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan_id)
-        return any(item.get("value") == usage_key for page in pages for item in page.get("items", []))
-
-    return UsagePlanGate(limits, is_member)
-
-
-def enroll(aws: AwsClients, table_name: str, account_id: str, usage_plan_id: str) -> None:
-    """The account's own throttle: its key in the stage's usage plan (``accounts create`` too)."""
-    from llm_gateway.adapters.dynamodb import DynamoUsageKeyRepository
-    from llm_gateway.adapters.usage_plans import ApiGatewayUsagePlans
-    from llm_gateway.domain.usage_plans import enroll_account
-
-    keys = DynamoUsageKeyRepository(aws.dynamodb(), table_name)
-    enroll_account(ApiGatewayUsagePlans(aws.apigateway()), keys, account_id, usage_plan_id)
-
-
 def _quiet_logs(environments: dict[str, dict[str, str]]) -> None:
     """The functions' log level as the template sets it (the stack runs them all in this process)."""
     from llm_gateway.observability import get_logger
@@ -571,35 +394,3 @@ def _quiet_logs(environments: dict[str, dict[str, str]]) -> None:
     levels = {env.get("POWERTOOLS_LOG_LEVEL") for env in environments.values()} - {None}
     if len(levels) == 1:
         get_logger().setLevel(str(levels.pop()))
-
-
-def register_demo_llms(registry: RegistryServices, account_id: str, fake_url: str) -> dict[str, str]:
-    """One demo LLM per spec, on the fake provider; the validator makes them valid on its own."""
-    from pydantic import TypeAdapter
-
-    from llm_gateway.models.llm import LlmCreate
-    from llm_gateway_cli.fake_provider.config import DEFAULT_KEY
-
-    bodies = {
-        "openai": {"llmFormat": "openai", "modelName": "fake-model", "urls": [{"url": f"{fake_url}/v1/chat/completions"}]},
-        "azure_openai": {"llmFormat": "azure_openai", "modelName": "fake-deployment", "urls": [{"url": f"{fake_url}/openai/v1"}]},
-        "gemini": {"llmFormat": "gemini", "modelName": "gemini-2.5-flash", "urls": [{"url": fake_url}]},
-        "anthropic": {"llmFormat": "anthropic", "modelName": "fake-claude", "urls": [{"url": fake_url}]},
-    }  # fmt: skip
-    adapter: TypeAdapter[Any] = TypeAdapter(LlmCreate)
-    created = {}
-    for name, body in bodies.items():
-        request = adapter.validate_python({"displayName": f"Demo {name}", "secret": DEFAULT_KEY, **body})
-        created[name] = registry.registry.create(account_id, request).id
-    return created
-
-
-def wait_until_valid(
-    registry: RegistryServices, account_id: str, llms: dict[str, str], timeout_s: float
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        statuses = [registry.llm_repository.get(account_id, llm_id) for llm_id in llms.values()]
-        if all(s is not None and s.status.value != "pending" for s in statuses):
-            return
-        time.sleep(0.1)

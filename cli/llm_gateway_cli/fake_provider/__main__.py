@@ -1,5 +1,0 @@
-"""``python -m llm_gateway_cli.fake_provider``."""
-
-from .cli import main
-
-raise SystemExit(main())
