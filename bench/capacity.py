@@ -140,7 +140,7 @@ def _app(stack_env: dict[str, str], aws_url: str) -> tuple[subprocess.Popen[byte
 def run(sizes: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every row (for each size and start pattern, direct, then each relay in turn), and the cold
     container: process start to readiness (init), then its first request's added time to first token."""
-    from llm_gateway_cli.local.stack import LocalStack
+    from llm_gateway_local.stack import LocalStack
 
     stack = LocalStack(port=0, state_file=None, demo=True, log=lambda _: None)
     state = stack.start()

@@ -14,7 +14,10 @@ class ApiModel(BaseModel):
     """Public JSON is camelCase; Python code uses snake_case. Unknown fields are rejected."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", str_strip_whitespace=False,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=False,
         defer_build=True,
     )
 
