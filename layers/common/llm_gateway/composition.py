@@ -507,6 +507,10 @@ class StreamServices(OutboundServices, TableServices, CredentialServices, TokenS
         self.aws.secretsmanager()
         warm_request_models()
 
+    def close(self) -> None:
+        if "traffic_recorder" in self.__dict__:  # its thread and counts belong to these services
+            self.traffic_recorder.close(flush=False)
+
 
 def warm_request_models() -> None:
     """The models a stream request validates, built at init: API models build on first use
@@ -516,10 +520,6 @@ def warm_request_models() -> None:
 
     for model in (StoredLlm, SessionRecord):
         model.model_rebuild()
-
-    def close(self) -> None:
-        if "traffic_recorder" in self.__dict__:  # its thread and counts belong to these services
-            self.traffic_recorder.close(flush=False)
 
 
 def _rebase(url: str, base: str) -> str:
