@@ -454,3 +454,15 @@ def test_per_url_counts_survive_the_aggregator_and_merge() -> None:
         {0: 1},
         {1: 1, 0: 1},
     )
+
+
+def test_a_passing_check_that_finds_bad_traffic_announces_the_traffic() -> None:
+    """The counters of a flush are visible before that flush evaluates them: a check in between
+    moves the state, and the event must still name the signal that moved it."""
+    store, events = MemoryStore(), Events()
+    service = _service(store, events)
+    store.add_traffic([_bucket(25, 6)])  # 24 % upstream errors, not evaluated yet
+    change = service.observe_check("acct", "llm", _report(True))
+    assert change is not None and change.record.state is DEGRADED
+    assert events.published[0][1]["signal"] == "traffic"
+    assert events.published[0][1]["reason"].startswith("24% of 25 requests")

@@ -109,6 +109,17 @@ def apply_traffic(record: HealthRecord, window: HealthWindow, now: datetime) -> 
     return _settled(record, after, now)
 
 
+def _moved_by(before: HealthRecord, after: HealthRecord, observer: Signal) -> Signal:
+    """The signal whose verdict moved the state. A check reads the traffic window too: when it
+    finds the counters of another container's flush worse before that flush's own evaluation, the
+    move is the traffic's, though the check's writer announces it."""
+    check_moved = check_state(before.consecutive_failures) is not check_state(after.consecutive_failures)
+    traffic_moved = before.traffic_state is not after.traffic_state
+    if traffic_moved != check_moved:
+        return "traffic" if traffic_moved else "check"
+    return observer
+
+
 def reason(record: HealthRecord, signal: Signal) -> str:
     """One sentence a customer can act on: which signal moved the state, and what it saw."""
     window, check = record.window, record.last_check
@@ -225,7 +236,9 @@ class HealthService:
                 continue  # another container wrote first: evaluate again on what it wrote
             if updated.state is current.state:
                 return None
-            change = HealthChange(account_id, llm_id, current.state, updated, signal)
+            change = HealthChange(
+                account_id, llm_id, current.state, updated, _moved_by(current, updated, signal)
+            )
             self.events.publish(LLM_HEALTH_CHANGED, change.detail())
             return change
         return None
