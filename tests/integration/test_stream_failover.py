@@ -264,14 +264,27 @@ def test_a_deleted_fallback_is_not_used(pair: Pair) -> None:
     assert pair.b.state.requests() == []
 
 
+def counted(pair: Pair, llm_id: str, streams: int) -> Any:
+    """The LLM's health once the stream app has counted ``streams`` streams: it counts one after
+    its last byte went out, which may be just after the client read it (flushing sooner, under
+    load, judged 19 streams: too few for a verdict)."""
+    deadline = time.monotonic() + 10
+    while True:
+        pair.aws.stream.traffic_recorder.flush_now()
+        health = pair.aws.stream.health_service.summary(pair.account, llm_id)
+        if health.window.requests >= streams or time.monotonic() > deadline:
+            assert health.window.requests == streams
+            return health
+        time.sleep(0.05)
+
+
 def test_health_counts_every_attempt_so_a_rescued_url_makes_the_llm_degraded(pair: Pair) -> None:
     llm_id = pair.llm(urls=pair.urls(), timeouts=FAST)
     tok = pair.token(llm_id)
     pair.fake.state.script_fault(MODEL, "status-500", ratio=0.5)  # every other request: never twice in a row
     for _ in range(20):
         assert_whole(pair.stream(tok))
-    pair.aws.stream.traffic_recorder.flush_now()
-    health = pair.aws.stream.health_service.summary(pair.account, llm_id)
+    health = counted(pair, llm_id, 20)
     assert health.state.value == "degraded"
     assert health.window.error_rate == 0, "every request was answered"
     assert [(u.index, u.attempts, u.failed, u.served) for u in health.window.urls] == [
