@@ -8,10 +8,10 @@ the gateway in the same run, so what the gateway adds above the HTTP stack itsel
 
 from __future__ import annotations
 
-import argparse
-
 import aiohttp
 from aiohttp import web
+
+from bench.loopback_relay import serve
 
 _HOP = {"host", "content-length", "transfer-encoding", "connection"}
 
@@ -49,17 +49,7 @@ def make_app(upstream: str) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.passthrough", description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", required=True)
-    args = parser.parse_args(argv)
-    import uvloop
-
-    uvloop.install()
-    web.run_app(
-        make_app(args.upstream.rstrip("/")), host="127.0.0.1", port=args.port, print=None, access_log=None
-    )
-    return 0
+    return serve("python -m bench.passthrough", __doc__, make_app, argv)
 
 
 if __name__ == "__main__":

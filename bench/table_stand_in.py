@@ -11,10 +11,10 @@ benchmarks: it would hide a revocation.
 
 from __future__ import annotations
 
-import argparse
-
 import aiohttp
 from aiohttp import web
+
+from bench.loopback_relay import serve
 
 _TARGET = "DynamoDB_20120810.BatchGetItem"
 _HOP = {"host", "content-length", "transfer-encoding", "connection"}
@@ -53,17 +53,7 @@ def make_app(upstream: str) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.table_stand_in", description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", required=True)
-    args = parser.parse_args(argv)
-    import uvloop
-
-    uvloop.install()
-    web.run_app(
-        make_app(args.upstream.rstrip("/")), host="127.0.0.1", port=args.port, print=None, access_log=None
-    )
-    return 0
+    return serve("python -m bench.table_stand_in", __doc__, make_app, argv)
 
 
 if __name__ == "__main__":
